@@ -1,0 +1,63 @@
+from django.contrib import admin
+
+from .models import Dataset, ErrorType, ImportJob, Problem, Solution, Step, WorkerHeartbeat
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "source_format", "split", "n_solutions", "n_steps", "created_at"]
+    list_filter = ["source_format"]
+    search_fields = ["name"]
+    readonly_fields = ["uuid", "created_at", "import_options", "label_counts"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["file_name", "dataset_name", "detected_format", "status", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ImportJob._meta.fields]
+
+
+@admin.register(ErrorType)
+class ErrorTypeAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "dimension", "definition"]
+
+
+@admin.register(Problem)
+class ProblemAdmin(admin.ModelAdmin):
+    list_display = ["source_id", "dataset"]
+    list_filter = ["dataset"]
+    search_fields = ["source_id", "question"]
+    list_select_related = ["dataset"]
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    fields = ["index", "text", "label", "source_rating"]
+    readonly_fields = ["index", "label", "source_rating"]
+
+
+@admin.register(Solution)
+class SolutionAdmin(admin.ModelAdmin):
+    list_display = ["source_id", "dataset", "generator", "first_error_index", "n_steps"]
+    list_filter = ["dataset"]
+    search_fields = ["source_id"]
+    raw_id_fields = ["problem"]
+    list_select_related = ["dataset"]
+    inlines = [StepInline]
+
+
+@admin.register(Step)
+class StepAdmin(admin.ModelAdmin):
+    list_display = ["solution", "index", "label", "source_rating"]
+    list_filter = ["label"]
+    # Source data is never overwritten: corrections are rows of their own.
+    readonly_fields = ["solution", "index", "text", "label", "source_rating", "alternatives"]
+    raw_id_fields = ["solution"]
+    list_select_related = ["solution__dataset"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["hostname", "queues", "pid", "last_seen"]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django import forms
+
+from .models import Dataset, Step
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="JSON or JSONL (optionally .gz), streamed to disk.")
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
+    format = forms.ChoiceField(
+        choices=[("", "Auto-detect")] + list(Dataset.Format.choices), required=False
+    )
+    split = forms.CharField(max_length=50, required=False)
+    rating0 = forms.ChoiceField(
+        label="PRM800K rating 0 means",
+        choices=[("correct", "correct"), ("incorrect", "incorrect"), ("neutral", "neutral (kept apart)")],
+        initial="correct",
+        help_text="Recorded with the dataset; the raw rating is always kept.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name and Dataset.objects.filter(name=name).exists():
+            raise forms.ValidationError("A dataset with this name exists already.")
+        return name
+
+
+class SolutionFilterForm(forms.Form):
+    ERROR_CHOICES = [("", "any"), ("error", "has an error"), ("correct", "all correct"), ("unknown", "unknown")]
+
+    error = forms.ChoiceField(choices=ERROR_CHOICES, required=False)
+    first_error = forms.IntegerField(required=False, min_value=0, label="first error at step")
+    generator = forms.CharField(required=False)
+    label = forms.ChoiceField(choices=[("", "any")] + list(Step.Label.choices), required=False,
+                              label="has a step labelled")
+    q = forms.CharField(required=False, label="search question")

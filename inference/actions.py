@@ -1,0 +1,96 @@
+"""Named write actions for the inference app; views and commands call these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import transaction
+
+from annotations.models import Dataset
+
+from .models import GenerationRun, ModelEndpoint, PromptTemplate
+
+# The method's defaults: seed run T=0.4, top_p=0.95, up to 8,192 new tokens, 4 samples.
+TEACHER_DEFAULTS = {"n_samples": 4, "temperature": 0.4, "top_p": 0.95, "max_new_tokens": 8192}
+
+
+def default_template() -> PromptTemplate:
+    """Our own R-PRM-structured template, stored once per distinct content."""
+    from inference.core.prompts import DEFAULT_TEMPLATE as core
+
+    existing = PromptTemplate.objects.filter(name=core.name, content_hash=core.content_hash).first()
+    if existing:
+        return existing
+    return save_template(core, source="built-in")
+
+
+def save_template(core, *, source: str = "", user=None, notes: str = "") -> PromptTemplate:
+    """Store a core template as a new version of its name (or reuse identical content)."""
+    same = PromptTemplate.objects.filter(name=core.name, content_hash=core.content_hash).first()
+    if same:
+        return same
+    with transaction.atomic():
+        last = PromptTemplate.objects.select_for_update().filter(name=core.name).order_by("-version").first()
+        version = max(core.version, (last.version + 1) if last else 1)
+        return PromptTemplate.objects.create(
+            name=core.name, version=version, system=core.system, user_template=core.user,
+            few_shot=[list(p) for p in core.few_shot], chat=core.chat, source=source, notes=notes,
+            created_by=user,
+        )
+
+
+def import_template_file(path: str | Path, *, name: str | None = None, user=None) -> PromptTemplate:
+    from inference.core.prompts import load_template_file
+
+    core = load_template_file(path, name=name)
+    return save_template(core, source=Path(path).name, user=user)
+
+
+def endpoint_for(model: str, *, backend: str | None = None, role: str = ModelEndpoint.Role.TEACHER,
+                 served_model_name: str = "") -> ModelEndpoint:
+    """An endpoint by name, or one registered on the fly for a path or URL."""
+    found = ModelEndpoint.objects.filter(name=model).first()
+    if found:
+        return found
+    if backend is None:
+        backend = ModelEndpoint.Backend.OPENAI if model.startswith(("http://", "https://")) \
+            else ModelEndpoint.Backend.TRANSFORMERS
+    endpoint, _ = ModelEndpoint.objects.get_or_create(
+        name=model, defaults={"backend": backend, "path_or_url": model, "role": role,
+                              "served_model_name": served_model_name},
+    )
+    return endpoint
+
+
+def create_run(*, dataset: Dataset, endpoint: ModelEndpoint, template: PromptTemplate | None = None,
+               kind: str = GenerationRun.Kind.TEACHER_SEED, step_filter: dict | None = None,
+               user=None, queue: bool = True, **params) -> GenerationRun:
+    """Create a run and (by default) queue it on the gpu queue once the transaction commits."""
+    from .tasks import process_generation_run
+
+    values = {**TEACHER_DEFAULTS, **endpoint.default_sampling, **{k: v for k, v in params.items() if v is not None}}
+    run = GenerationRun.objects.create(
+        kind=kind, dataset=dataset, endpoint=endpoint, template=template or default_template(),
+        step_filter=step_filter or {}, created_by=user, **values,
+    )
+    run.steps_total = _count_steps(run)
+    run.save(update_fields=["steps_total"])
+    if queue:
+        process_generation_run.delay_on_commit(run.id)
+    return run
+
+
+def _count_steps(run: GenerationRun) -> int:
+    from .runner import select_steps
+
+    return select_steps(run).count()
+
+
+def request_cancel(run: GenerationRun) -> bool:
+    """Cooperative: the worker stops between batches. A queued run is cancelled at once."""
+    if GenerationRun.objects.filter(id=run.id, status=GenerationRun.Status.QUEUED).update(
+        status=GenerationRun.Status.CANCELLED, cancel_requested=True
+    ):
+        return True
+    return bool(GenerationRun.objects.filter(id=run.id, status=GenerationRun.Status.RUNNING)
+                .update(cancel_requested=True))

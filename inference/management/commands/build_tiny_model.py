@@ -1,0 +1,15 @@
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Build a random-initialised Qwen2 model with a locally trained tokenizer (offline, seconds)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("dir")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args, dir, seed, **opts):
+        from inference.core.tiny_model import build_tiny_model
+
+        path = build_tiny_model(dir, seed=seed)
+        self.stdout.write(f"tiny model written to {path}")

@@ -1,0 +1,90 @@
+"""Start a teacher run from the command line; with --wait, run it here to the end."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotations.models import Dataset
+
+
+class Command(BaseCommand):
+    help = "Generate R-PRM critiques for a dataset's steps with a teacher model."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", required=True, help="dataset name")
+        parser.add_argument("--model", required=True, help="endpoint name, model path / id, or server URL")
+        parser.add_argument("--backend", choices=["transformers", "openai", "vllm"])
+        parser.add_argument("--served-model-name", default="", help="OpenAI-compatible: the model name")
+        parser.add_argument("--samples", type=int, default=4)
+        parser.add_argument("--limit", type=int, help="at most this many steps")
+        parser.add_argument("--labels", default="", help="comma-separated step labels to include")
+        parser.add_argument("--temperature", type=float)
+        parser.add_argument("--top-p", type=float)
+        parser.add_argument("--max-new-tokens", type=int)
+        parser.add_argument("--batch-size", type=int)
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--template", help="template name (latest version) instead of the default")
+        parser.add_argument("--kind", default="teacher_seed", choices=["teacher_seed", "student_sample"])
+        parser.add_argument("--wait", action="store_true", help="run here to the end, with a progress bar")
+
+    def handle(self, *args, **o):
+        from inference.actions import create_run, endpoint_for
+        from inference.models import PromptTemplate
+
+        dataset = Dataset.objects.filter(name=o["dataset"]).first()
+        if dataset is None:
+            raise CommandError(f"no dataset named {o['dataset']!r}")
+        if o["samples"] < 1:
+            raise CommandError("--samples must be at least 1")
+        template = None
+        if o["template"]:
+            template = PromptTemplate.objects.filter(name=o["template"]).order_by("-version").first()
+            if template is None:
+                raise CommandError(f"no prompt template named {o['template']!r}")
+        endpoint = endpoint_for(o["model"], backend=o["backend"], served_model_name=o["served_model_name"])
+        step_filter = {"limit": o["limit"]} if o["limit"] else {}
+        if o["labels"]:
+            step_filter["labels"] = [x.strip() for x in o["labels"].split(",") if x.strip()]
+        try:
+            run = create_run(
+                dataset=dataset, endpoint=endpoint, template=template, kind=o["kind"], step_filter=step_filter,
+                queue=not o["wait"], n_samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
+                max_new_tokens=o["max_new_tokens"], batch_size=o["batch_size"], seed=o["seed"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if not o["wait"]:
+            self.stdout.write(f"queued run {run.id} ({run.steps_total} steps x {run.n_samples} samples) on the gpu queue")
+            return
+        self.run_here(run)
+
+    def run_here(self, run) -> None:
+        from inference.runner import process_run
+
+        def bar(r) -> None:
+            width = 30
+            filled = int(width * r.steps_done / r.steps_total) if r.steps_total else width
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {r.steps_done}/{r.steps_total} steps, "
+                             f"{r.critiques_done} critiques")
+            sys.stderr.flush()
+
+        result = process_run(run.id, progress=bar)
+        sys.stderr.write("\n")
+        if result is None:
+            raise CommandError(f"run {run.id} could not be claimed")
+        result.refresh_from_db()
+        s = result.summary
+
+        def pct(x):
+            return "n/a" if x is None else f"{100 * x:.1f}%"
+
+        self.stdout.write(
+            f"run {result.id} {result.status}: {s.get('critiques', 0)} critiques for {result.steps_total} steps; "
+            f"strict parse rate {pct(s.get('parse_rate'))}; agreement with labels {pct(s.get('agreement'))} "
+            f"(correct steps {pct(s.get('agreement_correct'))}, incorrect steps {pct(s.get('agreement_incorrect'))}); "
+            f"{s.get('sft_eligible', 0)} SFT-eligible"
+        )
+        if result.status != "succeeded":
+            raise CommandError(result.error.splitlines()[0] if result.error else f"run {result.status}")

@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Load a prompt template file (e.g. the official R-PRM prompt) as a new, versioned template."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--name")
+
+    def handle(self, *args, path, name, **opts):
+        from inference.actions import import_template_file
+
+        try:
+            template = import_template_file(path, name=name)
+        except (OSError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"template {template.name} v{template.version} (sha256 {template.content_hash[:12]})")

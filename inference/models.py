@@ -1,0 +1,227 @@
+"""Prompt templates, model endpoints, generation runs and critiques.
+
+A *critique* is one analysis + verdict for one step; a *run* is one batch job.
+Runs and critiques keep their provenance (template hash, endpoint, sampling)
+with PROTECT so nothing that produced training data can be deleted from under it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotations.models import Dataset, Step
+
+
+class PromptTemplate(models.Model):
+    """A versioned, hashed template; `(name, version)` is what runs record."""
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    system = models.TextField(blank=True)
+    user_template = models.TextField(help_text="Must contain {question}, {previous_steps} and {now_step}.")
+    few_shot = models.JSONField(default=list, blank=True, help_text="[[user, assistant], ...]")
+    chat = models.BooleanField(default=True, help_text="Render through the tokenizer's chat template.")
+    content_hash = models.CharField(max_length=64, editable=False)
+    source = models.CharField(max_length=255, blank=True, help_text="File it was loaded from, if any.")
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="prompttemplate_unique_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def to_core(self):
+        from inference.core.prompts import PromptTemplate as CoreTemplate
+
+        return CoreTemplate(
+            name=self.name, version=self.version, system=self.system, user=self.user_template,
+            few_shot=tuple(tuple(p) for p in self.few_shot), chat=self.chat,
+        )
+
+    def save(self, *args, **kwargs):
+        # Validates placeholders and fixes the hash; templates are immutable once used.
+        self.content_hash = self.to_core().content_hash
+        super().save(*args, **kwargs)
+
+
+class ModelEndpoint(models.Model):
+    class Role(models.TextChoices):
+        TEACHER = "teacher"
+        STUDENT = "student"
+        POLICY = "policy"
+        SCORER = "scorer"
+
+    class Backend(models.TextChoices):
+        TRANSFORMERS = "transformers", "transformers (in the GPU worker)"
+        OPENAI = "openai", "OpenAI-compatible server (vllm serve, transformers serve)"
+        VLLM = "vllm", "vLLM offline (in the GPU worker)"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.TEACHER)
+    backend = models.CharField(max_length=15, choices=Backend.choices)
+    path_or_url = models.CharField(max_length=500, help_text="Model directory / hub id, or the server's base URL.")
+    served_model_name = models.CharField(max_length=200, blank=True, help_text="OpenAI-compatible: the model name.")
+    default_sampling = models.JSONField(default=dict, blank=True)
+    # Backend kwargs, e.g. {"tensor_parallel_size": 2} for vLLM or {"mode": "chat"} for a server.
+    options = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def backend_kwargs(self) -> dict:
+        """Keyword arguments for inference.core.backends.make_backend."""
+        if self.backend == self.Backend.OPENAI:
+            target = {"base_url": self.path_or_url, "model": self.served_model_name or self.name}
+        elif self.backend == self.Backend.TRANSFORMERS:
+            target = {"model_path": self.path_or_url}
+        else:
+            target = {"model": self.path_or_url}
+        return {**target, **self.options}
+
+
+class GenerationRun(models.Model):
+    class Kind(models.TextChoices):
+        TEACHER_SEED = "teacher_seed", "teacher seed"
+        STUDENT_SAMPLE = "student_sample", "student sampling"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEACHER_SEED)
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="runs")
+    template = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="runs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="generation_runs")
+    # Step selection: {"labels": [...], "solution_error": "any|error|correct", "limit": int}
+    step_filter = models.JSONField(default=dict, blank=True)
+    n_samples = models.PositiveSmallIntegerField(default=4)
+    temperature = models.FloatField(default=0.4)
+    top_p = models.FloatField(default=0.95)
+    max_new_tokens = models.PositiveIntegerField(default=8192)
+    seed = models.IntegerField(null=True, blank=True)
+    batch_size = models.PositiveSmallIntegerField(default=8, help_text="Steps per backend call.")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    steps_total = models.PositiveIntegerField(default=0)
+    steps_done = models.PositiveIntegerField(default=0)
+    critiques_done = models.PositiveIntegerField(default=0)
+    tokens_generated = models.BigIntegerField(default=0)
+    backend_seconds = models.FloatField(default=0)
+    orchestration_seconds = models.FloatField(default=0)
+    # Summary written as the run goes: parse rate, agreement overall/correct/incorrect.
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(n_samples__gte=1), name="generationrun_n_samples_positive"),
+            models.CheckConstraint(condition=Q(top_p__gt=0) & Q(top_p__lte=1), name="generationrun_top_p_range"),
+            models.CheckConstraint(condition=Q(temperature__gte=0), name="generationrun_temperature_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} run {self.pk} on {self.dataset}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return int(100 * self.steps_done / self.steps_total) if self.steps_total else 0
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.tokens_generated / self.backend_seconds if self.backend_seconds else None
+
+    def sampling(self):
+        from inference.core.backends.base import Sampling
+
+        return Sampling(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
+                        seed=self.seed)
+
+
+class CritiqueQuerySet(models.QuerySet):
+    def sft_eligible(self):
+        """The method's keep rule: strict format and the verdict agrees with the label."""
+        return self.filter(strict=True, matches_label=True)
+
+
+class Critique(models.Model):
+    class Verdict(models.TextChoices):
+        YES = "yes"
+        NO = "no"
+        UNPARSEABLE = "unparseable"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    run = models.ForeignKey(GenerationRun, on_delete=models.PROTECT, related_name="critiques")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="critiques")
+    sample_index = models.PositiveSmallIntegerField()
+    text = models.TextField()
+    sections = models.JSONField(default=dict, blank=True)
+    missing_sections = models.JSONField(default=list, blank=True)
+    # Strict R-PRM reading; `lenient_verdict` is reported separately, never used as the verdict.
+    verdict = models.CharField(max_length=11, choices=Verdict.choices)
+    strict = models.BooleanField()
+    lenient_verdict = models.CharField(max_length=3, blank=True)
+    format_problem = models.CharField(max_length=200, blank=True)
+    p_yes = models.FloatField(null=True, blank=True)
+    p_yes_source = models.CharField(max_length=10, blank=True)
+    # null when the step has no yes/no label or the verdict is unparseable.
+    matches_label = models.BooleanField(null=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CritiqueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["run_id", "step_id", "sample_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step", "sample_index"], name="critique_unique_sample"),
+        ]
+        indexes = [
+            # All critiques of a step across runs (review screen's "other samples").
+            models.Index(fields=["step", "run"], name="critique_step_run_idx"),
+            # Run summaries: agreement and parse rate aggregated per run.
+            models.Index(fields=["run", "matches_label", "verdict"], name="critique_run_match_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"critique {self.pk} ({self.verdict}) of {self.step}"

@@ -1,0 +1,289 @@
+"""Process a GenerationRun: the Django shell around the inference core.
+
+Loads the run's steps in id order, skips (step, sample) pairs that already have
+a critique, asks the backend for the rest in batches, parses verdicts and
+sections, and bulk-inserts critiques. Progress, counters and the summary live on
+the run row; cancellation is honoured between batches. Safe to run twice: the
+unique (run, step, sample_index) constraint makes duplicates impossible, and a
+restart does only what is still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from annotations.models import Solution, Step
+from inference.core.backends.base import Backend
+from inference.core.verdict import parse_verdict, split_sections
+
+from .models import Critique, GenerationRun, ModelEndpoint
+
+log = logging.getLogger(__name__)
+
+# A RUNNING run whose heartbeat is older than this was abandoned by a dead worker.
+STALE_AFTER = timedelta(minutes=10)
+_backend_cache: dict[tuple, Backend] = {}
+
+
+class RunCancelled(Exception):
+    pass
+
+
+def get_backend(endpoint: ModelEndpoint) -> Backend:
+    """One loaded backend per endpoint configuration per worker process."""
+    from inference.core.backends import make_backend
+
+    key = (endpoint.backend, endpoint.path_or_url, endpoint.served_model_name, repr(sorted(endpoint.options.items())))
+    if key not in _backend_cache:
+        for old in list(_backend_cache.values()):  # keep one model in (GPU) memory at a time
+            old.close()
+        _backend_cache.clear()
+        _backend_cache[key] = make_backend(endpoint.backend, **endpoint.backend_kwargs())
+    return _backend_cache[key]
+
+
+def select_steps(run: GenerationRun):
+    """The run's steps, deterministic: datasets are append-only, order is by id."""
+    f = run.step_filter or {}
+    steps = Step.objects.filter(solution__dataset_id=run.dataset_id)
+    if f.get("labels"):
+        steps = steps.filter(label__in=f["labels"])
+    if f.get("solution_error") == "error":
+        steps = steps.filter(solution__first_error_index__gte=0)
+    elif f.get("solution_error") == "correct":
+        steps = steps.filter(solution__first_error_index=-1)
+    if f.get("up_to_first_error"):
+        # Steps after the first error carry no label in ProcessBench-style data.
+        steps = steps.filter(Q(solution__first_error_index__lt=0) | Q(index__lte=F("solution__first_error_index")))
+    steps = steps.order_by("id")
+    if f.get("limit"):
+        steps = steps[: int(f["limit"])]
+    return steps
+
+
+def worker_name() -> str:
+    from celery import current_task
+
+    hostname = getattr(getattr(current_task, "request", None), "hostname", None)
+    return hostname or f"cli@{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(run_id: int, worker: str) -> GenerationRun | None:
+    """Conditional UPDATE: a queued run; a running run whose worker went silent; or a
+    running run recorded under this very worker name (it was killed and restarted:
+    with one gpu slot per worker name, nothing else can be processing it)."""
+    now = timezone.now()
+    running = Q(status=GenerationRun.Status.RUNNING)
+    claimed = GenerationRun.objects.filter(
+        Q(status=GenerationRun.Status.QUEUED)
+        | (running & (Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True) | Q(worker=worker))),
+        id=run_id,
+        cancel_requested=False,
+    ).update(status=GenerationRun.Status.RUNNING, heartbeat_at=now, worker=worker, error="")
+    if not claimed:
+        return None
+    run = GenerationRun.objects.select_related("endpoint", "template", "dataset").get(id=run_id)
+    if run.started_at is None:
+        run.started_at = now
+        run.save(update_fields=["started_at"])
+    return run
+
+
+def _iter_batches(step_ids: list[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(step_ids), size):
+        yield step_ids[i : i + size]
+
+
+def _contexts(step_ids: list[int]) -> dict[int, tuple[str, list[str], str, Step]]:
+    """question, previous step texts, now step text and the Step, for each id."""
+    steps = {s.id: s for s in Step.objects.filter(id__in=step_ids).select_related("solution__problem")}
+    solution_ids = {s.solution_id for s in steps.values()}
+    texts: dict[int, list[str]] = defaultdict(list)
+    for sol_id, text in Step.objects.filter(solution_id__in=solution_ids).order_by("solution_id", "index") \
+            .values_list("solution_id", "text"):
+        texts[sol_id].append(text)
+    out = {}
+    for sid, step in steps.items():
+        all_texts = texts[step.solution_id]
+        out[sid] = (step.solution.problem.question, all_texts[: step.index], step.text, step)
+    return out
+
+
+def matches_label(verdict: str, label: str) -> bool | None:
+    if verdict not in ("yes", "no") or label not in (Step.Label.CORRECT, Step.Label.INCORRECT):
+        return None
+    return (verdict == "yes") == (label == Step.Label.CORRECT)
+
+
+def build_critique(run: GenerationRun, step: Step, sample_index: int, completion) -> Critique:
+    result = parse_verdict(completion.text)
+    sections = split_sections(completion.text)
+    return Critique(
+        run=run,
+        step=step,
+        sample_index=sample_index,
+        text=completion.text,
+        sections=sections.sections,
+        missing_sections=sections.missing,
+        verdict=result.verdict,
+        strict=result.strict,
+        lenient_verdict=result.lenient_verdict or "",
+        format_problem=(result.problem or "")[:200],
+        p_yes=completion.p_yes,
+        p_yes_source=completion.p_yes_source or "",
+        matches_label=matches_label(result.verdict, step.label),
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        latency_ms=int(completion.latency_s * 1000),
+    )
+
+
+def summarise(run: GenerationRun) -> dict:
+    """Parse rate and agreement with labels (overall, correct steps, incorrect steps)."""
+    rows = (
+        Critique.objects.filter(run=run)
+        .values("step__label")
+        .annotate(
+            n=Count("id"),
+            strict=Count("id", filter=Q(strict=True)),
+            parsed=Count("id", filter=~Q(verdict=Critique.Verdict.UNPARSEABLE)),
+            agree=Count("id", filter=Q(matches_label=True)),
+            judged=Count("id", filter=Q(matches_label__isnull=False)),
+            yes=Count("id", filter=Q(verdict=Critique.Verdict.YES)),
+        )
+    )
+    by_label = {r["step__label"]: r for r in rows}
+    total = sum(r["n"] for r in rows)
+
+    def rate(num: int, den: int) -> float | None:
+        return round(num / den, 4) if den else None
+
+    def agreement(labels) -> float | None:
+        return rate(sum(by_label.get(lb, {}).get("agree", 0) for lb in labels),
+                    sum(by_label.get(lb, {}).get("judged", 0) for lb in labels))
+
+    return {
+        "critiques": total,
+        "strict": sum(r["strict"] for r in rows),
+        "parsed": sum(r["parsed"] for r in rows),
+        "parse_rate": rate(sum(r["strict"] for r in rows), total),
+        "lenient_parse_rate": rate(sum(r["parsed"] for r in rows), total),
+        "yes": sum(r["yes"] for r in rows),
+        "agreement": agreement([Step.Label.CORRECT, Step.Label.INCORRECT]),
+        "agreement_correct": agreement([Step.Label.CORRECT]),
+        "agreement_incorrect": agreement([Step.Label.INCORRECT]),
+        "sft_eligible": Critique.objects.filter(run=run).sft_eligible().count(),
+    }
+
+
+def process_run(run_id: int, *, progress: Callable[[GenerationRun], None] | None = None,
+                backend: Backend | None = None) -> GenerationRun | None:
+    """Claim and process a run to the end. Returns None if another worker has it."""
+    run = claim(run_id, worker_name())
+    if run is None:
+        log.info("run %s not claimable (finished, cancelled or held by a live worker)", run_id)
+        return None
+    beating = threading.Event()
+    threading.Thread(target=_heartbeat, args=(run.id, beating), daemon=True).start()
+    try:
+        _process(run, backend or get_backend(run.endpoint), progress)
+    except RunCancelled:
+        _finish(run, GenerationRun.Status.CANCELLED)
+    except Exception as exc:  # recorded on the run; the task itself does not retry
+        log.exception("run %s failed", run_id)
+        run.error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        _finish(run, GenerationRun.Status.FAILED)
+    else:
+        _finish(run, GenerationRun.Status.SUCCEEDED)
+    finally:
+        beating.set()
+    return run
+
+
+def _heartbeat(run_id: int, stop: threading.Event, every_s: float = 30) -> None:
+    """Keeps heartbeat_at fresh during long backend calls, so the run is not taken as abandoned."""
+    from django.db import connection
+
+    try:
+        while not stop.wait(every_s):
+            GenerationRun.objects.filter(id=run_id, status=GenerationRun.Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+    finally:
+        connection.close()
+
+
+def recover_interrupted_runs(worker: str) -> list[int]:
+    """Re-queue runs this worker name held when it died (called when a gpu worker starts)."""
+    from .tasks import process_generation_run
+
+    ids = list(GenerationRun.objects.filter(status=GenerationRun.Status.RUNNING, worker=worker)
+               .values_list("id", flat=True))
+    for run_id in ids:
+        process_generation_run.delay(run_id)
+    return ids
+
+
+def _finish(run: GenerationRun, status: str) -> None:
+    run.status = status
+    run.finished_at = timezone.now()
+    run.summary = summarise(run)
+    run.save(update_fields=["status", "finished_at", "summary", "error"])
+
+
+def _process(run: GenerationRun, backend: Backend, progress) -> None:
+    template = run.template.to_core()
+    tokenizer = getattr(backend, "tokenizer", None)
+    sampling = run.sampling()
+    step_ids = list(select_steps(run).values_list("id", flat=True))
+    run.steps_total = len(step_ids)
+    run.save(update_fields=["steps_total"])
+
+    done = 0
+    for batch in _iter_batches(step_ids, max(1, run.batch_size)):
+        if GenerationRun.objects.filter(id=run.id, cancel_requested=True).exists():
+            raise RunCancelled
+        t0 = time.perf_counter()
+        have: dict[int, set[int]] = defaultdict(set)
+        for sid, idx in Critique.objects.filter(run=run, step_id__in=batch).values_list("step_id", "sample_index"):
+            have[sid].add(idx)
+        todo = [sid for sid in batch if len(have[sid]) < run.n_samples]
+        new: list[Critique] = []
+        backend_s = 0.0
+        if todo:
+            ctx = _contexts(todo)
+            prompts = [template.render_prompt(ctx[s][0], ctx[s][1], ctx[s][2], tokenizer=tokenizer) for s in todo]
+            b0 = time.perf_counter()
+            results = backend.generate(prompts, run.n_samples, sampling)
+            backend_s = time.perf_counter() - b0
+            for sid, completions in zip(todo, results, strict=True):
+                for sample_index, completion in enumerate(completions):
+                    if sample_index not in have[sid]:
+                        new.append(build_critique(run, ctx[sid][3], sample_index, completion))
+        with transaction.atomic():
+            Critique.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+            GenerationRun.objects.filter(id=run.id).update(
+                steps_done=done + len(batch),  # absolute, so a resumed run counts right
+                critiques_done=F("critiques_done") + len(new),
+                tokens_generated=F("tokens_generated") + sum(c.completion_tokens for c in new),
+                backend_seconds=F("backend_seconds") + backend_s,
+                orchestration_seconds=F("orchestration_seconds") + (time.perf_counter() - t0 - backend_s),
+                heartbeat_at=timezone.now(),
+            )
+        done += len(batch)
+        run.refresh_from_db(fields=["steps_done", "critiques_done", "tokens_generated", "backend_seconds",
+                                    "orchestration_seconds", "cancel_requested"])
+        if progress:
+            progress(run)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from annotations.access import AppRequest, require_admin, require_reviewer
+
+from . import actions
+from .forms import RunForm
+from .models import Critique, GenerationRun, PromptTemplate
+
+
+def run_list(request: AppRequest):
+    require_reviewer(request)
+    runs = GenerationRun.objects.select_related("dataset", "endpoint", "template", "created_by")[:100]
+    return render(request, "inference/run_list.html", {"runs": runs})
+
+
+def run_new(request: AppRequest):
+    require_admin(request)
+    form = RunForm(request.POST or None, initial=actions.TEACHER_DEFAULTS)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        endpoint = data["endpoint"] or actions.endpoint_for(data["new_model"], backend=data["new_backend"] or None)
+        run = actions.create_run(
+            dataset=data["dataset"], endpoint=endpoint, template=data["template"], step_filter=form.step_filter(),
+            user=request.user, n_samples=data["n_samples"], temperature=data["temperature"], top_p=data["top_p"],
+            max_new_tokens=data["max_new_tokens"], batch_size=data["batch_size"], seed=data["seed"],
+        )
+        return redirect("inference:run_detail", run_uuid=run.uuid)
+    return render(request, "inference/run_new.html", {"form": form})
+
+
+def run_detail(request: AppRequest, run_uuid):
+    require_reviewer(request)
+    run = get_object_or_404(GenerationRun.objects.select_related("dataset", "endpoint", "template"), uuid=run_uuid)
+    if request.htmx and request.htmx.target == "run-progress":
+        response = render(request, "inference/run_detail.html#progress", {"run": run})
+        return HttpResponseStopPolling(response.content) if run.is_finished else response
+    critiques = Critique.objects.filter(run=run).select_related("step__solution").order_by("step_id", "sample_index")
+    verdict = request.GET.get("verdict")
+    if verdict in Critique.Verdict.values:
+        critiques = critiques.filter(verdict=verdict)
+    match = request.GET.get("match")
+    if match in ("yes", "no"):
+        critiques = critiques.filter(matches_label=(match == "yes"))
+    page = Paginator(critiques, 50).get_page(request.GET.get("page"))
+    return render(request, "inference/run_detail.html", {"run": run, "page": page, "verdict": verdict, "match": match})
+
+
+@require_POST
+def run_cancel(request: AppRequest, run_uuid):
+    require_admin(request)
+    run = get_object_or_404(GenerationRun, uuid=run_uuid)
+    actions.request_cancel(run)
+    return redirect("inference:run_detail", run_uuid=run.uuid)
+
+
+def critique_detail(request: AppRequest, critique_uuid):
+    require_reviewer(request)
+    critique = get_object_or_404(
+        Critique.objects.select_related("run__template", "run__endpoint", "step__solution__problem",
+                                        "step__solution__dataset"),
+        uuid=critique_uuid,
+    )
+    solution = critique.step.solution
+    siblings = (Critique.objects.filter(run=critique.run, step=critique.step).exclude(id=critique.id)
+                .order_by("sample_index"))
+    from inference.core.verdict import SECTION_KEYS
+
+    sections = [(key.replace("_", " ").capitalize(), critique.sections.get(key, "")) for key in SECTION_KEYS]
+    context = {
+        "critique": critique, "solution": solution, "steps": list(solution.steps.all()),
+        "siblings": siblings, "sections": sections,
+    }
+    return render(request, "inference/critique_detail.html", context)
+
+
+def template_list(request: AppRequest):
+    require_reviewer(request)
+    templates = PromptTemplate.objects.all()
+    return render(request, "inference/template_list.html", {"templates": templates})
