@@ -10,6 +10,7 @@ restart does only what is still missing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -246,6 +247,10 @@ def _finish(run: GenerationRun, status: str) -> None:
 def _process(run: GenerationRun, backend: Backend, progress) -> None:
     template = run.template.to_core()
     tokenizer = getattr(backend, "tokenizer", None)
+    if template.chat and tokenizer is None:
+        # No local tokenizer (a chat server without tokenizer_path, or a test double):
+        # send system + user as one text; the server applies the model's chat template.
+        template = dataclasses.replace(template, chat=False)
     sampling = run.sampling()
     step_ids = list(select_steps(run).values_list("id", flat=True))
     run.steps_total = len(step_ids)

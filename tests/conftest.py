@@ -46,3 +46,115 @@ def tiny_model_dir(tmp_path_factory):
     from inference.core.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+# --- real services --------------------------------------------------------------
+
+def _needs_real_services() -> None:
+    from django.conf import settings
+
+    if not settings.USING_POSTGRES or not settings.REDIS_URL:
+        pytest.skip("needs Postgres (DATABASE_URL) and Redis (REDIS_URL): run `make test`")
+
+
+class Worker:
+    """A real `celery worker` subprocess against the test database and Redis."""
+
+    def __init__(self, queues: str, name: str, env: dict, log_path):
+        self.queues, self.name, self.env, self.log_path = queues, name, env, log_path
+        self.proc = None
+
+    def start(self):
+        import subprocess
+        import sys
+
+        from django.conf import settings
+
+        pool = ["--pool", "solo"] if "gpu" in self.queues else ["--pool", "threads", "-c", "2"]
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "rprm_web", "worker", "-Q", self.queues, "-n", self.name,
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle", *pool],
+            cwd=settings.BASE_DIR, env=self.env, stdout=self.log, stderr=self.log, start_new_session=True,
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_text()[-3000:]}")
+            if "ready." in self.log_text():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"worker not ready: {self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return open(self.log_path, encoding="utf-8", errors="replace").read()
+
+    def kill(self, sig=None) -> None:
+        import os
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig or signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker_env(transactional_db, tmp_path):
+    """Environment for worker subprocesses: same test database, a purged Redis db."""
+    import os
+
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    _needs_real_services()
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1", "RPRM_VAR_DIR": str(settings.VAR_DIR), "WORKER_STALE_AFTER_S": "45"}
+
+
+@pytest.fixture
+def start_worker(worker_env, tmp_path):
+    workers: list[Worker] = []
+
+    def start(queues: str = "default", name: str | None = None) -> Worker:
+        name = name or f"{queues.replace(',', '-')}@test"
+        worker = Worker(queues, name, worker_env, tmp_path / f"{name}.log").start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for w in workers:
+        w.stop()
+
+
+def wait_for(predicate, timeout: float = 60, every: float = 0.3, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -189,7 +189,9 @@ def _parse_bool(value: str, path: Path) -> bool:
     raise ValueError(f"{path}: chat must be true or false, got {value!r}")
 
 
-def load_template_file(path: str | Path, name: str | None = None, version: int | None = None) -> PromptTemplate:
+def load_template_file(
+    path: str | Path, name: str | None = None, version: int | None = None
+) -> PromptTemplate:
     """Load a prompt template from a ``.json`` or a text file.
 
     JSON (``.json``): an object with ``user`` (or ``template``) and optional
@@ -319,4 +321,3 @@ def _load_text_template(raw: str, path: Path) -> dict[str, Any]:
         "few_shot": tuple(pairs),
         "chat": _parse_bool(meta["chat"], path) if "chat" in meta else True,
     }
-

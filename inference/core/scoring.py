@@ -54,7 +54,9 @@ def verdict_token_ids(tokenizer: Any) -> tuple[int, int]:
             )
         ids.append(encoded[0])
     if ids[0] == ids[1]:
-        raise VerdictTokenError(f"tokenizer {tokenizer_label(tokenizer)!r} maps ' Yes' and ' No' to the same id")
+        raise VerdictTokenError(
+            f"tokenizer {tokenizer_label(tokenizer)!r} maps ' Yes' and ' No' to the same id"
+        )
     return ids[0], ids[1]
 
 

@@ -139,10 +139,7 @@ def _lenient_reading(lines: list[str], verdict_idx: list[int]) -> Literal["yes",
         return None
     idx = verdict_idx[-1]
     line = lines[idx]
-    match = None
-    for match in _QUESTION_RE.finditer(line):
-        pass
-    assert match is not None
+    match = list(_QUESTION_RE.finditer(line))[-1]
     answer = line[match.end() :]
     if not answer.strip(_MARKUP_CHARS + _TRAILING_PUNCT):
         following = [ln for ln in lines[idx + 1 :] if ln.strip()]

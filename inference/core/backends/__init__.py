@@ -24,7 +24,9 @@ def backend_class(kind: str) -> type:
     try:
         module_name, class_name = _BACKENDS[kind]
     except KeyError:
-        raise ValueError(f"unknown backend kind {kind!r}; expected one of {', '.join(BACKEND_KINDS)}") from None
+        raise ValueError(
+            f"unknown backend kind {kind!r}; expected one of {', '.join(BACKEND_KINDS)}"
+        ) from None
     return getattr(importlib.import_module(module_name), class_name)
 
 

@@ -8,6 +8,10 @@ Generation
     the first time the server answers 404/405 there. A server that returns fewer
     than ``n`` choices (``transformers serve`` ignores ``n``) is asked again for the
     rest, with ``seed + k`` so seeded requests do not repeat the same sample.
+    ``transformers serve`` samples only when the model's ``generation_config.json``
+    has ``"do_sample": true`` (it sets temperature/top_p but never do_sample); else
+    every sample is the greedy one, and the backend logs a warning when all ``n > 1``
+    samples of a prompt come back identical.
 
 p_yes, ``p_yes_via="logprobs"``
     Read from the generated tokens' top log-probs at the token right after the
@@ -106,6 +110,7 @@ DECISION_CONFIG: dict[str, Any] = {
 YES_TOKENS = (" Yes", "ĠYes", "▁Yes", "Yes")
 NO_TOKENS = (" No", "ĠNo", "▁No", "No")
 
+_SYSTEMONE_PATH = "/systemone"
 _SYSTEMONE_QUESTION = {"verdict": {"type": "noul"}}
 
 
@@ -257,11 +262,15 @@ class OpenAIBackend:
         self.p_yes_via = p_yes_via
         self.extra_body = dict(extra_body or {})
         self.tokenizer_path = tokenizer_path
+        # With the served model's tokenizer, callers render chat templates locally and
+        # send plain completions (how `vllm serve` is meant to be driven for PRMs).
+        self.tokenizer = None
         if tokenizer_path is not None:
             # Fail before any request when " Yes"/" No" are not single tokens.
             from transformers import AutoTokenizer
 
-            verdict_token_ids(AutoTokenizer.from_pretrained(str(tokenizer_path), local_files_only=True))
+            self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path), local_files_only=True)
+            verdict_token_ids(self.tokenizer)
         self._resolved_mode: str | None = None if mode == "auto" else mode
         self._server_has_logprobs: bool | None = None
         self._systemone: bool | str | None = None  # True, or the reason it cannot be used
@@ -657,25 +666,22 @@ class OpenAIBackend:
 
     async def _systemone_p_yes(self, text: str) -> PYes:
         body = {"model": self.model, "state": text, "questions": _SYSTEMONE_QUESTION}
-        response = await self._post(self._systemone_path(), body)
+        response = await self._post(_SYSTEMONE_PATH, body)
         try:
             p = float(response.data["answers"]["verdict"]["noul"])
         except (KeyError, TypeError, ValueError) as exc:
             raise OpenAIBackendError(
-                f"POST {self.base_url}{self._systemone_path()}: unexpected answer "
-                f"{json.dumps(response.data)[:300]}",
-                url=self.base_url + self._systemone_path(),
+                f"POST {self.base_url}{_SYSTEMONE_PATH}: unexpected answer {json.dumps(response.data)[:300]}",
+                url=self.base_url + _SYSTEMONE_PATH,
             ) from exc
         detail: dict[str, Any] = {"p_yes_latency_s": response.latency_s}
         if "input_tokens" in (response.data.get("usage") or {}):
             detail["p_yes_prompt_tokens"] = response.data["usage"]["input_tokens"]
         return PYes(p, None, detail)
 
-    def _systemone_path(self) -> str:
-        return "/systemone"
-
     async def _check_systemone(self) -> bool | str:
         """True when /systemone reads the text as-is, else the reason it cannot be used (cached)."""
+        self._ensure_client()
         assert self._systemone_lock is not None
         async with self._systemone_lock:
             if self._systemone is not None:
@@ -687,7 +693,7 @@ class OpenAIBackend:
             probe = VERDICT_QUESTION
             try:
                 s1 = await self._post(
-                    self._systemone_path(),
+                    _SYSTEMONE_PATH,
                     {"model": self.model, "state": probe, "questions": _SYSTEMONE_QUESTION},
                 )
                 c = await self._post("/completions", {"model": self.model, "prompt": probe, "max_tokens": 1})

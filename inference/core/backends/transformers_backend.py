@@ -10,7 +10,8 @@ prompt + critique + "\\n" + VERDICT_QUESTION (``p_yes_source="fallback"``).
 Sampling follows :class:`Sampling` only: the model's own generation defaults
 (repetition penalty, top_k, ...) are dropped at load time so runs are reproducible
 and comparable with vLLM. Token counts exclude padding; a completion's count
-includes its end-of-sequence token.
+includes its end-of-sequence token. ``latency_s`` is the wall time of the batch
+that produced the completion. ``Sampling.seed`` seeds torch's global generator.
 """
 
 from __future__ import annotations
@@ -183,7 +184,11 @@ class TransformersBackend:
                     p_yes_source="inline" if p_yes is not None else None,
                     latency_s=latency,
                     finish_reason="stop" if finished else "length",
-                    extra={"verdict_questions": hits, "verdict_step": step, "prefill_tokens": len(full_ids) - len(prompt_ids)},
+                    extra={
+                        "verdict_questions": hits,
+                        "verdict_step": step,
+                        "prefill_tokens": len(full_ids) - len(prompt_ids),
+                    },
                 )
                 results[i].append(completion)
                 if p_yes is None:
@@ -201,7 +206,9 @@ class TransformersBackend:
                 c.extra["fallback"] = "reread" if source == "verdict_question" else "appended"
 
         if greedy and n > 1:
-            results = [[c] + [dataclasses.replace(c, extra=dict(c.extra)) for _ in range(n - 1)] for [c] in results]
+            results = [
+                [c] + [dataclasses.replace(c, extra=dict(c.extra)) for _ in range(n - 1)] for [c] in results
+            ]
         return results
 
     def _groups(self, lengths: list[int], n_gen: int, max_new: int) -> list[list[int]]:
@@ -266,7 +273,16 @@ class TransformersBackend:
             cut = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
             finished = cut is not None
             tokens = tokens[:cut] if finished else tokens
-            batch.append((tokens, recorder.p_yes[row], recorder.hits[row], recorder.step_of_hit[row], finished, latency))
+            batch.append(
+                (
+                    tokens,
+                    recorder.p_yes[row],
+                    recorder.hits[row],
+                    recorder.step_of_hit[row],
+                    finished,
+                    latency,
+                )
+            )
         return batch
 
     # -- scoring existing critiques --------------------------------------------
@@ -304,7 +320,12 @@ class TransformersBackend:
     def reference_p_yes(self, prompt: str, critique: str, occurrence: str = "last") -> float:
         """The authors' one-pass-per-critique reading (see :mod:`..reference`)."""
         return reference_p_yes(
-            self.model, self.tokenizer, prompt, critique, occurrence=occurrence, token_ids=(self.yes_id, self.no_id)
+            self.model,
+            self.tokenizer,
+            prompt,
+            critique,
+            occurrence=occurrence,
+            token_ids=(self.yes_id, self.no_id),
         )
 
     def close(self) -> None:

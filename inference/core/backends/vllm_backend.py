@@ -179,13 +179,20 @@ class VLLMBackend:
                 prefix, source = scoring_context(results[i][j].text)
                 contexts.append(prompts[i] + prefix)
                 sources.append(source)
-            for (i, j), (p, bounded), source in zip(pending, self._score_contexts(contexts), sources, strict=True):
+            for (i, j), (p, bounded), source in zip(
+                pending, self._score_contexts(contexts), sources, strict=True
+            ):
                 c = results[i][j]
                 c.p_yes, c.p_yes_source = p, ("fallback" if p is not None else None)
-                c.extra.update(p_yes_bound=bounded, fallback="reread" if source == "verdict_question" else "appended")
+                c.extra.update(
+                    p_yes_bound=bounded, fallback="reread" if source == "verdict_question" else "appended"
+                )
 
         if greedy and n > 1:
-            results = [[r[0]] + [dataclasses.replace(r[0], extra=dict(r[0].extra)) for _ in range(n - 1)] for r in results]
+            results = [
+                [r[0]] + [dataclasses.replace(r[0], extra=dict(r[0].extra)) for _ in range(n - 1)]
+                for r in results
+            ]
         return results
 
     def _score_contexts(self, texts: Sequence[str]) -> list[tuple[float | None, bool]]:

@@ -1,0 +1,496 @@
+"""Benchmark metrics: ProcessBench, PRMBench, K-scaling, and two small statistics.
+
+Plain Python (numpy only for K-scaling); no Django import. Each metric follows the
+official evaluation code, checked by reading it; the source paths are named in the
+docstrings. Where that code has an edge case (empty groups, zero divisions) this
+module says what it does and why.
+
+ProcessBench numbers are percentages (the official scripts multiply by 100);
+PRMBench numbers are fractions in [0, 1] (the official result dict stores
+fractions and only its table printer multiplies by 100).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------
+# ProcessBench
+# --------------------------------------------------------------------------------------
+
+PROCESSBENCH_SUBSETS: tuple[str, ...] = ("gsm8k", "math", "olympiadbench", "omnimath")
+
+
+def processbench_predict(step_scores: Sequence[float], threshold: float = 0.5) -> int:
+    """Index of the first step whose reward is < ``threshold``, else -1.
+
+    Same rule as NJUNLP/R-PRM ``src/evaluate/ProcessBench/get-GenPRM-Score.py``
+    (``compute_match``: ``value < threshold``) on the per-step mean reward. A step without a score is an error
+    here, never silently "correct": the caller decides what a missing reward means.
+    """
+    for i, score in enumerate(step_scores):
+        if score is None:
+            raise ValueError(f"step {i} has no score")
+        if score < threshold:
+            return i
+    return -1
+
+
+def _check_label(label: Any) -> int:
+    if isinstance(label, bool) or not isinstance(label, int | np.integer) or label < -1:
+        raise ValueError(f"a ProcessBench label is an integer >= -1, got {label!r}")
+    return int(label)
+
+
+def processbench_metrics(rows: Iterable[tuple[int, int | None]]) -> dict[str, Any]:
+    """error_acc, correct_acc and F1 (percent) from ``(label, prediction)`` pairs.
+
+    Matches QwenLM/ProcessBench ``code/run_eval_prm_trl.py`` and
+    ``code/run_eval_prm_rlhflow.py``: rows split by ``label != -1`` (error) and
+    ``label == -1`` (correct); each accuracy is ``mean(prediction == label) * 100``;
+    ``f1 = 2*e*c/(e+c)``. Nothing is rounded (the scripts only round when printing,
+    ``:.1f``, and average the unrounded F1s).
+
+    Edge cases, where the official scripts print NaN with a numpy warning:
+
+    * ``e + c == 0`` gives ``f1 = 0.0`` (as NJUNLP/R-PRM
+      ``src/evaluate/ProcessBench/get-GenPRM-Score.py``).
+    * An empty group (no error rows, or no correct rows) gives ``None`` for its
+      accuracy and for F1: the number is undefined, and 0 (what R-PRM's script
+      writes) would look like a result.
+
+    A ``None`` prediction (e.g. an unparseable critic answer, as in the official
+    ``run_eval.py``) counts as a miss.
+    """
+    err_hits = err_n = ok_hits = ok_n = 0
+    for label, prediction in rows:
+        label = _check_label(label)
+        hit = prediction is not None and int(prediction) == label
+        if label == -1:
+            ok_n += 1
+            ok_hits += hit
+        else:
+            err_n += 1
+            err_hits += hit
+    error_acc = err_hits / err_n * 100 if err_n else None
+    correct_acc = ok_hits / ok_n * 100 if ok_n else None
+    return {
+        "error_acc": error_acc,
+        "correct_acc": correct_acc,
+        "f1": _harmonic(error_acc, correct_acc),
+        "n_error": err_n,
+        "n_correct": ok_n,
+    }
+
+
+def _harmonic(e: float | None, c: float | None) -> float | None:
+    if e is None or c is None:
+        return None
+    return 0.0 if e + c == 0 else 2 * e * c / (e + c)
+
+
+def processbench_report(subset_rows: Mapping[str, Iterable[tuple[int, int | None]]]) -> dict[str, Any]:
+    """Per-subset metrics and the headline ``avg_f1``.
+
+    ``avg_f1`` is the UNWEIGHTED mean of the subset F1s (``np.mean(all_f1_scores)``
+    in QwenLM/ProcessBench ``code/run_eval_prm_trl.py``), not a mean over rows.
+    It is ``None`` when any subset F1 is undefined. ``complete`` says whether all
+    four official subsets are present: an average over fewer is not the headline.
+    """
+    subsets = {name: processbench_metrics(rows) for name, rows in subset_rows.items()}
+    f1s = [m["f1"] for m in subsets.values()]
+    avg = None if not f1s or any(f is None for f in f1s) else math.fsum(f1s) / len(f1s)
+    return {
+        "subsets": subsets,
+        "avg_f1": avg,
+        "complete": set(PROCESSBENCH_SUBSETS) <= subsets.keys(),
+    }
+
+
+def processbench_f1(
+    step_scores_by_item: Sequence[Sequence[float]], labels: Sequence[int], threshold: float = 0.5
+) -> float | None:
+    """F1 (percent) of one subset from per-step rewards: the default K-scaling metric."""
+    if len(step_scores_by_item) != len(labels):
+        raise ValueError("one label per item")
+    rows = [
+        (lab, processbench_predict(s, threshold)) for s, lab in zip(step_scores_by_item, labels, strict=True)
+    ]
+    return processbench_metrics(rows)["f1"]
+
+
+def threshold_sweep(
+    subset_items: Mapping[str, Sequence[tuple[int, Sequence[float]]]],
+    thresholds: Iterable[float] | None = None,
+) -> list[dict[str, Any]]:
+    """ProcessBench metrics at each threshold, from ``(label, step_scores)`` items per subset.
+
+    Returns one row per threshold (ascending): ``threshold``, ``avg_f1`` and the
+    per-subset metrics. R-PRM's threshold figure does this; choosing the threshold
+    on the benchmark itself is optimistic, so report 0.5 as the headline.
+    Default thresholds: 0.05, 0.10, ..., 0.95.
+    """
+    if thresholds is None:
+        thresholds = [round(0.05 * i, 2) for i in range(1, 20)]
+    out = []
+    for t in sorted(float(t) for t in thresholds):
+        rows = {
+            name: [(label, processbench_predict(scores, t)) for label, scores in items]
+            for name, items in subset_items.items()
+        }
+        report = processbench_report(rows)
+        out.append({"threshold": t, "avg_f1": report["avg_f1"], "subsets": report["subsets"]})
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# PRMBench
+# --------------------------------------------------------------------------------------
+
+PRMBENCH_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "simplicity": ("redundency", "circular"),
+    "soundness": ("counterfactual", "step_contradiction", "domain_inconsistency", "confidence"),
+    "sensitivity": ("missing_condition", "deception", "multi_solutions"),
+}
+# Items of this class have no wrong step, so negative F1 is meaningless for it.
+POSITIVE_ONLY_CLASSES = frozenset({"multi_solutions"})
+# The official loader adds unmodified solutions under this class; they are scored
+# per class but kept out of the overall counts.
+PRMBENCH_CORRECT_CLASS = "correct"
+
+ZeroDivision = Literal["official", "zero"]
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Step counts with positive = correct step (PRMBench's convention)."""
+
+    tp: int = 0  # correct step, predicted correct
+    fn: int = 0  # correct step, predicted wrong
+    fp: int = 0  # wrong step, predicted correct
+    tn: int = 0  # wrong step, predicted wrong
+
+    def __add__(self, other: Confusion) -> Confusion:
+        return Confusion(self.tp + other.tp, self.fn + other.fn, self.fp + other.fp, self.tn + other.tn)
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fn + self.fp + self.tn
+
+
+def prmbench_step_predictions(step_scores: Sequence[float], threshold: float = 0.5) -> list[bool]:
+    """Predicted correct iff ``score > threshold``.
+
+    Strict ``>`` as in ssmisya/PRMBench ``mr_eval/models/qwen_prm.py``
+    (``item > self.validity_threshold``, default 0.5). NJUNLP/R-PRM's own
+    ``src/evaluate/PRMBench/code/collate.py`` uses ``>=``; the two differ only for
+    a score exactly at the threshold.
+    """
+    out = []
+    for i, s in enumerate(step_scores):
+        if s is None:
+            raise ValueError(f"step {i} has no score")
+        out.append(s > threshold)
+    return out
+
+
+def prmbench_confusion(
+    error_steps: Iterable[int], step_scores: Sequence[float], threshold: float = 0.5
+) -> Confusion:
+    """Confusion counts of one item; ``error_steps`` are 1-based.
+
+    As ``eval_on_hallucination_step`` in ssmisya/PRMBench
+    ``mr_eval/tasks/prmtest_classified/task.py``: only scored steps count (an
+    error step past the last score is ignored), a step is wrong iff listed.
+    """
+    wrong = {int(e) - 1 for e in error_steps}
+    tp = fn = fp = tn = 0
+    for i, predicted_correct in enumerate(prmbench_step_predictions(step_scores, threshold)):
+        if i in wrong:
+            fp += predicted_correct
+            tn += not predicted_correct
+        else:
+            tp += predicted_correct
+            fn += not predicted_correct
+    return Confusion(tp, fn, fp, tn)
+
+
+def _ratio(num: int, den: int, zero_division: ZeroDivision) -> float:
+    if den:
+        return num / den
+    return -1.0 if zero_division == "official" else 0.0
+
+
+def _f1(p: float, r: float, zero_division: ZeroDivision) -> float:
+    if p + r != 0:
+        return 2 * p * r / (p + r)
+    return -1.0 if zero_division == "official" else 0.0
+
+
+def f1_scores(
+    tp: int, fn: int, fp: int, tn: int, zero_division: ZeroDivision = "official"
+) -> dict[str, float]:
+    """Positive and negative precision, recall and F1.
+
+    Negative class: precision ``TN/(TN+FN)``, recall ``TN/(TN+FP)``.
+
+    ``zero_division="official"`` reproduces ssmisya/PRMBench
+    ``mr_eval/tasks/prmtest_classified/task.py`` (``evaluate_function``) to the
+    letter: a ratio with a zero denominator is -1, and F1 is -1 when
+    ``precision + recall == 0`` (so TP == 0 with FP, FN > 0 gives F1 = -1, not 0),
+    otherwise ``2pr/(p+r)`` even with a -1 operand. ``"zero"`` gives the textbook
+    value instead (0 for every undefined ratio and F1). The two agree whenever
+    every denominator is non-zero and TP, TN > 0.
+    """
+    p = _ratio(tp, tp + fp, zero_division)
+    r = _ratio(tp, tp + fn, zero_division)
+    np_ = _ratio(tn, tn + fn, zero_division)
+    nr = _ratio(tn, tn + fp, zero_division)
+    return {
+        "precision": p,
+        "recall": r,
+        "f1_positive": _f1(p, r, zero_division),
+        "negative_precision": np_,
+        "negative_recall": nr,
+        "f1_negative": _f1(np_, nr, zero_division),
+    }
+
+
+def prmscore(
+    tp: int, fn: int, fp: int, tn: int, positive_only: bool = False, zero_division: ZeroDivision = "official"
+) -> float:
+    """PRMScore = 0.5*F1_positive + 0.5*F1_negative; F1_positive alone if ``positive_only``.
+
+    As ``get_prmscore_from_current_res_dict`` in NJUNLP/R-PRM
+    ``src/evaluate/PRMBench/code/get_result.py`` (the PRMBench authors' table code).
+    A fraction in [0, 1] (or negative when the official -1 sentinels enter, see
+    :func:`f1_scores`).
+    """
+    f = f1_scores(tp, fn, fp, tn, zero_division)
+    if positive_only:
+        return f["f1_positive"]
+    return 0.5 * f["f1_positive"] + 0.5 * f["f1_negative"]
+
+
+def prmbench_report(
+    items: Iterable[Mapping[str, Any]],
+    threshold: float = 0.5,
+    zero_division: ZeroDivision = "official",
+) -> dict[str, Any]:
+    """PRMBench scores from items with ``classification``, ``error_steps`` (1-based), ``step_scores``.
+
+    Follows ssmisya/PRMBench ``mr_eval/tasks/prmtest_classified/task.py``
+    (``evaluate_function``) and the table code in NJUNLP/R-PRM
+    ``src/evaluate/PRMBench/code/get_result.py``:
+
+    * per class: TP/FN/FP/TN summed over its items' steps; PRMScore from those;
+      ``multi_solutions`` uses F1_positive only.
+    * per dimension: unweighted mean of its classes' PRMScores (classes absent
+      from ``items`` are skipped and listed in ``missing``; the official code would
+      raise instead). ``None`` when none of its classes is present.
+    * overall: ONE PRMScore (0.5*F1_pos + 0.5*F1_neg, never positive-only) of the
+      counts pooled over every step of every item, multi_solutions included. Items
+      of class ``"correct"`` (unmodified solutions, which the official loader adds)
+      get their own class entry but stay out of the overall, as there.
+    * an item whose ``step_scores`` is None or holds a None is invalid: skipped and
+      counted in ``n_invalid`` (the official ``validity=False``).
+    """
+    per_class: dict[str, Confusion] = {}
+    n_items: Counter[str] = Counter()
+    overall = Confusion()
+    n_invalid = 0
+    for item in items:
+        cls = item["classification"]
+        scores = item.get("step_scores")
+        if scores is None or any(s is None for s in scores):
+            n_invalid += 1
+            continue
+        c = prmbench_confusion(item["error_steps"], scores, threshold)
+        per_class[cls] = per_class.get(cls, Confusion()) + c
+        n_items[cls] += 1
+        if cls != PRMBENCH_CORRECT_CLASS:
+            overall = overall + c
+
+    classes = {}
+    for cls, c in per_class.items():
+        classes[cls] = {
+            "prmscore": prmscore(c.tp, c.fn, c.fp, c.tn, cls in POSITIVE_ONLY_CLASSES, zero_division),
+            **f1_scores(c.tp, c.fn, c.fp, c.tn, zero_division),
+            "tp": c.tp,
+            "fn": c.fn,
+            "fp": c.fp,
+            "tn": c.tn,
+            "n_items": n_items[cls],
+            "n_steps": c.n,
+        }
+    dimensions = {}
+    for dim, members in PRMBENCH_DIMENSIONS.items():
+        present = [classes[m]["prmscore"] for m in members if m in classes]
+        dimensions[dim] = {
+            "prmscore": math.fsum(present) / len(present) if present else None,
+            "missing": [m for m in members if m not in classes],
+        }
+    return {
+        "overall": prmscore(overall.tp, overall.fn, overall.fp, overall.tn, False, zero_division)
+        if overall.n
+        else None,
+        "overall_counts": {"tp": overall.tp, "fn": overall.fn, "fp": overall.fp, "tn": overall.tn},
+        "classes": classes,
+        "dimensions": dimensions,
+        "n_items": sum(n_items.values()),
+        "n_invalid": n_invalid,
+        "threshold": threshold,
+        "zero_division": zero_division,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# K-scaling
+# --------------------------------------------------------------------------------------
+
+
+def _default_ks(k_max: int) -> list[int]:
+    ks, k = [], 1
+    while k < k_max:
+        ks.append(k)
+        k *= 2
+    return ks + [k_max]
+
+
+def k_scaling(
+    samples_by_item: Sequence[Sequence[Sequence[float | None]]],
+    labels: Sequence[Any],
+    ks: Iterable[int] | None = None,
+    n_resamples: int = 200,
+    seed: int = 0,
+    metric_fn: Callable[[list[list[float]], Sequence[Any]], float | None] | None = None,
+    ci: float = 0.95,
+) -> list[dict[str, Any]]:
+    """Metric at K = 1, 2, 4, ... K_max critiques per step, from one run at K_max.
+
+    ``samples_by_item[i][j]`` holds the stored p_yes of every sampled critique of
+    step j of item i. For each K and each resample, every step's reward is the mean
+    of a uniformly random K-subset (without replacement) of its samples; the metric
+    is ``metric_fn(step_scores_by_item, labels)`` (default: ProcessBench F1 at 0.5,
+    with ``labels`` the ProcessBench labels; pass a closure for anything else).
+
+    Returns, per K: the mean over resamples (``value``), ``std``, and a percentile
+    interval (``ci_low``, ``ci_high``: numpy's linear percentiles at
+    ``(1-ci)/2`` and ``(1+ci)/2``). The interval shows the spread from *which* K
+    critiques were drawn; it is not a confidence interval over benchmark items.
+
+    ``None`` samples (unreadable p_yes) are dropped. K_max is the largest sample
+    count of any step; a step with fewer samples than K uses all of them (counted
+    in ``n_steps_clipped``). Deterministic for a seed: K's stream is seeded with
+    ``(seed, K)``, so a K's result does not depend on which other Ks were asked.
+    """
+    if len(samples_by_item) != len(labels):
+        raise ValueError("one label per item")
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be >= 1")
+    if not 0 < ci < 1:
+        raise ValueError("ci must be in (0, 1)")
+    metric_fn = metric_fn or processbench_f1
+
+    steps: list[np.ndarray] = []
+    offsets = [0]
+    for i, item in enumerate(samples_by_item):
+        for j, step in enumerate(item):
+            kept = np.array([float(v) for v in step if v is not None], dtype=float)
+            if kept.size == 0:
+                raise ValueError(f"item {i} step {j} has no sample")
+            steps.append(kept)
+        offsets.append(len(steps))
+    if not steps:
+        raise ValueError("no steps")
+    counts = np.array([s.size for s in steps])
+    k_max = int(counts.max())
+    # Steps with the same sample count are drawn together, as one matrix.
+    groups = {int(n): np.flatnonzero(counts == n) for n in np.unique(counts)}
+    matrices = {n: np.stack([steps[i] for i in idx]) for n, idx in groups.items()}
+
+    ks = sorted({int(k) for k in ks}) if ks is not None else _default_ks(k_max)
+    if any(k < 1 or k > k_max for k in ks):
+        raise ValueError(f"every K must be within 1..{k_max}")
+
+    lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
+    out = []
+    for k in ks:
+        rng = np.random.default_rng([seed, k])
+        # With every step at or below K, every draw is the full set: one pass suffices.
+        deterministic = k >= k_max
+        values = []
+        flat = np.empty(len(steps))
+        for _ in range(1 if deterministic else n_resamples):
+            for n, idx in groups.items():
+                m = matrices[n]
+                if k >= n:
+                    flat[idx] = m.mean(axis=1)
+                else:
+                    pick = np.argsort(rng.random(m.shape), axis=1)[:, :k]
+                    flat[idx] = np.take_along_axis(m, pick, axis=1).mean(axis=1)
+            by_item = [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(samples_by_item))]
+            value = metric_fn(by_item, labels)
+            if value is None:
+                raise ValueError(f"metric undefined at K={k}")
+            values.append(float(value))
+        arr = np.array(values)
+        low, high = np.percentile(arr, [lo_q, hi_q])
+        out.append(
+            {
+                "k": k,
+                "value": float(arr.mean()),
+                "std": float(arr.std()),
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "n_resamples": len(values),  # 1 at K >= K_max: every draw is the same
+                "n_steps_clipped": int((counts < k).sum()),
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Statistics for the dashboards
+# --------------------------------------------------------------------------------------
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (z=1.959964: 95%).
+
+    ``n == 0`` gives (0.0, 1.0): no data, no information.
+    """
+    if n < 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def cohen_kappa(pairs: Iterable[tuple[Any, Any]]) -> float | None:
+    """Cohen's kappa of two raters over nominal labels, from ``(a, b)`` pairs.
+
+    ``(p_o - p_e) / (1 - p_e)``. ``None`` when undefined: no pairs, or both raters
+    used one and the same label throughout (p_e == 1).
+    """
+    pairs = list(pairs)
+    n = len(pairs)
+    if n == 0:
+        return None
+    p_o = sum(a == b for a, b in pairs) / n
+    ca = Counter(a for a, _ in pairs)
+    cb = Counter(b for _, b in pairs)
+    p_e = sum(ca[label] * cb[label] for label in ca) / (n * n)
+    if p_e == 1:
+        return None
+    return (p_o - p_e) / (1 - p_e)

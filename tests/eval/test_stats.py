@@ -1,0 +1,52 @@
+"""Wilson interval and Cohen's kappa against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from inference.core.metrics import cohen_kappa, wilson_interval
+
+
+def test_it_gives_the_textbook_wilson_intervals():
+    # 5/10, z=1.96: centre 0.5, half-width 1.96*sqrt(0.025 + 0.009604)/1.38416.
+    low, high = wilson_interval(5, 10, z=1.96)
+    half = 1.96 * math.sqrt(0.025 + 3.8416 / 400) / 1.38416
+    assert (low, high) == (pytest.approx(0.5 - half, abs=1e-12), pytest.approx(0.5 + half, abs=1e-12))
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    # 0/10: (0, z^2/(n+z^2)) = (0, 3.8416/13.8416).
+    low, high = wilson_interval(0, 10, z=1.96)
+    assert low == 0.0
+    assert high == pytest.approx(3.8416 / 13.8416, abs=1e-12)
+    low, high = wilson_interval(10, 10, z=1.96)
+    assert low == pytest.approx(10 / 13.8416, abs=1e-12)
+    assert high == 1.0
+    # 81/263 (a common worked example): (0.2553, 0.3662).
+    low, high = wilson_interval(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+
+
+def test_it_handles_wilson_edge_cases():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    for k, n in [(-1, 5), (6, 5), (0, -1)]:
+        with pytest.raises(ValueError):
+            wilson_interval(k, n)
+
+
+def test_it_gives_the_textbook_kappa():
+    # 50 items: yes/yes 20, yes/no 5, no/yes 10, no/no 15.
+    # p_o = 0.7; p_e = 0.5*0.6 + 0.5*0.4 = 0.5; kappa = 0.4.
+    pairs = [("yes", "yes")] * 20 + [("yes", "no")] * 5 + [("no", "yes")] * 10 + [("no", "no")] * 15
+    assert cohen_kappa(pairs) == pytest.approx(0.4, abs=1e-12)
+
+
+def test_it_handles_three_labels_and_edge_cases():
+    # a: x x y y z z ; b: x y y y z x -> p_o = 4/6.
+    # a: x 2, y 2, z 2 ; b: x 2, y 3, z 1 -> p_e = (4 + 6 + 2)/36 = 1/3; kappa = (2/3-1/3)/(2/3) = 0.5.
+    pairs = list(zip("xxyyzz", "xyyyzx", strict=True))
+    assert cohen_kappa(pairs) == pytest.approx(0.5, abs=1e-12)
+    assert cohen_kappa([("a", "a"), ("b", "b")]) == 1.0
+    assert cohen_kappa([("a", "b"), ("b", "a")]) == -1.0
+    assert cohen_kappa([]) is None
+    assert cohen_kappa([("a", "a"), ("a", "a")]) is None
