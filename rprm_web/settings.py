@@ -14,10 +14,10 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Everything the embedded default writes (SQLite, broker folders, uploads, models).
+VAR_DIR = Path(env.str("RPRM_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 
 def _env(name, reader, default):

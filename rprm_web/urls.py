@@ -10,4 +10,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("annotations.urls")),
     path("", include("inference.urls")),
+    path("review/", include("annotations.review_urls")),
 ]
