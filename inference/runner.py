@@ -44,8 +44,14 @@ class RunCancelled(Exception):
 
 def get_backend(endpoint: ModelEndpoint) -> Backend:
     """One loaded backend per endpoint configuration per worker process."""
+    from django.conf import settings
+
     from inference.core.backends import make_backend
 
+    if settings.TORCH_CPU_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.TORCH_CPU_THREADS)
     key = (endpoint.backend, endpoint.path_or_url, endpoint.served_model_name, repr(sorted(endpoint.options.items())))
     if key not in _backend_cache:
         for old in list(_backend_cache.values()):  # keep one model in (GPU) memory at a time

@@ -27,9 +27,11 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_default_queue="default",
     task_queues=(Queue("default"), Queue("gpu")),
+    # Everything that loads a model goes to gpu; annotations (imports, audits,
+    # exports) stays on default.
     task_routes={
-        "inference.tasks.*": {"queue": "gpu"},
-        "training.tasks.*": {"queue": "gpu"},
+        "inference.*": {"queue": "gpu"},
+        "training.*": {"queue": "gpu"},
     },
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,

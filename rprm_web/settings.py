@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "annotations.context_processors.studio",
             ],
+            "builtins": ["template_partials.templatetags.partials"],
         },
     },
 ]
@@ -124,6 +125,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -161,6 +163,9 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = _env("CELERY_TASK_ALWAYS_EAGER", env.bool, False)
+# CPU threads for torch in workers (0 = torch's default). Small models on a busy
+# 2-core box run several times faster on 1 thread than with oversubscribed cores.
+TORCH_CPU_THREADS = _env("TORCH_CPU_THREADS", env.int, 0)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
 

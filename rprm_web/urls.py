@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("annotations.urls")),
     path("", include("inference.urls")),
     path("review/", include("annotations.review_urls")),
+    path("", include("inference.eval_urls")),
 ]

@@ -65,7 +65,8 @@ def test_it_filters_solutions_and_renders_the_htmx_partial(client, demo, reviewe
     partial = client.get(url, {"error": "error"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="solutions")
     body = partial.content.decode()
     assert "<html" not in body and 'id="solutions"' in body
-    assert body.count("badge incorrect") == 6  # first-error badges of the 6 wrong solutions
+    assert "· 6 solutions" in body
+    assert body.count('<span class="badge incorrect">step') == 6  # first-error badges
     only_step_two = client.get(url, {"first_error": 1}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="solutions")
     assert only_step_two.content.decode().count("step 2") == 2
 
