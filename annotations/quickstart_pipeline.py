@@ -61,7 +61,21 @@ def teacher_pass(command, dataset):
     return run
 
 
+def demo_teacher(command, dataset):
+    from annotations.demo_critiques import write_demo_critiques
+    from inference.critique_import import import_critiques
+
+    path = write_demo_critiques(Path(settings.VAR_DIR) / "demo" / "demo_critiques.jsonl")
+    run, _ = import_critiques(path, dataset=dataset, model_name="demo-teacher (hand-written)")
+    s = run.summary
+    command.stdout.write(f"  hand-written demo teacher: {s['critiques']} critiques, agreement {s['agreement']}, "
+                         f"{s['sft_eligible']} SFT-eligible")
+    return run
+
+
 def run_pipeline(command, dataset) -> None:
     command.stdout.write(f"• Demo dataset: {dataset.n_solutions} solutions, {dataset.n_steps} steps")
     command.stdout.write("• Teacher pass (tiny random Qwen2 on the gpu worker)")
     teacher_pass(command, dataset)
+    command.stdout.write("• Recorded critiques (a hand-written demo teacher, for the review queue)")
+    demo_teacher(command, dataset)

@@ -107,7 +107,9 @@ class RecordReader:
             try:
                 value = loads(line)
             except UnicodeDecodeError as exc:
-                raise ImportValidationError(self.name, f"line {lineno}", None, f"not valid UTF-8: {exc}") from exc
+                raise ImportValidationError(
+                    self.name, f"line {lineno}", None, f"not valid UTF-8: {exc}"
+                ) from exc
             except json.JSONDecodeError as exc:
                 raise ImportValidationError(
                     self.name, f"line {lineno}", None, f"invalid JSON: {exc.msg} at column {exc.colno}"
@@ -169,7 +171,10 @@ class RecordReader:
                 ch = skip_ws()
                 if ch == "]":
                     raise ImportValidationError(
-                        self.name, f"record {index}", None, f"invalid JSON: trailing comma before ']' at {where()}"
+                        self.name,
+                        f"record {index}",
+                        None,
+                        f"invalid JSON: trailing comma before ']' at {where()}",
                     )
             elif index and ch not in ("]", ""):
                 raise ImportValidationError(
@@ -178,17 +183,24 @@ class RecordReader:
             if ch == "]":
                 pos += 1
                 if skip_ws() != "":
-                    raise ImportValidationError(self.name, "", None, f"unexpected data after the array at {where()}")
+                    raise ImportValidationError(
+                        self.name, "", None, f"unexpected data after the array at {where()}"
+                    )
                 return
             if ch == "":
-                raise ImportValidationError(self.name, f"record {index}", None, "the array is not closed (truncated file?)")
+                raise ImportValidationError(
+                    self.name, f"record {index}", None, "the array is not closed (truncated file?)"
+                )
             while True:
                 try:
                     value, end = decode(buf, pos)
                 except json.JSONDecodeError as exc:
                     if eof or len(buf) - pos > MAX_RECORD_CHARS:
                         raise ImportValidationError(
-                            self.name, f"record {index}", None, f"invalid JSON: {exc.msg} (record starts at {where()})"
+                            self.name,
+                            f"record {index}",
+                            None,
+                            f"invalid JSON: {exc.msg} (record starts at {where()})",
                         ) from exc
                     fill()
                     continue

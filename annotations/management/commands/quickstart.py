@@ -119,7 +119,7 @@ class Command(BaseCommand):
     def start_processes(self, port: int) -> list[subprocess.Popen]:
         log_dir = Path(settings.VAR_DIR) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {"TORCH_CPU_THREADS": "1", "HF_HUB_OFFLINE": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
         py = sys.executable
         commands = {
             "web": [py, "-m", "gunicorn", "rprm_web.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "120"],

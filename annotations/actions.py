@@ -1,0 +1,429 @@
+"""Dataset workflows: importing a file, as one transaction, with its job row.
+
+`import_file` is the whole import: it parses the file as a stream and writes it in
+ONE transaction, so a bad record anywhere leaves nothing behind. It is idempotent:
+a file (sha256) already imported with the same format and options is reported as
+"already imported" and nothing is written.
+
+The upload page and the Celery task go through `create_import_job` and
+`run_import_job`; the job row carries status, counts and live progress.
+
+Live progress on Postgres: the import transaction must not hide progress, so
+`bytes_done` is written through a second, autocommit connection (with a short
+lock timeout, so it can never wait on the import). On SQLite a second writer would
+wait for the import's write lock, so progress is only written at the end there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, connection, connections, transaction
+from django.utils import timezone
+
+from .importers import (
+    OPTION_DEFAULTS,
+    ImportValidationError,
+    Parser,
+    RecordReader,
+    detect_format,
+    normalize_options,
+    parser_class,
+)
+from .importers.store import BATCH_SOLUTIONS, make_writer
+from .models import Dataset, ImportJob
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, int], None]  # (bytes_done, file_size, solutions so far)
+PROGRESS_EVERY_S = 0.5
+MAX_WARNINGS_IN_COUNTS = 10
+NAME_SUFFIXES = (".gz", ".jsonl", ".json", ".ndjson")
+
+
+@dataclass
+class ImportResult:
+    job: ImportJob
+    dataset: Dataset
+    format: str
+    already_imported: bool
+    counts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def n_problems(self) -> int:
+        return self.counts.get("problems", 0)
+
+    @property
+    def n_solutions(self) -> int:
+        return self.counts.get("solutions", 0)
+
+    @property
+    def n_steps(self) -> int:
+        return self.counts.get("steps", 0)
+
+    @property
+    def n_with_error(self) -> int:
+        return self.counts.get("with_error", 0)
+
+    def summary(self) -> str:
+        if self.already_imported:
+            return f"already imported: {self.job.file_name} ({self.format}) is dataset '{self.dataset.name}'; nothing written"
+        return (
+            f"imported {self.dataset.name} ({self.format}): {self.n_problems:,} problems, "
+            f"{self.n_solutions:,} solutions, {self.n_steps:,} steps ({self.n_with_error:,} with an error) "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def default_dataset_name(path: str | Path) -> str:
+    name = Path(path).name
+    while name.lower().endswith(NAME_SUFFIXES):
+        name = name[: name.rfind(".")]
+    return name
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_options(fmt: str | None, options: dict[str, Any] | None, file_name: str) -> dict[str, Any]:
+    """Options validated early (before the format is known, every option is checked)."""
+    if fmt:
+        return parser_class(fmt, file_name).normalize_options(options, file_name)
+    normalize_options(options, tuple(OPTION_DEFAULTS), file_name)
+    return {k: v for k, v in (options or {}).items() if v not in (None, "")}
+
+
+def create_import_job(
+    path: str | Path,
+    dataset_name: str | None = None,
+    fmt: str | None = None,
+    options: dict[str, Any] | None = None,
+    user: AbstractBaseUser | None = None,
+    *,
+    split: str = "",
+    file_name: str | None = None,
+) -> ImportJob:
+    """A queued job for a file already on disk (e.g. an upload saved under MEDIA_ROOT).
+
+    Bad format names and options raise ImportValidationError here, so a form can show them;
+    problems inside the file are found by the job. `file_name` is the name people know the
+    file by (the upload's original name) and is used in error messages.
+    """
+    path = Path(path)
+    file_name = file_name or path.name
+    checked = _check_options(fmt, options, file_name)
+    if split:
+        # No split column on ImportJob: carried in options and popped before the import
+        # (it describes the dataset, it is not part of the idempotency key).
+        checked["split"] = split
+    return ImportJob.objects.create(
+        dataset_name=dataset_name or default_dataset_name(file_name),
+        file_path=str(path),
+        file_name=file_name,
+        file_size=path.stat().st_size if path.is_file() else 0,
+        requested_format=fmt or "",
+        options=checked,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+
+
+def run_import_job(job_id: int) -> ImportResult | None:
+    """Run a queued job; safe to call twice (a task delivered twice does nothing more).
+
+    The job is claimed with a conditional UPDATE (queued → running). On Postgres the
+    runner also holds a session advisory lock on the job while it works, so a job left
+    `running` by a worker that died (its transaction rolled back, its lock released with
+    its connection) is claimed again by the redelivered task instead of staying stuck.
+    A bad file leaves the job `failed` with the error and returns None; other errors also
+    mark it failed and propagate.
+    """
+    with _job_lock(job_id) as locked:
+        if not locked:
+            log.info("import job %s is being run by another worker; nothing to do", job_id)
+            return None
+        claimable = [ImportJob.Status.QUEUED]
+        if connection.vendor == "postgresql":
+            claimable.append(ImportJob.Status.RUNNING)  # running but unlocked: its runner died
+        claimed = ImportJob.objects.filter(id=job_id, status__in=claimable).update(
+            status=ImportJob.Status.RUNNING, started_at=timezone.now(), bytes_done=0
+        )
+        if not claimed:
+            log.info("import job %s is not queued (already finished); nothing to do", job_id)
+            return None
+        job = ImportJob.objects.select_related("created_by").get(id=job_id)
+        options = dict(job.options)
+        split = options.pop("split", "")
+        try:
+            return import_file(
+                job.file_path,
+                dataset_name=job.dataset_name,
+                fmt=job.requested_format or None,
+                options=options,
+                user=job.created_by,
+                split=split,
+                job=job,
+            )
+        except ImportValidationError:
+            return None  # recorded on the job
+
+
+JOB_LOCK_NAMESPACE = 0x5250524D  # "RPRM": first key of the two-key advisory lock
+
+
+@contextmanager
+def _job_lock(job_id: int) -> Iterator[bool]:
+    """A session advisory lock on the job (Postgres); always granted on SQLite."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [JOB_LOCK_NAMESPACE, job_id])
+        locked = cur.fetchone()[0]
+    try:
+        yield locked
+    finally:
+        if locked:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK_NAMESPACE, job_id])
+
+
+def import_file(
+    path: str | Path,
+    *,
+    dataset_name: str | None = None,
+    fmt: str | None = None,
+    options: dict[str, Any] | None = None,
+    user: AbstractBaseUser | None = None,
+    split: str = "",
+    job: ImportJob | None = None,
+    progress: ProgressCallback | None = None,
+    batch_solutions: int = BATCH_SOLUTIONS,
+) -> ImportResult:
+    """Import one file as one dataset, in one transaction. Raises ImportValidationError
+    (file, line/record, field) on bad input, with nothing written but the failed job."""
+    started = time.monotonic()
+    path = Path(path)
+    file_name = job.file_name if job is not None and job.file_name else path.name
+    dataset_name = (
+        dataset_name or (job.dataset_name if job is not None else "") or default_dataset_name(file_name)
+    )
+    if job is None:
+        job = ImportJob.objects.create(
+            dataset_name=dataset_name,
+            file_path=str(path),
+            file_name=file_name,
+            requested_format=fmt or "",
+            options=options or {},
+            status=ImportJob.Status.RUNNING,
+            started_at=timezone.now(),
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+    try:
+        reader = RecordReader(path, file_name)
+        fmt = fmt or detect_format(path, file_name)
+        parser = parser_class(fmt, file_name)(file_name, options)
+        for value, limit, what in ((dataset_name, 200, "dataset name"), (split, 50, "split")):
+            if len(value) > limit:
+                raise ImportValidationError(file_name, "options", what, f"longer than {limit} characters")
+        job.file_size = reader.size
+        job.file_sha256 = file_sha256(path)
+        job.detected_format = fmt
+        job.options = parser.options
+        job.dataset_name = dataset_name
+        job.status = ImportJob.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(
+            update_fields=[
+                "file_size",
+                "file_sha256",
+                "detected_format",
+                "options",
+                "dataset_name",
+                "status",
+                "started_at",
+            ]
+        )
+        # Live progress needs the job row committed and unlocked: only when this import
+        # owns its transaction (not inside a caller's atomic block, e.g. a test case).
+        live_db = connection.vendor == "postgresql" and not connection.in_atomic_block
+        with transaction.atomic():
+            return _import(
+                job, reader, parser, dataset_name, split, user, progress, live_db, batch_solutions, started
+            )
+    except Exception as exc:
+        _fail(job, exc)
+        raise
+
+
+def _import(
+    job: ImportJob,
+    reader: RecordReader,
+    parser: Parser,
+    dataset_name: str,
+    split: str,
+    user: AbstractBaseUser | None,
+    progress: ProgressCallback | None,
+    live_db: bool,
+    batch_solutions: int,
+    started: float,
+) -> ImportResult:
+    fmt = parser.fmt
+    if connection.vendor == "postgresql":
+        # Serialise imports of the same file, so the idempotency check below is race-free.
+        key = int.from_bytes(bytes.fromhex(job.file_sha256[:16]), "big", signed=True)
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    previous = _previous_import(job, fmt, parser.options)
+    if previous is not None:
+        job.status = ImportJob.Status.DUPLICATE
+        job.dataset = previous.dataset
+        job.counts = previous.counts
+        job.bytes_done = job.file_size
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "dataset", "counts", "bytes_done", "finished_at"])
+        return ImportResult(
+            job, previous.dataset, fmt, True, dict(previous.counts), seconds=time.monotonic() - started
+        )
+    if Dataset.objects.filter(name=dataset_name).exists():
+        raise ImportValidationError(
+            reader.name,
+            "options",
+            "dataset name",
+            f"a dataset named {dataset_name!r} already exists; choose another name",
+        )
+    dataset = Dataset.objects.create(
+        name=dataset_name,
+        source_format=fmt,
+        split=split,
+        description=f"Imported from {reader.name}",
+        import_options=parser.options,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    writer = make_writer(dataset, reader.name, batch_solutions)
+    live = _LiveProgress(job, reader, progress, live_db)
+    try:
+        with reader:
+            for solution in parser.parse(reader):
+                writer.add(solution)
+                live.tick(writer.n_solutions, writer.n_steps)
+        writer.finish()
+    finally:
+        writer.close()  # a batch may still be in flight when the parser fails
+        live.close()
+    if writer.n_solutions == 0:
+        raise ImportValidationError(reader.name, "", None, "the file holds no solutions")
+
+    counts = writer.counts()
+    # Counted while writing: the same numbers as Dataset.refresh_stats() without rescanning.
+    dataset.n_problems, dataset.n_solutions, dataset.n_steps = (
+        writer.n_problems,
+        writer.n_solutions,
+        writer.n_steps,
+    )
+    dataset.n_with_error, dataset.label_counts = writer.n_with_error, counts["labels"]
+    dataset.save(update_fields=["n_problems", "n_solutions", "n_steps", "n_with_error", "label_counts"])
+    counts["warnings"] = parser.n_warnings
+    if parser.warnings:
+        counts["warning_samples"] = parser.warnings[:MAX_WARNINGS_IN_COUNTS]
+    job.status = ImportJob.Status.SUCCEEDED
+    job.dataset = dataset
+    job.counts = counts
+    job.bytes_done = job.file_size
+    job.error = ""
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "dataset", "counts", "bytes_done", "error", "finished_at"])
+    return ImportResult(job, dataset, fmt, False, counts, list(parser.warnings), time.monotonic() - started)
+
+
+def _previous_import(job: ImportJob, fmt: str, options: dict[str, Any]) -> ImportJob | None:
+    candidates = (
+        ImportJob.objects.filter(
+            file_sha256=job.file_sha256, detected_format=fmt, status=ImportJob.Status.SUCCEEDED
+        )
+        .exclude(id=job.id)
+        .select_related("dataset")
+        .order_by("created_at")
+    )
+    # Options compared in Python: JSON equality in SQL differs between backends.
+    return next((c for c in candidates if c.options == options and c.dataset is not None), None)
+
+
+def _fail(job: ImportJob, exc: BaseException) -> None:
+    message = str(exc) if isinstance(exc, ImportValidationError) else f"{type(exc).__name__}: {exc}"
+    try:
+        ImportJob.objects.filter(id=job.id).update(
+            status=ImportJob.Status.FAILED, error=message[:10_000], finished_at=timezone.now()
+        )
+    except DatabaseError:  # the database itself may be what failed
+        log.exception("could not mark import job %s failed", job.id)
+    job.status, job.error = ImportJob.Status.FAILED, message
+
+
+class _LiveProgress:
+    """Writes bytes_done and running counts at most every PROGRESS_EVERY_S."""
+
+    def __init__(
+        self, job: ImportJob, reader: RecordReader, callback: ProgressCallback | None, live_db: bool
+    ) -> None:
+        self.job_id = job.pk
+        self.reader = reader
+        self.callback = callback
+        self.last = time.monotonic()
+        self.sql = (
+            f"UPDATE {connection.ops.quote_name(ImportJob._meta.db_table)} "
+            "SET bytes_done = %s, counts = %s WHERE id = %s"
+        )
+        self.conn = None
+        if live_db:
+            # A second connection, autocommit: its updates are visible while the import's
+            # transaction is open. The lock timeout means it can never wait on the import.
+            self.conn = connections.create_connection(connection.alias)
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute("SET lock_timeout = '1s'")
+            except DatabaseError:
+                log.warning("live progress for import job %s disabled", self.job_id, exc_info=True)
+                self.close()
+
+    def tick(self, n_solutions: int, n_steps: int) -> None:
+        if n_solutions & 255:
+            return
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = now
+        done = self.reader.bytes_done
+        if self.conn is not None:
+            self._write(done, n_solutions, n_steps)
+        if self.callback is not None:
+            self.callback(done, self.reader.size, n_solutions)
+
+    def _write(self, done: int, n_solutions: int, n_steps: int) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    self.sql, [done, f'{{"solutions": {n_solutions}, "steps": {n_steps}}}', self.job_id]
+                )
+        except DatabaseError:
+            log.warning("live progress for import job %s disabled", self.job_id, exc_info=True)
+            self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None

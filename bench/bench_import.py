@@ -1,0 +1,233 @@
+"""Import benchmark: ProcessBench- and PRM800K-format files into a scratch Postgres database.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/rprm .venv/bin/python bench/bench_import.py
+    ... bench/bench_import.py --solutions 10000      # quick run
+
+Generates (in a temporary folder) one file per format with --solutions solutions of
+~10 steps each (100K solutions ≈ 1M steps by default), plus a file a tenth that size,
+creates the database `rprm_bench` next to the one in DATABASE_URL, migrates it, and
+imports every file in a fresh child process, which reports wall time and its own peak
+RSS (getrusage). Peak RSS at the two sizes shows whether memory is flat in file size.
+Prints a table, then one JSON object as the last line. The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = (
+    "we compute the sum of both sides then divide by two so that x equals seven and the area "
+    "is half the base times height which gives us twelve square units hence the answer follows"
+).split()
+
+
+# -- data generation ---------------------------------------------------------------
+def _sentence(rng: random.Random, n: int = 18) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)) + f" ${rng.randint(1, 999)} + {rng.randint(1, 99)}$."
+
+
+def write_processbench(path: Path, n: int, seed: int = 1) -> int:
+    """A JSON array like ProcessBench; ~8 solutions per problem. Returns the number of steps."""
+    rng = random.Random(seed)
+    problems = [_sentence(rng, 30) + f" (problem {i})" for i in range(max(1, n // 8))]
+    steps_total = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("[\n")
+        for i in range(n):
+            steps = [_sentence(rng) for _ in range(rng.randint(6, 14))]
+            steps_total += len(steps)
+            label = -1 if rng.random() < 0.5 else rng.randrange(len(steps))
+            row = {
+                "id": f"bench-{i}",
+                "generator": rng.choice(["Qwen2-7B-Instruct", "Llama-3.1-8B-Instruct"]),
+                "problem": problems[i % len(problems)],
+                "steps": steps,
+                "final_answer_correct": label == -1,
+                "label": label,
+            }
+            f.write(("  " if i == 0 else ",\n  ") + json.dumps(row))
+        f.write("\n]\n")
+    return steps_total
+
+
+def write_prm800k(path: Path, n: int, seed: int = 2) -> int:
+    """PRM800K-layout JSON Lines (phase 2 style, with phase 1 alternatives and human steps)."""
+    rng = random.Random(seed)
+    problems = [_sentence(rng, 30) + f" (problem {i})" for i in range(max(1, n // 8))]
+    steps_total = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            n_steps = rng.randint(6, 14)
+            steps_total += n_steps
+            found_error = rng.random() < 0.5
+            label_steps = []
+            for s in range(n_steps):
+                last = s == n_steps - 1
+                completions = [{"text": _sentence(rng), "rating": rng.choice([1, 1, 1, 0]), "flagged": None}]
+                if rng.random() < 0.25:  # labelled alternatives
+                    completions += [
+                        {"text": _sentence(rng), "rating": rng.choice([-1, 0, 1]), "flagged": False}
+                        for _ in range(rng.randint(1, 3))
+                    ]
+                step = {"completions": completions, "human_completion": None, "chosen_completion": 0}
+                if last and found_error:
+                    completions[0]["rating"] = -1
+                    step["chosen_completion"] = None
+                elif rng.random() < 0.02:
+                    step["human_completion"] = {"text": _sentence(rng), "rating": None, "flagged": False}
+                    step["chosen_completion"] = None
+                label_steps.append(step)
+            row = {
+                "labeler": f"labeler-{rng.randrange(50)}",
+                "timestamp": f"2023-01-{1 + i % 28:02d}T00:00:00.{i:06d}",
+                "generation": 1 + i % 10,
+                "is_quality_control_question": False,
+                "is_initial_screening_question": False,
+                "question": {
+                    "problem": problems[i % len(problems)],
+                    "ground_truth_solution": "It is 7.",
+                    "ground_truth_answer": "7",
+                    "pre_generated_steps": None,
+                    "pre_generated_answer": None,
+                    "pre_generated_verifier_score": None,
+                },
+                "label": {
+                    "steps": label_steps,
+                    "total_time": rng.randint(10_000, 500_000),
+                    "finish_reason": "found_error" if found_error else "solution",
+                },
+            }
+            f.write(json.dumps(row) + "\n")
+    return steps_total
+
+
+# -- the child: one import, measured from inside -----------------------------------------
+def child(path: str, fmt: str, name: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
+    import django
+
+    django.setup()
+    from annotations.actions import import_file
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    result = import_file(path, dataset_name=name, fmt=fmt)
+    seconds = time.perf_counter() - t0
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({
+        "seconds": seconds,
+        "solutions": result.n_solutions,
+        "steps": result.n_steps,
+        "problems": result.n_problems,
+        "rss_before_mb": rss_before / 1024,
+        "rss_peak_mb": rss_peak / 1024,
+    }))  # fmt: skip
+
+
+# -- the driver -------------------------------------------------------------------------
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _psql(admin_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--solutions", type=int, default=100_000, help="solutions per large file (~10 steps each)"
+    )
+    ap.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rprm")
+    )
+    ap.add_argument("--db-name", default="rprm_bench", help="scratch database, created and dropped")
+    ap.add_argument("--formats", default="processbench,prm800k")
+    ap.add_argument("--child", nargs=3, metavar=("PATH", "FORMAT", "NAME"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+
+    if not args.database_url.startswith(("postgres://", "postgresql://")):
+        sys.exit("bench_import needs Postgres: set DATABASE_URL=postgres://...")
+    bench_url = _with_db(args.database_url, args.db_name)
+    admin_url = _with_db(args.database_url, "postgres")
+    writers = {"processbench": (write_processbench, "json"), "prm800k": (write_prm800k, "jsonl")}
+    sizes = [max(1, args.solutions // 10), args.solutions]
+    env = {**os.environ, "DATABASE_URL": bench_url, "PYTHONUNBUFFERED": "1"}
+    runs = []
+    _psql(admin_url, f'DROP DATABASE IF EXISTS "{args.db_name}"')
+    _psql(admin_url, f'CREATE DATABASE "{args.db_name}"')
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        with tempfile.TemporaryDirectory(prefix="rprm-bench-") as tmp:
+            for fmt in args.formats.split(","):
+                write, ext = writers[fmt]
+                for n in sizes:
+                    path = Path(tmp) / f"{fmt}_{n}.{ext}"
+                    t0 = time.perf_counter()
+                    steps = write(path, n)
+                    gen_s = time.perf_counter() - t0
+                    proc = subprocess.run(
+                        [sys.executable, __file__, "--child", str(path), fmt, f"bench-{fmt}-{n}"],
+                        cwd=ROOT, env=env, capture_output=True, text=True,
+                    )  # fmt: skip
+                    if proc.returncode:
+                        sys.exit(f"import of {path.name} failed:\n{proc.stderr[-3000:]}")
+                    m = json.loads(proc.stdout.strip().splitlines()[-1])
+                    run = {
+                        "format": fmt,
+                        "solutions": m["solutions"],
+                        "steps": m["steps"],
+                        "problems": m["problems"],
+                        "file_mb": round(path.stat().st_size / 2**20, 1),
+                        "seconds": round(m["seconds"], 2),
+                        "solutions_per_s": round(m["solutions"] / m["seconds"]),
+                        "steps_per_s": round(m["steps"] / m["seconds"]),
+                        "rss_before_import_mb": round(m["rss_before_mb"], 1),
+                        "peak_rss_mb": round(m["rss_peak_mb"], 1),
+                        "generate_s": round(gen_s, 1),
+                    }
+                    assert steps == m["steps"], (steps, m["steps"])
+                    runs.append(run)
+                    path.unlink()
+                    print(
+                        f"{fmt:13s} {run['solutions']:>8,} solutions {run['steps']:>10,} steps "
+                        f"{run['file_mb']:>7.1f} MB  {run['seconds']:>6.2f} s  {run['steps_per_s']:>9,} steps/s  "
+                        f"peak RSS {run['peak_rss_mb']:.0f} MB (before import {run['rss_before_import_mb']:.0f} MB)",
+                        flush=True,
+                    )
+    finally:
+        _psql(admin_url, f'DROP DATABASE IF EXISTS "{args.db_name}"')
+    flat = {
+        fmt: {
+            "small_file_mb": small["file_mb"],
+            "large_file_mb": large["file_mb"],
+            "small_peak_rss_mb": small["peak_rss_mb"],
+            "large_peak_rss_mb": large["peak_rss_mb"],
+        }
+        for fmt in args.formats.split(",")
+        for small, large in [[r for r in runs if r["format"] == fmt]]
+    }
+    print(json.dumps({"cpus": os.cpu_count(), "runs": runs, "memory_vs_file_size": flat}))
+
+
+if __name__ == "__main__":
+    main()
