@@ -9,22 +9,40 @@ from .models import ModelEndpoint, PromptTemplate
 
 class RunForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
-    endpoint = forms.ModelChoiceField(queryset=ModelEndpoint.objects.all(), required=False, label="Model",
-                                      help_text="A registered endpoint, or fill in a new one below.")
+    endpoint = forms.ModelChoiceField(
+        queryset=ModelEndpoint.objects.exclude(backend=ModelEndpoint.Backend.RECORDED),
+        required=False,
+        label="Model",
+        help_text="A registered endpoint, or fill in a new one below.",
+    )
     new_model = forms.CharField(required=False, label="…or a model path / hub id / server URL")
-    new_backend = forms.ChoiceField(choices=ModelEndpoint.Backend.choices, required=False, label="Backend")
-    template = forms.ModelChoiceField(queryset=PromptTemplate.objects.all(), required=False,
-                                      help_text="Empty: the built-in R-PRM template.")
-    labels = forms.MultipleChoiceField(choices=Step.Label.choices, required=False,
-                                       widget=forms.CheckboxSelectMultiple, help_text="Empty: every step.")
-    up_to_first_error = forms.BooleanField(required=False, initial=True,
-                                           help_text="Skip steps after a solution's first error (they carry no label).")
+    new_backend = forms.ChoiceField(
+        choices=[c for c in ModelEndpoint.Backend.choices if c[0] != ModelEndpoint.Backend.RECORDED],
+        required=False,
+        label="Backend",
+    )
+    template = forms.ModelChoiceField(
+        queryset=PromptTemplate.objects.all(), required=False, help_text="Empty: the built-in R-PRM template."
+    )
+    labels = forms.MultipleChoiceField(
+        choices=Step.Label.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Empty: every step.",
+    )
+    up_to_first_error = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="Skip steps after a solution's first error (they carry no label).",
+    )
     limit = forms.IntegerField(required=False, min_value=1, help_text="At most this many steps.")
     n_samples = forms.IntegerField(min_value=1, max_value=64, initial=4, label="Samples per step (N)")
     temperature = forms.FloatField(min_value=0, max_value=2, initial=0.4)
     top_p = forms.FloatField(min_value=0.01, max_value=1, initial=0.95)
     max_new_tokens = forms.IntegerField(min_value=16, max_value=32768, initial=8192)
-    batch_size = forms.IntegerField(min_value=1, max_value=256, initial=8, help_text="Steps per backend call.")
+    batch_size = forms.IntegerField(
+        min_value=1, max_value=256, initial=8, help_text="Steps per backend call."
+    )
     seed = forms.IntegerField(required=False)
 
     def clean(self):

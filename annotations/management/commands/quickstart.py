@@ -33,7 +33,7 @@ def _free_port(preferred: int) -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port near %d" % preferred)
+    raise RuntimeError(f"no free port near {preferred}")
 
 
 class Command(BaseCommand):

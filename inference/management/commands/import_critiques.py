@@ -1,0 +1,28 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from annotations.models import Dataset
+
+
+class Command(BaseCommand):
+    help = "Import critiques written elsewhere (JSONL) as a finished run of a dataset."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--dataset", required=True)
+        parser.add_argument("--model", required=True, help="name the critiques are credited to")
+
+    def handle(self, *args, path, dataset, model, **opts):
+        from inference.critique_import import CritiqueImportError, import_critiques
+
+        ds = Dataset.objects.filter(name=dataset).first()
+        if ds is None:
+            raise CommandError(f"no dataset named {dataset!r}")
+        try:
+            run, created = import_critiques(path, dataset=ds, model_name=model)
+        except (OSError, CritiqueImportError) as exc:
+            raise CommandError(str(exc)) from exc
+        verb = "imported" if created else "already imported"
+        self.stdout.write(
+            f"{verb}: run {run.id}, {run.critiques_done} critiques for {run.steps_total} steps; "
+            f"strict parse rate {run.summary.get('parse_rate')}, agreement {run.summary.get('agreement')}"
+        )
