@@ -67,6 +67,9 @@ def demo_teacher(command, dataset):
 
     path = write_demo_critiques(Path(settings.VAR_DIR) / "demo" / "demo_critiques.jsonl")
     run, _ = import_critiques(path, dataset=dataset, model_name="demo-teacher (hand-written)")
+    from annotations.audit import audit_run
+
+    audit_run(run.id)  # small: compute the review signals here so the queue is ready at once
     s = run.summary
     command.stdout.write(f"  hand-written demo teacher: {s['critiques']} critiques, agreement {s['agreement']}, "
                          f"{s['sft_eligible']} SFT-eligible")

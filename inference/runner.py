@@ -248,6 +248,11 @@ def _finish(run: GenerationRun, status: str) -> None:
     run.finished_at = timezone.now()
     run.summary = summarise(run)
     run.save(update_fields=["status", "finished_at", "summary", "error"])
+    if run.critiques_done:
+        # Audit signals order the review queue; computed on the default queue.
+        from annotations.tasks_review import queue_audit
+
+        queue_audit(run.id)
 
 
 def _process(run: GenerationRun, backend: Backend, progress) -> None:

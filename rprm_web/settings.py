@@ -153,19 +153,26 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 12 * 3600}
 else:
     # Embedded default: a broker that is just folders, for one machine without Redis.
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = _env("CELERY_TASK_ALWAYS_EAGER", env.bool, False)
 # CPU threads for torch in workers (0 = torch's default). Small models on a busy
 # 2-core box run several times faster on 1 thread than with oversubscribed cores.
 TORCH_CPU_THREADS = _env("TORCH_CPU_THREADS", env.int, 0)
+# Review workflow: how long a claimed item stays leased, and the share of items
+# sampled (deterministically) for a second, independent review.
+REVIEW_LEASE_MINUTES = _env("REVIEW_LEASE_MINUTES", env.int, 20)
+REVIEW_DOUBLE_FRACTION = _env("REVIEW_DOUBLE_FRACTION", env.float, 0.1)
+if not 0 <= REVIEW_DOUBLE_FRACTION <= 1:
+    raise ImproperlyConfigured("REVIEW_DOUBLE_FRACTION must be between 0 and 1")
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
 

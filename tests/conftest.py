@@ -130,7 +130,7 @@ def worker_env(transactional_db, tmp_path):
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     return {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1",
-            "HF_HUB_OFFLINE": "1", "RPRM_VAR_DIR": str(settings.VAR_DIR), "WORKER_STALE_AFTER_S": "45"}
+            "HF_HUB_OFFLINE": "1", "TORCH_CPU_THREADS": "1", "RPRM_VAR_DIR": str(settings.VAR_DIR), "WORKER_STALE_AFTER_S": "45"}
 
 
 @pytest.fixture

@@ -15,6 +15,6 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { renderMath(document); });
-  document.addEventListener("htmx:afterSwap", function (e) { renderMath(e.detail.target); });
+  document.addEventListener("htmx:afterSwap", function (e) { if (e.detail && e.detail.target) renderMath(e.detail.target); });
   window.rprmRenderMath = renderMath;
 })();
