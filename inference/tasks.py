@@ -9,3 +9,7 @@ def process_generation_run(run_id: int) -> None:
     from .runner import process_run
 
     process_run(run_id)
+
+
+# Celery autodiscovers `tasks` modules only; evaluation and guidance tasks live beside it.
+from .tasks_eval import *  # noqa: E402, F401, F403

@@ -1,0 +1,209 @@
+"""Score whole solutions: K sampled critiques per step, step reward = mean p_yes.
+
+Plain Python (no Django): a backend, a prompt template and ``(question, steps)``
+pairs in; per step the mean yes-probability and every sample's verdict and p_yes
+out. All steps of all given solutions go to the backend in ONE ``generate`` call
+(optionally chunked to bound memory), in solution/step order: the prompts of one
+solution's steps share the long prefix (instructions, question, earlier steps), so
+vLLM's prefix cache reuses it and transformers batches the rows together; cost
+grows with generated tokens, not with re-reading prompts. p_yes is read by the
+backend in the sampling pass itself (see the backends), never by a second pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends.base import Backend, Sampling
+from .prompts import PromptTemplate
+from .scoring import mean_reward
+from .verdict import parse_verdict
+
+# Evaluation sampling from the method doc: T=0.95, top_p=0.95, up to 4,096 new tokens.
+EVAL_SAMPLING = Sampling(temperature=0.95, top_p=0.95, max_new_tokens=4096)
+PAPER_K = 10  # the paper's default number of critiques per step
+DEFAULT_K = 4  # what the paper recommends (most of the gain, 40% of the cost)
+MAX_K = 32  # largest K in the paper's scaling figure
+
+
+@dataclass
+class SampleScore:
+    """One critique of one step."""
+
+    verdict: str  # "yes" | "no" | "unparseable" (strict R-PRM reading, never guessed)
+    p_yes: float | None
+    p_yes_source: str | None = None
+    completion_tokens: int = 0
+    text: str | None = None  # only when asked for (keep_text=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"verdict": self.verdict, "p_yes": self.p_yes, "p_yes_source": self.p_yes_source}
+        if self.text is not None:
+            out["text"] = self.text
+        return out
+
+
+@dataclass
+class StepScore:
+    samples: list[SampleScore]
+
+    @property
+    def reward(self) -> float | None:
+        """Mean p_yes over the K samples (None only if no sample has one)."""
+        return mean_reward(s.p_yes for s in self.samples)
+
+    @property
+    def p_yes(self) -> list[float | None]:
+        return [s.p_yes for s in self.samples]
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [s.verdict for s in self.samples]
+
+
+@dataclass
+class SolutionScores:
+    steps: list[StepScore] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def rewards(self) -> list[float | None]:
+        return [s.reward for s in self.steps]
+
+    @property
+    def p_yes(self) -> list[list[float | None]]:
+        return [s.p_yes for s in self.steps]
+
+    @property
+    def verdicts(self) -> list[list[str]]:
+        return [s.verdicts for s in self.steps]
+
+
+@dataclass
+class BatchStats:
+    """What one ``score_solutions`` call cost: for progress rows and benchmarks."""
+
+    prompts: int = 0
+    backend_calls: int = 0
+    backend_seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def usable_template(template: PromptTemplate, tokenizer: Any) -> PromptTemplate:
+    """Without a local tokenizer (a chat server, a test double) a chat template is sent
+    as plain text and the server applies the model's chat template (as the runner does)."""
+    if template.chat and tokenizer is None:
+        return dataclasses.replace(template, chat=False)
+    return template
+
+
+def step_prompts(
+    template: PromptTemplate, question: str, steps: Sequence[str], tokenizer: Any = None
+) -> list[str]:
+    """One critique prompt per step; step i sees steps[:i] as its previous steps."""
+    template = usable_template(template, tokenizer)
+    return [
+        template.render_prompt(question, steps[:i], steps[i], tokenizer=tokenizer) for i in range(len(steps))
+    ]
+
+
+def score_solutions(
+    backend: Backend,
+    template: PromptTemplate,
+    solutions: Sequence[tuple[str, Sequence[str]]],
+    k: int = DEFAULT_K,
+    sampling: Sampling = EVAL_SAMPLING,
+    *,
+    keep_text: bool = False,
+    max_prompts_per_call: int | None = None,
+    stats: BatchStats | None = None,
+) -> list[SolutionScores]:
+    """Score every step of every ``(question, steps)`` with ``k`` sampled critiques.
+
+    One backend call for all prompts (or one per ``max_prompts_per_call`` prompts).
+    Returns one :class:`SolutionScores` per solution, in order. A solution with no
+    step gets no step scores.
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    tokenizer = getattr(backend, "tokenizer", None)
+    prompts: list[str] = []
+    owners: list[tuple[int, int]] = []  # (solution index, step index) per prompt
+    for si, (question, steps) in enumerate(solutions):
+        for j, prompt in enumerate(step_prompts(template, question, list(steps), tokenizer)):
+            prompts.append(prompt)
+            owners.append((si, j))
+    out = [SolutionScores(steps=[StepScore([]) for _ in steps]) for _, steps in solutions]
+    if not prompts:
+        return out
+    chunk = max_prompts_per_call or len(prompts)
+    stats = stats if stats is not None else BatchStats()
+    for start in range(0, len(prompts), chunk):
+        t0 = time.perf_counter()
+        results = backend.generate(prompts[start : start + chunk], k, sampling)
+        stats.backend_seconds += time.perf_counter() - t0
+        stats.backend_calls += 1
+        if len(results) != len(prompts[start : start + chunk]):
+            raise RuntimeError(f"backend returned {len(results)} results for {chunk} prompts")
+        for (si, j), completions in zip(owners[start : start + chunk], results, strict=True):
+            if len(completions) != k:
+                raise RuntimeError(f"backend returned {len(completions)} samples, asked for {k}")
+            sol = out[si]
+            for c in completions:
+                sol.steps[j].samples.append(
+                    SampleScore(
+                        verdict=parse_verdict(c.text).verdict,
+                        p_yes=c.p_yes,
+                        p_yes_source=c.p_yes_source,
+                        completion_tokens=c.completion_tokens,
+                        text=c.text if keep_text else None,
+                    )
+                )
+                sol.completion_tokens += c.completion_tokens
+            # Prompt tokens once per step: the K samples share the prompt.
+            sol.prompt_tokens += completions[0].prompt_tokens if completions else 0
+    stats.prompts += len(prompts)
+    stats.prompt_tokens += sum(s.prompt_tokens for s in out)
+    stats.completion_tokens += sum(s.completion_tokens for s in out)
+    return out
+
+
+def score_solution(
+    backend: Backend,
+    template: PromptTemplate,
+    question: str,
+    steps: Sequence[str],
+    k: int = DEFAULT_K,
+    sampling: Sampling = EVAL_SAMPLING,
+    **kwargs: Any,
+) -> SolutionScores:
+    [result] = score_solutions(backend, template, [(question, steps)], k, sampling, **kwargs)
+    return result
+
+
+def score_candidates(
+    backend: Backend,
+    template: PromptTemplate,
+    question: str,
+    steps_so_far: Sequence[str],
+    candidates: Sequence[str],
+    k: int = DEFAULT_K,
+    sampling: Sampling = EVAL_SAMPLING,
+) -> list[float | None]:
+    """Mean reward of each candidate next step, all candidates in one backend call
+    (guided search: they share everything but the Now Step)."""
+    if not candidates:
+        return []
+    tokenizer = getattr(backend, "tokenizer", None)
+    template = usable_template(template, tokenizer)
+    prompts = [
+        template.render_prompt(question, list(steps_so_far), c, tokenizer=tokenizer) for c in candidates
+    ]
+    results = backend.generate(prompts, k, sampling)
+    return [mean_reward(c.p_yes for c in completions) for completions in results]
