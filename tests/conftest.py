@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 PASSWORD = "pw-for-tests-only"
+pytest_plugins = ["tests.browser_fixtures"]
 
 
 def _user(username: str, *, staff: bool = False, groups: tuple[str, ...] = ()) -> User:

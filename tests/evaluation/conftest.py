@@ -13,7 +13,7 @@ from inference.core.backends.base import Completion
 from inference.core.verdict import VERDICT_QUESTION
 from inference.models import ModelEndpoint
 from tests.annotations.factories_files import prmbench_row, processbench_row, write_jsonl
-from tests.browser.conftest import browser, page, shot  # noqa: F401
+
 
 # ProcessBench rows per subset: (id, label, n_steps).
 GSM8K_ROWS = [("gsm8k-0", -1, 3), ("gsm8k-1", 1, 4), ("gsm8k-2", 0, 3), ("gsm8k-3", -1, 2), ("gsm8k-4", 2, 3)]

@@ -15,7 +15,7 @@ from annotations.models import ReviewItem
 from inference.actions import create_run, endpoint_for
 from inference.core.backends.base import Completion
 from inference.runner import process_run
-from tests.browser.conftest import browser, page, shot  # noqa: F401
+
 
 CRITIQUE = (
     "Previous Steps Analysis: {prev}\nNow Step Analysis: The Now Step {now}\n"
