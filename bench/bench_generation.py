@@ -152,6 +152,8 @@ def build_model(args, tmp: Path) -> Path:
     config = AutoConfig.from_pretrained(path)
     config.hidden_size, config.num_hidden_layers = args.hidden, args.layers
     config.intermediate_size, config.num_attention_heads, config.num_key_value_heads = 4 * args.hidden, 8, 4
+    config.head_dim = args.hidden // 8
+    config.layer_types = ["full_attention"] * args.layers
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(path)
     return path
