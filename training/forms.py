@@ -1,0 +1,312 @@
+"""Launch forms (defaults from the R-PRM paper, all editable) and registry forms."""
+
+from __future__ import annotations
+
+from django import forms
+
+from annotations.models import Dataset
+from inference.models import GenerationRun
+
+from .models import ModelVersion, TrainingRun
+
+BF16_CHOICES = [("auto", "auto (on where the GPU supports it)"), ("on", "on"), ("off", "off")]
+
+
+class LaunchForm(forms.Form):
+    """Fields both kinds share: the base model and the TrainConfig hyperparameters."""
+
+    kind: str = ""
+    name = forms.CharField(
+        required=False, max_length=200, help_text="Name of the registered model; empty: automatic."
+    )
+    base_version = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.all(), required=False, label="Base model (registry)"
+    )
+    base_path = forms.CharField(required=False, max_length=500, label="…or a model path / hub id")
+
+    learning_rate = forms.FloatField(
+        min_value=0, max_value=1, label="Learning rate", widget=forms.NumberInput(attrs={"step": "any"})
+    )
+    effective_batch_size = forms.IntegerField(
+        min_value=1,
+        initial=128,
+        label="Effective batch size",
+        help_text="per-device batch x gradient accumulation x GPUs",
+    )
+    per_device_batch_size = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Per-device batch",
+        help_text="Empty: the largest divisor up to 4 (SFT) / 2 (DPO).",
+    )
+    num_epochs = forms.FloatField(min_value=0.01, initial=1.0, label="Epochs")
+    warmup_ratio = forms.FloatField(min_value=0, max_value=0.99, initial=0.03, label="Warmup ratio")
+    max_steps = forms.IntegerField(
+        min_value=1, required=False, label="Max steps", help_text="Optional; overrides epochs (smoke runs)."
+    )
+    max_length = forms.IntegerField(
+        min_value=16,
+        required=False,
+        label="Max length (tokens)",
+        help_text="Empty: the longest sequence in the data, rounded up to 64.",
+    )
+    eval_steps = forms.IntegerField(min_value=1, required=False, help_text="Empty: about 10 evaluations.")
+    save_steps = forms.IntegerField(
+        min_value=1, required=False, help_text="Empty: as eval steps (a multiple of them with validation)."
+    )
+    logging_steps = forms.IntegerField(min_value=1, initial=10)
+    lora = forms.BooleanField(
+        required=False, label="LoRA (peft)", help_text="Adapters, merged into the saved model."
+    )
+    lora_r = forms.IntegerField(min_value=1, initial=16, label="LoRA rank")
+    bf16 = forms.ChoiceField(choices=BF16_CHOICES, initial="auto", label="bf16")
+    gradient_checkpointing = forms.BooleanField(required=False, initial=True, label="Gradient checkpointing")
+    train_seed = forms.IntegerField(initial=0, label="Training seed")
+
+    hyper_fields = (
+        "learning_rate",
+        "effective_batch_size",
+        "per_device_batch_size",
+        "num_epochs",
+        "warmup_ratio",
+        "max_steps",
+        "max_length",
+        "eval_steps",
+        "save_steps",
+        "logging_steps",
+        "lora",
+        "lora_r",
+        "gradient_checkpointing",
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")  # "Balance yes/no 1:1:" reads badly
+        super().__init__(*args, **kwargs)
+        from training.core.runner import DEFAULT_LEARNING_RATE
+
+        self.fields["learning_rate"].initial = DEFAULT_LEARNING_RATE[self.kind]
+
+    def clean_learning_rate(self) -> float:
+        value = float(self.cleaned_data["learning_rate"])
+        if value <= 0:
+            raise forms.ValidationError("The learning rate must be positive.")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("base_version") and not (data.get("base_path") or "").strip():
+            raise forms.ValidationError("Pick a registered model or give a model path / hub id.")
+        return data
+
+    def base(self) -> ModelVersion | str:
+        return self.cleaned_data["base_version"] or self.cleaned_data["base_path"].strip()
+
+    def hyperparameters(self) -> dict:
+        data = self.cleaned_data
+        out = {k: data[k] for k in self.hyper_fields if data.get(k) is not None}
+        out["seed"] = data["train_seed"]
+        out["bf16"] = {"auto": None, "on": True, "off": False}[data["bf16"]]
+        if data["lora"]:
+            out["lora_alpha"] = 2 * data["lora_r"]  # the common alpha = 2r
+        return out
+
+    def data_selection(self) -> dict:  # pragma: no cover - per kind
+        raise NotImplementedError
+
+    data_group: tuple[str, ...] = ()
+
+    def groups(self) -> list[tuple[str, list]]:
+        """Fieldsets for the page, in order: what is trained, on what data, how."""
+        optimisation = [
+            "learning_rate",
+            "effective_batch_size",
+            "per_device_batch_size",
+            "num_epochs",
+            "warmup_ratio",
+            *(["beta"] if "beta" in self.fields else []),
+            "max_steps",
+        ]
+        named = [
+            ("Model", ["name", "base_version", "base_path"]),
+            ("Data", list(self.data_group)),
+            ("Optimisation", optimisation),
+            ("Memory and length", ["lora", "lora_r", "bf16", "gradient_checkpointing", "max_length"]),
+            ("Evaluation, checkpoints, logging", ["eval_steps", "save_steps", "logging_steps", "train_seed"]),
+        ]
+        return [(title, [self[n] for n in names]) for title, names in named]
+
+
+class SFTLaunchForm(LaunchForm):
+    kind = TrainingRun.Kind.SFT
+    runs = forms.ModelMultipleChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related(
+            "dataset"
+        ),
+        required=False,
+        label="Generation runs",
+        help_text="Critiques from these runs. Empty: every run.",
+    )
+    datasets = forms.ModelMultipleChoiceField(
+        queryset=Dataset.objects.all(),
+        required=False,
+        help_text="Only steps from these datasets. Empty: any.",
+    )
+    val_fraction = forms.FloatField(
+        min_value=0,
+        max_value=0.9,
+        initial=0.05,
+        label="Validation fraction",
+        help_text="Held out by problem: no problem in both splits.",
+    )
+    data_seed = forms.IntegerField(initial=0, label="Split seed")
+    balance = forms.BooleanField(required=False, initial=True, label="Balance yes/no 1:1")
+
+    data_group = ("runs", "datasets", "val_fraction", "data_seed", "balance")
+
+    def data_selection(self) -> dict:
+        d = self.cleaned_data
+        return {
+            "runs": sorted(r.id for r in d["runs"]),
+            "datasets": sorted(x.id for x in d["datasets"]),
+            "val_fraction": d["val_fraction"],
+            "seed": d["data_seed"],
+            "balance": d["balance"],
+        }
+
+
+class DPOLaunchForm(LaunchForm):
+    kind = TrainingRun.Kind.DPO
+    student_run = forms.ModelChoiceField(
+        queryset=GenerationRun.objects.filter(
+            kind=GenerationRun.Kind.STUDENT_SAMPLE, status=GenerationRun.Status.SUCCEEDED
+        ).select_related("dataset"),
+        label="Student sampling run",
+        help_text="Pairs: chosen agrees with the step's label, rejected does not.",
+    )
+    max_pairs_per_step = forms.IntegerField(min_value=1, initial=2, label="Max pairs per step")
+    min_agree_fraction = forms.FloatField(
+        min_value=0,
+        max_value=0.99,
+        required=False,
+        label="Drop steps agreeing at most",
+        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.3333"}),
+        help_text="Optional: drop steps where agreeing critiques are at most this fraction of valid ones "
+        "(the authors: 1/3).",
+    )
+    val_fraction = forms.FloatField(
+        min_value=0,
+        max_value=0.9,
+        initial=0.05,
+        label="Validation fraction",
+        help_text="Held out by problem.",
+    )
+    data_seed = forms.IntegerField(initial=0, label="Pairing / split seed")
+    beta = forms.FloatField(
+        min_value=0.0001, initial=0.1, label="DPO beta", widget=forms.NumberInput(attrs={"step": "any"})
+    )
+
+    hyper_fields = (*LaunchForm.hyper_fields, "beta")
+    data_group = ("student_run", "max_pairs_per_step", "min_agree_fraction", "val_fraction", "data_seed")
+
+    def clean_min_agree_fraction(self) -> float | None:
+        value = self.cleaned_data.get("min_agree_fraction")
+        # 0.3333 means the authors' 1/3: the rule compares exactly, so store the fraction.
+        if value is not None and abs(value - 1 / 3) < 1e-3:
+            return 1 / 3
+        return value
+
+    def data_selection(self) -> dict:
+        d = self.cleaned_data
+        return {
+            "student_run": d["student_run"].id if d["student_run"] else None,
+            "max_pairs_per_step": d["max_pairs_per_step"],
+            "min_agree_fraction": d["min_agree_fraction"],
+            "val_fraction": d["val_fraction"],
+            "seed": d["data_seed"],
+        }
+
+
+LAUNCH_FORMS: dict[str, type[LaunchForm]] = {
+    TrainingRun.Kind.SFT: SFTLaunchForm,
+    TrainingRun.Kind.DPO: DPOLaunchForm,
+}
+
+
+def selection_from(kind: str, data) -> dict | None:
+    """The data selection of a (possibly incomplete) launch form, for the live count
+    preview: None while a data field is invalid; other fields do not matter here."""
+    form = LAUNCH_FORMS[kind](data)
+    form.is_valid()
+    bad = {name for name in form.data_group if name in form.errors}
+    if bad == {"student_run"} and not form.data.get("student_run"):
+        form.cleaned_data["student_run"] = None  # not picked yet: the preview says so
+    elif bad:
+        return None
+    return form.data_selection()
+
+
+class RegisterBaseForm(forms.Form):
+    path = forms.CharField(max_length=500, label="Model path / hub id")
+    name = forms.CharField(max_length=200, required=False, help_text="Empty: the path.")
+
+
+class SampleStudentForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
+    n_samples = forms.IntegerField(
+        min_value=2,
+        max_value=64,
+        initial=4,
+        label="Samples per step (K)",
+        help_text="Pairs need agreeing and disagreeing samples: K >= 2.",
+    )
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=1.0)
+    top_p = forms.FloatField(min_value=0.01, max_value=1, initial=0.95)
+    max_new_tokens = forms.IntegerField(min_value=16, max_value=32768, initial=4096)
+    limit = forms.IntegerField(min_value=1, required=False, help_text="At most this many steps.")
+    seed = forms.IntegerField(required=False)
+
+    def clean_temperature(self) -> float:
+        return float(self.cleaned_data["temperature"])
+
+    def step_filter(self) -> dict:
+        from .actions import STUDENT_STEP_FILTER
+
+        f = dict(STUDENT_STEP_FILTER)
+        if self.cleaned_data.get("limit"):
+            f["limit"] = self.cleaned_data["limit"]
+        return f
+
+
+class BuildPairsForm(forms.Form):
+    student_run = forms.ModelChoiceField(queryset=GenerationRun.objects.none(), label="Student run")
+    max_pairs_per_step = forms.IntegerField(min_value=1, initial=2)
+    min_agree_fraction = forms.FloatField(
+        min_value=0,
+        max_value=0.99,
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.3333"}),
+    )
+
+    def __init__(self, *args, version: ModelVersion, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["student_run"].queryset = student_runs(version)
+
+    def clean_min_agree_fraction(self) -> float | None:
+        value = self.cleaned_data.get("min_agree_fraction")
+        return 1 / 3 if value is not None and abs(value - 1 / 3) < 1e-3 else value
+
+
+def student_runs(version: ModelVersion):
+    """Finished student sampling runs of this version (through its student endpoint)."""
+    if version.student_endpoint_id is None:
+        return GenerationRun.objects.none()
+    return GenerationRun.objects.filter(
+        kind=GenerationRun.Kind.STUDENT_SAMPLE,
+        endpoint_id=version.student_endpoint_id,
+        status=GenerationRun.Status.SUCCEEDED,
+    ).select_related("dataset")

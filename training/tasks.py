@@ -1,0 +1,323 @@
+"""Run a TrainingRun on the gpu worker: the Django shell around training.core.runner.
+
+Claim the row with a conditional UPDATE, build the data, call run_sft / run_dpo
+with a sink that writes progress and metrics to the row (throttled) and reads
+cancel_requested, then register the model. Safe to run twice: a finished run is
+not claimed again, the core resumes from the newest checkpoint in the run's
+output_dir (or returns the stored result when `final` exists), and registering
+the model is idempotent. A worker killed mid-training re-queues the runs it held
+when it restarts under the same name (signals.py).
+
+Under `accelerate launch` (multi-GPU, see docs/training.md) every rank runs
+`execute`; only the main process claims and writes, the others follow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import TrainingMetric, TrainingRun
+
+log = logging.getLogger(__name__)
+
+# A RUNNING run whose heartbeat is older than this was abandoned by a dead worker.
+STALE_AFTER = timedelta(minutes=10)
+HEARTBEAT_EVERY_S = 30.0
+LOG_LINES = 200
+METRIC_COLUMNS = ("loss", "eval_loss", "learning_rate", "grad_norm", "epoch")
+# What the log tail shows of each log (everything is kept in TrainingMetric.extra).
+LOGGED = {
+    "loss",
+    "eval_loss",
+    "learning_rate",
+    "grad_norm",
+    "rewards/accuracies",
+    "rewards/margins",
+    "eval_rewards/accuracies",
+    "train_loss",
+}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_training(run_id: int) -> None:
+    """gpu queue. Idempotent: claims the run, resumes from its last checkpoint."""
+    execute(run_id)
+
+
+def claim(run_id: int, worker: str) -> TrainingRun | None:
+    """Conditional UPDATE: a queued run; a running run whose worker went silent; or a
+    running run recorded under this very worker name (killed and restarted: with one
+    gpu slot per worker name, nothing else can be training it)."""
+    now = timezone.now()
+    held = Q(status=TrainingRun.Status.RUNNING) & (
+        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True) | Q(worker=worker)
+    )
+    # A cancel that arrived while the holder was dead: settle it rather than train.
+    TrainingRun.objects.filter(held, id=run_id, cancel_requested=True).update(
+        status=TrainingRun.Status.CANCELLED, finished_at=now
+    )
+    claimed = TrainingRun.objects.filter(
+        Q(status=TrainingRun.Status.QUEUED) | held, id=run_id, cancel_requested=False
+    ).update(status=TrainingRun.Status.RUNNING, heartbeat_at=now, worker=worker, error="")
+    if not claimed:
+        return None
+    TrainingRun.objects.filter(id=run_id, started_at__isnull=True).update(started_at=now)
+    return TrainingRun.objects.select_related("base_version").get(id=run_id)
+
+
+def _finite(value) -> float | None:
+    # NaN / inf are not JSON (json_script, jsonb) and mean "no value" on the chart.
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+class RowSink:
+    """training.core ProgressSink writing to a TrainingRun row.
+
+    Logs are buffered and written at most every `flush_every` seconds (and at
+    every evaluation and checkpoint), so a fast tiny-model run does not turn into
+    a database benchmark; `should_stop` reads cancel_requested at most every
+    `poll_every` seconds. The core polls it after every optimizer step.
+    """
+
+    def __init__(
+        self,
+        run: TrainingRun,
+        *,
+        flush_every: float = 2.0,
+        poll_every: float = 1.0,
+        honour_cancel: bool = True,
+    ):
+        self.run_id = run.id
+        self.flush_every, self.poll_every, self.honour_cancel = flush_every, poll_every, honour_cancel
+        self.lines: deque[str] = deque((run.log_tail or "").splitlines(), maxlen=LOG_LINES)
+        self.pending: dict[int, dict[str, float | None]] = {}
+        self.step, self.max_steps = run.step, run.max_steps
+        self.checkpoint = run.last_checkpoint
+        self.flushed = self.polled = 0.0
+        self.stop = False
+
+    def note(self, line: str) -> None:
+        self.lines.append(f"{timezone.now():%H:%M:%S} {line}")
+
+    # -- ProgressSink -------------------------------------------------------------------
+
+    def on_log(self, step: int, max_steps: int, metrics: dict[str, float]) -> None:
+        values = {k: _finite(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        self.pending.setdefault(step, {}).update(values)
+        self.step, self.max_steps = step, max(max_steps, step)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in values.items() if v is not None and k in LOGGED)
+        self.note(f"step {step}/{max_steps} {shown}")
+        if "eval_loss" in values or time.monotonic() - self.flushed >= self.flush_every:
+            self.flush()
+
+    def should_stop(self) -> bool:
+        if not self.honour_cancel:
+            return False
+        if not self.stop and time.monotonic() - self.polled >= self.poll_every:
+            self.polled = time.monotonic()
+            self.stop = TrainingRun.objects.filter(id=self.run_id, cancel_requested=True).exists()
+            if self.stop:
+                self.note("cancel requested: stopping after this step")
+        return self.stop
+
+    def on_checkpoint(self, path: str) -> None:
+        self.checkpoint = path
+        self.note(f"checkpoint {os.path.basename(path)}")
+        self.flush()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def flush(self, **fields) -> None:
+        with transaction.atomic():
+            for step, values in sorted(self.pending.items()):
+                metric, _ = TrainingMetric.objects.get_or_create(run_id=self.run_id, step=step)
+                extra = dict(metric.extra)
+                for key, value in values.items():
+                    if key in METRIC_COLUMNS:
+                        setattr(metric, key, value)
+                    else:
+                        extra[key] = value
+                metric.extra = extra
+                metric.save()
+            TrainingRun.objects.filter(id=self.run_id).update(
+                step=self.step,
+                max_steps=self.max_steps,
+                log_tail="\n".join(self.lines),
+                last_checkpoint=self.checkpoint or "",
+                heartbeat_at=timezone.now(),
+                **fields,
+            )
+        self.pending.clear()
+        self.flushed = time.monotonic()
+
+
+def _heartbeat(run_id: int, stop: threading.Event) -> None:
+    """Keeps heartbeat_at fresh while data is built or a long step runs, so the run
+    is not taken for abandoned."""
+    from django.db import connection
+
+    try:
+        while not stop.wait(HEARTBEAT_EVERY_S):
+            TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+    finally:
+        connection.close()
+
+
+def _prepare_process() -> None:
+    from django.conf import settings
+
+    if settings.TORCH_CPU_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.TORCH_CPU_THREADS)
+    # A generation run may have left a model loaded in this worker: free the memory
+    # before loading two copies (policy + reference) for training.
+    from inference import runner
+
+    for backend in list(runner._backend_cache.values()):
+        backend.close()
+    runner._backend_cache.clear()
+
+
+def _distributed():
+    """accelerate's process state when launched with several processes, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # The first PartialState wins (it is shared): on a machine without CUDA, ask for
+    # gloo here, or the Trainer's own would train each process alone.
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def worker_name() -> str:
+    from inference.runner import worker_name as name
+
+    return name()
+
+
+def execute(run_id: int, *, worker: str | None = None) -> TrainingRun | None:
+    """Claim and train a run to the end. Returns None if it is not claimable."""
+    state = _distributed()
+    main = state is None or state.is_main_process
+    run = claim(run_id, worker or worker_name()) if main else None
+    if state is not None:
+        from accelerate.utils import broadcast_object_list
+
+        flag = [run is not None]
+        broadcast_object_list(flag)
+        if not flag[0]:
+            return None
+        if not main:
+            _follow(TrainingRun.objects.get(id=run_id))
+            return None
+    if run is None:
+        log.info("training run %s not claimable (finished, cancelled or held by a live worker)", run_id)
+        return None
+    sink = RowSink(run, honour_cancel=state is None)
+    sink.note(f"claimed by {run.worker}" + (f" ({state.num_processes} processes)" if state else ""))
+    beating = threading.Event()
+    threading.Thread(target=_heartbeat, args=(run.id, beating), daemon=True).start()
+    try:
+        _prepare_process()
+        result = _train(run, sink)
+    except Exception as exc:  # recorded on the row; the task itself does not retry
+        log.exception("training run %s failed", run_id)
+        sink.note(f"failed: {type(exc).__name__}: {exc}")
+        sink.flush()
+        _finish(
+            run, TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        )
+    else:
+        sink.flush()
+        if result.status == "cancelled":
+            sink.note(f"cancelled at step {result.global_step}")
+            sink.flush()
+            _finish(run, TrainingRun.Status.CANCELLED, result=result)
+        else:
+            from .actions import register_trained_model
+
+            run.refresh_from_db()
+            version = register_trained_model(run, result)
+            sink.note(f"succeeded: registered {version.name} ({result.tokens_per_second:.0f} tokens/s)")
+            sink.flush()
+            _finish(run, TrainingRun.Status.SUCCEEDED, result=result)
+    finally:
+        beating.set()
+    run.refresh_from_db()
+    return run
+
+
+def _train(run: TrainingRun, sink: RowSink | None):
+    from training.core.runner import last_complete_checkpoint, run_dpo, run_sft
+
+    from .actions import build_training_data, train_config
+
+    t0 = time.perf_counter()
+    data = build_training_data(run)
+    config = train_config(run)
+    if sink is not None:
+        sink.note(
+            f"data: {data.counts.get('train')} train / {data.counts.get('val')} validation rows "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        TrainingRun.objects.filter(id=run.id).update(
+            data_counts=data.counts, data_manifest=data.manifest, template=data.template
+        )
+        resume = last_complete_checkpoint(config.output_dir, remove_incomplete=False)
+        if resume is not None:
+            sink.note(f"resuming from {resume.name}")
+        sink.flush()
+    if run.kind == TrainingRun.Kind.SFT:
+        return run_sft(config, data.train, data.val, callbacks=sink)
+    # R-PRM: the frozen reference is the SFT model itself, i.e. the base (no separate path).
+    return run_dpo(config, data.train, data.val, callbacks=sink)
+
+
+def _follow(run: TrainingRun) -> None:
+    """A non-main rank: same data, same config, no writes."""
+    _prepare_process()
+    _train(run, None)
+
+
+def _finish(run: TrainingRun, status: str, *, result=None, error: str = "") -> None:
+    fields: dict = {"status": status, "finished_at": timezone.now(), "error": error}
+    if result is not None:
+        from .actions import json_safe
+
+        stored = json_safe({k: v for k, v in result.to_dict().items() if k != "metrics"})
+        fields.update(result=stored, tokens_per_second=_finite(result.tokens_per_second) or None)
+        if result.max_steps:
+            fields.update(step=result.global_step, max_steps=result.max_steps)
+    TrainingRun.objects.filter(id=run.id).update(**fields)
+
+
+def recover_interrupted_runs(worker: str) -> list[int]:
+    """Re-queue runs this worker name held when it died (called when a gpu worker starts)."""
+    ids = list(
+        TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, worker=worker).values_list(
+            "id", flat=True
+        )
+    )
+    for run_id in ids:
+        run_training.delay(run_id)
+    return ids
