@@ -568,3 +568,6 @@ class ExportJob(models.Model):
         from pathlib import Path
 
         return Path(settings.MEDIA_ROOT) / "exports" / str(self.uuid)
+
+
+from . import dashboard_models  # noqa: E402, F401  (issue 7: the dashboards' summary tables)

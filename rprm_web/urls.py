@@ -11,5 +11,7 @@ urlpatterns = [
     path("", include("annotations.urls")),
     path("", include("inference.urls")),
     path("review/", include("annotations.review_urls")),
+    path("dashboards/", include("annotations.dashboard_urls")),
     path("", include("inference.eval_urls")),
+    path("", include("training.urls")),
 ]
