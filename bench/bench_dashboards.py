@@ -22,48 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch import ROOT, admin_sql, open_scratch_db, percentiles, url_for  # noqa: E402, F401
+
 BENCH_DB = "rprm_bench_dash"
-
-
-def _url_for(db: str) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rprm")
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("bench_dashboards needs Postgres: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path=f"/{db}"))
-
-
-def _admin_sql(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_url_for("postgres"), autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def percentiles(samples: list[tuple[float, float]]) -> dict:
-    """p50/p95 of wall time and of this process's CPU time (the part other load on a shared
-    machine inflates least; the database's own time is in wall only)."""
-
-    def q(values: list[float], pct: int) -> float:
-        return round(statistics.quantiles(sorted(values), n=100, method="inclusive")[pct - 1] * 1000, 1)
-
-    wall, cpu = [w for w, _ in samples], [c for _, c in samples]
-    return {
-        "n": len(samples),
-        "p50_ms": q(wall, 50),
-        "p95_ms": q(wall, 95),
-        "max_ms": round(max(wall) * 1000, 1),
-        "cpu_p50_ms": q(cpu, 50),
-        "cpu_p95_ms": q(cpu, 95),
-    }
 
 
 # -- fill -------------------------------------------------------------------------------------
@@ -368,7 +332,7 @@ def measure(repeats: int, log) -> dict:
             response = client.get(url)
             samples.append((time.perf_counter() - w0, time.process_time() - c0))
             assert response.status_code == 200
-        out[name] = {**percentiles(samples), "queries": len(executed), "url": url}
+        out[name] = {**percentiles(samples, digits=1), "queries": len(executed), "url": url}
         log(
             f"  {name:<32} p50 {out[name]['p50_ms']:>7} ms  p95 {out[name]['p95_ms']:>7} ms  "
             f"({out[name]['queries']} queries)"
@@ -389,24 +353,8 @@ def main() -> None:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    url = _url_for(BENCH_DB)
-    if not args.reuse:
-        _admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        _admin_sql(f"CREATE DATABASE {BENCH_DB}")
     try:
-        env = {**os.environ, "DATABASE_URL": url}
-        env.pop("REDIS_URL", None)
-        if not args.reuse:
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-            log(f"migrated {BENCH_DB} in {time.perf_counter() - t0:.1f} s")
-        os.environ["DATABASE_URL"] = url
-        os.environ.pop("REDIS_URL", None)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
+        open_scratch_db(BENCH_DB, reuse=args.reuse, log=log)
         from annotations.dashboards import refresh_now
 
         if args.reuse:
@@ -433,7 +381,7 @@ def main() -> None:
         connections.close_all()
     finally:
         if not args.keep:
-            _admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
     print(
         f"\n{'view':<32}{'n':>5}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'cpu p50':>10}{'cpu p95':>10}{'queries':>9}"
