@@ -122,6 +122,15 @@ def test_public_text_reads_as_written_on_every_page(page, live_server, admin, re
     assert page.locator("#decision-form").is_visible()
     shot(page, "realtext-review-odd")
 
+    # The review queue filters on flagged model text (matched queue: 6 odd samples of correct steps).
+    page.goto(f"{live_server.url}{reverse('review:queue')}?queue=matched")
+    page.wait_for_selector("#queue-items")
+    assert page.locator("#queue-items tbody tr").count() == 12
+    page.select_option("#id_text", "repaired")
+    page.wait_for_function("document.querySelectorAll('#queue-items tbody tr').length === 6")
+    assert "text=repaired" in page.url
+    shot(page, "realtext-queue-repaired")
+
     # Critique detail: flag visible, sections typeset.
     page.goto(f"{live_server.url}{reverse('inference:critique_detail', args=[odd.uuid])}")
     page.wait_for_selector("#text-repaired")
