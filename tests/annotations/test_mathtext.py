@@ -28,12 +28,21 @@ def test_money_is_text(text):
 
 
 def test_mixed_money_and_math():
-    assert kinds("costs $5 and $x^2$ apples") == [("text", "costs $5 and "), ("inline", "x^2"), ("text", " apples")]
+    assert kinds("costs $5 and $x^2$ apples") == [
+        ("text", "costs $5 and "),
+        ("inline", "x^2"),
+        ("text", " apples"),
+    ]
 
 
 def test_math_delimiters():
     assert kinds("Let $x = 5$.") == [("text", "Let "), ("inline", "x = 5"), ("text", ".")]
-    assert kinds(r"so \(x^2\) and \[y\]") == [("text", "so "), ("inline", "x^2"), ("text", " and "), ("display", "y")]
+    assert kinds(r"so \(x^2\) and \[y\]") == [
+        ("text", "so "),
+        ("inline", "x^2"),
+        ("text", " and "),
+        ("display", "y"),
+    ]
     assert kinds("$$\\frac{1}{2}$$") == [("display", "\\frac{1}{2}")]
     # Escaped dollars are plain dollars, also next to math.
     assert kinds(r"costs \$5 and $y$") == [("text", "costs $5 and "), ("inline", "y")]

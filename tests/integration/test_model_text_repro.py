@@ -1,6 +1,7 @@
 """Issue 11's repro on Postgres: the tiny random model over five public-like ProcessBench
-solutions, `generate_critiques --samples 2 --limit 6 --wait`. A random model emits any
-byte, NUL included; every critique must be stored, odd ones flagged."""
+solutions, `generate_critiques --samples 2 --limit 6 --wait`. A random model can emit any
+byte, NUL included (the issue's run failed on one); every critique must be stored, odd
+ones flagged and counted. NUL on purpose: tests/inference/test_model_text.py."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def test_a_teacher_run_over_public_like_steps_stores_every_critique(transactiona
     out = io.StringIO()
     call_command("generate_critiques", "--dataset", "public-like", "--model", str(tiny_model_dir),
                  "--backend", "transformers", "--samples", "2", "--limit", "6",
+                 # The issue ran the default 8192 tokens: over 20 minutes on this shared CPU.
+                 "--max-new-tokens", "512",
                  "--wait", stdout=out)  # fmt: skip
     run = GenerationRun.objects.get()
     assert run.status == GenerationRun.Status.SUCCEEDED, run.error
