@@ -12,6 +12,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 def _value(text: str):
     try:
@@ -65,6 +67,7 @@ class Command(BaseCommand):
             action="store_true",
             help="create the run without queueing it (then: accelerate launch ... --execute UUID)",
         )
+        add_json_flag(parser)
 
     def handle(self, *args, **o):
         from training import actions
@@ -74,7 +77,7 @@ class Command(BaseCommand):
             run = TrainingRun.objects.filter(uuid=o["execute"]).first()
             if run is None:
                 raise CommandError(f"no training run {o['execute']}")
-            return self.run_here(run)
+            return self.run_here(run, o)
         if not o["kind"]:
             raise CommandError("say sft or dpo (or --execute UUID)")
         if o["base_version"]:
@@ -131,13 +134,15 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"created {run.kind} run {run.id}, not queued: manage.py train --execute {run.uuid}"
             )
+            write_json(self, o, {"run": run.id, "uuid": run.uuid, "kind": run.kind, "status": run.status})
             return
         if not o["wait"]:
             self.stdout.write(f"queued {run.kind} run {run.id} ({run.uuid}) on the gpu queue")
+            write_json(self, o, {"run": run.id, "uuid": run.uuid, "kind": run.kind, "status": run.status})
             return
-        self.run_here(run)
+        self.run_here(run, o)
 
-    def run_here(self, run) -> None:
+    def run_here(self, run, o) -> None:
         import socket
 
         from training.tasks import execute
@@ -152,5 +157,10 @@ class Command(BaseCommand):
             f"{result.kind} run {result.id} {result.status} at step {result.step}/{result.max_steps}"
             + (f"; registered {version.name} at {version.path}" if version else "")
         )
+        write_json(self, o, {
+            "run": result.id, "uuid": result.uuid, "kind": result.kind, "status": result.status,
+            "step": result.step, "max_steps": result.max_steps,
+            "model": {"name": version.name, "path": version.path} if version else None,
+        })
         if result.status == "failed":
             raise CommandError(result.error.splitlines()[0] if result.error else "failed")
