@@ -54,6 +54,7 @@ class Command(BaseCommand):
         parser.add_argument("--beta", type=float)
         parser.add_argument("--lora", action="store_true", default=None)
         parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+        parser.add_argument("--report-to", choices=["tensorboard", "none"], help="default tensorboard")
         parser.add_argument(
             "--set",
             action="append",
@@ -117,6 +118,7 @@ class Command(BaseCommand):
             "beta",
             "lora",
             "bf16",
+            "report_to",
         )
         hyper = {k: o[k] for k in names if o[k] is not None}
         for item in o["set"]:
