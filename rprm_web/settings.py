@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "rprm_web.middleware.HtmxVaryMiddleware",
 ]
 
 ROOT_URLCONF = "rprm_web.urls"
