@@ -150,17 +150,25 @@ def normalize_answer(answer: str | None) -> str:
 _MAX_LEN = 200
 _MAX_EXPONENT = 100
 _MAX_DIGITS = 1000
+_MAX_FACTORIAL = 1000
+_BINOMIAL = re.compile(r"\\[dt]?binom|\\choose")
 # math-verify warns once that its timeout is off: that is deliberate here (see above).
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 def _too_large(expr: Any) -> bool:
     """Whether a parsed answer holds a power sympy could spend minutes evaluating."""
-    from sympy import Basic, Pow, preorder_traversal
+    from sympy import Basic, Pow, gamma, preorder_traversal
+    from sympy.functions.combinatorial.factorials import CombinatorialFunction
 
     if not isinstance(expr, Basic):
         return False
     for node in preorder_traversal(expr):
+        # (10^99)! or \binom{10^6}{5000}: exact values sympy would compute digit by digit.
+        if isinstance(node, CombinatorialFunction | gamma) and any(
+            a.is_number and _magnitude(a) > _MAX_FACTORIAL for a in node.args
+        ):
+            return True
         if isinstance(node, Pow) and node.exp.is_number:
             try:
                 e = abs(complex(node.exp.evalf(15)))
@@ -172,12 +180,21 @@ def _too_large(expr: Any) -> bool:
     return False
 
 
+def _magnitude(number: Any) -> float:
+    try:
+        return abs(complex(number.evalf(15)))
+    except (TypeError, ValueError, OverflowError):
+        return math.inf
+
+
 def _parsed(answer: str) -> list[Any]:
     """math-verify readings of one bare answer (boxed, so its LaTeX extractor takes it whole)."""
     from math_verify import parse
 
     if not answer or len(answer) > _MAX_LEN:
         return []
+    if _BINOMIAL.search(answer) and re.search(r"\d{5,}", answer):
+        return []  # parse itself evaluates binomials: C(10^6, 5*10^5) took minutes
     readings = parse(f"\\boxed{{{answer}}}", parsing_timeout=None)
     if any(_too_large(r) for r in readings):
         return []
