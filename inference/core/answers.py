@@ -7,8 +7,8 @@ Best-of-N numbers): equal normalised strings, else math-verify on the answers.
 
 math-verify's own timeouts use ``signal.alarm``, which fails outside the main thread
 (Celery thread pools, the web server's threads) and would steal SIGALRM from the
-worker. They are switched off; instead answers are length-capped and any parsed
-power too large to evaluate quickly is refused before ``verify`` runs.
+worker. They are switched off; instead answers are length-capped, and any power,
+factorial or binomial too large to evaluate quickly is refused before it is computed.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 def _too_large(expr: Any) -> bool:
-    """Whether a parsed answer holds a power sympy could spend minutes evaluating."""
+    """Whether a parsed answer holds a power, factorial or binomial sympy could spend minutes on."""
     from sympy import Basic, Pow, gamma, preorder_traversal
     from sympy.functions.combinatorial.factorials import CombinatorialFunction
 
