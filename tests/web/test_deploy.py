@@ -61,6 +61,8 @@ def test_vllm_is_an_openai_server_on_the_gpu_with_its_model_volume():
         assert env["VLLM_URL"] == "http://vllm:8000/v1"
         assert interpolate(env["VLLM_SERVED_MODEL"]) == served
         assert env["DEFAULT_TEACHER_ENDPOINT"] and env["DEFAULT_SCORER_ENDPOINT"]
+        assert env["RPRM_SCORING_ENDPOINT"] == env["VLLM_URL"]  # the scoring API calls it too
+        assert interpolate(env["RPRM_SCORING_MODEL"]) == served
 
 
 def test_gpu_services_share_memory_with_ipc_host():
