@@ -217,8 +217,8 @@ def _checkout(endpoint: ModelEndpoint, timeout_s: float):
         if _pool.get(key):
             return key, _pool[key].pop()
     kwargs = endpoint.backend_kwargs()
-    # No single HTTP call may outlive the request.
-    kwargs["timeout_s"] = min(float(kwargs.get("timeout_s", timeout_s)), timeout_s)
+    # No HTTP call outlives the request by much (the margin keeps the answer a 504, not a 503).
+    kwargs["timeout_s"] = min(float(kwargs.get("timeout_s", timeout_s)), timeout_s + 2)
     return key, make_backend(ModelEndpoint.Backend.OPENAI, **kwargs)
 
 

@@ -39,7 +39,7 @@ def prepare_served_copy(model_dir: str | Path, dest: str | Path) -> Path:
 
 
 def start_transformers_serve(model_dir: str | Path, port: int, log_path: str | Path,
-                             env: dict | None = None) -> subprocess.Popen:  # fmt: skip
+                             env: dict | None = None, extra_args: tuple = ()) -> subprocess.Popen:  # fmt: skip
     """Start ``transformers serve MODEL`` on loopback (its own process group), CPU, offline."""
     cli = transformers_cli()
     if cli is None:
@@ -48,7 +48,7 @@ def start_transformers_serve(model_dir: str | Path, port: int, log_path: str | P
     decision = write_decision_config(log_path.parent / "decision_config.json")
     env = {**(env if env is not None else os.environ), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     cmd = [cli, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-           "--decision-config", str(decision)]  # fmt: skip
+           "--decision-config", str(decision), *extra_args]  # fmt: skip
     with log_path.open("ab") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
