@@ -274,6 +274,8 @@ class _Job:
                 self.done.set()
                 abandoned = self.abandoned
             if abandoned:
+                if self.error is not None and not isinstance(self.error, _Stopped):
+                    log.warning("scoring request past its deadline ended with %s", type(self.error).__name__)
                 try:
                     self.on_abandoned_end()
                 except Exception:

@@ -187,6 +187,35 @@ def test_a_slot_that_is_never_released_expires(kind, reviewer, settings):
         assert ApiLease.objects.filter(token=api_token, running_until__isnull=False).count() == 1
 
 
+@pytest.mark.parametrize("kind", ["redis", "database"])
+def test_racing_requests_never_exceed_the_concurrency_limit(kind, transactional_db, settings):
+    """Eight admissions at once for one token with a limit of 2: exactly 2 get in
+    (Redis: one Lua script; Postgres: the token's row lock)."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    if kind == "redis" and not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL")
+    gate = RedisLimiter(settings.REDIS_URL) if kind == "redis" else DatabaseLimiter()
+    api_token = create_api_token(User.objects.create_user("racer"), "t")[0]
+    limits = Limits(rate_per_minute=100, max_concurrent=2, lease_s=60)
+    barrier = threading.Barrier(8)
+
+    def one(_):
+        try:
+            barrier.wait()
+            gate.acquire(api_token, limits)
+            return "in"
+        except Refused as refused:
+            return refused.code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(one, range(8)))
+    assert sorted(outcomes) == ["in", "in"] + ["too_many_concurrent"] * 6
+
+
 # ----- small requests do not wait behind a big one, on a real gunicorn -------------------
 
 
