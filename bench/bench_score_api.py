@@ -13,7 +13,7 @@ process loads no model. Three measurements:
 * big + small: one request of `--big-steps` steps x K=4 x 48 new tokens (more than
   `--timeout` seconds of work), then, 1 s later, 3 small requests at once: the big one's
   status and time, and the small ones' latencies;
-* load: `--requests` requests of 2 steps, K=2, 24 new tokens, `--concurrency` at a time.
+* load: `--requests` requests of 2 steps, K=2, 16 new tokens, `--concurrency` at a time.
 
 The last line printed is one JSON object.
 """
@@ -112,7 +112,7 @@ def run(args, work: Path) -> dict:
                  "model": "served"}  # fmt: skip
         big = {**small, "steps": [f"Step {i}: 48 + 24 = 72." for i in range(args.big_steps)], "K": 4,
                "max_new_tokens": 48}  # fmt: skip
-        load = {**small, "steps": ["48 / 2 = 24.", "48 + 24 = 72."], "K": 2, "max_new_tokens": 24}
+        load = {**small, "steps": ["48 / 2 = 24.", "48 + 24 = 72."], "K": 2, "max_new_tokens": 16}
 
         def call(body):
             t0 = time.perf_counter()
@@ -162,7 +162,7 @@ def main() -> None:
     p.add_argument("--big-steps", type=int, default=24)
     p.add_argument("--smalls", type=int, default=5)
     p.add_argument("--requests", type=int, default=8)
-    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--concurrency", type=int, default=2)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-score-api-") as tmp:
         result = run(args, Path(tmp))
