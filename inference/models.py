@@ -270,6 +270,25 @@ class ApiToken(models.Model):
         return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _lease_key() -> str:
+    return uuid.uuid4().hex
+
+
+class ApiLease(models.Model):
+    """One admitted scoring API request, for the rate and concurrency limits when there
+    is no Redis (see inference/api_limits.py). Rows older than the rate window are
+    deleted at the token's next request."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=32, unique=True, default=_lease_key, editable=False)
+    started_at = models.DateTimeField()
+    # Holds a concurrency slot until then; None once released.
+    running_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["token", "started_at"], name="apilease_token_started")]
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"

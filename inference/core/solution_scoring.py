@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,12 +128,14 @@ def score_solutions(
     keep_text: bool = False,
     max_prompts_per_call: int | None = None,
     stats: BatchStats | None = None,
+    before_call: Callable[[], None] | None = None,
 ) -> list[SolutionScores]:
     """Score every step of every ``(question, steps)`` with ``k`` sampled critiques.
 
     One backend call for all prompts (or one per ``max_prompts_per_call`` prompts).
     Returns one :class:`SolutionScores` per solution, in order. A solution with no
-    step gets no step scores.
+    step gets no step scores. ``before_call`` runs before each backend call and may
+    raise to stop (the scoring API's deadline).
     """
     if k < 1:
         raise ValueError("k must be >= 1")
@@ -150,6 +152,8 @@ def score_solutions(
     chunk = max_prompts_per_call or len(prompts)
     stats = stats if stats is not None else BatchStats()
     for start in range(0, len(prompts), chunk):
+        if before_call is not None:
+            before_call()
         t0 = time.perf_counter()
         results = backend.generate(prompts[start : start + chunk], k, sampling)
         stats.backend_seconds += time.perf_counter() - t0
