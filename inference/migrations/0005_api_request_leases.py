@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inference', '0003_alter_generationrun_kind_alter_modelendpoint_backend'),
+        ('inference', '0004_critique_text_repaired_truncated'),
     ]
 
     operations = [
