@@ -186,8 +186,9 @@ class GenerationRun(models.Model):
 
 class CritiqueQuerySet(models.QuerySet):
     def sft_eligible(self):
-        """The method's keep rule: strict format and the verdict agrees with the label."""
-        return self.filter(strict=True, matches_label=True)
+        """The method's keep rule: a verdict the authors' filter accepts (strict or not,
+        see inference.core.verdict) that agrees with the label."""
+        return self.filter(verdict__in=("yes", "no"), matches_label=True)
 
 
 class Critique(models.Model):
