@@ -164,3 +164,9 @@ def run_pipeline(command, dataset) -> None:
     if version is not None:
         command.stdout.write(f"• Evaluation of {version.name} on the demo data (ProcessBench metrics)")
         evaluate(command, dataset, version)
+    command.stdout.write(
+        "• The released R-PRM-7B-DPO with its own prompt: `manage.py import_template GenPRM-evaluate-new3.json` "
+        "(NJUNLP/R-PRM src/prompts/GenPRM/), serve kevinpro/R-PRM-7B-DPO (`vllm serve`), then "
+        f"`manage.py evaluate --benchmark processbench --dataset {dataset.name} --model http://HOST:8000/v1 "
+        "--template GenPRM-evaluate-new3` (README: \"The released R-PRM-7B-DPO checkpoint\")"
+    )

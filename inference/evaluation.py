@@ -136,8 +136,14 @@ def template_for(name: str | None = None) -> PromptTemplate:
 
 
 def subset_of(solution: Solution, dataset: Dataset) -> str:
-    """ProcessBench subset: the solution's metadata `subset`, else the dataset's split/name."""
-    return str((solution.metadata or {}).get("subset") or dataset.split or dataset.name)
+    """ProcessBench subset: the solution's metadata `subset`, else its id prefix (`gsm8k-3`,
+    `math-12`: one dataset may hold several subsets), else the dataset's split/name."""
+    return str(
+        (solution.metadata or {}).get("subset")
+        or metrics.processbench_subset_from_id(solution.source_id)
+        or dataset.split
+        or dataset.name
+    )
 
 
 def step_targets(labels: list[str]) -> list[float | None]:

@@ -59,8 +59,12 @@ def test_it_shows_the_results_page_with_the_scaling_chart(
     assert "student-7b" in page.inner_text("#results-table") and "70.4" in page.inner_text("#results-table")
     # Chart.js drew the curve on the canvas (with the published curve as a second line).
     page.wait_for_function("window.Chart && Chart.getChart(document.getElementById('kscaling-chart'))")
-    datasets = page.evaluate("Chart.getChart(document.getElementById('kscaling-chart')).data.datasets.length")
-    assert datasets == 4
+    labels = page.evaluate(
+        "Chart.getChart(document.getElementById('kscaling-chart')).data.datasets.map(d => d.label)"
+    )
+    # band (2), resampled mean, published, and the authors' first-K estimator, both labelled
+    assert len(labels) == 5 and any("random K-subsets" in x for x in labels)
+    assert any("first K samples (the authors' estimator)" in x for x in labels)
     box = page.locator("#kscaling-chart").bounding_box()
     assert box["width"] > 200 and box["height"] > 200
     assert page.locator("#breakdown-table tbody tr").count() == 5
