@@ -31,6 +31,7 @@ from django.utils import timezone
 from annotations.models import Dataset, Problem, Solution, Step
 from inference.core import metrics
 from inference.core.contamination import overlap_report
+from inference.core.prompts import question_for_prompt
 from inference.core.solution_scoring import DEFAULT_K, EVAL_SAMPLING, MAX_K, BatchStats, score_solutions
 
 from .models import ApiToken, EvaluationDataset, EvaluationRun, ModelEndpoint, PromptTemplate, SolutionScore
@@ -499,7 +500,7 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
         scored = score_solutions(
             backend,
             template,
-            [(s.problem.question, texts[s.id]) for s in sols],
+            [(question_for_prompt(s.problem.question, s.metadata), texts[s.id]) for s in sols],
             run.n_samples,
             sampling,
             stats=stats,

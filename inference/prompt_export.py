@@ -18,6 +18,7 @@ from pathlib import Path
 
 from annotations.models import Dataset, Solution, Step
 
+from .core.prompts import question_for_prompt
 from .models import PromptTemplate
 
 
@@ -54,7 +55,7 @@ def step_rows(dataset: Dataset, template: PromptTemplate, through_first_error: b
         last = len(texts)
         if through_first_error and solution.first_error_index is not None and solution.first_error_index >= 0:
             last = min(last, solution.first_error_index + 1)
-        question = solution.problem.question
+        question = question_for_prompt(solution.problem.question, solution.metadata)
         for k in range(last):
             row: dict = {"solution": solution.source_id, "step": k + 1}
             prompt = core.render(question, texts[:k], texts[k])

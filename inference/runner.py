@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from annotations.models import Solution, Step
 from inference.core.backends.base import Backend
+from inference.core.prompts import question_for_prompt
 from inference.core.verdict import parse_verdict, split_sections
 
 from .models import Critique, GenerationRun, ModelEndpoint
@@ -123,7 +124,8 @@ def _contexts(step_ids: list[int]) -> dict[int, tuple[str, list[str], str, Step]
     out = {}
     for sid, step in steps.items():
         all_texts = texts[step.solution_id]
-        out[sid] = (step.solution.problem.question, all_texts[: step.index], step.text, step)
+        question = question_for_prompt(step.solution.problem.question, step.solution.metadata)
+        out[sid] = (question, all_texts[: step.index], step.text, step)
     return out
 
 

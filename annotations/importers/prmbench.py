@@ -83,6 +83,8 @@ class PRMBenchParser(Parser):
             error_type=classification,
             metadata={
                 "idx": idx,
+                # The exact text the model sees (problems are matched on stripped text).
+                "prompt_question": question,
                 "error_steps": error_steps,
                 **{k: v for k, v in record.items() if k not in USED},
             },

@@ -227,6 +227,6 @@ class RPRMStepsParser(Parser):
             source_id=self.claim_id(origin, first.loc, "origin_id"),
             steps=steps,
             first_error_index=first_error_index(labels),
-            metadata={"row_ids": [r.row_id for r in rows]}
+            metadata={"row_ids": [r.row_id for r in rows], "prompt_question": first.question}
             | ({"label_reading": reading} if reading else {}),
         )

@@ -73,6 +73,18 @@ def _legacy_previous_steps(previous_steps: Sequence[str]) -> str:
     return "\n".join(f"Step {i}: {step.strip()}" for i, step in enumerate(previous_steps, 1))
 
 
+def question_for_prompt(problem_question: str, solution_metadata: Any = None) -> str:
+    """The question exactly as the source gave it for this solution.
+
+    Problems are matched on stripped text, so two items whose questions differ only in
+    surrounding whitespace share a problem; importers that must reproduce the source's
+    prompts byte for byte (PRMBench, R-PRM step rows) keep the exact text as
+    ``prompt_question`` in the solution's metadata.
+    """
+    exact = (solution_metadata or {}).get("prompt_question") if isinstance(solution_metadata, dict) else None
+    return exact if isinstance(exact, str) and exact.strip() else problem_question
+
+
 def apply_chat(tokenizer: Any, messages: Messages) -> str:
     """The model's own chat template with the generation prompt: the one way to a chat prompt."""
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -15,7 +15,7 @@ def test_it_regroups_rows_into_solutions(tmp_path):
     assert (o1.source_id, [s.text for s in o1.steps]) == ("o1", ["2 + 3 = 5.", "So the answer is 5."])
     assert [s.label for s in o1.steps] == ["correct", "correct"] and o1.first_error_index == -1
     assert [s.label for s in o2.steps] == ["correct", "incorrect"] and o2.first_error_index == 1
-    assert o1.metadata == {"row_ids": ["o1-0", "o1-1"]}
+    assert o1.metadata == {"row_ids": ["o1-0", "o1-1"], "prompt_question": "What is 2 + 3?"}
     assert o2.question == "What is 2 + 4?"
 
 
