@@ -163,6 +163,7 @@ class SFTLaunchForm(LaunchForm):
     per_step = forms.ChoiceField(
         choices=[("one", "one per step (the authors': the last agreeing sample)"), ("all", "all agreeing")],
         initial="one",
+        required=False,
         label="Agreeing critiques kept",
     )
 
@@ -302,6 +303,7 @@ class BuildPairsForm(forms.Form):
         initial=0.3333,
         widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.3333"}),
     )
+    balance = forms.BooleanField(required=False, initial=True, label="Balance chosen Yes/No pairs 1:1")
 
     def __init__(self, *args, version: ModelVersion, **kwargs):
         kwargs.setdefault("label_suffix", "")

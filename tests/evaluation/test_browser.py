@@ -3,6 +3,8 @@ upload launched through htmx shows its finished run. Screenshots go to test-resu
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from inference.evaluation import create_evaluation, process_evaluation
@@ -37,7 +39,8 @@ def evaluated(pb_datasets, prm_dataset, tmp_path):
     def p_of(prompt, i):
         # A noisy but informative scorer: wrong steps lower on average, samples spread widely,
         # so averaging more critiques helps (the curve rises with K).
-        rid, _, rest = prompt.split("Now Step:")[-1].strip().partition(" step ")
+        now = re.sub(r"^Step \d+: ", "", prompt.split("Now Step:")[-1].strip())  # "Step k: <text>"
+        rid, _, rest = now.partition(" step ")
         index = int(rest.split(":")[0]) - 1
         wrong = LABELS[rid] == index
         noise = ((i * 37 + index * 11 + len(rid) * 5) % 8 - 3.5) / 3.5
@@ -133,7 +136,7 @@ def _guidance_run(tmp_path):
                               n_samples=2)  # fmt: skip
 
     def p_of(prompt, i):
-        now = prompt.split("Now Step:")[-1].strip()
+        now = re.sub(r"^Step \d+: ", "", prompt.split("Now Step:")[-1].strip())
         return next((v for k, v in rewards.items() if now.startswith(k)), 0.7 if "7" in now else 0.4)
 
     process_guidance(run.id, policy_backend=ScriptedPolicy(lambda p, n: next(v for k, v in texts.items() if k in p)),
