@@ -328,3 +328,24 @@ def test_it_registers_a_base_model_as_a_lineage_root(db):
     base = actions.register_base_model("Qwen/Qwen2.5-Math-7B-Instruct")
     assert base.kind == "base" and base.training_run is None and base.lineage() == [base]
     assert actions.register_base_model("Qwen/Qwen2.5-Math-7B-Instruct") == base
+
+
+def test_the_sft_pool_keeps_one_agreeing_critique_per_step_the_last_sample(demo_dataset):
+    """The authors' operate-PRM-CoT-data.py keeps target_list[-1]: the last agreeing sample."""
+    from inference.pools import build_sft_pool, eligible_critiques
+
+    correct = list(Step.objects.filter(solution__dataset=demo_dataset, label="correct").order_by("id"))
+    incorrect = list(Step.objects.filter(solution__dataset=demo_dataset, label="incorrect").order_by("id"))
+    run = student_run_with(
+        demo_dataset,
+        {correct[0]: ["Yes", "No", "Yes", "No"], correct[1]: ["No", "No"], incorrect[0]: ["No", "No", "Yes"]},
+    )
+    critiques = eligible_critiques(runs=GenerationRun.objects.filter(id=run.id))
+    one = build_sft_pool(critiques, val_fraction=0, balance=False)
+    kept = Critique.objects.filter(id__in=one.train_ids)
+    assert sorted((c.step_id, c.sample_index) for c in kept) == sorted([(correct[0].id, 2), (incorrect[0].id, 1)])
+    assert (one.stats["agreeing"], one.stats["eligible"], one.stats["per_step"]) == (4, 2, "one")
+    every = build_sft_pool(critiques, val_fraction=0, balance=False, per_step="all")
+    assert len(every.train_ids) == 4
+    with pytest.raises(ValueError, match="per_step"):
+        build_sft_pool(critiques, per_step="some")
