@@ -161,7 +161,8 @@ class SFTLaunchForm(LaunchForm):
     data_seed = forms.IntegerField(initial=0, label="Split seed")
     balance = forms.BooleanField(required=False, initial=True, label="Balance yes/no 1:1")
     per_step = forms.ChoiceField(
-        choices=[("one", "one per step (the authors': the last agreeing sample)"), ("all", "all agreeing")],
+        choices=[("one", "one per step (the authors')"), ("all", "all agreeing")],
+        help_text="One: the last agreeing sample of each step, as the authors keep.",
         initial="one",
         required=False,
         label="Agreeing critiques kept",
