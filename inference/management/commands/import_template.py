@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 class Command(BaseCommand):
     help = (
@@ -10,6 +12,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path")
         parser.add_argument("--name")
+        add_json_flag(parser)
 
     def handle(self, *args, path, name, **opts):
         from inference.actions import import_template_file
@@ -23,3 +26,6 @@ class Command(BaseCommand):
             f"template {template.name} v{template.version} ({kind}, {template.style} placeholders; "
             f"content sha256 {template.content_hash[:12]}, file sha256 {template.source_sha256[:12]})"
         )
+        write_json(self, opts, {"template": template.name, "version": template.version,
+                                "sha256": template.content_hash, "file_sha256": template.source_sha256,
+                                "source": template.source, "chat": template.chat, "style": template.style})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 class Command(BaseCommand):
     help = "Pair a student run's critiques: chosen agrees with the step's label, rejected does not."
@@ -20,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-balance", action="store_true",
                             help="keep every pair instead of as many chosen-Yes as chosen-No pairs")
         parser.add_argument("--seed", type=int, default=0)
+        add_json_flag(parser)
 
     def handle(self, *args, **o):
         from inference.models import GenerationRun
@@ -44,3 +47,5 @@ class Command(BaseCommand):
             f"{s['steps_without_pair']} without both sides, {s['samples_unparseable']} unparseable samples"
             + (f", {s['dropped_for_balance']} dropped to balance chosen Yes/No" if "dropped_for_balance" in s else "")
         )
+        write_json(self, o, {"run": run.id, "pairs": len(build.pairs), "steps": build.steps,
+                             "created": build.created, "stats": s})
