@@ -114,6 +114,16 @@ def test_a_raw_text_template_exports_prompt_text_and_critiques_come_back(importe
     assert got == {(e["solution"], e["step"]): ("yes" if e["solution"] == "math-0" else "no") for e in exported}
 
 
+def test_it_answers_json(imported, tmp_path):
+    import io
+
+    out = io.StringIO()
+    call_command("export_prompts", "--dataset", "pb-math-part", "--template", "GenPRM-evaluate-new3@1",
+                 "--out", str(tmp_path / "p.jsonl"), "--json", stdout=out)  # fmt: skip
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert (result["rows"], result["chat"], result["version"]) == (5, True, 1)
+
+
 def test_it_names_a_missing_template_or_version(imported, tmp_path):
     with pytest.raises(CommandError, match="no template 'GenPRM-evaluate-new3@7'"):
         call_command("export_prompts", dataset="pb-math-part", template="GenPRM-evaluate-new3@7",

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from rprm_web.cli import add_json_flag, write_json
 
 
 class Command(BaseCommand):
@@ -17,6 +18,7 @@ class Command(BaseCommand):
             "--through-first-error", action="store_true",
             help="only steps up to a solution's first wrong step (the authors' ProcessBench rows)",
         )
+        add_json_flag(parser)
 
     def handle(self, *args, dataset, template, out, through_first_error, **opts):
         from inference.prompt_export import ExportError, export_prompts, find_template
@@ -31,3 +33,5 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         kind = "messages" if tpl.chat else "prompt text"
         self.stdout.write(f"wrote {n} step prompts ({kind}, template {tpl} sha256 {tpl.content_hash[:12]}) to {out}")
+        write_json(self, opts, {"rows": n, "out": out, "chat": tpl.chat, "template": tpl.name,
+                                "version": tpl.version, "sha256": tpl.content_hash})
