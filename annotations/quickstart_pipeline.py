@@ -128,12 +128,19 @@ def train_sft_and_dpo(command, dataset, teacher_run):
                                          batch_size=8, seed=0)
         student = _wait(command, GenerationRun, student.pk, f"student sampling run #{student.pk}")
     build = actions.build_preference_pairs_for(student)
+    selection = {"student_run": student.id, "val_fraction": 0.0}
     command.stdout.write(f"  student run #{student.pk}: strict parse rate {student.summary.get('parse_rate')}, "
-                         f"{len(build.pairs)} preference pairs")
+                         f"{len(build.pairs)} preference pairs (the authors' filter, chosen Yes/No balanced 1:1)")
+    if not build.pairs and build.stats.get("dropped_for_balance"):
+        # A tiny random model's pairs are one-sided: the 1:1 balance keeps none. Show DPO anyway.
+        build = actions.build_preference_pairs_for(student, balance=False)
+        selection["balance"] = False
+        command.stdout.write(f"  the pairs are all chosen-{'Yes' if build.stats.get('chosen_yes') else 'No'}: "
+                             f"training the demo DPO on {len(build.pairs)} unbalanced pairs")
     if not build.pairs:
         command.stdout.write("  no preference pairs (every parsed sample agreed, or none parsed): DPO skipped")
         return sft_model
-    dpo = launch("dpo", sft_model, {"student_run": student.id, "val_fraction": 0.0},
+    dpo = launch("dpo", sft_model, selection,
                  learning_rate=5e-4, max_steps=20, warmup_ratio=0.0)
     if dpo.status != TrainingRun.Status.SUCCEEDED:
         command.stdout.write(f"  DPO run #{dpo.pk} {dpo.status}")
@@ -164,6 +171,12 @@ def run_pipeline(command, dataset) -> None:
     if version is not None:
         command.stdout.write(f"• Evaluation of {version.name} on the demo data (ProcessBench metrics)")
         evaluate(command, dataset, version)
+    command.stdout.write(
+        "• The released R-PRM-7B-DPO with its own prompt: `manage.py import_template GenPRM-evaluate-new3.json` "
+        "(NJUNLP/R-PRM src/prompts/GenPRM/), serve kevinpro/R-PRM-7B-DPO (`vllm serve`), then "
+        f"`manage.py evaluate --benchmark processbench --dataset {dataset.name} --model http://HOST:8000/v1 "
+        "--template GenPRM-evaluate-new3` (README: \"The released R-PRM-7B-DPO checkpoint\")"
+    )
 
 
 # ----- the scoring API's model server ---------------------------------------------------

@@ -98,6 +98,8 @@ class ScriptedScorer:
 
     def generate(self, prompts, n, sampling):
         self.calls += 1
+        # Chat templates arrive as messages; like a chat server, read the user message.
+        prompts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
         self.prompts.append(list(prompts))
         out = []
         for prompt in prompts:
