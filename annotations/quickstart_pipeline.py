@@ -201,7 +201,9 @@ def register_scoring_endpoint(url: str, served_name: str):
         "role": ModelEndpoint.Role.SCORER, "backend": ModelEndpoint.Backend.OPENAI, "path_or_url": url,
         "served_model_name": served_name, "default_sampling": {"max_new_tokens": 48},
         # transformers serve runs one call at a time: more in flight would only queue there.
-        "options": {"p_yes_via": "systemone", "max_concurrency": 1, "timeout_s": 120},
+        "options": {"p_yes_via": "systemone", "max_concurrency": 1, "timeout_s": 120,
+                    # chat messages are rendered with the served model's own tokenizer (no model loaded)
+                    "tokenizer_path": served_name},
     }  # fmt: skip
     endpoint, _ = ModelEndpoint.objects.update_or_create(name=SCORING_ENDPOINT, defaults=fields)
     return endpoint

@@ -154,10 +154,10 @@ def test_the_command_creates_a_working_token(client, reviewer, tiny_endpoint):
     assert post(client, {**BODY, "model": "nope"}, token=raw).status_code == 404  # authenticated
 
 
-def test_a_server_that_is_down_answers_json_503_without_internals(client, token, db):
+def test_a_server_that_is_down_answers_json_503_without_internals(client, token, db, tiny_model_dir):
     from tests.evaluation.conftest import free_port, served_endpoint_for
 
-    served_endpoint_for(f"http://127.0.0.1:{free_port()}", "m", max_retries=0)
+    served_endpoint_for(f"http://127.0.0.1:{free_port()}", "m", max_retries=0, tokenizer_path=tiny_model_dir)
     response = post(client, BODY, token=token)
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert error(response)["code"] == "model_unavailable" and response["Retry-After"] == "5"
