@@ -15,7 +15,3 @@ def import_dataset_task(self, job_id: int) -> None:
     `run_import_job`). Queue it with `import_dataset_task.delay_on_commit(job.id)`."""
     run_import_job(job_id)
 
-
-# Celery autodiscovers `tasks` modules only; these live beside it.
-from .tasks_review import audit_run_task, export_task  # noqa: E402, F401
-from .tasks_dashboards import *  # noqa: E402, F401, F403

@@ -133,7 +133,7 @@ def import_critiques(
         run.finished_at = timezone.now()
         run.summary = summarise(run)
         run.save()
-        from annotations.tasks_review import queue_audit
+        from review.tasks import queue_audit
 
         queue_audit(run.id)
     return run, True

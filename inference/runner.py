@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from annotations.models import Solution, Step
+from annotations.models import Step
 from inference.core.backends.base import Backend
 from inference.core.verdict import parse_verdict, split_sections
 
@@ -250,7 +250,7 @@ def _finish(run: GenerationRun, status: str) -> None:
     run.save(update_fields=["status", "finished_at", "summary", "error"])
     if run.critiques_done:
         # Audit signals order the review queue; computed on the default queue.
-        from annotations.tasks_review import queue_audit
+        from review.tasks import queue_audit
 
         queue_audit(run.id)
 

@@ -10,6 +10,3 @@ def process_generation_run(run_id: int) -> None:
 
     process_run(run_id)
 
-
-# Celery autodiscovers `tasks` modules only; evaluation and guidance tasks live beside it.
-from .tasks_eval import *  # noqa: E402, F401, F403

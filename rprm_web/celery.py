@@ -27,10 +27,12 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_default_queue="default",
     task_queues=(Queue("default"), Queue("gpu")),
-    # Everything that loads a model goes to gpu; annotations (imports, audits,
-    # exports) stays on default.
+    # Everything that loads a model goes to gpu; imports, audits, exports and
+    # dashboard refreshes stay on default (exact names win over the globs).
     task_routes={
+        "training.tasks.export_task": {"queue": "default"},
         "inference.*": {"queue": "gpu"},
+        "evaluation.*": {"queue": "gpu"},
         "training.*": {"queue": "gpu"},
     },
     broker_connection_retry_on_startup=True,

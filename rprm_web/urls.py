@@ -10,8 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("annotations.urls")),
     path("", include("inference.urls")),
-    path("review/", include("annotations.review_urls")),
-    path("dashboards/", include("annotations.dashboard_urls")),
-    path("", include("inference.eval_urls")),
+    path("review/", include("review.urls")),
+    path("dashboards/", include("dashboards.urls")),
+    path("", include("evaluation.urls")),
     path("", include("training.urls")),
 ]

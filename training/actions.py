@@ -98,7 +98,7 @@ def _template_info(template: PromptTemplate | None) -> dict:
 def _excluded_by_review() -> Q:
     # The same rule as the SFT pool: flawed / label-wrong / disputed critiques never train.
     try:
-        from annotations.reviews import training_exclusion_q
+        from review.reviews import training_exclusion_q
     except ImportError:  # pragma: no cover - review app absent
         return Q(pk__in=[])
     return training_exclusion_q()
@@ -106,7 +106,7 @@ def _excluded_by_review() -> Q:
 
 def _problem_split(question: str, seed: int, val_fraction: float) -> str:
     # The SFT pool's own hash split, so a problem lands on the same side for SFT and DPO.
-    from inference.pools import _problem_key, _unit
+    from .pools import _problem_key, _unit
 
     return "val" if _unit(seed, "split", _problem_key(question)) < val_fraction else "train"
 
@@ -130,7 +130,7 @@ def sft_selection(selection: dict | None) -> dict:
 
 
 def _sft_pool(selection: dict):
-    from inference.pools import build_sft_pool, eligible_critiques
+    from .pools import build_sft_pool, eligible_critiques
 
     sel = sft_selection(selection)
     runs = GenerationRun.objects.filter(id__in=sel["runs"]) if sel["runs"] else None

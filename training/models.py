@@ -240,3 +240,52 @@ class PreferencePair(models.Model):
 
     def __str__(self) -> str:
         return f"pair {self.chosen_id} > {self.rejected_id} (step {self.step_id})"
+
+
+class ExportJob(models.Model):
+    """One training-data snapshot: filters in, files + manifest out, progress on the row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # {"datasets": [ids], "runs": [ids], "error_types": [slugs], "require_review": bool,
+    #  "balance": bool, "val_fraction": float, "seed": int, "dpo_pairs_per_step": int, "kinds": [...]}
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    manifest = models.JSONField(default=dict, blank=True)
+    # File names inside the job's folder (MEDIA_ROOT/exports/<uuid>/).
+    files = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "annotations_exportjob"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.uuid} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0
+
+    def folder(self):
+        from pathlib import Path
+
+        return Path(settings.MEDIA_ROOT) / "exports" / str(self.uuid)

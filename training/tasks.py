@@ -321,3 +321,11 @@ def recover_interrupted_runs(worker: str) -> list[int]:
     for run_id in ids:
         run_training.delay(run_id)
     return ids
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def export_task(job_id: int) -> None:
+    """Write the files of a queued ExportJob (progress and manifest on the row)."""
+    from .export import run_export_job
+
+    run_export_job(job_id)

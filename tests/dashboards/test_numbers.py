@@ -8,10 +8,10 @@ from datetime import date, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from annotations import dashboards as dash
-from annotations.dashboard_models import DashboardCell, DashboardRefresh
-from annotations.dashboards import Drill, Slice
 from annotations.models import ErrorType
+from dashboards import dashboards as dash
+from dashboards.dashboards import Drill, Slice
+from dashboards.models import DashboardCell, DashboardRefresh
 from inference.models import Critique
 from tests.dashboards.conftest import critique_ids
 
@@ -278,7 +278,7 @@ def test_it_reports_the_adjudication_backlog(cast):
 
 
 def test_it_puts_prm_error_rates_next_to_the_teachers(cast, tmp_path):
-    from inference.evaluation import create_evaluation
+    from evaluation.workflow import create_evaluation
     from tests.evaluation.conftest import write_scores
 
     assert dash.evaluation_comparison(Slice()) is None
@@ -367,7 +367,7 @@ def test_a_refresh_rebuilds_the_same_rows_and_is_claimed_once(cast):
 
 
 def test_new_reviews_show_after_a_refresh(cast, reviewer):
-    from annotations.reviews import submit_review
+    from review.reviews import submit_review
 
     submit_review(cast.item("A1", "d", 1), reviewer, "flawed")
     row = by_slug(dash.error_type_table(teacher_a(cast), "class"))["deception"]
@@ -389,7 +389,7 @@ def test_stale_summaries_are_rebuilt_small_in_the_request_and_large_by_a_task(
     fresh = dash.freshness(now=later)  # stale, 18 critiques: rebuilt right here
     assert fresh["stale"] is False and DashboardRefresh.objects.count() == n + 1
     settings.DASHBOARD_SYNC_LIMIT = 5
-    with mock.patch("annotations.tasks_dashboards.refresh_dashboards_task.delay") as delay:
+    with mock.patch("dashboards.tasks.refresh_dashboards_task.delay") as delay:
         with django_capture_on_commit_callbacks(execute=True):
             fresh = dash.freshness(now=later + timedelta(minutes=2))
         assert fresh["stale"] is True and fresh["pending"].status == DashboardRefresh.Status.QUEUED
@@ -398,7 +398,7 @@ def test_stale_summaries_are_rebuilt_small_in_the_request_and_large_by_a_task(
         with django_capture_on_commit_callbacks(execute=True):
             assert dash.freshness(now=later + timedelta(minutes=3))["pending"] == fresh["pending"]
         delay.assert_called_once()
-    from annotations.tasks_dashboards import refresh_dashboards_task
+    from dashboards.tasks import refresh_dashboards_task
 
     refresh_dashboards_task(fresh["pending"].id)  # what the worker runs
     fresh["pending"].refresh_from_db()
@@ -410,7 +410,7 @@ def test_a_failed_refresh_keeps_the_old_summaries(cast):
 
     n = DashboardCell.objects.count()
     refresh = DashboardRefresh.objects.create()
-    with mock.patch("annotations.dashboards.refresh_summaries", side_effect=RuntimeError("disk full")):
+    with mock.patch("dashboards.dashboards.refresh_summaries", side_effect=RuntimeError("disk full")):
         dash.run_refresh(refresh.id)
     refresh.refresh_from_db()
     assert refresh.status == "failed" and "disk full" in refresh.error and DashboardCell.objects.count() == n
@@ -435,10 +435,10 @@ def test_summary_agreement_and_live_percentiles_match_their_references(
     db, tmp_path, admin, reviewer, reviewer2
 ):
     """On the bigger showcase data: kappa per pair from the summary equals
-    annotations.reviews.agreement (the review app's definition), per run too, and the
+    review.reviews.agreement (the review app's definition), per run too, and the
     database's percentiles equal percentile_cont over the raw times."""
-    from annotations.models import Review, ReviewItem
-    from annotations.reviews import agreement
+    from review.models import Review, ReviewItem
+    from review.reviews import agreement
     from tests.dashboards.conftest import build_showcase
 
     data = build_showcase(tmp_path, admin, reviewer, reviewer2)
@@ -474,7 +474,7 @@ def test_summary_agreement_and_live_percentiles_match_their_references(
 
 
 def test_run_sliced_throughput_includes_reviews_newer_than_the_summary(cast, reviewer):
-    from annotations.reviews import submit_review
+    from review.reviews import submit_review
 
     def in_a1():
         return {

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from inference.evaluation import create_api_token
+from evaluation.workflow import create_api_token
 from inference.models import ApiToken, ModelEndpoint
 
 URL = "/api/v1/score"

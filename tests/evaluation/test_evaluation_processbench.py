@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from annotations.models import Solution
-from inference import evaluation
-from inference.evaluation import create_evaluation, process_evaluation
-from inference.models import EvaluationRun, ModelEndpoint, SolutionScore
+from evaluation import workflow as evaluation
+from evaluation.models import EvaluationRun, SolutionScore
+from evaluation.workflow import create_evaluation, process_evaluation
+from inference.models import ModelEndpoint
 from tests.evaluation.conftest import GSM8K_ROWS, MATH_ROWS, PB_SCORES, ScriptedScorer, write_scores
 from tests.evaluation.reference_metrics import processbench_direct
 
