@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Count
 
+from rprm_web.runs import RunBase
+
 
 class Dataset(models.Model):
     class Format(models.TextChoices):
@@ -64,7 +66,7 @@ class Dataset(models.Model):
         return [(k, self.label_counts.get(k, 0), 100 * self.label_counts.get(k, 0) / total) for k in Step.Label.values]
 
 
-class ImportJob(models.Model):
+class ImportJob(RunBase):
     """One import of one file: the dataset's import history and the upload page's progress."""
 
     class Status(models.TextChoices):
@@ -72,6 +74,7 @@ class ImportJob(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
         DUPLICATE = "duplicate", "already imported"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -87,13 +90,10 @@ class ImportJob(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     bytes_done = models.BigIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -107,7 +107,7 @@ class ImportJob(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.DUPLICATE}
+        return self.status not in self.ACTIVE
 
     @property
     def percent(self) -> int:

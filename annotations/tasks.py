@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from rprm_web import runs
+
 from .actions import run_import_job
+from .models import ImportJob
 
 
 @shared_task(bind=True, acks_late=True)
@@ -15,3 +18,5 @@ def import_dataset_task(self, job_id: int) -> None:
     `run_import_job`). Queue it with `import_dataset_task.delay_on_commit(job.id)`."""
     run_import_job(job_id)
 
+
+runs.register(ImportJob, import_dataset_task, queue="default")

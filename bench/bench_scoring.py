@@ -257,7 +257,7 @@ def api_latency(args, model_dir: Path, work: Path) -> dict:
     setup = (
         "import django, json, sys; django.setup();"
         "from django.contrib.auth.models import User; from inference.models import ModelEndpoint;"
-        "from evaluation.workflow import create_api_token;"
+        "from inference.scorers import create_api_token;"
         "u = User.objects.create_user('bench');"
         f"ModelEndpoint.objects.create(name='bench-scorer', role='scorer', backend='transformers',"
         f" path_or_url={str(model_dir)!r}, default_sampling={{'max_new_tokens': {args.free_tokens}}},"

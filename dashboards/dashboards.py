@@ -63,6 +63,7 @@ from annotations.models import ErrorType, Step
 from inference.core.metrics import cohen_kappa, wilson_interval
 from inference.models import Critique, GenerationRun
 from review.models import Adjudication, LabelCorrection, Review, ReviewItem
+from rprm_web import runs
 
 from .models import (
     OUTCOMES,
@@ -904,8 +905,6 @@ QUEUED_GIVE_UP = timedelta(minutes=30)
 
 def request_refresh(user=None, *, queue: bool = True, now: datetime | None = None) -> DashboardRefresh:
     """Queue a rebuild unless one is already queued or running (recently)."""
-    from .tasks import refresh_dashboards_task
-
     now = now or timezone.now()
     pending = (
         DashboardRefresh.objects.filter(
@@ -919,7 +918,7 @@ def request_refresh(user=None, *, queue: bool = True, now: datetime | None = Non
         return pending
     refresh = DashboardRefresh.objects.create(requested_by=user if getattr(user, "pk", None) else None)
     if queue:
-        refresh_dashboards_task.delay_on_commit(refresh.id)
+        runs.enqueue(DashboardRefresh, refresh.id)
     return refresh
 
 

@@ -11,14 +11,20 @@ import logging
 
 from celery import shared_task
 
+from rprm_web import runs
+
+from .dashboards import run_refresh
+from .models import DashboardRefresh
+
 log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def refresh_dashboards_task(refresh_id: int) -> None:
     """Rebuild the dashboard summaries for a queued DashboardRefresh."""
-    from .dashboards import run_refresh
-
     refresh = run_refresh(refresh_id)
     if refresh is not None:
         log.info("dashboard refresh %s: %s in %.1f s", refresh_id, refresh.status, refresh.seconds or 0)
+
+
+runs.register(DashboardRefresh, refresh_dashboards_task, queue="default", resume=False)

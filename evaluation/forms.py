@@ -7,9 +7,10 @@ from django import forms
 from annotations.models import Dataset
 from inference.core.solution_scoring import DEFAULT_K, MAX_K
 from inference.models import ModelEndpoint
+from inference.scorers import SCORER_ROLES
 
 from .models import EvaluationRun, GuidanceRun
-from .workflow import SCORER_ROLES, check_datasets
+from .workflow import check_datasets
 
 MAX_SCORES_FILE_BYTES = 200 * 1024 * 1024
 

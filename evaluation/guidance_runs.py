@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from annotations.models import Dataset, Problem
@@ -29,9 +27,11 @@ from inference.core.backends.base import Sampling
 from inference.core.guidance import END_OF_SOLUTION, best_of_n_select, guided_search, make_policy_proposer
 from inference.core.solution_scoring import BatchStats, score_candidates, score_solutions
 from inference.models import ModelEndpoint, PromptTemplate
+from inference.runner import get_backend
+from rprm_web import runs
 
 from .models import GuidanceResult, GuidanceRun
-from .workflow import STALE_AFTER, RunCancelled, _heartbeat, eval_sampling_values, template_for
+from .workflow import eval_sampling_values, template_for
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,6 @@ def create_guidance_run(
     queue: bool = True,
     **params: Any,
 ) -> GuidanceRun:
-    from .tasks import process_guidance_run
-
     if kind not in GuidanceRun.Kind.values:
         raise ValueError(f"kind must be one of {', '.join(GuidanceRun.Kind.values)}")
     if not _problems(dataset, None).exists():
@@ -112,7 +110,7 @@ def create_guidance_run(
         run.problems_total = _problems(dataset, run.problem_limit).count()
         run.save(update_fields=["problems_total"])
         if queue:
-            process_guidance_run.delay_on_commit(run.id)
+            runs.enqueue(GuidanceRun, run.id)
     return run
 
 
@@ -122,37 +120,14 @@ def _problems(dataset: Dataset, limit: int | None):
 
 
 def request_cancel(run: GuidanceRun) -> bool:
-    if GuidanceRun.objects.filter(id=run.id, status=GuidanceRun.Status.QUEUED).update(
-        status=GuidanceRun.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    ):
-        return True
-    return bool(
-        GuidanceRun.objects.filter(id=run.id, status=GuidanceRun.Status.RUNNING).update(cancel_requested=True)
-    )
+    return runs.request_cancel(GuidanceRun, run.id) != "finished"
 
 
 # ---------------------------------------------------------------- processing
 
 
 def claim(run_id: int, worker: str) -> GuidanceRun | None:
-    now = timezone.now()
-    running = Q(status=GuidanceRun.Status.RUNNING)
-    claimed = GuidanceRun.objects.filter(
-        Q(status=GuidanceRun.Status.QUEUED)
-        | (
-            running
-            & (Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True) | Q(worker=worker))
-        ),
-        id=run_id,
-        cancel_requested=False,
-    ).update(status=GuidanceRun.Status.RUNNING, heartbeat_at=now, worker=worker, error="")
-    if not claimed:
-        return None
-    run = GuidanceRun.objects.select_related("policy", "scorer", "template", "dataset").get(id=run_id)
-    if run.started_at is None:
-        run.started_at = now
-        run.save(update_fields=["started_at"])
-    return run
+    return runs.claim(GuidanceRun, run_id, worker, select_related=("policy", "scorer", "template", "dataset"))
 
 
 def _backends(run: GuidanceRun):
@@ -160,7 +135,6 @@ def _backends(run: GuidanceRun):
     policy is loaded next to the cached scorer for the run's duration (not through the
     one-model cache, which would reload both on every problem)."""
     from inference.core.backends import make_backend
-    from inference.runner import get_backend
 
     scorer = get_backend(run.scorer)
     same = (run.policy.backend, run.policy.path_or_url, run.policy.options) == (
@@ -181,38 +155,22 @@ def process_guidance(
     scorer_backend=None,
     progress: Callable[[GuidanceRun], None] | None = None,
 ) -> GuidanceRun | None:
-    from inference.runner import worker_name
+    def body(run: GuidanceRun) -> None:
+        policy, scorer, close = policy_backend, scorer_backend, lambda: None
+        if policy is None or scorer is None:
+            policy, scorer, close = _backends(run)
+        try:
+            _process(run, policy, scorer, progress)
+        finally:
+            close()
 
-    run = claim(run_id, worker_name())
-    if run is None:
-        log.info("guidance run %s not claimable", run_id)
-        return None
-    stop = threading.Event()
-    threading.Thread(target=_heartbeat, args=(GuidanceRun, run.id, stop), daemon=True).start()
-    close = lambda: None  # noqa: E731
-    try:
-        if policy_backend is None or scorer_backend is None:
-            policy_backend, scorer_backend, close = _backends(run)
-        _process(run, policy_backend, scorer_backend, progress)
-        run.results = summarise(run)
-        _finish(run, GuidanceRun.Status.SUCCEEDED)
-    except RunCancelled:
-        run.results = summarise(run)
-        _finish(run, GuidanceRun.Status.CANCELLED)
-    except Exception as exc:
-        log.exception("guidance run %s failed", run_id)
-        run.error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
-        _finish(run, GuidanceRun.Status.FAILED)
-    finally:
-        stop.set()
-        close()
-    return run
-
-
-def _finish(run: GuidanceRun, status: str) -> None:
-    run.status = status
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at", "error", "results"])
+    return runs.execute(
+        GuidanceRun,
+        run_id,
+        body,
+        select_related=("policy", "scorer", "template", "dataset"),
+        final=lambda run, status: {"results": summarise(run)} if status != runs.RunStatus.FAILED else {},
+    )
 
 
 def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None:
@@ -232,8 +190,7 @@ def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None
     for problem in problems:
         if problem.id in done:
             continue
-        if GuidanceRun.objects.filter(id=run.id, cancel_requested=True).exists():
-            raise RunCancelled
+        runs.checkpoint(run)
         if run.kind == GuidanceRun.Kind.BEST_OF_N:
             result = best_of_n_problem(
                 policy_backend,

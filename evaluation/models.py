@@ -12,18 +12,12 @@ from django.db import models
 from django.db.models import Q
 
 from annotations.models import Dataset, Problem, Solution
+from inference.core.generation import EVALUATION
 from inference.models import ModelEndpoint, PromptTemplate
+from rprm_web.runs import RunBase, RunStatus
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class EvaluationRun(models.Model):
+class EvaluationRun(RunBase):
     """A scorer (a model endpoint, or an imported file of external step scores) on a
     benchmark: ProcessBench (one or more subset datasets) or PRMBench."""
 
@@ -49,17 +43,15 @@ class EvaluationRun(models.Model):
                                  related_name="evaluation_runs")
     scores_file = models.CharField(max_length=255, blank=True, help_text="External scores: the file's name.")
     scores_sha256 = models.CharField(max_length=64, blank=True)
-    n_samples = models.PositiveSmallIntegerField(default=4, help_text="K critiques per step.")
-    temperature = models.FloatField(default=0.95)
-    top_p = models.FloatField(default=0.95)
-    max_new_tokens = models.PositiveIntegerField(default=4096)
+    n_samples = models.PositiveSmallIntegerField(default=EVALUATION.n_samples, help_text="K critiques per step.")
+    temperature = models.FloatField(default=EVALUATION.temperature)
+    top_p = models.FloatField(default=EVALUATION.top_p)
+    max_new_tokens = models.PositiveIntegerField(default=EVALUATION.max_new_tokens)
     seed = models.IntegerField(null=True, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=4, help_text="Solutions per backend call.")
     solution_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Score only the first N.")
     threshold = models.FloatField(default=0.5)
 
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     solutions_total = models.PositiveIntegerField(default=0)
     solutions_done = models.PositiveIntegerField(default=0)
     steps_done = models.PositiveIntegerField(default=0)
@@ -67,14 +59,9 @@ class EvaluationRun(models.Model):
     backend_seconds = models.FloatField(default=0)
     # Metrics at the threshold, threshold sweep, K-scaling, contamination (evaluation.py).
     results = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "inference_evaluationrun"
@@ -171,7 +158,7 @@ class SolutionScore(models.Model):
         return f"scores of solution {self.solution_id} in evaluation {self.run_id}"
 
 
-class GuidanceRun(models.Model):
+class GuidanceRun(RunBase):
     """A policy guided by a PRM: Best-of-N selection or greedy step-level search."""
 
     class Kind(models.TextChoices):
@@ -188,30 +175,23 @@ class GuidanceRun(models.Model):
     scorer = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="guided_runs")
     template = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="guidance_runs")
     n_candidates = models.PositiveSmallIntegerField(default=8, help_text="N solutions, or N next steps.")
-    n_samples = models.PositiveSmallIntegerField(default=4, help_text="K critiques per step.")
+    n_samples = models.PositiveSmallIntegerField(default=EVALUATION.n_samples, help_text="K critiques per step.")
     max_steps = models.PositiveSmallIntegerField(default=30)
     problem_limit = models.PositiveIntegerField(null=True, blank=True)
     policy_temperature = models.FloatField(default=0.7)
     policy_top_p = models.FloatField(default=0.95)
     policy_max_new_tokens = models.PositiveIntegerField(default=1024)
-    temperature = models.FloatField(default=0.95)
-    top_p = models.FloatField(default=0.95)
-    max_new_tokens = models.PositiveIntegerField(default=4096)
+    temperature = models.FloatField(default=EVALUATION.temperature)
+    top_p = models.FloatField(default=EVALUATION.top_p)
+    max_new_tokens = models.PositiveIntegerField(default=EVALUATION.max_new_tokens)
     seed = models.IntegerField(null=True, blank=True)
 
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     problems_total = models.PositiveIntegerField(default=0)
     problems_done = models.PositiveIntegerField(default=0)
     results = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "inference_guidancerun"

@@ -15,12 +15,8 @@ import hashlib
 import json
 import logging
 import math
-import secrets
-import threading
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +27,17 @@ from django.utils import timezone
 from annotations.models import Dataset, Problem, Solution, Step
 from inference.core import metrics
 from inference.core.contamination import overlap_report
-from inference.core.solution_scoring import DEFAULT_K, EVAL_SAMPLING, MAX_K, BatchStats, score_solutions
-from inference.models import ApiToken, ModelEndpoint, PromptTemplate
+from inference.core.solution_scoring import DEFAULT_K, MAX_K, BatchStats, score_solutions
+from inference.models import ModelEndpoint, PromptTemplate
+from inference.runner import get_backend
+from inference.scorers import eval_sampling_values, template_for
+from rprm_web import runs
+from rprm_web.runs import RunCancelled  # noqa: F401  (the name other modules used)
 
 from .models import EvaluationDataset, EvaluationRun, SolutionScore
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = timedelta(minutes=10)
-SCORER_ROLES = (ModelEndpoint.Role.SCORER, ModelEndpoint.Role.STUDENT)
 TRAINING_FORMATS = (Dataset.Format.PRM800K, Dataset.Format.RPRM_STEPS)
 K_SCALING_RESAMPLES = 200
 
@@ -56,10 +54,6 @@ PUBLISHED_K_SCALING = [(1, 61.3), (2, 62.8), (4, 67.6), (8, 69.7), (16, 70.8), (
 PUBLISHED_GUIDANCE = {"pass@1": 41.0, "best_of_8": 49.6, "guided_search": 49.4}
 
 
-class RunCancelled(Exception):
-    pass
-
-
 class ScoreFileError(ValueError):
     """A bad external scores file: names the file, the line and the field."""
 
@@ -67,73 +61,6 @@ class ScoreFileError(ValueError):
         self.file, self.line, self.field, self.message = file, line, field, message
         where = file + (f", line {line}" if line is not None else "")
         super().__init__(f"{where}: {field + ': ' if field else ''}{message}")
-
-
-# ---------------------------------------------------------------- API tokens
-
-
-def create_api_token(user, name: str = "") -> tuple[ApiToken, str]:
-    """A new token for `user`; the plain token is returned once and never stored."""
-    raw = "rprm_" + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name, prefix=raw[:12], token_hash=ApiToken.hash(raw))
-    return token, raw
-
-
-def authenticate_token(raw: str) -> ApiToken | None:
-    if not raw:
-        return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(token_hash=ApiToken.hash(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=60):
-        # At most one write a minute per token: the API must not write on every call.
-        ApiToken.objects.filter(id=token.id).update(last_used_at=now)
-    return token
-
-
-# ---------------------------------------------------------------- shared helpers
-
-
-def eval_sampling_values(endpoint: ModelEndpoint | None, **overrides: Any) -> dict[str, Any]:
-    """Method defaults (T=0.95, top_p=0.95, 4,096 new tokens); an endpoint's own
-    `default_sampling` may lower max_new_tokens (a model limit); explicit values win."""
-    values: dict[str, Any] = {
-        "temperature": EVAL_SAMPLING.temperature,
-        "top_p": EVAL_SAMPLING.top_p,
-        "max_new_tokens": EVAL_SAMPLING.max_new_tokens,
-        "seed": None,
-    }
-    if endpoint is not None:
-        for key in ("max_new_tokens", "seed"):
-            if endpoint.default_sampling.get(key) is not None:
-                values[key] = endpoint.default_sampling[key]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return values
-
-
-def scorer_endpoint(name: str) -> ModelEndpoint | None:
-    return ModelEndpoint.objects.filter(name=name, role__in=SCORER_ROLES).first()
-
-
-def template_for(name: str | None = None) -> PromptTemplate:
-    """`name` or `name@version`; the built-in default template when empty."""
-    from inference.actions import default_template
-
-    if not name:
-        return default_template()
-    base, _, version = name.partition("@")
-    qs = PromptTemplate.objects.filter(name=base)
-    if version:
-        qs = qs.filter(version=int(version))
-    found = qs.order_by("-version").first()
-    if found is None:
-        raise PromptTemplate.DoesNotExist(f"no prompt template {name!r}")
-    return found
 
 
 def subset_of(solution: Solution, dataset: Dataset) -> str:
@@ -205,8 +132,6 @@ def create_evaluation(
     """A model evaluation (queued on the gpu queue once committed) or an external-scores
     evaluation (validated, stored and computed right here). A bad scores file raises
     ScoreFileError and writes nothing."""
-    from .tasks import process_evaluation_run
-
     check_datasets(benchmark, datasets)
     if (endpoint is None) == (scores_path is None):
         raise ValueError("give either a model endpoint or a scores file")
@@ -282,7 +207,7 @@ def create_evaluation(
         run.solutions_total = run_solutions(run).count()
         run.save(update_fields=["solutions_total"])
         if queue:
-            process_evaluation_run.delay_on_commit(run.id)
+            runs.enqueue(EvaluationRun, run.id)
     return run
 
 
@@ -387,84 +312,31 @@ def read_external_scores(
 
 
 def request_cancel(run: EvaluationRun) -> bool:
-    if EvaluationRun.objects.filter(id=run.id, status=EvaluationRun.Status.QUEUED).update(
-        status=EvaluationRun.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    ):
-        return True
-    return bool(
-        EvaluationRun.objects.filter(id=run.id, status=EvaluationRun.Status.RUNNING).update(
-            cancel_requested=True
-        )
-    )
+    """A queued run, or one whose worker died, is cancelled at once; a live worker
+    stops between batches."""
+    return runs.request_cancel(EvaluationRun, run.id) != "finished"
 
 
 # ---------------------------------------------------------------- processing
 
 
 def claim(run_id: int, worker: str) -> EvaluationRun | None:
-    """Conditional UPDATE: queued, or running under a silent worker or this very worker."""
-    now = timezone.now()
-    running = Q(status=EvaluationRun.Status.RUNNING)
-    claimed = EvaluationRun.objects.filter(
-        Q(status=EvaluationRun.Status.QUEUED)
-        | (
-            running
-            & (Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True) | Q(worker=worker))
-        ),
-        id=run_id,
-        source=EvaluationRun.Source.MODEL,
-        cancel_requested=False,
-    ).update(status=EvaluationRun.Status.RUNNING, heartbeat_at=now, worker=worker, error="")
-    if not claimed:
-        return None
-    run = EvaluationRun.objects.select_related("endpoint", "template").get(id=run_id)
-    if run.started_at is None:
-        run.started_at = now
-        run.save(update_fields=["started_at"])
-    return run
+    """Model evaluations only: external-scores evaluations are computed at creation."""
+    return runs.claim(EvaluationRun, run_id, worker, where=Q(source=EvaluationRun.Source.MODEL),
+                      select_related=("endpoint", "template"))
 
 
 def process_evaluation(
     run_id: int, *, backend=None, progress: Callable[[EvaluationRun], None] | None = None
 ) -> EvaluationRun | None:
     """Claim a model evaluation and score what is missing, then compute its results."""
-    from inference.runner import get_backend, worker_name
 
-    run = claim(run_id, worker_name())
-    if run is None:
-        log.info("evaluation %s not claimable (finished, cancelled or held by a live worker)", run_id)
-        return None
-    stop = threading.Event()
-    threading.Thread(target=_heartbeat, args=(EvaluationRun, run.id, stop), daemon=True).start()
-    try:
+    def body(run: EvaluationRun) -> dict:
         _score_missing(run, backend or get_backend(run.endpoint), progress)
-        run.results = compute_results(run)
-        _finish(run, EvaluationRun.Status.SUCCEEDED)
-    except RunCancelled:
-        _finish(run, EvaluationRun.Status.CANCELLED)
-    except Exception as exc:  # recorded on the run; the task does not retry
-        log.exception("evaluation %s failed", run_id)
-        run.error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
-        _finish(run, EvaluationRun.Status.FAILED)
-    finally:
-        stop.set()
-    return run
+        return {"results": compute_results(run)}
 
-
-def _heartbeat(model, run_id: int, stop: threading.Event, every_s: float = 30) -> None:
-    from django.db import connection
-
-    try:
-        while not stop.wait(every_s):
-            model.objects.filter(id=run_id, status=model.Status.RUNNING).update(heartbeat_at=timezone.now())
-    finally:
-        connection.close()
-
-
-def _finish(run: EvaluationRun, status: str) -> None:
-    run.status = status
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at", "error", "results"])
+    return runs.execute(EvaluationRun, run_id, body, where=Q(source=EvaluationRun.Source.MODEL),
+                        select_related=("endpoint", "template"))
 
 
 def _score_missing(run: EvaluationRun, backend, progress) -> None:
@@ -476,8 +348,7 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
     EvaluationRun.objects.filter(id=run.id).update(solutions_total=len(ids), solutions_done=len(done))
     size = max(1, run.batch_size)
     for start in range(0, len(todo), size):
-        if EvaluationRun.objects.filter(id=run.id, cancel_requested=True).exists():
-            raise RunCancelled
+        runs.checkpoint(run)
         batch = todo[start : start + size]
         sols = Solution.objects.filter(id__in=batch).select_related("problem").order_by("id")
         texts: dict[int, list[str]] = defaultdict(list)

@@ -24,8 +24,8 @@ from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from evaluation.workflow import authenticate_token, eval_sampling_values, scorer_endpoint, template_for
 from inference.core.solution_scoring import DEFAULT_K, MAX_K, score_solution
+from inference.scorers import authenticate_token, eval_sampling_values, scorer_endpoint, template_for
 
 from .models import PromptTemplate
 

@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 
 from annotations.models import Dataset, Step
+from inference.core.generation import TEACHER
+from rprm_web.runs import RunBase
 
 
 class PromptTemplate(models.Model):
@@ -97,7 +99,7 @@ class ModelEndpoint(models.Model):
         return {**target, **self.options}
 
 
-class GenerationRun(models.Model):
+class GenerationRun(RunBase):
     class Kind(models.TextChoices):
         TEACHER_SEED = "teacher_seed", "teacher seed"
         STUDENT_SAMPLE = "student_sample", "student sampling"
@@ -119,15 +121,13 @@ class GenerationRun(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="generation_runs")
     # Step selection: {"labels": [...], "solution_error": "any|error|correct", "limit": int}
     step_filter = models.JSONField(default=dict, blank=True)
-    n_samples = models.PositiveSmallIntegerField(default=4)
-    temperature = models.FloatField(default=0.4)
-    top_p = models.FloatField(default=0.95)
-    max_new_tokens = models.PositiveIntegerField(default=8192)
+    n_samples = models.PositiveSmallIntegerField(default=TEACHER.n_samples)  # K
+    temperature = models.FloatField(default=TEACHER.temperature)
+    top_p = models.FloatField(default=TEACHER.top_p)
+    max_new_tokens = models.PositiveIntegerField(default=TEACHER.max_new_tokens)
     seed = models.IntegerField(null=True, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=8, help_text="Steps per backend call.")
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     steps_total = models.PositiveIntegerField(default=0)
     steps_done = models.PositiveIntegerField(default=0)
     critiques_done = models.PositiveIntegerField(default=0)
@@ -136,15 +136,10 @@ class GenerationRun(models.Model):
     orchestration_seconds = models.FloatField(default=0)
     # Summary written as the run goes: parse rate, agreement overall/correct/incorrect.
     summary = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

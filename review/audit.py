@@ -16,8 +16,8 @@ evidence so a reviewer can verify each one in seconds:
 * ``p_yes_uncertain``: p(yes) close to 0.5; ``p_yes_contradicts_verdict``.
 
 Signals are combined with a noisy-or into a suspicion score in [0, 1] that orders
-the review queue. The text checks are plain Python (no Django import at module
-level) so they can be tested and reused on their own.
+the review queue. The text checks are plain Python functions, tested and reused
+on their own; `audit_run` at the bottom is the Django shell around them.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
+from inference.core.metrics import cohen_kappa as shared_kappa
+
+from .reviews import FLAG_THRESHOLD, ensure_review_items
+
 AUDIT_VERSION = 1
-# Items at or above this suspicion go to the "flagged by signals" queue.
-FLAG_THRESHOLD = 0.5
 
 # Weight of each signal kind (its strength is in [0, 1]); the noisy-or of
 # weight * strength is the suspicion.
@@ -451,30 +453,12 @@ def audit_facts(facts: CritiqueFacts, step_equations: list[Equation] | None = No
 # --- agreement -------------------------------------------------------------------
 
 
-def _cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """Cohen's kappa for two raters' labels on the same items; None when undefined (no items,
-    or both raters used a single label throughout), like inference.core.metrics.cohen_kappa."""
-    n = len(pairs)
-    if n == 0:
-        return None
-    observed = sum(1 for a, b in pairs if a == b) / n
-    left = Counter(a for a, _ in pairs)
-    right = Counter(b for _, b in pairs)
-    expected = sum(left[k] * right[k] for k in left.keys() | right.keys()) / (n * n)
-    if expected >= 1.0:  # both raters used one and the same label: undefined
-        return None
-    return (observed - expected) / (1.0 - expected)
-
-
 def cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """The project's kappa if the metrics module has one, else ours (same definition)."""
-    try:
-        from inference.core.metrics import cohen_kappa as shared
-    except ImportError:
-        return _cohen_kappa(pairs)
-    if not pairs:
-        return None
-    return shared(list(pairs))
+    """inference.core.metrics.cohen_kappa: None when undefined (no items, one label)."""
+    return shared_kappa(list(pairs)) if pairs else None
+
+
+_cohen_kappa = cohen_kappa  # the name the agreement tests use
 
 
 # --- Django shell ----------------------------------------------------------------
@@ -493,7 +477,6 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
     from inference.models import Critique, GenerationRun
 
     from .models import CritiqueAudit, ReviewItem
-    from .reviews import ensure_review_items
 
     run = GenerationRun.objects.get(id=run_id)
     critiques = (

@@ -28,12 +28,16 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotations.models import ErrorType, Step
+from inference.core.metrics import cohen_kappa
+from inference.models import Critique
 
 from .models import Adjudication, LabelCorrection, Review, ReviewEvent, ReviewItem
 
 Decision = Review.Decision
 DECIDING = (Decision.SOUND, Decision.FLAWED, Decision.LABEL_WRONG)
 # Longest time on task we believe from the browser; beyond it the tab was left open.
+# Items at or above this audit suspicion go to the "flagged by signals" queue.
+FLAG_THRESHOLD = 0.5
 MAX_CLIENT_MS = 6 * 3600 * 1000
 
 
@@ -115,10 +119,6 @@ def open_items(flt: QueueFilter) -> QuerySet[ReviewItem]:
 
 def ensure_review_items(critique_ids: Sequence[int], suspicion: dict[int, float] | None = None) -> int:
     """Create the review items of these critiques (once). Returns how many were new."""
-    from inference.models import Critique
-
-    from .audit import FLAG_THRESHOLD
-
     suspicion = suspicion or {}
     have = set(ReviewItem.objects.filter(critique_id__in=critique_ids).values_list("critique_id", flat=True))
     rows = Critique.objects.filter(id__in=[c for c in critique_ids if c not in have]).values_list(
@@ -580,14 +580,10 @@ class PairAgreement:
 
     @property
     def kappa_decisions(self) -> float | None:
-        from .audit import cohen_kappa
-
         return cohen_kappa(self.decision_pairs)
 
     @property
     def kappa_tags(self) -> float | None:
-        from .audit import cohen_kappa
-
         return cohen_kappa(self.tag_pairs)
 
 

@@ -10,22 +10,22 @@ import logging
 
 from celery import shared_task
 
+from .audit import audit_run
+from .models import ReviewEvent
+from .reviews import record
+
 log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def audit_run_task(run_id: int) -> None:
     """Compute the audit signals of a run's critiques and put them in the review queues."""
-    from .audit import audit_run
-    from .models import ReviewEvent
-    from .reviews import record
-
     summary = audit_run(run_id)
     record(ReviewEvent.Kind.AUDITED, None, None, run=run_id, **summary)
     log.info("audited run %s: %s", run_id, summary)
 
 
 def queue_audit(run_id: int) -> None:
-    """Hook for the generation runner: audit a run once its transaction commits."""
+    """Audit a run once its transaction commits (review.signals calls it for finished runs)."""
     audit_run_task.delay_on_commit(run_id)
 

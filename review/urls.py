@@ -15,7 +15,4 @@ urlpatterns = [
     path("adjudication/<uuid:critique_uuid>/", views.adjudicate, name="adjudicate"),
     path("corrections/<int:correction_id>/decide/", views.decide_correction, name="decide_correction"),
     path("audit/", views.audit_run, name="audit_run"),
-    path("exports/", views.export_list, name="export_list"),
-    path("exports/<uuid:export_uuid>/", views.export_detail, name="export_detail"),
-    path("exports/<uuid:export_uuid>/files/<str:name>", views.export_download, name="export_download"),
 ]

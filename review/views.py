@@ -1,7 +1,6 @@
-"""Review screens: queues, the keyboard-first review screen, agreement, adjudication, exports.
+"""Review screens: queues, the keyboard-first review screen, agreement, adjudication.
 
-Every view starts with an access helper. Writes go through review.reviews /
-training.export. With htmx the review screen swaps in place (`#screen`
+Every view starts with an access helper. Writes go through review.reviews. With htmx the review screen swaps in place (`#screen`
 partial, URL pushed); without JavaScript every action is a plain POST + redirect.
 """
 
@@ -14,22 +13,19 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
-from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect
 
 from annotations.models import Dataset, ErrorType
 from inference.core.verdict import SECTION_KEYS
 from inference.models import Critique, GenerationRun
 from rprm_web.access import AppRequest, require_admin, require_reviewer
-from training.export import create_export_job
-from training.models import ExportJob
 
 from . import reviews
-from .forms import AdjudicationForm, DecisionForm, ExportForm, QueueFilterForm
+from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
 from .models import LabelCorrection, Review, ReviewItem
 from .reviews import QueueFilter, ReviewError
 
@@ -429,45 +425,3 @@ def audit_run(request: AppRequest):
     queue_audit(run.id)
     messages.success(request, f"Audit of run #{run.id} queued: signals appear as the worker finishes.")
     return redirect("review:queue")
-
-
-# --- exports (admins) ---------------------------------------------------------------
-
-
-def export_list(request: AppRequest):
-    require_admin(request)
-    form = ExportForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        job = create_export_job(request.user, form.filters())
-        return redirect("review:export_detail", export_uuid=job.uuid)
-    jobs = ExportJob.objects.select_related("created_by")[:30]
-    return render(request, "review/exports.html", {"form": form, "jobs": jobs})
-
-
-def export_detail(request: AppRequest, export_uuid):
-    require_admin(request)
-    job = get_object_or_404(ExportJob.objects.select_related("created_by"), uuid=export_uuid)
-    info = (job.manifest or {}).get("files", {})
-    counts = (job.manifest or {}).get("counts", {})
-    order = ["sft_eligible_in_scope", "excluded_by_review", "accepted", "sft_train", "sft_val", "dpo"]
-    context = {
-        "job": job,
-        "files": [(name, info.get(name, {})) for name in job.files],
-        "counts": [(k, counts[k]) for k in order if k in counts]
-        + [(k, v) for k, v in counts.items() if k not in order],
-    }
-    if request.htmx and request.htmx.target == "export-progress":
-        response = render(request, "review/export_detail.html#progress", context)
-        return HttpResponseStopPolling(response.content) if job.is_finished else response
-    return render(request, "review/export_detail.html", context)
-
-
-def export_download(request: AppRequest, export_uuid, name: str):
-    require_admin(request)
-    job = get_object_or_404(ExportJob, uuid=export_uuid, status=ExportJob.Status.SUCCEEDED)
-    if name not in job.files:
-        raise Http404("No such file in this export.")
-    path = job.folder() / name
-    if not path.is_file():
-        raise Http404("The export's files are gone from disk.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{job.uuid}-{name}")  # noqa: SIM115

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
@@ -40,3 +41,11 @@ app.conf.update(
     worker_send_task_events=False,
 )
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def resume_interrupted_runs(sender=None, **kwargs) -> None:
+    """Every app registers its run types with rprm_web.runs.resumable (in its tasks.py)."""
+    from rprm_web.runs import on_worker_ready  # after Django is set up: runs defines a model
+
+    on_worker_ready(sender, **kwargs)

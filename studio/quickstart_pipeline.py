@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from inference.core.generation import STUDENT
+
 
 def _wait(command, model, pk: int, label: str, timeout_s: float = 1800):
     started = time.monotonic()
@@ -124,7 +126,7 @@ def train_sft_and_dpo(command, dataset, teacher_run):
                                                endpoint=sft_model.student_endpoint,
                                                status=GenerationRun.Status.SUCCEEDED).first()
     if student is None:
-        student = actions.sample_student(sft_model, dataset, n_samples=4, max_new_tokens=320, temperature=0.7,
+        student = actions.sample_student(sft_model, dataset, n_samples=STUDENT.n_samples, max_new_tokens=320, temperature=0.7,
                                          batch_size=8, seed=0)
         student = _wait(command, GenerationRun, student.pk, f"student sampling run #{student.pk}")
     build = actions.build_preference_pairs_for(student)

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import shutil
-import traceback
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from itertools import product
@@ -35,6 +34,7 @@ from django.utils import timezone
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
 from review.models import Review, ReviewEvent, ReviewItem
+from rprm_web import runs
 
 from .models import ExportJob
 
@@ -74,33 +74,27 @@ def create_export_job(user: User | None, filters: dict | None = None, *, queue: 
     job = ExportJob.objects.create(filters=normalize_filters(filters), created_by=user)
     record(ReviewEvent.Kind.EXPORT_REQUESTED, user, None, export=str(job.uuid), filters=job.filters)
     if queue:
-        from .tasks import export_task
-
-        export_task.delay_on_commit(job.id)
+        runs.enqueue(ExportJob, job.id)
     return job
 
 
 def run_export_job(job_id: int) -> ExportJob | None:
-    """Claim a queued job (conditional UPDATE) and write its snapshot."""
-    claimed = ExportJob.objects.filter(id=job_id, status=ExportJob.Status.QUEUED).update(
-        status=ExportJob.Status.RUNNING, started_at=timezone.now(), error=""
-    )
-    if not claimed:
-        return None
-    job = ExportJob.objects.select_related("created_by").get(id=job_id)
-    try:
-        write_snapshot(job)
-    except Exception as exc:
-        log.exception("export %s failed", job.uuid)
-        job.status, job.error = (
-            ExportJob.Status.FAILED,
-            f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
-        )
-    else:
-        job.status = ExportJob.Status.SUCCEEDED
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "error", "finished_at"])
+    """Claim the job (queued, or left running by a dead worker) and write its snapshot.
+    The files are written to a temporary folder, renamed into place on success."""
+
+    def body(job: ExportJob) -> dict:
+        manifest = write_snapshot(job)
+        return {"manifest": manifest, "files": job.files, "rows_done": job.rows_total}
+
+    job = runs.execute(ExportJob, job_id, body, select_related=("created_by",))
+    if job is not None and job.status != ExportJob.Status.SUCCEEDED:
+        shutil.rmtree(_partial(job), ignore_errors=True)
     return job
+
+
+def _partial(job: ExportJob):
+    folder = job.folder()
+    return folder.with_name(f".{folder.name}.partial")
 
 
 # --- selection -------------------------------------------------------------------
@@ -308,7 +302,7 @@ def write_snapshot(job: ExportJob) -> dict:
     from .pools import build_sft_pool
 
     f = normalize_filters(job.filters)
-    folder = job.folder()
+    final, folder = job.folder(), _partial(job)
     if folder.exists():
         shutil.rmtree(folder)  # a re-run rewrites the snapshot from scratch
     folder.mkdir(parents=True)
@@ -326,14 +320,14 @@ def write_snapshot(job: ExportJob) -> dict:
     pairs, pair_stats = dpo_pairs(f) if "dpo" in f["kinds"] else ([], None)
     job.rows_total = sum(len(ids) for _, ids in splits) + len(pairs)
     job.rows_done = 0
-    job.save(update_fields=["rows_total", "rows_done"])
+    ExportJob.objects.filter(id=job.id).update(rows_total=job.rows_total, rows_done=0)
 
     def advance(n: int) -> None:
         job.rows_done += n
         if job.rows_done % PROGRESS_EVERY < n or job.rows_done == job.rows_total:
-            ExportJob.objects.filter(id=job.id).update(rows_done=job.rows_done)
+            ExportJob.objects.filter(id=job.id).update(rows_done=job.rows_done, heartbeat_at=timezone.now())
 
-    runs: set[int] = set()
+    source_runs: set[int] = set()
     written: list[_Writer] = []
     for name, ids in splits:
         if not ids and name == "sft_val":
@@ -344,7 +338,7 @@ def write_snapshot(job: ExportJob) -> dict:
             rows = []
             for cid in chunk:
                 c = found[cid]
-                runs.add(c.run_id)
+                source_runs.add(c.run_id)
                 rows.append(
                     {
                         "prompt": renderer.messages(c),
@@ -367,7 +361,7 @@ def write_snapshot(job: ExportJob) -> dict:
             rows = []
             for chosen_id, rejected_id in chunk:
                 chosen, rejected = found[chosen_id], found[rejected_id]
-                runs.update((chosen.run_id, rejected.run_id))
+                source_runs.update((chosen.run_id, rejected.run_id))
                 rows.append(
                     {
                         "prompt": renderer.messages(chosen),
@@ -421,15 +415,18 @@ def write_snapshot(job: ExportJob) -> dict:
                 "template": f"{r.template.name} v{r.template.version}",
                 "template_hash": r.template.content_hash,
             }
-            for r in GenerationRun.objects.filter(id__in=runs).select_related(
+            for r in GenerationRun.objects.filter(id__in=source_runs).select_related(
                 "dataset", "endpoint", "template"
             )
         ],
         "files": files,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    # Complete: into place in one rename (a killed export leaves only the hidden partial).
+    if final.exists():
+        shutil.rmtree(final)
+    folder.rename(final)
     job.manifest = manifest
     job.files = sorted(files) + ["manifest.json"]
     job.rows_done = job.rows_total
-    job.save(update_fields=["manifest", "files", "rows_done"])
     return manifest

@@ -18,6 +18,7 @@ from django.db.models import Q
 
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
+from rprm_web.runs import RunBase
 
 
 class ModelVersion(models.Model):
@@ -88,7 +89,7 @@ class ModelVersion(models.Model):
         return chain
 
 
-class TrainingRun(models.Model):
+class TrainingRun(RunBase):
     class Kind(models.TextChoices):
         SFT = "sft", "SFT"
         DPO = "dpo", "DPO"
@@ -121,8 +122,6 @@ class TrainingRun(models.Model):
         PromptTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs"
     )
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     step = models.PositiveIntegerField(default=0)
     max_steps = models.PositiveIntegerField(default=0)
     # {"train": n, "val": n, "train_yes": .., "pool": {...}} or pair stats for DPO.
@@ -132,17 +131,12 @@ class TrainingRun(models.Model):
     result = models.JSONField(default=dict, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
     log_tail = models.TextField(blank=True)
-    error = models.TextField(blank=True)
     output_dir = models.CharField(max_length=500)
     last_checkpoint = models.CharField(max_length=500, blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -242,7 +236,7 @@ class PreferencePair(models.Model):
         return f"pair {self.chosen_id} > {self.rejected_id} (step {self.step_id})"
 
 
-class ExportJob(models.Model):
+class ExportJob(RunBase):
     """One training-data snapshot: filters in, files + manifest out, progress on the row."""
 
     class Status(models.TextChoices):
@@ -250,6 +244,7 @@ class ExportJob(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # {"datasets": [ids], "runs": [ids], "error_types": [slugs], "require_review": bool,
@@ -261,12 +256,9 @@ class ExportJob(models.Model):
     manifest = models.JSONField(default=dict, blank=True)
     # File names inside the job's folder (MEDIA_ROOT/exports/<uuid>/).
     files = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "annotations_exportjob"
@@ -277,7 +269,7 @@ class ExportJob(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+        return self.status not in self.ACTIVE
 
     @property
     def percent(self) -> int:

@@ -12,13 +12,21 @@ from django.db import migrations, models
 MODELS = ['evaluationrun', 'evaluationdataset', 'solutionscore', 'guidancerun', 'guidanceresult']
 
 
-def move_content_types(apps, schema_editor):
-    """Permissions and admin log entries follow their model to the new app."""
+def _move(apps, source, target):
+    """Permissions and admin log entries follow their model to its app."""
     ContentType = apps.get_model("contenttypes", "ContentType")
-    taken = set(ContentType.objects.filter(app_label='evaluation').values_list("model", flat=True))
-    ContentType.objects.filter(app_label='inference', model__in=[m for m in MODELS if m not in taken]).update(
-        app_label='evaluation'
+    taken = set(ContentType.objects.filter(app_label=target).values_list("model", flat=True))
+    ContentType.objects.filter(app_label=source, model__in=[m for m in MODELS if m not in taken]).update(
+        app_label=target
     )
+
+
+def move_content_types(apps, schema_editor):
+    _move(apps, 'inference', 'evaluation')
+
+
+def move_content_types_back(apps, schema_editor):
+    _move(apps, 'evaluation', 'inference')
 
 
 class Migration(migrations.Migration):
@@ -220,5 +228,5 @@ class Migration(migrations.Migration):
                 constraint=models.UniqueConstraint(fields=('run', 'solution'), name='solutionscore_unique_per_run'),
             ),
         ]),
-        migrations.RunPython(move_content_types, migrations.RunPython.noop),
+        migrations.RunPython(move_content_types, move_content_types_back),
     ]

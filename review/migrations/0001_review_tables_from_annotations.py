@@ -11,13 +11,21 @@ from django.db import migrations, models
 MODELS = ['critiqueaudit', 'review', 'reviewitem', 'labelcorrection', 'adjudication', 'reviewevent']
 
 
-def move_content_types(apps, schema_editor):
-    """Permissions and admin log entries follow their model to the new app."""
+def _move(apps, source, target):
+    """Permissions and admin log entries follow their model to its app."""
     ContentType = apps.get_model("contenttypes", "ContentType")
-    taken = set(ContentType.objects.filter(app_label='review').values_list("model", flat=True))
-    ContentType.objects.filter(app_label='annotations', model__in=[m for m in MODELS if m not in taken]).update(
-        app_label='review'
+    taken = set(ContentType.objects.filter(app_label=target).values_list("model", flat=True))
+    ContentType.objects.filter(app_label=source, model__in=[m for m in MODELS if m not in taken]).update(
+        app_label=target
     )
+
+
+def move_content_types(apps, schema_editor):
+    _move(apps, 'annotations', 'review')
+
+
+def move_content_types_back(apps, schema_editor):
+    _move(apps, 'review', 'annotations')
 
 
 class Migration(migrations.Migration):
@@ -214,5 +222,5 @@ class Migration(migrations.Migration):
                 constraint=models.CheckConstraint(condition=models.Q(('decision', 'skip'), _negated=True), name='adjudication_not_skip'),
             ),
         ]),
-        migrations.RunPython(move_content_types, migrations.RunPython.noop),
+        migrations.RunPython(move_content_types, move_content_types_back),
     ]

@@ -12,13 +12,21 @@ from django.db import migrations, models
 MODELS = ['exportjob']
 
 
-def move_content_types(apps, schema_editor):
-    """Permissions and admin log entries follow their model to the new app."""
+def _move(apps, source, target):
+    """Permissions and admin log entries follow their model to its app."""
     ContentType = apps.get_model("contenttypes", "ContentType")
-    taken = set(ContentType.objects.filter(app_label='training').values_list("model", flat=True))
-    ContentType.objects.filter(app_label='annotations', model__in=[m for m in MODELS if m not in taken]).update(
-        app_label='training'
+    taken = set(ContentType.objects.filter(app_label=target).values_list("model", flat=True))
+    ContentType.objects.filter(app_label=source, model__in=[m for m in MODELS if m not in taken]).update(
+        app_label=target
     )
+
+
+def move_content_types(apps, schema_editor):
+    _move(apps, 'annotations', 'training')
+
+
+def move_content_types_back(apps, schema_editor):
+    _move(apps, 'training', 'annotations')
 
 
 class Migration(migrations.Migration):
@@ -55,5 +63,5 @@ class Migration(migrations.Migration):
                 },
             ),
         ]),
-        migrations.RunPython(move_content_types, migrations.RunPython.noop),
+        migrations.RunPython(move_content_types, move_content_types_back),
     ]

@@ -8,6 +8,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from inference.core.generation import EVALUATION
 
 
 class Command(BaseCommand):
@@ -23,7 +24,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--n", type=int, default=8, help="solutions (or next-step candidates) per problem"
         )
-        parser.add_argument("--samples", type=int, default=4, help="K critiques per step")
+        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=EVALUATION.n_samples,
+                            help="K critiques per step")
         parser.add_argument("--limit", type=int, help="only the first N problems")
         parser.add_argument("--max-steps", type=int, default=30)
         parser.add_argument("--guided", action="store_true", help="greedy guided search instead of Best-of-N")
@@ -39,8 +41,8 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         from evaluation.guidance_runs import create_guidance_run, process_guidance
         from evaluation.models import GuidanceRun
-        from evaluation.workflow import scorer_endpoint
         from inference.models import ModelEndpoint
+        from inference.scorers import scorer_endpoint
 
         dataset = Dataset.objects.filter(name=o["dataset"]).first()
         if dataset is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from inference.core.generation import EVALUATION
 
 
 def fmt(value, digits: int = 1) -> str:
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--model", help="scorer/student endpoint name, or a model path / server URL")
         source.add_argument("--scores", help='JSONL: {"id": <solution source id>, "step_scores": [floats]}')
-        parser.add_argument("--samples", type=int, default=4, help="K critiques per step (default 4)")
+        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=EVALUATION.n_samples,
+                            help=f"K critiques per step (default {EVALUATION.n_samples})")
         parser.add_argument("--threshold", type=float, default=0.5)
         parser.add_argument("--name", default="", help="row label on the results page")
         parser.add_argument("--max-new-tokens", type=int, help="default 4,096 (or the endpoint's own limit)")
@@ -51,6 +53,7 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         from evaluation import workflow as evaluation
         from evaluation.models import EvaluationRun
+        from inference import scorers
         from inference.actions import endpoint_for
         from inference.models import ModelEndpoint, PromptTemplate
 
@@ -78,12 +81,12 @@ class Command(BaseCommand):
                     if not (Path(o["model"]).exists() or o["model"].startswith(("http://", "https://"))):
                         raise CommandError(f"no model endpoint named {o['model']!r} (and no such path)")
                     endpoint = endpoint_for(o["model"], role=ModelEndpoint.Role.SCORER)
-                elif endpoint.role not in evaluation.SCORER_ROLES:
+                elif endpoint.role not in scorers.SCORER_ROLES:
                     raise CommandError(
                         f"endpoint {endpoint.name!r} has role {endpoint.role}; use a scorer or student"
                     )
                 try:
-                    template = evaluation.template_for(o["template"])
+                    template = scorers.template_for(o["template"])
                 except PromptTemplate.DoesNotExist as exc:
                     raise CommandError(str(exc)) from exc
                 run = evaluation.create_evaluation(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inference.core.generation import EVALUATION
+
 
 class Command(BaseCommand):
     help = "Score the steps of solutions in a JSONL file (per-step rewards and per-sample verdicts / p_yes)."
@@ -21,7 +23,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("input", help='JSONL: {"id", "question", "steps": [str]} per line')
         parser.add_argument("--model", required=True, help="scorer/student endpoint name")
-        parser.add_argument("--samples", type=int, default=4, help="K critiques per step (default 4)")
+        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=EVALUATION.n_samples,
+                            help=f"K critiques per step (default {EVALUATION.n_samples})")
         parser.add_argument("--out", help="output JSONL (default: stdout)")
         parser.add_argument("--batch-size", type=int, default=4, help="solutions per backend call")
         parser.add_argument("--max-new-tokens", type=int)
@@ -30,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--keep-text", action="store_true", help="include each critique's text")
 
     def handle(self, *args, **o):
-        from evaluation import workflow as evaluation
+        from inference import scorers
         from inference.core.backends.base import Sampling
         from inference.core.solution_scoring import MAX_K, score_solutions
         from inference.models import PromptTemplate
@@ -41,16 +44,16 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: no such file")
         if not 1 <= o["samples"] <= MAX_K:
             raise CommandError(f"--samples must be within 1..{MAX_K}")
-        endpoint = evaluation.scorer_endpoint(o["model"])
+        endpoint = scorers.scorer_endpoint(o["model"])
         if endpoint is None:
             raise CommandError(f"no scorer or student model named {o['model']!r}")
         try:
-            template = evaluation.template_for(o["template"])
+            template = scorers.template_for(o["template"])
         except PromptTemplate.DoesNotExist as exc:
             raise CommandError(str(exc)) from exc
         rows = read_rows(path)  # validated before any model is loaded
         sampling = Sampling(
-            **evaluation.eval_sampling_values(endpoint, max_new_tokens=o["max_new_tokens"], seed=o["seed"])
+            **scorers.eval_sampling_values(endpoint, max_new_tokens=o["max_new_tokens"], seed=o["seed"])
         )
         backend = get_backend(endpoint)
         core = template.to_core()

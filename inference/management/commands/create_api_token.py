@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="what the token is for")
 
     def handle(self, *args, **o):
-        from evaluation.workflow import create_api_token
+        from inference.scorers import create_api_token
 
         user = get_user_model().objects.filter(username=o["username"]).first()
         if user is None:
