@@ -28,10 +28,10 @@ from inference.core.guidance import END_OF_SOLUTION, best_of_n_select, guided_se
 from inference.core.solution_scoring import BatchStats, score_candidates, score_solutions
 from inference.models import ModelEndpoint, PromptTemplate
 from inference.runner import get_backend
+from inference.scorers import eval_sampling_values, template_for
 from rprm_web import runs
 
 from .models import GuidanceResult, GuidanceRun
-from .workflow import eval_sampling_values, template_for
 
 log = logging.getLogger(__name__)
 

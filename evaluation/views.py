@@ -23,6 +23,8 @@ from . import guidance_runs
 from . import workflow as evaluation
 from .forms import EvaluationForm, GuidanceForm
 from .models import EvaluationRun, GuidanceResult, GuidanceRun, SolutionScore
+from .results import PUBLISHED_GUIDANCE, PUBLISHED_K_SCALING, results_table
+from .score_files import ScoreFileError
 
 CLASS_DIMENSION = {cls: dim for dim, classes in PRMBENCH_DIMENSIONS.items() for cls in classes}
 CLASS_ORDER = [cls for classes in PRMBENCH_DIMENSIONS.values() for cls in classes]
@@ -45,7 +47,7 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
     points = run.results["k_scaling"]
     ks = sorted(
         {p["k"] for p in points}
-        | ({k for k, _ in evaluation.PUBLISHED_K_SCALING} if run.benchmark == "processbench" else set())
+        | ({k for k, _ in PUBLISHED_K_SCALING} if run.benchmark == "processbench" else set())
     )
     ours = {p["k"]: p for p in points}
     data = {
@@ -57,7 +59,7 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
         "metric": run.results.get("headline", {}).get("label", ""),
     }
     if run.benchmark == "processbench":
-        published = dict(evaluation.PUBLISHED_K_SCALING)
+        published = dict(PUBLISHED_K_SCALING)
         data["published"] = [published.get(k) for k in ks]
         data["published_name"] = "R-PRM-7B DPO (published)"
     return {"run": run, "data": data, "points": points}
@@ -102,7 +104,7 @@ def _latest(benchmark: str) -> EvaluationRun | None:
 
 def results(request: AppRequest):
     require_reviewer(request)
-    table = evaluation.results_table()
+    table = results_table()
     for row in table:
         row["values"] = [row["cells"].get(key) for key, _, _ in BENCHMARKS]
     scaling_run = (
@@ -127,7 +129,7 @@ def results(request: AppRequest):
         "contamination": [(r, r.results["contamination"]) for r in latest if r.results.get("contamination")],
         "recent": EvaluationRun.objects.select_related("endpoint").order_by("-created_at")[:10],
         "form": EvaluationForm() if request.user.is_staff else None,
-        "published_guidance": evaluation.PUBLISHED_GUIDANCE,
+        "published_guidance": PUBLISHED_GUIDANCE,
     }
     return render(request, "evaluation/results.html", context)
 
@@ -139,7 +141,7 @@ def evaluation_new(request: AppRequest):
         data = form.cleaned_data
         try:
             run = _launch(request, data)
-        except evaluation.ScoreFileError as exc:
+        except ScoreFileError as exc:
             form.add_error("scores_file", str(exc))
         except ValueError as exc:
             form.add_error(None, str(exc))
@@ -250,8 +252,8 @@ def guidance_list(request: AppRequest):
         {
             "runs": runs,
             "form": form,
-            "published": evaluation.PUBLISHED_GUIDANCE,
-            "published_pass1": evaluation.PUBLISHED_GUIDANCE["pass@1"],
+            "published": PUBLISHED_GUIDANCE,
+            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
         },
     )
 
@@ -287,8 +289,8 @@ def guidance_new(request: AppRequest):
         {
             "runs": runs,
             "form": form,
-            "published": evaluation.PUBLISHED_GUIDANCE,
-            "published_pass1": evaluation.PUBLISHED_GUIDANCE["pass@1"],
+            "published": PUBLISHED_GUIDANCE,
+            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
         },
     )
 

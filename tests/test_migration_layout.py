@@ -31,7 +31,8 @@ def _fill(apps) -> dict:
     problem = A("Problem").objects.create(dataset=dataset, source_id="p1", question="1+1?")
     solution = A("Solution").objects.create(dataset=dataset, problem=problem, source_id="s1", first_error_index=-1)
     step = A("Step").objects.create(solution=solution, index=0, text="2", label="correct")
-    error_type = A("ErrorType").objects.first()
+    # The seeded taxonomy is gone after another test's flush: make sure there is one.
+    error_type = A("ErrorType").objects.get_or_create(slug="calculation", defaults={"name": "Calculation"})[0]
     job = A("ImportJob").objects.create(dataset=dataset, dataset_name="old", file_path="/f", file_name="f",
                                         status="succeeded")
     template = I("PromptTemplate").objects.create(name="t", version=1, system="s", user_template="{question}",
@@ -70,14 +71,15 @@ def _fill(apps) -> dict:
 def test_an_old_database_upgrades_with_nothing_lost():
     executor = MigrationExecutor(connection)
     new_leaves = executor.loader.graph.leaf_nodes()
-    executor.migrate(OLD_LEAVES)
-    old_apps = MigrationExecutor(connection).loader.project_state(OLD_LEAVES).apps
-    ids = _fill(old_apps)
-    old_review_type = ContentType.objects.get_or_create(app_label="annotations", model="review")[0].id
-
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(new_leaves)
+    try:
+        executor.migrate(OLD_LEAVES)
+        old_apps = MigrationExecutor(connection).loader.project_state(OLD_LEAVES).apps
+        ids = _fill(old_apps)
+        old_review_type = ContentType.objects.get_or_create(app_label="annotations", model="review")[0].id
+    finally:  # whatever happens, the other tests need the current schema back
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(new_leaves)
 
     from annotations.models import Dataset, ImportJob, Problem, Solution, Step
     from dashboards.models import DashboardRefresh

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from evaluation.models import EvaluationRun, SolutionScore
-from evaluation.workflow import ScoreFileError, create_evaluation
+from evaluation.score_files import ScoreFileError
+from evaluation.workflow import create_evaluation
 from tests.evaluation.conftest import PB_SCORES, write_scores
 
 

@@ -29,7 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         from annotations.models import Problem
-        from evaluation.workflow import contamination
+        from evaluation.results import contamination
 
         def named(names):
             out = []

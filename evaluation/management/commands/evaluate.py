@@ -51,8 +51,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
     def handle(self, *args, **o):
+        from evaluation import results
         from evaluation import workflow as evaluation
         from evaluation.models import EvaluationRun
+        from evaluation.score_files import ScoreFileError
         from inference import scorers
         from inference.actions import endpoint_for
         from inference.models import ModelEndpoint, PromptTemplate
@@ -107,17 +109,17 @@ class Command(BaseCommand):
                         f"queued evaluation {run.uuid} ({run.solutions_total} solutions, K={run.n_samples})"
                     )
                     if o["json"]:
-                        self.stdout.write(json.dumps(evaluation.json_summary(run)))
+                        self.stdout.write(json.dumps(results.json_summary(run)))
                     return
                 self.run_here(run)
-        except evaluation.ScoreFileError as exc:
+        except ScoreFileError as exc:
             raise CommandError(str(exc)) from exc
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         run = EvaluationRun.objects.get(id=run.id)
         self.report(run)
         if o["json"]:
-            self.stdout.write(json.dumps(evaluation.json_summary(run), default=str))
+            self.stdout.write(json.dumps(results.json_summary(run), default=str))
         if run.status != EvaluationRun.Status.SUCCEEDED:
             raise CommandError(run.error.splitlines()[0] if run.error else f"evaluation {run.status}")
 
