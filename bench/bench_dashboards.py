@@ -355,7 +355,7 @@ def main() -> None:
 
     try:
         open_scratch_db(BENCH_DB, reuse=args.reuse, log=log)
-        from dashboards.dashboards import refresh_now
+        from dashboards.summaries import refresh_now
 
         if args.reuse:
             from inference.models import Critique

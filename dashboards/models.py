@@ -1,6 +1,6 @@
 """Materialised summaries behind the audit dashboards (issue 7).
 
-Each table is a GROUP BY of the critique-level facts (dashboards/dashboards.py,
+Each table is a GROUP BY of the critique-level facts (dashboards/summaries.py,
 `refresh_summaries`), rebuilt whole in one transaction by a Celery task, so a
 dashboard reads a few thousand rows instead of joining a million critiques. The rows
 are derived data: a refresh deletes and rewrites them, and `DashboardRefresh`

@@ -13,8 +13,8 @@ from celery import shared_task
 
 from rprm_web import runs
 
-from .dashboards import run_refresh
 from .models import DashboardRefresh
+from .summaries import run_refresh
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Audit dashboards (issue 7): error types, two slices side by side, review operations,
 and the drill-down list behind every number.
 
-Every view starts with `require_reviewer`. The numbers come from dashboards.dashboards
+Every view starts with `require_reviewer`. The numbers come from slices, by_type, operations, drill and summaries
 as plain dicts; this module only shapes them for templates, Chart.js specs (read by
 static/js/dashboards.js from a json_script element) and CSV downloads of the same
 rows (`?csv=<table>`). Filters are GET forms: with htmx the page body swaps in place
@@ -28,8 +28,9 @@ from inference.models import Critique, GenerationRun
 from review.models import Review
 from rprm_web.access import AppRequest, require_reviewer
 
-from . import dashboards as dash
-from .dashboards import BASES, OUTCOME_NAMES, Drill, Slice
+from . import by_type, drill, models, operations, slices, summaries
+from .drill import Drill
+from .slices import BASES, OUTCOME_NAMES, Slice
 
 COLORS = {
     "a": "#2456c7",
@@ -324,17 +325,17 @@ def _render(request: AppRequest, template: str, context: dict) -> HttpResponse:
 
 def error_types(request: AppRequest):
     require_reviewer(request)
-    fresh = dash.freshness()
+    fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
     slc, basis = form.slice(), form.chosen_basis()
     base = _slice_params(slc, basis)
     types = list(ErrorType.objects.all())
     trend_type = _error_type_choice(request, types)
     run_ids = slc.run_ids()
-    table = dash.error_type_table(slc, basis, run_ids=run_ids, types=types)
-    trend = dash.weekly_trend(slc, basis, trend_type, run_ids=run_ids)
-    matrix = dash.confusion(slc, basis, trend_type, run_ids=run_ids)
-    evaluation = dash.evaluation_comparison(slc, run_ids=run_ids)
+    table = by_type.error_type_table(slc, basis, run_ids=run_ids, types=types)
+    trend = by_type.weekly_trend(slc, basis, trend_type, run_ids=run_ids)
+    matrix = by_type.confusion(slc, basis, trend_type, run_ids=run_ids)
+    evaluation = by_type.evaluation_comparison(slc, run_ids=run_ids)
 
     which = request.GET.get("csv")
     if which == "types":
@@ -368,7 +369,7 @@ def error_types(request: AppRequest):
     if which == "confusion":
         return _csv(
             "confusion.csv",
-            ["label", "verdict", "critiques", "reviewed", *dash.OUTCOMES],
+            ["label", "verdict", "critiques", "reviewed", *models.OUTCOMES],
             (
                 [c["label"], c["verdict"], c["n"], c["reviewed"], *c["outcomes"].values()]
                 for row in matrix["rows"]
@@ -474,7 +475,7 @@ def error_types(request: AppRequest):
     for c in cells:
         c["link"] = drill_url(tbase, label=c["label"], verdict=c["verdict"])
         c["outcome_links"] = {
-            o: drill_url(tbase, label=c["label"], verdict=c["verdict"], outcome=o) for o in dash.OUTCOMES
+            o: drill_url(tbase, label=c["label"], verdict=c["verdict"], outcome=o) for o in models.OUTCOMES
         }
     confusion_chart = stacked_chart(
         [f"{c['label']} · {c['verdict']}" for c in cells if c["n"]],
@@ -498,7 +499,7 @@ def error_types(request: AppRequest):
             + [
                 _series(
                     f"PRM: {run.name}",
-                    [e or dash.rate(0, 0) for e in (r["evals"][i] for r in evaluation["rows"])],
+                    [e or slices.rate(0, 0) for e in (r["evals"][i] for r in evaluation["rows"])],
                     [COLORS["b"], COLORS["purple"], COLORS["teal"]][i % 3],
                 )
                 for i, run in enumerate(evaluation["runs"])
@@ -566,7 +567,7 @@ def _parse_side(value: str | None, choices) -> tuple[str, int] | None:
 
 def compare(request: AppRequest):
     require_reviewer(request)
-    fresh = dash.freshness()
+    fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
     slc, basis = form.slice(), form.chosen_basis()
     choices = _side_choices(form.runs)
@@ -583,7 +584,7 @@ def compare(request: AppRequest):
     labels = {v: label for _, group in choices for v, label in group}
     result = None
     if a and b:
-        result = dash.compare(slc, a, b, basis, same_steps=same, trend_type=trend_type, types=types)
+        result = by_type.compare(slc, a, b, basis, same_steps=same, trend_type=trend_type, types=types)
     base = _slice_params(slc, basis)
     if result:
         name_a, name_b = labels[f"{a[0]}:{a[1]}"], labels[f"{b[0]}:{b[1]}"]
@@ -719,7 +720,7 @@ def compare(request: AppRequest):
 
 def review_ops(request: AppRequest):
     require_reviewer(request)
-    fresh = dash.freshness()
+    fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
     slc = form.slice()
     base = _slice_params(slc, "either")
@@ -728,17 +729,17 @@ def review_ops(request: AppRequest):
     except ValueError:
         period = 8
     matched_only = request.GET.get("signals") != "all"
-    progress = dash.queue_progress(slc)
-    activity = dash.reviewer_activity(slc, weeks=period)
-    pairs = dash.reviewer_pairs(slc)
-    backlog = dash.adjudication_backlog(slc)
-    signals = dash.signal_table(slc, matched_only=matched_only)
+    progress = operations.queue_progress(slc)
+    activity = operations.reviewer_activity(slc, weeks=period)
+    pairs = operations.reviewer_pairs(slc)
+    backlog = operations.adjudication_backlog(slc)
+    signals = operations.signal_table(slc, matched_only=matched_only)
 
     which = request.GET.get("csv")
     if which == "progress":
         return _csv(
             "queue-progress.csv",
-            ["queue", "critiques", "reviewed", "awaiting", *dash.OUTCOMES],
+            ["queue", "critiques", "reviewed", "awaiting", *models.OUTCOMES],
             (
                 [q["queue"], q["critiques"], q["reviewed"], q["awaiting"], *q["outcomes"].values()]
                 for q in progress
@@ -988,7 +989,7 @@ def _drill_from(request: AppRequest, form: SliceForm) -> Drill:
     week = None
     if g.get("week"):
         try:
-            week = dash.monday(date.fromisoformat(g["week"]))
+            week = slices.monday(date.fromisoformat(g["week"]))
         except ValueError:
             week = None
     pair = tuple(g["pair"].split(",", 1)) if "," in g.get("pair", "") else None
@@ -997,7 +998,7 @@ def _drill_from(request: AppRequest, form: SliceForm) -> Drill:
         try:
             sides = [s.split(":") for s in g["same"].split(",")]
             same = tuple((k, int(pk)) for k, pk in sides)
-            if len(same) != 2 or any(k not in dash.SLICE_KINDS for k, _ in same):
+            if len(same) != 2 or any(k not in slices.SLICE_KINDS for k, _ in same):
                 same = None
         except ValueError:
             same = None
@@ -1008,10 +1009,10 @@ def _drill_from(request: AppRequest, form: SliceForm) -> Drill:
         type=g.get("type", "")
         if g.get("type", "") in {"none", *ErrorType.objects.values_list("slug", flat=True)}
         else "",
-        label=g.get("label", "") if g.get("label") in dash.LABELS else "",
-        verdict=g.get("verdict", "") if g.get("verdict") in dash.VERDICTS else "",
+        label=g.get("label", "") if g.get("label") in slices.LABELS else "",
+        verdict=g.get("verdict", "") if g.get("verdict") in slices.VERDICTS else "",
         matches=g.get("matches", "") if g.get("matches") in ("1", "0", "null", "labelled") else "",
-        outcome=outcome if outcome in dash.OUTCOME_Q else "",
+        outcome=outcome if outcome in drill.OUTCOME_Q else "",
         week=week,
         signal=g.get("signal", "")[:40],
         reviewer=g.get("reviewer", "")[:150],
@@ -1069,7 +1070,7 @@ def critiques(request: AppRequest):
     except ValueError:
         page = 1
     qs = (
-        dash.drill_queryset(d)
+        drill.drill_queryset(d)
         .select_related(
             "run__endpoint",
             "run__template",
@@ -1124,11 +1125,11 @@ def critiques(request: AppRequest):
 def refresh(request: AppRequest):
     """Rebuild the summaries now (small installs) or queue the rebuild (large ones)."""
     require_reviewer(request)
-    small = Critique.objects.order_by()[: dash.sync_limit() + 1].count() <= dash.sync_limit()
+    small = Critique.objects.order_by()[: summaries.sync_limit() + 1].count() <= summaries.sync_limit()
     if small:
-        dash.refresh_now(request.user)
+        summaries.refresh_now(request.user)
     else:
-        dash.request_refresh(request.user)
+        summaries.request_refresh(request.user)
     back = request.POST.get("next") or ""
     if not back.startswith("/dashboards/"):
         back = reverse("dashboards:error_types")
@@ -1138,7 +1139,7 @@ def refresh(request: AppRequest):
 def refresh_status(request: AppRequest):
     """Polled while a rebuild is pending: the page reloads when fresher numbers exist."""
     require_reviewer(request)
-    fresh = dash.freshness(auto=False)
+    fresh = summaries.freshness(auto=False)
     shown = request.GET.get("shown") or ""
     done = fresh["done"]
     if done is not None and str(done.id) != shown:

@@ -135,7 +135,7 @@ class Cast:
 def build_cast(tmp_path, admin, reviewer, reviewer2) -> Cast:
     from django.test import override_settings
 
-    from dashboards.dashboards import refresh_now
+    from dashboards.summaries import refresh_now
     from review.audit import audit_run
     from review.reviews import adjudicate, submit_review, undo_last
 
@@ -251,7 +251,8 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
     from django.utils import timezone
 
     from annotations.taxonomy import ERROR_TYPES
-    from dashboards.dashboards import monday, refresh_now
+    from dashboards.slices import monday
+    from dashboards.summaries import refresh_now
     from inference.critique_import import import_critiques
     from inference.models import Critique
     from review.audit import audit_run
