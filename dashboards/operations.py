@@ -29,6 +29,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from inference.core.metrics import cohen_kappa
+from inference.core.stats import percentile
 from review.models import Adjudication, LabelCorrection, Review, ReviewItem
 
 from .models import (
@@ -105,13 +106,7 @@ class PercentileCont(Aggregate):
 
 def percentile_cont(values: list[float], fraction: float) -> float | None:
     """Same rule as Postgres percentile_cont (position (n-1)*f, linear interpolation)."""
-    if not values:
-        return None
-    values = sorted(values)
-    pos = (len(values) - 1) * fraction
-    lo = int(pos)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+    return percentile(values, fraction)
 
 
 @contextmanager

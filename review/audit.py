@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-from inference.core.metrics import cohen_kappa as shared_kappa
+from inference.core.stats import cohen_kappa as kappa
 
 from .reviews import FLAG_THRESHOLD, ensure_review_items
 
@@ -454,8 +454,8 @@ def audit_facts(facts: CritiqueFacts, step_equations: list[Equation] | None = No
 
 
 def cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """inference.core.metrics.cohen_kappa: None when undefined (no items, one label)."""
-    return shared_kappa(list(pairs)) if pairs else None
+    """Cohen's kappa of reviewer pairs; None when undefined (the project's one kappa)."""
+    return kappa(pairs)
 
 
 _cohen_kappa = cohen_kappa  # the name the agreement tests use
