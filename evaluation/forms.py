@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from annotations.models import Dataset
+from inference.actions import default_endpoint
 from inference.core.solution_scoring import DEFAULT_K, MAX_K
 from inference.models import ModelEndpoint
 from inference.scorers import SCORER_ROLES
@@ -56,8 +57,6 @@ class EvaluationForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .actions import default_endpoint
-
         self.fields["endpoint"].initial = default_endpoint(ModelEndpoint.Role.SCORER)
 
     def clean(self):
@@ -99,6 +98,4 @@ class GuidanceForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .actions import default_endpoint
-
         self.fields["scorer"].initial = default_endpoint(ModelEndpoint.Role.SCORER)
