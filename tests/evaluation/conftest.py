@@ -14,7 +14,6 @@ from inference.core.verdict import VERDICT_QUESTION
 from inference.models import ModelEndpoint
 from tests.annotations.factories_files import prmbench_row, processbench_row, write_jsonl
 
-
 # ProcessBench rows per subset: (id, label, n_steps).
 GSM8K_ROWS = [("gsm8k-0", -1, 3), ("gsm8k-1", 1, 4), ("gsm8k-2", 0, 3), ("gsm8k-3", -1, 2), ("gsm8k-4", 2, 3)]
 MATH_ROWS = [("math-0", -1, 3), ("math-1", 0, 2), ("math-2", 1, 3), ("math-3", -1, 4)]

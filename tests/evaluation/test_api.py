@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from inference.evaluation import create_api_token
 from inference.models import ApiToken, ModelEndpoint
+from inference.scorers import create_api_token
 
 URL = "/api/v1/score"
 BODY = {"question": "What is 2 + 3?", "steps": ["2 + 3 = 5.", "So the answer is 5."], "K": 2,

@@ -14,8 +14,8 @@ import pytest
 
 from inference import api_limits
 from inference.api_limits import DatabaseLimiter, Limits, RedisLimiter, Refused
-from inference.evaluation import create_api_token
 from inference.models import ApiLease
+from inference.scorers import create_api_token
 from tests.evaluation.conftest import served_endpoint_for
 
 URL = "/api/v1/score"
@@ -151,13 +151,13 @@ def test_the_rate_limit_answers_429_with_retry_after(client, token, model_server
 
 
 def token_user(raw):
-    from inference.evaluation import authenticate_token
+    from inference.scorers import authenticate_token
 
     return authenticate_token(raw).user
 
 
 def test_the_concurrency_limit_answers_429_until_a_slot_is_free(client, token, model_server, settings, limiter_kind):
-    from inference.evaluation import authenticate_token
+    from inference.scorers import authenticate_token
 
     model_server()
     settings.SCORING_API_MAX_CONCURRENT = 1

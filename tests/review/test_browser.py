@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from annotations.models import Review, ReviewItem
+from review.models import Review, ReviewItem
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
 
@@ -110,7 +110,7 @@ def test_html_in_the_data_stays_inert_while_math_renders(page, live_server, xss_
 def test_an_admin_adjudicates_and_exports(
     page, live_server, make_run, reviewer, reviewer2, admin, shot, settings, tmp_path
 ):
-    from annotations.reviews import submit_review
+    from review.reviews import submit_review
 
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the export runs in the web process here
