@@ -4,6 +4,7 @@ sets up and checks a job on either database.
 
     python -m tests.faults.scenario setup KIND TINY_MODEL_DIR   -> JSON {model, id, table, ...}
     python -m tests.faults.scenario check KIND ID                -> JSON facts for the test to assert
+    python -m tests.faults.scenario cancel KIND ID               -> JSON {asked, status}
 
 Each job is small (the tiny model, a few steps) and its expected row counts come from
 an uninterrupted reference: the input written here (import), a second export run in
@@ -31,7 +32,7 @@ from rprm_web import runs  # noqa: E402
 
 IMPORT_SOLUTIONS = 8000  # a couple of seconds of importing, so a kill lands inside it
 TRAIN = {"learning_rate": 1e-3, "effective_batch_size": 4, "per_device_batch_size": 2, "warmup_ratio": 0.0,
-         "max_steps": 10, "logging_steps": 1, "eval_steps": 5, "save_steps": 2, "bf16": False,
+         "max_steps": 10, "logging_steps": 1, "eval_steps": 2, "save_steps": 2, "bf16": False,
          "gradient_checkpointing": False}  # fmt: skip
 
 
@@ -90,7 +91,7 @@ def setup(kind: str, tiny: str) -> dict:
 
         source = _scripted_critiques(_dataset("exp", 400))
         job = create_export_job(None, {"runs": [source.id], "kinds": ["sft", "dpo"]})
-        return _out(job, ("rows_done", "rows_total"))
+        return {**_out(job, ("rows_done", "rows_total")), "folder": str(job.folder())}
     if kind == "generation":
         from inference.actions import create_run
 
@@ -181,6 +182,18 @@ def check(kind: str, run_id: int) -> dict:
     return out
 
 
+def cancel(kind: str, run_id: int) -> dict:
+    """Ask to cancel through the run type's own action (what the Cancel button calls)."""
+    from inference.actions import request_cancel
+    from inference.models import GenerationRun
+
+    if kind != "generation":
+        raise SystemExit(f"no cancel case for {kind}")
+    asked = request_cancel(GenerationRun.objects.get(id=run_id))
+    row = GenerationRun.objects.get(id=run_id)
+    return {"asked": asked, "status": row.status, "finished_at": row.finished_at}
+
+
 def _active() -> list[str]:
     """Every run of every type still queued or running (none may be left)."""
     left = []
@@ -195,5 +208,5 @@ if __name__ == "__main__":
 
     current_app.loader.import_default_modules()  # registers every run type
     cmd, kind, arg = sys.argv[1], sys.argv[2], sys.argv[3]
-    result = setup(kind, arg) if cmd == "setup" else check(kind, int(arg))
+    result = {"setup": setup, "check": check, "cancel": cancel}[cmd](kind, arg if cmd == "setup" else int(arg))
     print("RESULT " + json.dumps(result, default=str))
