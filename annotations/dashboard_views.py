@@ -29,6 +29,7 @@ from . import dashboards as dash
 from .access import AppRequest, require_reviewer
 from .dashboards import BASES, OUTCOME_NAMES, Drill, Slice
 from .models import ErrorType, Review
+from .reviews import sealed_q
 
 COLORS = {
     "a": "#2456c7",
@@ -1067,9 +1068,13 @@ def critiques(request: AppRequest):
         page = max(1, int(request.GET.get("page") or 1))
     except ValueError:
         page = 1
+    qs = dash.drill_queryset(d)
+    if not request.user.is_staff:
+        # Blind double review: a reviewer may be the second one on any item still waiting for
+        # its second review or adjudication, so those are not listed (nor their tags) to them.
+        qs = qs.exclude(sealed_q("review_item__"))
     qs = (
-        dash.drill_queryset(d)
-        .select_related(
+        qs.select_related(
             "run__endpoint",
             "run__template",
             "step__solution__dataset",

@@ -110,11 +110,14 @@ def _scope(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
     if f["datasets"]:
         qs = qs.filter(step__solution__dataset_id__in=f["datasets"])
     if f["error_types"]:
+        from .reviews import sealed_q
+
+        # A pending review of an item still in blind double review selects nothing.
         tagged = Review.error_types.through.objects.filter(
             review__critique_id=OuterRef("pk"),
             review__undone_at__isnull=True,
             errortype__slug__in=f["error_types"],
-        )
+        ).exclude(sealed_q("review__item__"))
         qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | Q(Exists(tagged)))
     return qs
 

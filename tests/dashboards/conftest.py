@@ -136,7 +136,7 @@ def build_cast(tmp_path, admin, reviewer, reviewer2) -> Cast:
 
     from annotations.audit import audit_run
     from annotations.dashboards import refresh_now
-    from annotations.reviews import adjudicate, submit_review, undo_last
+    from annotations.reviews import adjudicate, submit_review, take_item, undo_last
 
     ensure_taxonomy()
     rows = [prmbench_row(idx, cls, errs, n, question=f"Question {idx}?") for idx, cls, errs, n in PRM_ROWS]
@@ -190,6 +190,7 @@ def build_cast(tmp_path, admin, reviewer, reviewer2) -> Cast:
     types = {t.slug: t for t in ErrorType.objects.all()}
 
     def review(user, key, decision, ms, tags=()):
+        take_item(cast.item(*key).critique_id, user)  # deciding needs the lease
         return submit_review(
             cast.item(*key), user, decision, time_on_task_ms=ms, error_types=[types[t] for t in tags]
         )
@@ -251,7 +252,7 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
 
     from annotations.audit import audit_run
     from annotations.dashboards import monday, refresh_now
-    from annotations.reviews import adjudicate, submit_review
+    from annotations.reviews import adjudicate, submit_review, take_item
     from annotations.taxonomy import ERROR_TYPES
     from inference.critique_import import import_critiques
     from inference.models import Critique
@@ -353,6 +354,7 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
             if first == reviewer
             else int(rng.lognormvariate(3.0, 0.4) * 1000)
         )
+        take_item(item.critique_id, first)
         submit_review(item, first, decision, time_on_task_ms=ms, error_types=tags)
         if item.needs_double_review and decision != "label_wrong":
             second = reviewers[(n + 1) % 2]
@@ -361,6 +363,7 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
                 if rng.random() < 0.8 or decision == "skip"
                 else ("sound" if decision == "flawed" else "flawed")
             )
+            take_item(item.critique_id, second)
             submit_review(item, second, other, time_on_task_ms=int(rng.uniform(10, 60) * 1000))
         flawed = decision == "flawed"
         kinds = []

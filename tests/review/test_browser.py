@@ -110,15 +110,15 @@ def test_html_in_the_data_stays_inert_while_math_renders(page, live_server, xss_
 def test_an_admin_adjudicates_and_exports(
     page, live_server, make_run, reviewer, reviewer2, admin, shot, settings, tmp_path
 ):
-    from annotations.reviews import submit_review
+    from .conftest import decide
 
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the export runs in the web process here
     settings.REVIEW_DOUBLE_FRACTION = 1.0
     make_run(split_teacher, n_samples=2)
     item = ReviewItem.objects.filter(queue="matched").select_related("critique").first()
-    submit_review(item, reviewer, "sound", note="checks out")
-    submit_review(item, reviewer2, "flawed", note="the calculation analysis never redoes $3 \\times 12$")
+    decide(item, reviewer, "sound", note="checks out")
+    decide(item, reviewer2, "flawed", note="the calculation analysis never redoes $3 \\times 12$")
     log_in(page, live_server, "admin", PASSWORD)
     page.goto(f"{live_server.url}/review/adjudication/")
     page.click("#adjudication-items a.button")
