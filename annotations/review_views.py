@@ -404,8 +404,10 @@ def agreement(request: AppRequest):
 
 def adjudication_list(request: AppRequest):
     require_admin(request)
+    # Undone decisions show too (marked): an item whose decision was undone after both were
+    # in comes here even when the reviews now agree.
     active = (
-        Review.objects.filter(undone_at__isnull=True)
+        Review.objects.order_by("created_at", "id")
         .select_related("reviewer")
         .prefetch_related("error_types")
     )

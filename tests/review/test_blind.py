@@ -222,3 +222,30 @@ def test_get_never_writes_and_the_take_post_leases(client, make_run, reviewer):
     item = ReviewItem.objects.get(critique=critique)
     assert item.lease_holder == reviewer
     assert 'id="decision-form"' in page(client, reviewer, url)
+
+
+def test_the_dashboards_pair_summary_counts_the_first_independent_decisions(double, reviewer, reviewer2):
+    from annotations import dashboards as dash
+
+    reopened = first_review(reviewer, "sound")
+    second_review(reopened, reviewer2, "flawed")
+    undo_last(reviewer)
+    submit_review(ReviewItem.objects.get(pk=reopened.pk), reviewer, "flawed")  # follows reviewer2
+    agreed = first_review(reviewer, "flawed")
+    undo_last(reviewer)  # a second thought before reviewer2 decided: the re-decision counts
+    submit_review(ReviewItem.objects.get(pk=agreed.pk), reviewer, "sound")
+    second_review(agreed, reviewer2, "sound")
+    dash.refresh_now()
+    [pair] = dash.reviewer_pairs(dash.Slice())
+    assert (pair["items"], pair["percent_agree"]) == (2, 50.0)
+    [live] = agreement()
+    assert sorted(live.decision_pairs) == [("sound", "flawed"), ("sound", "sound")]
+
+
+def test_the_adjudication_list_shows_the_undone_decision(client, double, reviewer, reviewer2, admin):
+    item = first_review(reviewer, "sound")
+    second_review(item, reviewer2, "flawed")
+    undo_last(reviewer)
+    submit_review(ReviewItem.objects.get(pk=item.pk), reviewer, "flawed")
+    body = page(client, admin, reverse("review:adjudication_list"))
+    assert str(item.critique.uuid) in body and "undone" in body and "decision-sound" in body

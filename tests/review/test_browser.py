@@ -138,3 +138,45 @@ def test_an_admin_adjudicates_and_exports(
     assert page.locator("#pairs tbody tr").count() == 1
     shot(page, "review-agreement")
     assert page.js_errors == []
+
+
+def test_the_second_reviewer_sees_nothing_of_the_first_review(
+    page, live_server, make_run, reviewer, reviewer2, shot, settings
+):
+    from annotations.models import ErrorType, LabelCorrection
+    from inference.models import Critique
+
+    from .conftest import decide
+
+    settings.REVIEW_DOUBLE_FRACTION = 1.0
+    run = make_run(split_teacher, n_samples=2)
+    item = ReviewItem.objects.filter(run=run, queue="matched").select_related("critique").first()
+    sibling = Critique.objects.filter(run=run, step_id=item.step_id).exclude(id=item.critique_id).get()
+    calc = ErrorType.objects.get(slug="calculation")
+    decide(item, reviewer, "flawed", error_types=[calc], note="FIRST-REVIEWER-NOTE")
+    decide(ReviewItem.objects.get(critique=sibling), reviewer, "label_wrong", reason="FIRST-REVIEWER-LABEL")
+    assert LabelCorrection.objects.filter(step_id=item.step_id, status="pending").count() == 1
+
+    log_in(page, live_server, "reviewer2", PASSWORD)
+    page.goto(f"{live_server.url}/review/critiques/{item.critique.uuid}/?queue=matched")
+    page.wait_for_selector("#take-form")  # opened by link: deciding starts with taking it
+    assert ReviewItem.objects.get(pk=item.pk).lease_holder is None  # the GET wrote nothing
+    shot(page, "review-blind-take")
+    page.keyboard.press("t")
+    page.wait_for_selector("#decision-form")
+    assert ReviewItem.objects.get(pk=item.pk).lease_holder == reviewer2
+    page.wait_for_selector("#steps .katex")
+    text = page.locator("#review-screen").inner_text()
+    for leak in ("1/2", "double review", "needs review", "awaiting adjudication", "FIRST-REVIEWER",
+                 "Label corrections", "Reviews"):
+        assert leak not in text, leak
+    assert page.locator("#item-state, #corrections, #all-reviews").count() == 0
+    shot(page, "review-blind-second-reviewer")
+    page.keyboard.press("s")
+    page.wait_for_function(f"!location.pathname.includes('{item.critique.uuid}')")
+    assert ReviewItem.objects.get(pk=item.pk).state == "adjudication"
+    page.goto(f"{live_server.url}/review/critiques/{item.critique.uuid}/")
+    page.wait_for_selector("#my-decision")
+    assert "adjudication" not in page.locator("#review-screen").inner_text()
+    shot(page, "review-blind-after-deciding")
+    assert page.js_errors == []
