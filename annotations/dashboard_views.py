@@ -730,7 +730,9 @@ def review_ops(request: AppRequest):
     matched_only = request.GET.get("signals") != "all"
     progress = dash.queue_progress(slc)
     activity = dash.reviewer_activity(slc, weeks=period)
-    pairs = dash.reviewer_pairs(slc)
+    # Blind double review: pair agreement moves with each decision (and anyone can refresh),
+    # so it would tell a reviewer whether the other one agreed. Admins only.
+    pairs = dash.reviewer_pairs(slc) if request.user.is_staff else []
     backlog = dash.adjudication_backlog(slc)
     signals = dash.signal_table(slc, matched_only=matched_only)
 

@@ -124,6 +124,12 @@ def test_reviewers_see_no_live_pair_agreement(client, double, reviewer, reviewer
     second_review(item, reviewer2, "flawed")
     assert 'id="pairs"' not in page(client, reviewer2, reverse("review:agreement"))
     assert 'id="pairs"' in page(client, admin, reverse("review:agreement"))
+    from annotations.dashboards import refresh_now
+
+    refresh_now()
+    csv_url = reverse("dashboards:reviews") + "?csv=pairs"
+    assert "reviewer,reviewer2" not in page(client, reviewer2, csv_url)
+    assert "reviewer,reviewer2" in page(client, admin, csv_url)
 
 
 def test_exports_select_nothing_by_a_pending_review(double, reviewer, reviewer2, admin, settings, tmp_path):
