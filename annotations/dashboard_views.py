@@ -1075,16 +1075,13 @@ def critiques(request: AppRequest):
         # Blind double review: a reviewer may be the second one on any item still waiting for
         # its second review or adjudication, so those are not listed (nor their tags) to them.
         qs = qs.exclude(sealed_q("review_item__"))
-    qs = (
-        qs.select_related(
-            "run__endpoint",
-            "run__template",
-            "step__solution__dataset",
-            "step__solution__error_type",
-            "review_item",
-        )
-        .order_by("-id")
-    )
+    qs = qs.select_related(
+        "run__endpoint",
+        "run__template",
+        "step__solution__dataset",
+        "step__solution__error_type",
+        "review_item",
+    ).order_by("-id")
     start = (page - 1) * PAGE_SIZE
     rows = list(qs[start : start + PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE

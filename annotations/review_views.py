@@ -188,7 +188,9 @@ def _item_or_404(critique_uuid, user, *, create: bool = False) -> ReviewItem:
         reviews.ensure_review_items([critique.id])  # audit not run yet: made on the first POST
         return qs.get(critique_id=critique.id)
     [unsaved] = reviews.build_review_items([critique.id])
-    unsaved.dataset_name = Dataset.objects.filter(id=unsaved.dataset_id).values_list("name", flat=True).first()
+    unsaved.dataset_name = (
+        Dataset.objects.filter(id=unsaved.dataset_id).values_list("name", flat=True).first()
+    )
     unsaved.run_uuid = GenerationRun.objects.filter(id=unsaved.run_id).values_list("uuid", flat=True).first()
     unsaved.my_review_id = None
     unsaved.has_corrections = LabelCorrection.objects.filter(step_id=unsaved.step_id).exists()
@@ -245,7 +247,9 @@ def _screen_context(
     steps = list(item.step.solution.steps.all())
     corrections = []
     if item.has_corrections:
-        corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related("author", "decided_by")
+        corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related(
+            "author", "decided_by"
+        )
         if not user.is_staff or can_decide or can_take:
             # Corrections are per step, shared by sibling critiques: while deciding (and
             # always for reviewers) only your own proposals and decided ones show.
@@ -407,9 +411,7 @@ def adjudication_list(request: AppRequest):
     # Undone decisions show too (marked): an item whose decision was undone after both were
     # in comes here even when the reviews now agree.
     active = (
-        Review.objects.order_by("created_at", "id")
-        .select_related("reviewer")
-        .prefetch_related("error_types")
+        Review.objects.order_by("created_at", "id").select_related("reviewer").prefetch_related("error_types")
     )
     items = (
         ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION)

@@ -349,8 +349,7 @@ def reopened_after_both(item: ReviewItem) -> bool:
         )
     )
     return any(
-        undone is not None
-        and any(o != who and _live_at(undone, c, u) for o, c, u in rows)
+        undone is not None and any(o != who and _live_at(undone, c, u) for o, c, u in rows)
         for who, _created, undone in rows
     )
 

@@ -116,7 +116,9 @@ def test_the_drill_down_does_not_list_items_waiting_for_the_second_review(
     assert str(item.critique.uuid) in body and calc.name in body
     # Once the double review settles it is an ordinary reviewed item again.
     second_review(item, reviewer2, "flawed")
-    assert str(item.critique.uuid) in page(client, reviewer2, reverse("dashboards:critiques") + "?reviewer=reviewer")
+    assert str(item.critique.uuid) in page(
+        client, reviewer2, reverse("dashboards:critiques") + "?reviewer=reviewer"
+    )
 
 
 def test_reviewers_see_no_live_pair_agreement(client, double, reviewer, reviewer2, admin):
@@ -139,10 +141,16 @@ def test_exports_select_nothing_by_a_pending_review(double, reviewer, reviewer2,
 
     def exported(**filters) -> set[str]:
         job = run_export_job(
-            create_export_job(admin, {"kinds": ["sft"], "balance": False, "val_fraction": 0.0, **filters}, queue=False).id
+            create_export_job(
+                admin, {"kinds": ["sft"], "balance": False, "val_fraction": 0.0, **filters}, queue=False
+            ).id
         )
         assert job.status == "succeeded", job.error
-        lines = (job.folder() / "sft_train.jsonl").read_text().splitlines() if "sft_train.jsonl" in job.files else []
+        lines = (
+            (job.folder() / "sft_train.jsonl").read_text().splitlines()
+            if "sft_train.jsonl" in job.files
+            else []
+        )
         return {json.loads(line)["critique_uuid"] for line in lines}
 
     uuid = str(item.critique.uuid)
@@ -207,7 +215,9 @@ def test_a_label_dispute_waits_for_the_second_independent_review(double, reviewe
 
 def test_deciding_needs_the_lease(client, double, reviewer, reviewer2):
     item = claim_next(reviewer, MATCHED)
-    other = ReviewItem.objects.filter(state="open", lease_holder__isnull=True).select_related("critique").first()
+    other = (
+        ReviewItem.objects.filter(state="open", lease_holder__isnull=True).select_related("critique").first()
+    )
     with pytest.raises(ReviewError):
         submit_review(other, reviewer2, "sound")  # free, but not taken
     client.force_login(reviewer2)

@@ -167,8 +167,15 @@ def test_the_second_reviewer_sees_nothing_of_the_first_review(
     assert ReviewItem.objects.get(pk=item.pk).lease_holder == reviewer2
     page.wait_for_selector("#steps .katex")
     text = page.locator("#review-screen").inner_text()
-    for leak in ("1/2", "double review", "needs review", "awaiting adjudication", "FIRST-REVIEWER",
-                 "Label corrections", "Reviews"):
+    for leak in (
+        "1/2",
+        "double review",
+        "needs review",
+        "awaiting adjudication",
+        "FIRST-REVIEWER",
+        "Label corrections",
+        "Reviews",
+    ):
         assert leak not in text, leak
     assert page.locator("#item-state, #corrections, #all-reviews").count() == 0
     shot(page, "review-blind-second-reviewer")
