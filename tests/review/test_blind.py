@@ -265,3 +265,16 @@ def test_the_adjudication_list_shows_the_undone_decision(client, double, reviewe
     submit_review(ReviewItem.objects.get(pk=item.pk), reviewer, "flawed")
     body = page(client, admin, reverse("review:adjudication_list"))
     assert str(item.critique.uuid) in body and "undone" in body and "decision-sound" in body
+
+
+def test_reviewers_do_not_see_who_holds_an_item(client, double, reviewer, reviewer2, admin):
+    import re
+
+    item = claim_next(reviewer, MATCHED)
+    uuid = str(item.critique.uuid)
+    body = page(client, reviewer2, reverse("review:item", args=[uuid]))
+    assert "Another reviewer is reviewing" in body and "held by another reviewer" in body
+    queue = page(client, reviewer2, reverse("review:queue") + "?queue=matched")
+    row = re.search(rf"<tr>(?:(?!</tr>).)*{uuid}(?:(?!</tr>).)*</tr>", queue, re.S).group(0)
+    assert "taken" in row and ">reviewer<" not in row
+    assert "held by reviewer" in page(client, admin, reverse("review:item", args=[uuid]))
