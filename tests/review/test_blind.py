@@ -278,3 +278,15 @@ def test_reviewers_do_not_see_who_holds_an_item(client, double, reviewer, review
     row = re.search(rf"<tr>(?:(?!</tr>).)*{uuid}(?:(?!</tr>).)*</tr>", queue, re.S).group(0)
     assert "taken" in row and ">reviewer<" not in row
     assert "held by reviewer" in page(client, admin, reverse("review:item", args=[uuid]))
+
+
+def test_an_admin_deciding_a_sealed_item_is_blind_too_and_sees_all_after(client, double, reviewer, admin):
+    item = first_review(reviewer, "flawed", note="FIRST-NOTE")
+    client.force_login(admin)
+    client.post(reverse("review:take", args=[item.critique.uuid]))
+    body = page(client, admin, reverse("review:item", args=[item.critique.uuid]))
+    assert 'id="decision-form"' in body
+    assert "FIRST-NOTE" not in body and 'id="all-reviews"' not in body and 'id="item-state"' not in body
+    client.post(reverse("review:decide", args=[item.critique.uuid]), {"decision": "sound"})
+    body = page(client, admin, reverse("review:item", args=[item.critique.uuid]))
+    assert "FIRST-NOTE" in body and 'id="all-reviews"' in body and "awaiting adjudication" in body
