@@ -324,8 +324,11 @@ def item(request: AppRequest, critique_uuid):
 @require_POST
 def decide(request: AppRequest, critique_uuid):
     require_reviewer(request)
-    review_item = _item_or_404(critique_uuid, request.user, create=True)
+    review_item = _item_or_404(critique_uuid, request.user)
     _, flt = _filter(request.GET)
+    if review_item.pk is None:  # never queued, so never taken: nothing to decide yet
+        messages.error(request, "Take this critique first: you do not hold it.")
+        return redirect(item_url(review_item, flt))
     form = DecisionForm(request.POST)
     if not form.is_valid():
         context = _screen_context(request, review_item, flt, form=form)

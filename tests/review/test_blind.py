@@ -233,6 +233,8 @@ def test_get_never_writes_and_the_take_post_leases(client, make_run, reviewer):
     body = page(client, reviewer, url)
     assert not ReviewItem.objects.exists() and not ReviewEvent.objects.exists()
     assert 'id="take-form"' in body and 'id="decision-form"' not in body
+    refused = client.post(reverse("review:decide", args=[critique.uuid]), {"decision": "sound"})
+    assert refused.status_code == 302 and not Review.objects.exists() and not ReviewItem.objects.exists()
     taken = client.post(reverse("review:take", args=[critique.uuid]))
     assert taken.status_code == 302
     item = ReviewItem.objects.get(critique=critique)
