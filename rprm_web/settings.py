@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "rprm_web.middleware.HtmxVaryMiddleware",
 ]
 
 ROOT_URLCONF = "rprm_web.urls"
@@ -173,6 +174,13 @@ REVIEW_LEASE_MINUTES = _env("REVIEW_LEASE_MINUTES", env.int, 20)
 REVIEW_DOUBLE_FRACTION = _env("REVIEW_DOUBLE_FRACTION", env.float, 0.1)
 if not 0 <= REVIEW_DOUBLE_FRACTION <= 1:
     raise ImproperlyConfigured("REVIEW_DOUBLE_FRACTION must be between 0 and 1")
+# The deployment's OpenAI-compatible model server (compose: the vllm service), which
+# `manage.py register_endpoints` registers under these names as the default teacher
+# and scorer; the web, the scoring API and the workers call it over HTTP.
+VLLM_URL = _env("VLLM_URL", env.str, "")
+VLLM_SERVED_MODEL = _env("VLLM_SERVED_MODEL", env.str, "")
+DEFAULT_TEACHER_ENDPOINT = _env("DEFAULT_TEACHER_ENDPOINT", env.str, "vllm-teacher")
+DEFAULT_SCORER_ENDPOINT = _env("DEFAULT_SCORER_ENDPOINT", env.str, "vllm-scorer")
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
 
