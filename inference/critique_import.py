@@ -22,6 +22,7 @@ from django.utils import timezone
 from annotations.models import Dataset, Step
 
 from .core.backends.base import Completion
+from .core.text import repair
 from .models import Critique, GenerationRun, ModelEndpoint
 
 
@@ -89,7 +90,7 @@ def import_critiques(
         raise CritiqueImportError(f"{path.name}: no critiques in the file")
 
     endpoint, _ = ModelEndpoint.objects.get_or_create(
-        name=model_name, defaults={"backend": ModelEndpoint.Backend.RECORDED, "path_or_url": path.name}
+        name=repair(model_name), defaults={"backend": ModelEndpoint.Backend.RECORDED, "path_or_url": repair(path.name)}
     )
     next_sample: dict[tuple, int] = defaultdict(int)
     seen: set[tuple] = set()
@@ -103,7 +104,7 @@ def import_critiques(
             n_samples=1,
             temperature=0,
             status=GenerationRun.Status.RUNNING,
-            step_filter={"imported_from": path.name, "sha256": sha},
+            step_filter={"imported_from": repair(path.name), "sha256": sha},
             created_by=user,
             started_at=now,
         )

@@ -32,6 +32,7 @@ from annotations.models import Dataset, Problem, Solution, Step
 from inference.core import metrics
 from inference.core.contamination import overlap_report
 from inference.core.solution_scoring import DEFAULT_K, EVAL_SAMPLING, MAX_K, BatchStats, score_solutions
+from inference.core.text import repair
 
 from .models import ApiToken, EvaluationDataset, EvaluationRun, ModelEndpoint, PromptTemplate, SolutionScore
 
@@ -443,7 +444,7 @@ def process_evaluation(
         _finish(run, EvaluationRun.Status.CANCELLED)
     except Exception as exc:  # recorded on the run; the task does not retry
         log.exception("evaluation %s failed", run_id)
-        run.error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        run.error = repair(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")  # may quote model text
         _finish(run, EvaluationRun.Status.FAILED)
     finally:
         stop.set()

@@ -209,6 +209,10 @@ class Critique(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(default=0)
+    # Model text PostgreSQL/UTF-8 cannot hold (NUL, lone surrogates) was replaced by U+FFFD.
+    text_repaired = models.BooleanField(default=False)
+    # The backend stopped at the token limit (finish reason "length"): the critique is cut.
+    truncated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CritiqueQuerySet.as_manager()
@@ -496,6 +500,8 @@ class GuidanceResult(models.Model):
     selections = models.JSONField(default=dict)
     solution = models.TextField(blank=True, help_text="Guided search: the solution it built.")
     stop_reason = models.CharField(max_length=20, blank=True)
+    # Policy text had characters PostgreSQL cannot hold (NUL, lone surrogates): now U+FFFD.
+    text_repaired = models.BooleanField(default=False)
     completion_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

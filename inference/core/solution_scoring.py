@@ -21,6 +21,7 @@ from typing import Any
 from .backends.base import Backend, Sampling
 from .prompts import PromptTemplate
 from .scoring import mean_reward
+from .text import is_truncated, repair_text
 from .verdict import parse_verdict
 
 # Evaluation sampling from the method doc: T=0.95, top_p=0.95, up to 4,096 new tokens.
@@ -38,12 +39,16 @@ class SampleScore:
     p_yes: float | None
     p_yes_source: str | None = None
     completion_tokens: int = 0
-    text: str | None = None  # only when asked for (keep_text=True)
+    text: str | None = None  # only when asked for (keep_text=True); unstorable characters -> U+FFFD
+    text_repaired: bool = False
+    truncated: bool = False  # the backend stopped at the token limit
 
     def as_dict(self) -> dict[str, Any]:
         out = {"verdict": self.verdict, "p_yes": self.p_yes, "p_yes_source": self.p_yes_source}
         if self.text is not None:
             out["text"] = self.text
+            out["text_repaired"] = self.text_repaired
+            out["truncated"] = self.truncated
         return out
 
 
@@ -156,13 +161,17 @@ def score_solutions(
                 raise RuntimeError(f"backend returned {len(completions)} samples, asked for {k}")
             sol = out[si]
             for c in completions:
+                # Repaired before parsing and before it can reach a response or a row.
+                text, repaired = repair_text(c.text)
                 sol.steps[j].samples.append(
                     SampleScore(
-                        verdict=parse_verdict(c.text).verdict,
+                        verdict=parse_verdict(text).verdict,
                         p_yes=c.p_yes,
                         p_yes_source=c.p_yes_source,
                         completion_tokens=c.completion_tokens,
-                        text=c.text if keep_text else None,
+                        text=text if keep_text else None,
+                        text_repaired=repaired,
+                        truncated=is_truncated(c.finish_reason),
                     )
                 )
                 sol.completion_tokens += c.completion_tokens

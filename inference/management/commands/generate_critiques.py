@@ -81,7 +81,8 @@ class Command(BaseCommand):
             f"run {result.id} {result.status}: {s.get('critiques', 0)} critiques for {result.steps_total} steps; "
             f"strict parse rate {pct(s.get('parse_rate'))}; agreement with labels {pct(s.get('agreement'))} "
             f"(correct steps {pct(s.get('agreement_correct'))}, incorrect steps {pct(s.get('agreement_incorrect'))}); "
-            f"{s.get('sft_eligible', 0)} SFT-eligible"
+            f"{s.get('sft_eligible', 0)} SFT-eligible; {s.get('text_repaired', 0)} with text repaired "
+            f"(unstorable characters -> U+FFFD), {s.get('truncated', 0)} cut at the token limit"
         )
         write_json(self, o, {"run": result.id, "status": result.status, "steps_total": result.steps_total,
                              "summary": s})
