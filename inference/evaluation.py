@@ -31,6 +31,7 @@ from django.utils import timezone
 from annotations.models import Dataset, Problem, Solution, Step
 from inference.core import metrics
 from inference.core.contamination import overlap_report
+from inference.core.prompts import question_for_prompt
 from inference.core.solution_scoring import DEFAULT_K, EVAL_SAMPLING, MAX_K, BatchStats, score_solutions
 from inference.core.text import repair
 
@@ -137,8 +138,14 @@ def template_for(name: str | None = None) -> PromptTemplate:
 
 
 def subset_of(solution: Solution, dataset: Dataset) -> str:
-    """ProcessBench subset: the solution's metadata `subset`, else the dataset's split/name."""
-    return str((solution.metadata or {}).get("subset") or dataset.split or dataset.name)
+    """ProcessBench subset: the solution's metadata `subset`, else its id prefix (`gsm8k-3`,
+    `math-12`: one dataset may hold several subsets), else the dataset's split/name."""
+    return str(
+        (solution.metadata or {}).get("subset")
+        or metrics.processbench_subset_from_id(solution.source_id)
+        or dataset.split
+        or dataset.name
+    )
 
 
 def step_targets(labels: list[str]) -> list[float | None]:
@@ -494,7 +501,7 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
         scored = score_solutions(
             backend,
             template,
-            [(s.problem.question, texts[s.id]) for s in sols],
+            [(question_for_prompt(s.problem.question, s.metadata), texts[s.id]) for s in sols],
             run.n_samples,
             sampling,
             stats=stats,

@@ -10,7 +10,6 @@ restart does only what is still missing.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import socket
@@ -27,6 +26,7 @@ from django.utils import timezone
 
 from annotations.models import Step
 from inference.core.backends.base import Backend
+from inference.core.prompts import question_for_prompt
 from inference.core.text import is_truncated, repair, repair_json, repair_text
 from inference.core.verdict import parse_verdict, split_sections
 
@@ -125,7 +125,8 @@ def _contexts(step_ids: list[int]) -> dict[int, tuple[str, list[str], str, Step]
     out = {}
     for sid, step in steps.items():
         all_texts = texts[step.solution_id]
-        out[sid] = (step.solution.problem.question, all_texts[: step.index], step.text, step)
+        question = question_for_prompt(step.solution.problem.question, step.solution.metadata)
+        out[sid] = (question, all_texts[: step.index], step.text, step)
     return out
 
 
@@ -284,11 +285,6 @@ def _finish(run: GenerationRun, status: str) -> None:
 
 def _process(run: GenerationRun, backend: Backend, progress) -> None:
     template = run.template.to_core()
-    tokenizer = getattr(backend, "tokenizer", None)
-    if template.chat and tokenizer is None:
-        # No local tokenizer (a chat server without tokenizer_path, or a test double):
-        # send system + user as one text; the server applies the model's chat template.
-        template = dataclasses.replace(template, chat=False)
     sampling = run.sampling()
     step_ids = list(select_steps(run).values_list("id", flat=True))
     run.steps_total = len(step_ids)
@@ -307,7 +303,8 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
         backend_s = 0.0
         if todo:
             ctx = _contexts(todo)
-            prompts = [template.render_prompt(ctx[s][0], ctx[s][1], ctx[s][2], tokenizer=tokenizer) for s in todo]
+            # Messages for a chat template: the backend applies the model's own chat template.
+            prompts = [template.render(ctx[s][0], ctx[s][1], ctx[s][2]) for s in todo]
             b0 = time.perf_counter()
             results = backend.generate(prompts, run.n_samples, sampling)
             backend_s = time.perf_counter() - b0
