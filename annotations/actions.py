@@ -29,6 +29,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
+from rprm_web import runs
+
 from .importers import (
     OPTION_DEFAULTS,
     ImportValidationError,
@@ -156,28 +158,26 @@ def run_import_job(job_id: int) -> ImportResult | None:
         if not locked:
             log.info("import job %s is being run by another worker; nothing to do", job_id)
             return None
-        claimable = [ImportJob.Status.QUEUED]
-        if connection.vendor == "postgresql":
-            claimable.append(ImportJob.Status.RUNNING)  # running but unlocked: its runner died
-        claimed = ImportJob.objects.filter(id=job_id, status__in=claimable).update(
-            status=ImportJob.Status.RUNNING, started_at=timezone.now(), bytes_done=0
-        )
-        if not claimed:
-            log.info("import job %s is not queued (already finished); nothing to do", job_id)
+        # Running but unlocked on Postgres: its runner died. Elsewhere (SQLite) a dead
+        # runner is known by its stale heartbeat or by its own restarted worker name.
+        job = runs.claim(ImportJob, job_id, runs.worker_name(), select_related=("created_by",),
+                         holder_dead=connection.vendor == "postgresql", bytes_done=0)
+        if job is None:
+            log.info("import job %s is not claimable (finished or held by a live worker)", job_id)
             return None
-        job = ImportJob.objects.select_related("created_by").get(id=job_id)
         options = dict(job.options)
         split = options.pop("split", "")
         try:
-            return import_file(
-                job.file_path,
-                dataset_name=job.dataset_name,
-                fmt=job.requested_format or None,
-                options=options,
-                user=job.created_by,
-                split=split,
-                job=job,
-            )
+            with runs.heartbeat(job):
+                return import_file(
+                    job.file_path,
+                    dataset_name=job.dataset_name,
+                    fmt=job.requested_format or None,
+                    options=options,
+                    user=job.created_by,
+                    split=split,
+                    job=job,
+                )
         except ImportValidationError:
             return None  # recorded on the job
 

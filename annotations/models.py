@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Count
 
+from rprm_web.runs import RunBase
+
 
 class Dataset(models.Model):
     class Format(models.TextChoices):
@@ -64,7 +66,7 @@ class Dataset(models.Model):
         return [(k, self.label_counts.get(k, 0), 100 * self.label_counts.get(k, 0) / total) for k in Step.Label.values]
 
 
-class ImportJob(models.Model):
+class ImportJob(RunBase):
     """One import of one file: the dataset's import history and the upload page's progress."""
 
     class Status(models.TextChoices):
@@ -72,6 +74,7 @@ class ImportJob(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
         DUPLICATE = "duplicate", "already imported"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -87,13 +90,10 @@ class ImportJob(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     bytes_done = models.BigIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -107,7 +107,7 @@ class ImportJob(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.DUPLICATE}
+        return self.status not in self.ACTIVE
 
     @property
     def percent(self) -> int:
@@ -236,338 +236,3 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
-
-
-# --- review ---------------------------------------------------------------------
-# Humans auditing teacher critiques (issue 4). Append-only history: a review is never
-# deleted (undo stamps `undone_at` and writes an event), a label correction is its own
-# row (the Step keeps its source label), and ReviewEvent rows are insert-only.
-# Workflows live in annotations/reviews.py; the signals in annotations/audit.py.
-
-
-class CritiqueAudit(models.Model):
-    """Automatic audit signals for one critique, each with its evidence."""
-
-    critique = models.OneToOneField("inference.Critique", on_delete=models.CASCADE, related_name="audit")
-    # [{"kind": ..., "strength": 0..1, "weight": ..., "message": ..., "evidence": {...}}]
-    signals = models.JSONField(default=list, blank=True)
-    suspicion = models.FloatField(default=0)
-    # Bumped when the signal code changes, so stale audits can be recomputed.
-    version = models.PositiveSmallIntegerField(default=1)
-    computed_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(condition=models.Q(suspicion__gte=0) & models.Q(suspicion__lte=1),
-                                   name="critiqueaudit_suspicion_range"),
-        ]
-        indexes = [
-            # "Most suspicious critiques first" across all runs (audit reports).
-            models.Index(fields=["-suspicion", "id"], name="critiqueaudit_suspicion_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"audit of critique {self.critique_id} ({self.suspicion:.2f})"
-
-    @property
-    def kinds(self) -> list[str]:
-        return [s["kind"] for s in self.signals]
-
-
-class Review(models.Model):
-    """One human decision on one critique. Undo stamps `undone_at`; nothing is deleted."""
-
-    class Decision(models.TextChoices):
-        SOUND = "sound", "sound"
-        FLAWED = "flawed", "flawed (plausible but wrong)"
-        LABEL_WRONG = "label_wrong", "label wrong"
-        SKIP = "skip", "skip"
-
-    class TimeSource(models.TextChoices):
-        CLIENT = "client", "browser timer"
-        LEASE = "lease", "since the lease began"
-
-    item = models.ForeignKey("ReviewItem", on_delete=models.PROTECT, related_name="reviews")
-    critique = models.ForeignKey("inference.Critique", on_delete=models.PROTECT, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
-    decision = models.CharField(max_length=11, choices=Decision.choices)
-    error_types = models.ManyToManyField(ErrorType, blank=True, related_name="reviews")
-    note = models.TextField(blank=True)
-    time_on_task_ms = models.PositiveIntegerField(default=0)
-    time_source = models.CharField(max_length=6, choices=TimeSource.choices, default=TimeSource.LEASE)
-    created_at = models.DateTimeField(auto_now_add=True)
-    undone_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [
-            # A reviewer decides a critique at most once; an undone review frees the slot.
-            models.UniqueConstraint(fields=["item", "reviewer"], condition=models.Q(undone_at__isnull=True),
-                                    name="review_once_per_reviewer"),
-        ]
-        indexes = [
-            # A reviewer's history (previous/next, undo last): newest first.
-            models.Index(fields=["reviewer", "-created_at"], name="review_reviewer_created_idx"),
-            # training_exclusion_q: active flawed / label-wrong reviews of a critique.
-            models.Index(fields=["critique", "decision"], condition=models.Q(undone_at__isnull=True),
-                         name="review_active_critique_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.reviewer} on critique {self.critique_id}: {self.decision}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.undone_at is None
-
-    @property
-    def seconds_on_task(self) -> float:
-        return self.time_on_task_ms / 1000
-
-
-class ReviewItem(models.Model):
-    """A critique in the review workflow: queue membership, lease, progress.
-
-    Queue fields (run, dataset, queue, flagged, suspicion) are copied from the
-    critique and its audit so the claim query is one index scan of this table.
-    """
-
-    class Queue(models.TextChoices):
-        MATCHED = "matched", "matched the label"
-        DISAGREED = "disagreed", "disagreed with the label"
-        OTHER = "other", "no label or unparseable"
-
-    class State(models.TextChoices):
-        OPEN = "open", "needs review"
-        DONE = "done", "reviewed"
-        ADJUDICATION = "adjudication", "awaiting adjudication"
-        ADJUDICATED = "adjudicated", "adjudicated"
-
-    critique = models.OneToOneField("inference.Critique", on_delete=models.PROTECT, related_name="review_item")
-    run = models.ForeignKey("inference.GenerationRun", on_delete=models.PROTECT, related_name="+")
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
-    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="+")
-    # The solution's error class, if the dataset has one (PRMBench), for the queue filter.
-    error_type = models.ForeignKey(ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    queue = models.CharField(max_length=10, choices=Queue.choices)
-    flagged = models.BooleanField(default=False)
-    suspicion = models.FloatField(default=0)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
-    needs_double_review = models.BooleanField(default=False)
-    reviews_needed = models.PositiveSmallIntegerField(default=1)
-    reviews_done = models.PositiveSmallIntegerField(default=0)
-    # sound / flawed / label_wrong once settled (agreement or adjudication); blank before.
-    final_decision = models.CharField(max_length=11, choices=Review.Decision.choices, blank=True)
-    lease_holder = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    leased_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-suspicion", "id"]
-        constraints = [
-            # One live lease per reviewer: claim_next releases the old one first.
-            models.UniqueConstraint(fields=["lease_holder"], condition=models.Q(lease_holder__isnull=False),
-                                    name="reviewitem_one_lease_per_reviewer"),
-            models.CheckConstraint(condition=models.Q(lease_holder__isnull=True) | models.Q(lease_expires_at__isnull=False),
-                                   name="reviewitem_lease_has_expiry"),
-            models.CheckConstraint(condition=models.Q(reviews_needed__gte=1) & models.Q(reviews_needed__lte=2),
-                                   name="reviewitem_reviews_needed_range"),
-            models.CheckConstraint(condition=~models.Q(final_decision=Review.Decision.SKIP),
-                                   name="reviewitem_final_not_skip"),
-        ]
-        indexes = [
-            # claim_next / queue list for "matched" and "disagreed": open items, most suspicious first.
-            models.Index(fields=["queue", "-suspicion", "id"], condition=models.Q(state="open"),
-                         name="reviewitem_open_queue_idx"),
-            # claim_next / queue list for "flagged by signals".
-            models.Index(fields=["-suspicion", "id"], condition=models.Q(state="open", flagged=True),
-                         name="reviewitem_open_flagged_idx"),
-            # The same two queues filtered to one run, and to one dataset.
-            models.Index(fields=["run", "queue", "-suspicion", "id"], condition=models.Q(state="open"),
-                         name="reviewitem_open_run_idx"),
-            models.Index(fields=["dataset", "queue", "-suspicion", "id"], condition=models.Q(state="open"),
-                         name="reviewitem_open_dataset_idx"),
-            # Admins' adjudication queue, oldest first.
-            models.Index(fields=["updated_at"], condition=models.Q(state="adjudication"),
-                         name="reviewitem_adjudication_idx"),
-            # Queue counters per state on the queue page.
-            models.Index(fields=["state", "queue"], name="reviewitem_state_queue_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"review item for critique {self.critique_id} ({self.state})"
-
-    def lease_is_live(self, now=None) -> bool:
-        from django.utils import timezone
-
-        return bool(self.lease_holder_id and self.lease_expires_at and self.lease_expires_at > (now or timezone.now()))
-
-
-class LabelCorrection(models.Model):
-    """A proposed fix of a step's human label. The Step's own label is never changed."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        ACCEPTED = "accepted"
-        REJECTED = "rejected"
-        WITHDRAWN = "withdrawn", "withdrawn (review undone)"
-
-    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="label_corrections")
-    review = models.ForeignKey(Review, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="label_corrections")
-    original_label = models.CharField(max_length=10, choices=Step.Label.choices)
-    proposed_label = models.CharField(max_length=10, choices=Step.Label.choices)
-    reason = models.TextField(blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [
-            models.CheckConstraint(condition=~models.Q(proposed_label=models.F("original_label")),
-                                   name="labelcorrection_changes_label"),
-            models.CheckConstraint(
-                condition=models.Q(status__in=["pending", "withdrawn"], decided_at__isnull=True)
-                | models.Q(status__in=["accepted", "rejected"], decided_at__isnull=False, decided_by__isnull=False),
-                name="labelcorrection_decided_fields"),
-            # One open proposal per author and step; they may propose again after a decision.
-            models.UniqueConstraint(fields=["step", "author"], condition=models.Q(status="pending"),
-                                    name="labelcorrection_one_pending_per_author"),
-        ]
-        indexes = [
-            # training_exclusion_q: disputed (pending) or corrected (accepted) labels of a step.
-            models.Index(fields=["step", "status"], name="labelcorr_step_status_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.step}: {self.original_label} -> {self.proposed_label} ({self.status})"
-
-
-class Adjudication(models.Model):
-    """An admin's final decision on an item whose reviews disagree or dispute the label."""
-
-    item = models.OneToOneField(ReviewItem, on_delete=models.PROTECT, related_name="adjudication")
-    decision = models.CharField(max_length=11, choices=Review.Decision.choices)
-    error_types = models.ManyToManyField(ErrorType, blank=True, related_name="+")
-    note = models.TextField(blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(condition=~models.Q(decision=Review.Decision.SKIP), name="adjudication_not_skip"),
-        ]
-
-    def __str__(self) -> str:
-        return f"adjudication of item {self.item_id}: {self.decision}"
-
-
-class ReviewEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):  # history is insert-only
-        raise TypeError("ReviewEvent rows are insert-only")
-
-    def delete(self):
-        raise TypeError("ReviewEvent rows are insert-only")
-
-
-class ReviewEvent(models.Model):
-    """Insert-only history of every review state change: who did what, when."""
-
-    class Kind(models.TextChoices):
-        CLAIMED = "claimed"
-        RELEASED = "released"
-        REVIEWED = "reviewed"
-        UNDONE = "undone"
-        LABEL_PROPOSED = "label_proposed", "label correction proposed"
-        LABEL_DECIDED = "label_decided", "label correction decided"
-        ADJUDICATED = "adjudicated"
-        AUDITED = "audited"
-        EXPORT_REQUESTED = "export_requested", "export requested"
-
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
-    item = models.ForeignKey(ReviewItem, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
-    payload = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = ReviewEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        indexes = [
-            # An item's history on the review and adjudication screens.
-            models.Index(fields=["item", "created_at"], name="reviewevent_item_idx"),
-            # One person's activity log.
-            models.Index(fields=["actor", "-created_at"], name="reviewevent_actor_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("ReviewEvent rows are insert-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("ReviewEvent rows are insert-only")
-
-
-class ExportJob(models.Model):
-    """One training-data snapshot: filters in, files + manifest out, progress on the row."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    # {"datasets": [ids], "runs": [ids], "error_types": [slugs], "require_review": bool,
-    #  "balance": bool, "val_fraction": float, "seed": int, "dpo_pairs_per_step": int, "kinds": [...]}
-    filters = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    rows_total = models.PositiveIntegerField(default=0)
-    rows_done = models.PositiveIntegerField(default=0)
-    manifest = models.JSONField(default=dict, blank=True)
-    # File names inside the job's folder (MEDIA_ROOT/exports/<uuid>/).
-    files = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"export {self.uuid} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
-
-    @property
-    def percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0
-
-    def folder(self):
-        from pathlib import Path
-
-        return Path(settings.MEDIA_ROOT) / "exports" / str(self.uuid)
-
-
-from . import dashboard_models  # noqa: E402, F401  (issue 7: the dashboards' summary tables)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from rprm_web import runs
+
 from .actions import run_import_job
+from .models import ImportJob
 
 
 @shared_task(bind=True, acks_late=True)
@@ -16,6 +19,4 @@ def import_dataset_task(self, job_id: int) -> None:
     run_import_job(job_id)
 
 
-# Celery autodiscovers `tasks` modules only; these live beside it.
-from .tasks_review import audit_run_task, export_task  # noqa: E402, F401
-from .tasks_dashboards import *  # noqa: E402, F401, F403
+runs.register(ImportJob, import_dataset_task, queue="default")

@@ -10,7 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
-from .access import AppRequest, require_admin, require_reviewer
+from rprm_web.access import AppRequest, require_admin, require_reviewer
+
 from .forms import ImportForm, SolutionFilterForm
 from .models import Dataset, ErrorType, ImportJob, Solution, Step
 

@@ -355,11 +355,11 @@ def main() -> None:
 
     try:
         open_scratch_db(BENCH_DB, reuse=args.reuse, log=log)
-        from annotations.dashboards import refresh_now
+        from dashboards.summaries import refresh_now
 
         if args.reuse:
-            from annotations.models import Review
             from inference.models import Critique
+            from review.models import Review
 
             data = {"critiques": Critique.objects.count(), "reviews": Review.objects.count(), "load_s": None}
             load_s = None

@@ -96,8 +96,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
     from bench_generation import CritiqueShape
+
     from inference.core.backends.base import Sampling
     from inference.core.backends.transformers_backend import TransformersBackend
     from inference.core.reference import reference_p_yes

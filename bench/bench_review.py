@@ -192,7 +192,7 @@ def measure(users, dataset2: int, requests: int, log) -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from annotations.reviews import QueueFilter, claim_next, submit_review
+    from review.reviews import QueueFilter, claim_next, submit_review
 
     clients = {}
     for u in users:

@@ -90,7 +90,7 @@ def run(args, work: Path) -> dict:
         setup = (
             "import django; django.setup();"
             "from django.contrib.auth.models import User; from inference.models import ModelEndpoint;"
-            "from inference.evaluation import create_api_token;"
+            "from inference.scorers import create_api_token;"
             "u = User.objects.create_user('bench');"
             f"ModelEndpoint.objects.create(name='served', role='scorer', backend='openai', path_or_url={serve_url!r},"
             f" served_model_name={str(model)!r}, default_sampling={{'max_new_tokens': 48}},"

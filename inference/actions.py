@@ -7,11 +7,13 @@ from pathlib import Path
 from django.db import transaction
 
 from annotations.models import Dataset
+from inference.core.generation import TEACHER
+from rprm_web import runs
 
 from .models import GenerationRun, ModelEndpoint, PromptTemplate
 
 # The method's defaults: seed run T=0.4, top_p=0.95, up to 8,192 new tokens, 4 samples.
-TEACHER_DEFAULTS = {"n_samples": 4, "temperature": 0.4, "top_p": 0.95, "max_new_tokens": 8192}
+TEACHER_DEFAULTS = {k: v for k, v in TEACHER.fields().items() if v is not None}
 
 
 def register_server_endpoints(url: str, served_model: str) -> list[ModelEndpoint]:
@@ -95,8 +97,6 @@ def create_run(*, dataset: Dataset, endpoint: ModelEndpoint, template: PromptTem
                kind: str = GenerationRun.Kind.TEACHER_SEED, step_filter: dict | None = None,
                user=None, queue: bool = True, **params) -> GenerationRun:
     """Create a run and (by default) queue it on the gpu queue once the transaction commits."""
-    from .tasks import process_generation_run
-
     values = {**TEACHER_DEFAULTS, **endpoint.default_sampling, **{k: v for k, v in params.items() if v is not None}}
     run = GenerationRun.objects.create(
         kind=kind, dataset=dataset, endpoint=endpoint, template=template or default_template(),
@@ -105,7 +105,7 @@ def create_run(*, dataset: Dataset, endpoint: ModelEndpoint, template: PromptTem
     run.steps_total = _count_steps(run)
     run.save(update_fields=["steps_total"])
     if queue:
-        process_generation_run.delay_on_commit(run.id)
+        runs.enqueue(GenerationRun, run.id)
     return run
 
 
@@ -116,10 +116,6 @@ def _count_steps(run: GenerationRun) -> int:
 
 
 def request_cancel(run: GenerationRun) -> bool:
-    """Cooperative: the worker stops between batches. A queued run is cancelled at once."""
-    if GenerationRun.objects.filter(id=run.id, status=GenerationRun.Status.QUEUED).update(
-        status=GenerationRun.Status.CANCELLED, cancel_requested=True
-    ):
-        return True
-    return bool(GenerationRun.objects.filter(id=run.id, status=GenerationRun.Status.RUNNING)
-                .update(cancel_requested=True))
+    """Cooperative: the worker stops between batches. A queued run, or one whose worker
+    died, is cancelled at once."""
+    return runs.request_cancel(GenerationRun, run.id) != "finished"

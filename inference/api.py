@@ -47,9 +47,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from inference.core.backends.openai_backend import OpenAIBackendError
 from inference.core.solution_scoring import DEFAULT_K, MAX_K, score_solution
+from inference.scorers import authenticate_token, eval_sampling_values, scorer_endpoint, template_for
 
 from .api_limits import Limits, Refused, limiter
-from .evaluation import authenticate_token, eval_sampling_values, scorer_endpoint, template_for
 from .models import ModelEndpoint, PromptTemplate
 
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotations.models import Dataset, Step
+from rprm_web import runs
 
 from .core.backends.base import Completion
 from .core.text import repair
@@ -141,7 +142,6 @@ def import_critiques(
         run.finished_at = timezone.now()
         run.summary = summarise(run)
         run.save()
-        from annotations.tasks_review import queue_audit
-
-        queue_audit(run.id)
+        # Review audits it (rprm_web.runs.run_finished; inference does not import review).
+        runs.run_finished.send(sender=GenerationRun, run=run, status=run.status)
     return run, True

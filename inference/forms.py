@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from annotations.models import Dataset, Step
+from inference.core.generation import TEACHER
 
 from .models import ModelEndpoint, PromptTemplate
 
@@ -36,7 +37,7 @@ class RunForm(forms.Form):
         help_text="Skip steps after a solution's first error (they carry no label).",
     )
     limit = forms.IntegerField(required=False, min_value=1, help_text="At most this many steps.")
-    n_samples = forms.IntegerField(min_value=1, max_value=64, initial=4, label="Samples per step (N)")
+    n_samples = forms.IntegerField(min_value=1, max_value=64, initial=TEACHER.n_samples, label="K (critiques per step)")
     temperature = forms.FloatField(min_value=0, max_value=2, initial=0.4)
     top_p = forms.FloatField(min_value=0.01, max_value=1, initial=0.95)
     max_new_tokens = forms.IntegerField(min_value=16, max_value=32768, initial=8192)

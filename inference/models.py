@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 
 from annotations.models import Dataset, Step
+from inference.core.generation import TEACHER
+from rprm_web.runs import RunBase
 
 
 class PromptTemplate(models.Model):
@@ -103,7 +105,7 @@ class ModelEndpoint(models.Model):
         return {**target, **self.options}
 
 
-class GenerationRun(models.Model):
+class GenerationRun(RunBase):
     class Kind(models.TextChoices):
         TEACHER_SEED = "teacher_seed", "teacher seed"
         STUDENT_SAMPLE = "student_sample", "student sampling"
@@ -125,15 +127,13 @@ class GenerationRun(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="generation_runs")
     # Step selection: {"labels": [...], "solution_error": "any|error|correct", "limit": int}
     step_filter = models.JSONField(default=dict, blank=True)
-    n_samples = models.PositiveSmallIntegerField(default=4)
-    temperature = models.FloatField(default=0.4)
-    top_p = models.FloatField(default=0.95)
-    max_new_tokens = models.PositiveIntegerField(default=8192)
+    n_samples = models.PositiveSmallIntegerField(default=TEACHER.n_samples)  # K
+    temperature = models.FloatField(default=TEACHER.temperature)
+    top_p = models.FloatField(default=TEACHER.top_p)
+    max_new_tokens = models.PositiveIntegerField(default=TEACHER.max_new_tokens)
     seed = models.IntegerField(null=True, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=8, help_text="Steps per backend call.")
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     steps_total = models.PositiveIntegerField(default=0)
     steps_done = models.PositiveIntegerField(default=0)
     critiques_done = models.PositiveIntegerField(default=0)
@@ -142,15 +142,10 @@ class GenerationRun(models.Model):
     orchestration_seconds = models.FloatField(default=0)
     # Summary written as the run goes: parse rate, agreement overall/correct/incorrect.
     summary = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -240,12 +235,8 @@ class Critique(models.Model):
         return f"critique {self.pk} ({self.verdict}) of {self.step}"
 
 
-# --- evaluation and guidance ----------------------------------------------------
-# Issue 6: scoring API tokens, benchmark evaluations (with per-solution scores kept so
-# K-subsampling and threshold sweeps need no re-scoring) and policy guidance runs.
-# Workflows live in inference/evaluation.py and inference/guidance_runs.py.
-
-from annotations.models import Problem, Solution  # noqa: E402
+# --- scoring API tokens ---------------------------------------------------------
+# Benchmark evaluations and guidance runs live in the evaluation app.
 
 
 class ApiToken(models.Model):
@@ -295,247 +286,5 @@ class ApiLease(models.Model):
     class Meta:
         indexes = [models.Index(fields=["token", "started_at"], name="apilease_token_started")]
 
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class EvaluationRun(models.Model):
-    """A scorer (a model endpoint, or an imported file of external step scores) on a
-    benchmark: ProcessBench (one or more subset datasets) or PRMBench."""
-
-    class Benchmark(models.TextChoices):
-        PROCESSBENCH = "processbench", "ProcessBench"
-        PRMBENCH = "prmbench", "PRMBench"
-
-    class Source(models.TextChoices):
-        MODEL = "model", "model endpoint"
-        EXTERNAL = "external", "external scores file"
-
-    Status = RunStatus
-    ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    name = models.CharField(max_length=200, help_text="Row label on the results page.")
-    benchmark = models.CharField(max_length=12, choices=Benchmark.choices)
-    source = models.CharField(max_length=8, choices=Source.choices)
-    datasets = models.ManyToManyField(Dataset, through="EvaluationDataset", related_name="evaluation_runs")
-    endpoint = models.ForeignKey(ModelEndpoint, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="evaluation_runs")
-    template = models.ForeignKey(PromptTemplate, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="evaluation_runs")
-    scores_file = models.CharField(max_length=255, blank=True, help_text="External scores: the file's name.")
-    scores_sha256 = models.CharField(max_length=64, blank=True)
-    n_samples = models.PositiveSmallIntegerField(default=4, help_text="K critiques per step.")
-    temperature = models.FloatField(default=0.95)
-    top_p = models.FloatField(default=0.95)
-    max_new_tokens = models.PositiveIntegerField(default=4096)
-    seed = models.IntegerField(null=True, blank=True)
-    batch_size = models.PositiveSmallIntegerField(default=4, help_text="Solutions per backend call.")
-    solution_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Score only the first N.")
-    threshold = models.FloatField(default=0.5)
-
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
-    solutions_total = models.PositiveIntegerField(default=0)
-    solutions_done = models.PositiveIntegerField(default=0)
-    steps_done = models.PositiveIntegerField(default=0)
-    tokens_generated = models.BigIntegerField(default=0)
-    backend_seconds = models.FloatField(default=0)
-    # Metrics at the threshold, threshold sweep, K-scaling, contamination (evaluation.py).
-    results = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(condition=Q(n_samples__gte=1) & Q(n_samples__lte=64),
-                                   name="evaluationrun_n_samples_range"),
-            models.CheckConstraint(condition=Q(threshold__gte=0) & Q(threshold__lte=1),
-                                   name="evaluationrun_threshold_range"),
-            models.CheckConstraint(condition=Q(top_p__gt=0) & Q(top_p__lte=1), name="evaluationrun_top_p_range"),
-            models.CheckConstraint(condition=Q(temperature__gte=0), name="evaluationrun_temperature_nonneg"),
-            # A model run names its endpoint; an external run names its file.
-            models.CheckConstraint(
-                condition=Q(source="model", endpoint__isnull=False)
-                | Q(source="external", endpoint__isnull=True) & ~Q(scores_file=""),
-                name="evaluationrun_source_fields"),
-        ]
-        indexes = [
-            # Results page: latest finished run per (name, benchmark).
-            models.Index(fields=["benchmark", "status", "-created_at"], name="evalrun_bench_status_idx"),
-        ]
-
     def __str__(self) -> str:
-        return f"{self.get_benchmark_display()} evaluation #{self.pk} of {self.name}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status not in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == RunStatus.SUCCEEDED:
-            return 100
-        return int(100 * self.solutions_done / self.solutions_total) if self.solutions_total else 0
-
-    def sampling(self):
-        from inference.core.backends.base import Sampling
-
-        return Sampling(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
-                        seed=self.seed)
-
-    @property
-    def headline(self) -> float | None:
-        """ProcessBench avg F1 or PRMBench overall PRMScore, both in percent."""
-        return (self.results or {}).get("headline", {}).get("value")
-
-
-class EvaluationDataset(models.Model):
-    """The datasets an evaluation covers (ProcessBench: one per subset file)."""
-
-    run = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="+")
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["run", "dataset"], name="evaluationdataset_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"dataset {self.dataset_id} in evaluation {self.run_id}"
-
-
-class SolutionScore(models.Model):
-    """One solution's step scores in one evaluation, with every sample kept.
-
-    `samples[j]` holds the p_yes of each of the K critiques of step j (external
-    scores: one value per step), so K-scaling and threshold sweeps re-use them.
-    """
-
-    run = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="solution_scores")
-    solution = models.ForeignKey(Solution, on_delete=models.PROTECT, related_name="+")
-    step_scores = models.JSONField(default=list)  # per step: mean p_yes (or the external score)
-    samples = models.JSONField(default=list)  # per step: [p_yes of each critique]
-    verdicts = models.JSONField(default=list, blank=True)  # per step: [verdict of each critique]
-    # Mean |target - score| over the labelled steps (target 1 correct, 0 incorrect):
-    # how badly the scorer judged this solution; "worst-scored examples" sort by it.
-    loss = models.FloatField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["run_id", "solution_id"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "solution"], name="solutionscore_unique_per_run"),
-        ]
-        indexes = [
-            # Worst-scored examples of a run.
-            models.Index(fields=["run", "-loss"], name="solutionscore_run_loss_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"scores of solution {self.solution_id} in evaluation {self.run_id}"
-
-
-class GuidanceRun(models.Model):
-    """A policy guided by a PRM: Best-of-N selection or greedy step-level search."""
-
-    class Kind(models.TextChoices):
-        BEST_OF_N = "best_of_n", "Best-of-N"
-        GUIDED_SEARCH = "guided_search", "guided search"
-
-    Status = RunStatus
-    ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    kind = models.CharField(max_length=14, choices=Kind.choices)
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="guidance_runs")
-    policy = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="policy_runs")
-    scorer = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="guided_runs")
-    template = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="guidance_runs")
-    n_candidates = models.PositiveSmallIntegerField(default=8, help_text="N solutions, or N next steps.")
-    n_samples = models.PositiveSmallIntegerField(default=4, help_text="K critiques per step.")
-    max_steps = models.PositiveSmallIntegerField(default=30)
-    problem_limit = models.PositiveIntegerField(null=True, blank=True)
-    policy_temperature = models.FloatField(default=0.7)
-    policy_top_p = models.FloatField(default=0.95)
-    policy_max_new_tokens = models.PositiveIntegerField(default=1024)
-    temperature = models.FloatField(default=0.95)
-    top_p = models.FloatField(default=0.95)
-    max_new_tokens = models.PositiveIntegerField(default=4096)
-    seed = models.IntegerField(null=True, blank=True)
-
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
-    problems_total = models.PositiveIntegerField(default=0)
-    problems_done = models.PositiveIntegerField(default=0)
-    results = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(condition=Q(n_candidates__gte=1), name="guidancerun_n_candidates_positive"),
-            models.CheckConstraint(condition=Q(n_samples__gte=1), name="guidancerun_n_samples_positive"),
-            models.CheckConstraint(condition=Q(max_steps__gte=1), name="guidancerun_max_steps_positive"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} run #{self.pk} on {self.dataset}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status not in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == RunStatus.SUCCEEDED:
-            return 100
-        return int(100 * self.problems_done / self.problems_total) if self.problems_total else 0
-
-
-class GuidanceResult(models.Model):
-    """One problem of a guidance run: candidates, their step rewards, the picks."""
-
-    run = models.ForeignKey(GuidanceRun, on_delete=models.CASCADE, related_name="problem_results")
-    problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="+")
-    reference_answer = models.TextField(blank=True)
-    # Best-of-N: [{"text", "steps", "step_scores", "answer", "correct"}];
-    # guided search: [{"candidates", "scores", "chosen"}] per search step.
-    candidates = models.JSONField(default=list)
-    # Per selection rule ("min", "last" / "guided"): {"index"?, "answer", "correct"}.
-    selections = models.JSONField(default=dict)
-    solution = models.TextField(blank=True, help_text="Guided search: the solution it built.")
-    stop_reason = models.CharField(max_length=20, blank=True)
-    # Policy text had characters PostgreSQL cannot hold (NUL, lone surrogates): now U+FFFD.
-    text_repaired = models.BooleanField(default=False)
-    completion_tokens = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["run_id", "problem_id"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "problem"], name="guidanceresult_unique_per_run"),
-        ]
-
-    def __str__(self) -> str:
-        return f"problem {self.problem_id} in guidance run {self.run_id}"
+        return f"API request {self.key} of token {self.token_id}"

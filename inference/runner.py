@@ -11,14 +11,9 @@ restart does only what is still missing.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 import time
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Count, F, Q
@@ -29,18 +24,13 @@ from inference.core.backends.base import Backend
 from inference.core.prompts import question_for_prompt
 from inference.core.text import is_truncated, repair, repair_json, repair_text
 from inference.core.verdict import parse_verdict, split_sections
+from rprm_web import runs
 
 from .models import Critique, GenerationRun, ModelEndpoint
 
 log = logging.getLogger(__name__)
 
-# A RUNNING run whose heartbeat is older than this was abandoned by a dead worker.
-STALE_AFTER = timedelta(minutes=10)
 _backend_cache: dict[tuple, Backend] = {}
-
-
-class RunCancelled(Exception):
-    pass
 
 
 def get_backend(endpoint: ModelEndpoint) -> Backend:
@@ -81,32 +71,9 @@ def select_steps(run: GenerationRun):
     return steps
 
 
-def worker_name() -> str:
-    from celery import current_task
-
-    hostname = getattr(getattr(current_task, "request", None), "hostname", None)
-    return hostname or f"cli@{socket.gethostname()}:{os.getpid()}"
-
-
 def claim(run_id: int, worker: str) -> GenerationRun | None:
-    """Conditional UPDATE: a queued run; a running run whose worker went silent; or a
-    running run recorded under this very worker name (it was killed and restarted:
-    with one gpu slot per worker name, nothing else can be processing it)."""
-    now = timezone.now()
-    running = Q(status=GenerationRun.Status.RUNNING)
-    claimed = GenerationRun.objects.filter(
-        Q(status=GenerationRun.Status.QUEUED)
-        | (running & (Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True) | Q(worker=worker))),
-        id=run_id,
-        cancel_requested=False,
-    ).update(status=GenerationRun.Status.RUNNING, heartbeat_at=now, worker=worker, error="")
-    if not claimed:
-        return None
-    run = GenerationRun.objects.select_related("endpoint", "template", "dataset").get(id=run_id)
-    if run.started_at is None:
-        run.started_at = now
-        run.save(update_fields=["started_at"])
-    return run
+    """See rprm_web.runs.claim: queued, or running under a dead worker or this very one."""
+    return runs.claim(GenerationRun, run_id, worker, select_related=("endpoint", "template", "dataset"))
 
 
 def _iter_batches(step_ids: list[int], size: int) -> Iterator[list[int]]:
@@ -224,63 +191,15 @@ def summarise(run: GenerationRun) -> dict:
 
 def process_run(run_id: int, *, progress: Callable[[GenerationRun], None] | None = None,
                 backend: Backend | None = None) -> GenerationRun | None:
-    """Claim and process a run to the end. Returns None if another worker has it."""
-    run = claim(run_id, worker_name())
-    if run is None:
-        log.info("run %s not claimable (finished, cancelled or held by a live worker)", run_id)
-        return None
-    beating = threading.Event()
-    threading.Thread(target=_heartbeat, args=(run.id, beating), daemon=True).start()
-    try:
-        _process(run, backend or get_backend(run.endpoint), progress)
-    except RunCancelled:
-        _finish(run, GenerationRun.Status.CANCELLED)
-    except Exception as exc:  # recorded on the run; the task itself does not retry
-        log.exception("run %s failed", run_id)
-        # The message may quote model text: repaired, or recording the failure fails too.
-        run.error = repair(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
-        _finish(run, GenerationRun.Status.FAILED)
-    else:
-        _finish(run, GenerationRun.Status.SUCCEEDED)
-    finally:
-        beating.set()
-    return run
-
-
-def _heartbeat(run_id: int, stop: threading.Event, every_s: float = 30) -> None:
-    """Keeps heartbeat_at fresh during long backend calls, so the run is not taken as abandoned."""
-    from django.db import connection
-
-    try:
-        while not stop.wait(every_s):
-            GenerationRun.objects.filter(id=run_id, status=GenerationRun.Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
-    finally:
-        connection.close()
-
-
-def recover_interrupted_runs(worker: str) -> list[int]:
-    """Re-queue runs this worker name held when it died (called when a gpu worker starts)."""
-    from .tasks import process_generation_run
-
-    ids = list(GenerationRun.objects.filter(status=GenerationRun.Status.RUNNING, worker=worker)
-               .values_list("id", flat=True))
-    for run_id in ids:
-        process_generation_run.delay(run_id)
-    return ids
-
-
-def _finish(run: GenerationRun, status: str) -> None:
-    run.status = status
-    run.finished_at = timezone.now()
-    run.summary = summarise(run)
-    run.save(update_fields=["status", "finished_at", "summary", "error"])
-    if run.critiques_done:
-        # Audit signals order the review queue; computed on the default queue.
-        from annotations.tasks_review import queue_audit
-
-        queue_audit(run.id)
+    """Claim and process a run to the end. Returns None if another worker has it.
+    Its completion reaches review through `rprm_web.runs.run_finished`."""
+    return runs.execute(
+        GenerationRun,
+        run_id,
+        lambda run: _process(run, backend or get_backend(run.endpoint), progress),
+        select_related=("endpoint", "template", "dataset"),
+        final=lambda run, status: {"summary": summarise(run)},
+    )
 
 
 def _process(run: GenerationRun, backend: Backend, progress) -> None:
@@ -292,8 +211,7 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
 
     done = 0
     for batch in _iter_batches(step_ids, max(1, run.batch_size)):
-        if GenerationRun.objects.filter(id=run.id, cancel_requested=True).exists():
-            raise RunCancelled
+        runs.checkpoint(run)
         t0 = time.perf_counter()
         have: dict[int, set[int]] = defaultdict(set)
         for sid, idx in Critique.objects.filter(run=run, step_id__in=batch).values_list("step_id", "sample_index"):
@@ -312,16 +230,21 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
                 for sample_index, completion in enumerate(completions):
                     if sample_index not in have[sid]:
                         new.append(build_critique(run, ctx[sid][3], sample_index, completion))
+        had = sum(len(v) for v in have.values())
         with transaction.atomic():
             Critique.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-            GenerationRun.objects.filter(id=run.id).update(
+            # Rows skipped as conflicts (written meanwhile by a taken-over worker) do not count.
+            inserted = Critique.objects.filter(run=run, step_id__in=batch).count() - had
+            written = runs.held(run).update(
                 steps_done=done + len(batch),  # absolute, so a resumed run counts right
-                critiques_done=F("critiques_done") + len(new),
+                critiques_done=F("critiques_done") + inserted,
                 tokens_generated=F("tokens_generated") + sum(c.completion_tokens for c in new),
                 backend_seconds=F("backend_seconds") + backend_s,
                 orchestration_seconds=F("orchestration_seconds") + (time.perf_counter() - t0 - backend_s),
                 heartbeat_at=timezone.now(),
             )
+            if not written:
+                raise runs.LeaseLost(f"generation run {run.id} was taken over")
         done += len(batch)
         run.refresh_from_db(fields=["steps_done", "critiques_done", "tokens_generated", "backend_seconds",
                                     "orchestration_seconds", "cancel_requested"])

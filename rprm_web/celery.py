@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
@@ -27,10 +28,12 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_default_queue="default",
     task_queues=(Queue("default"), Queue("gpu")),
-    # Everything that loads a model goes to gpu; annotations (imports, audits,
-    # exports) stays on default.
+    # Everything that loads a model goes to gpu; imports, audits, exports and
+    # dashboard refreshes stay on default (exact names win over the globs).
     task_routes={
+        "training.tasks.export_task": {"queue": "default"},
         "inference.*": {"queue": "gpu"},
+        "evaluation.*": {"queue": "gpu"},
         "training.*": {"queue": "gpu"},
     },
     broker_connection_retry_on_startup=True,
@@ -38,3 +41,11 @@ app.conf.update(
     worker_send_task_events=False,
 )
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def resume_interrupted_runs(sender=None, **kwargs) -> None:
+    """Every app registers its run types with rprm_web.runs.resumable (in its tasks.py)."""
+    from rprm_web.runs import on_worker_ready  # after Django is set up: runs defines a model
+
+    on_worker_ready(sender, **kwargs)

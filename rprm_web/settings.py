@@ -57,9 +57,14 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    # The pipeline, bottom to top: each app imports only the ones above it in this list.
     "annotations",
     "inference",
+    "review",
     "training",
+    "evaluation",
+    "dashboards",
+    "studio",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from review import urls as review_urls
+from training import export_urls
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="annotations:dataset_list"), name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -10,8 +13,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("annotations.urls")),
     path("", include("inference.urls")),
-    path("review/", include("annotations.review_urls")),
-    path("dashboards/", include("annotations.dashboard_urls")),
-    path("", include("inference.eval_urls")),
+    # The review namespace also serves training's export screens (their URL names and
+    # paths predate the app split); the kernel's URL conf is the one place above both.
+    path("review/", include(([*review_urls.urlpatterns, *export_urls.urlpatterns], review_urls.app_name))),
+    path("dashboards/", include("dashboards.urls")),
+    path("", include("evaluation.urls")),
     path("", include("training.urls")),
 ]

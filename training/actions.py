@@ -21,7 +21,10 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from annotations.models import Dataset, Step
+from inference.actions import create_run
+from inference.core.generation import STUDENT
 from inference.models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
+from rprm_web import runs
 
 from .models import ModelVersion, PreferencePair, TrainingRun
 
@@ -113,7 +116,7 @@ def _template_info(template: PromptTemplate | None) -> dict:
 def _excluded_by_review() -> Q:
     # The same rule as the SFT pool: flawed / label-wrong / disputed critiques never train.
     try:
-        from annotations.reviews import training_exclusion_q
+        from review.reviews import training_exclusion_q
     except ImportError:  # pragma: no cover - review app absent
         return Q(pk__in=[])
     return training_exclusion_q()
@@ -121,7 +124,7 @@ def _excluded_by_review() -> Q:
 
 def _problem_split(question: str, seed: int, val_fraction: float) -> str:
     # The SFT pool's own hash split, so a problem lands on the same side for SFT and DPO.
-    from inference.pools import _problem_key, _unit
+    from .pools import _problem_key, _unit
 
     return "val" if _unit(seed, "split", _problem_key(question)) < val_fraction else "train"
 
@@ -145,7 +148,7 @@ def sft_selection(selection: dict | None) -> dict:
 
 
 def _sft_pool(selection: dict):
-    from inference.pools import build_sft_pool, eligible_critiques
+    from .pools import build_sft_pool, eligible_critiques
 
     sel = sft_selection(selection)
     runs = GenerationRun.objects.filter(id__in=sel["runs"]) if sel["runs"] else None
@@ -495,8 +498,6 @@ def launch_training(
 
     Unknown hyperparameters and values TrainConfig rejects fail here, not on the worker.
     """
-    from .tasks import run_training
-
     if kind not in TrainingRun.Kind.values:
         raise ValueError(f"kind must be one of {TrainingRun.Kind.values}, got {kind!r}")
     hyper = {k: v for k, v in (hyperparameters or {}).items() if v is not None}
@@ -532,21 +533,14 @@ def launch_training(
     train_config(run).batch_plan()
     run.save()
     if queue:
-        run_training.delay_on_commit(run.id)
+        runs.enqueue(TrainingRun, run.id)
     return run
 
 
 def request_cancel(run: TrainingRun) -> bool:
-    """Cooperative: the trainer stops after the current optimizer step. A queued run stops at once."""
-    from django.utils import timezone
-
-    if TrainingRun.objects.filter(id=run.id, status=TrainingRun.Status.QUEUED).update(
-        status=TrainingRun.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    ):
-        return True
-    return bool(
-        TrainingRun.objects.filter(id=run.id, status=TrainingRun.Status.RUNNING).update(cancel_requested=True)
-    )
+    """Cooperative: the trainer stops after the current optimizer step. A queued run, or
+    one whose worker died, stops at once."""
+    return runs.request_cancel(TrainingRun, run.id) != "finished"
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -629,7 +623,7 @@ def register_endpoint(version: ModelVersion, role: str) -> ModelEndpoint:
 def sample_student(
     version: ModelVersion,
     dataset: Dataset,
-    n_samples: int = 4,
+    n_samples: int = STUDENT.n_samples,
     *,
     user=None,
     step_filter: dict | None = None,
@@ -638,8 +632,6 @@ def sample_student(
 ) -> GenerationRun:
     """K critiques per labelled step from the version (a student sampling run) with the
     template it was trained on, through the same inference runner as the teacher."""
-    from inference.actions import create_run
-
     endpoint = register_endpoint(version, ModelEndpoint.Role.STUDENT)
     return create_run(
         dataset=dataset,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from annotations.models import Dataset
+from inference.core.generation import STUDENT
 from inference.models import GenerationRun
 
 from .models import ModelVersion, TrainingRun
@@ -282,13 +283,13 @@ class SampleStudentForm(forms.Form):
     n_samples = forms.IntegerField(
         min_value=2,
         max_value=64,
-        initial=4,
-        label="Samples per step (K)",
+        initial=STUDENT.n_samples,
+        label="K (samples per step)",
         help_text="Pairs need agreeing and disagreeing samples: K >= 2.",
     )
-    temperature = forms.FloatField(min_value=0, max_value=2, initial=1.0)
-    top_p = forms.FloatField(min_value=0.01, max_value=1, initial=0.95)
-    max_new_tokens = forms.IntegerField(min_value=16, max_value=32768, initial=4096)
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=STUDENT.temperature)
+    top_p = forms.FloatField(min_value=0.01, max_value=1, initial=STUDENT.top_p)
+    max_new_tokens = forms.IntegerField(min_value=16, max_value=32768, initial=STUDENT.max_new_tokens)
     limit = forms.IntegerField(min_value=1, required=False, help_text="At most this many steps.")
     seed = forms.IntegerField(required=False)
 

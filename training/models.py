@@ -18,6 +18,7 @@ from django.db.models import Q
 
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
+from rprm_web.runs import RunBase
 
 
 class ModelVersion(models.Model):
@@ -88,7 +89,7 @@ class ModelVersion(models.Model):
         return chain
 
 
-class TrainingRun(models.Model):
+class TrainingRun(RunBase):
     class Kind(models.TextChoices):
         SFT = "sft", "SFT"
         DPO = "dpo", "DPO"
@@ -121,8 +122,6 @@ class TrainingRun(models.Model):
         PromptTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs"
     )
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     step = models.PositiveIntegerField(default=0)
     max_steps = models.PositiveIntegerField(default=0)
     # {"train": n, "val": n, "train_yes": .., "pool": {...}} or pair stats for DPO.
@@ -132,17 +131,12 @@ class TrainingRun(models.Model):
     result = models.JSONField(default=dict, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
     log_tail = models.TextField(blank=True)
-    error = models.TextField(blank=True)
     output_dir = models.CharField(max_length=500)
     last_checkpoint = models.CharField(max_length=500, blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -240,3 +234,50 @@ class PreferencePair(models.Model):
 
     def __str__(self) -> str:
         return f"pair {self.chosen_id} > {self.rejected_id} (step {self.step_id})"
+
+
+class ExportJob(RunBase):
+    """One training-data snapshot: filters in, files + manifest out, progress on the row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # {"datasets": [ids], "runs": [ids], "error_types": [slugs], "require_review": bool,
+    #  "balance": bool, "val_fraction": float, "seed": int, "dpo_pairs_per_step": int, "kinds": [...]}
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    manifest = models.JSONField(default=dict, blank=True)
+    # File names inside the job's folder (MEDIA_ROOT/exports/<uuid>/).
+    files = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "annotations_exportjob"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.uuid} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0
+
+    def folder(self):
+        from pathlib import Path
+
+        return Path(settings.MEDIA_ROOT) / "exports" / str(self.uuid)

@@ -17,23 +17,24 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
 import traceback
 from collections import deque
-from datetime import timedelta
 
 from celery import shared_task
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from .models import TrainingMetric, TrainingRun
+from rprm_web import runs
+from rprm_web.runs import worker_name
+
+from .actions import build_training_data, json_safe, register_trained_model, train_config
+from .export import run_export_job
+from .models import ExportJob, TrainingMetric, TrainingRun
 
 log = logging.getLogger(__name__)
 
 # A RUNNING run whose heartbeat is older than this was abandoned by a dead worker.
-STALE_AFTER = timedelta(minutes=10)
 HEARTBEAT_EVERY_S = 30.0
 LOG_LINES = 200
 METRIC_COLUMNS = ("loss", "eval_loss", "learning_rate", "grad_norm", "epoch")
@@ -57,24 +58,8 @@ def run_training(run_id: int) -> None:
 
 
 def claim(run_id: int, worker: str) -> TrainingRun | None:
-    """Conditional UPDATE: a queued run; a running run whose worker went silent; or a
-    running run recorded under this very worker name (killed and restarted: with one
-    gpu slot per worker name, nothing else can be training it)."""
-    now = timezone.now()
-    held = Q(status=TrainingRun.Status.RUNNING) & (
-        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True) | Q(worker=worker)
-    )
-    # A cancel that arrived while the holder was dead: settle it rather than train.
-    TrainingRun.objects.filter(held, id=run_id, cancel_requested=True).update(
-        status=TrainingRun.Status.CANCELLED, finished_at=now
-    )
-    claimed = TrainingRun.objects.filter(
-        Q(status=TrainingRun.Status.QUEUED) | held, id=run_id, cancel_requested=False
-    ).update(status=TrainingRun.Status.RUNNING, heartbeat_at=now, worker=worker, error="")
-    if not claimed:
-        return None
-    TrainingRun.objects.filter(id=run_id, started_at__isnull=True).update(started_at=now)
-    return TrainingRun.objects.select_related("base_version").get(id=run_id)
+    """See rprm_web.runs.claim (a cancel that arrived while the holder was dead is settled)."""
+    return runs.claim(TrainingRun, run_id, worker, select_related=("base_version",))
 
 
 def _finite(value) -> float | None:
@@ -167,20 +152,6 @@ class RowSink:
         self.flushed = time.monotonic()
 
 
-def _heartbeat(run_id: int, stop: threading.Event) -> None:
-    """Keeps heartbeat_at fresh while data is built or a long step runs, so the run
-    is not taken for abandoned."""
-    from django.db import connection
-
-    try:
-        while not stop.wait(HEARTBEAT_EVERY_S):
-            TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
-    finally:
-        connection.close()
-
-
 def _prepare_process() -> None:
     from django.conf import settings
 
@@ -209,12 +180,6 @@ def _distributed():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def worker_name() -> str:
-    from inference.runner import worker_name as name
-
-    return name()
-
-
 def execute(run_id: int, *, worker: str | None = None) -> TrainingRun | None:
     """Claim and train a run to the end. Returns None if it is not claimable."""
     state = _distributed()
@@ -235,8 +200,7 @@ def execute(run_id: int, *, worker: str | None = None) -> TrainingRun | None:
         return None
     sink = RowSink(run, honour_cancel=state is None)
     sink.note(f"claimed by {run.worker}" + (f" ({state.num_processes} processes)" if state else ""))
-    beating = threading.Event()
-    threading.Thread(target=_heartbeat, args=(run.id, beating), daemon=True).start()
+    beating = runs.heartbeat(run, HEARTBEAT_EVERY_S).__enter__()
     try:
         _prepare_process()
         result = _train(run, sink)
@@ -254,23 +218,19 @@ def execute(run_id: int, *, worker: str | None = None) -> TrainingRun | None:
             sink.flush()
             _finish(run, TrainingRun.Status.CANCELLED, result=result)
         else:
-            from .actions import register_trained_model
-
             run.refresh_from_db()
             version = register_trained_model(run, result)
             sink.note(f"succeeded: registered {version.name} ({result.tokens_per_second:.0f} tokens/s)")
             sink.flush()
             _finish(run, TrainingRun.Status.SUCCEEDED, result=result)
     finally:
-        beating.set()
+        beating.__exit__(None, None, None)
     run.refresh_from_db()
     return run
 
 
 def _train(run: TrainingRun, sink: RowSink | None):
     from training.core.runner import last_complete_checkpoint, run_dpo, run_sft
-
-    from .actions import build_training_data, train_config
 
     t0 = time.perf_counter()
     data = build_training_data(run)
@@ -300,24 +260,25 @@ def _follow(run: TrainingRun) -> None:
 
 
 def _finish(run: TrainingRun, status: str, *, result=None, error: str = "") -> None:
-    fields: dict = {"status": status, "finished_at": timezone.now(), "error": error}
+    fields: dict = {}
     if result is not None:
-        from .actions import json_safe
-
         stored = json_safe({k: v for k, v in result.to_dict().items() if k != "metrics"})
         fields.update(result=stored, tokens_per_second=_finite(result.tokens_per_second) or None)
         if result.max_steps:
             fields.update(step=result.global_step, max_steps=result.max_steps)
-    TrainingRun.objects.filter(id=run.id).update(**fields)
+    runs.finish(run, status, error=error, **fields)  # fenced: only while this worker holds it
 
 
 def recover_interrupted_runs(worker: str) -> list[int]:
-    """Re-queue runs this worker name held when it died (called when a gpu worker starts)."""
-    ids = list(
-        TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, worker=worker).values_list(
-            "id", flat=True
-        )
-    )
-    for run_id in ids:
-        run_training.delay(run_id)
-    return ids
+    """Re-queue the training runs this worker name held when it died."""
+    return [run_id for model, run_id in runs.resume(worker, {"gpu"}, stale_too=False) if model == "TrainingRun"]
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def export_task(job_id: int) -> None:
+    """Write the files of a queued ExportJob (progress and manifest on the row)."""
+    run_export_job(job_id)
+
+
+runs.register(TrainingRun, run_training)
+runs.register(ExportJob, export_task, queue="default")

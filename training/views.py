@@ -12,8 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from annotations.access import AppRequest, require_admin, require_reviewer
 from inference.models import GenerationRun, ModelEndpoint
+from rprm_web.access import AppRequest, require_admin, require_reviewer
 
 from . import actions
 from .forms import (

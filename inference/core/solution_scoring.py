@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import Backend, Sampling
+from .generation import EVALUATION, MAX_K, PAPER_K  # noqa: F401  (MAX_K, PAPER_K: this module's API)
 from .prompts import Messages, PromptTemplate, prompt_text
 from .scoring import mean_reward
 from .text import is_truncated, repair_text
 from .verdict import parse_verdict
 
-# Evaluation sampling from the method doc: T=0.95, top_p=0.95, up to 4,096 new tokens.
-EVAL_SAMPLING = Sampling(temperature=0.95, top_p=0.95, max_new_tokens=4096)
-PAPER_K = 10  # the paper's default number of critiques per step
-DEFAULT_K = 4  # what the paper recommends (most of the gain, 40% of the cost)
-MAX_K = 32  # largest K in the paper's scaling figure
+EVAL_SAMPLING = EVALUATION.sampling()
+DEFAULT_K = EVALUATION.n_samples
 
 
 @dataclass

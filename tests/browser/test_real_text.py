@@ -9,11 +9,12 @@ import pytest
 from django.urls import reverse
 
 from annotations.actions import import_file
-from annotations.audit import audit_run
+from evaluation.models import GuidanceResult, GuidanceRun
+from evaluation.workflow import create_evaluation, process_evaluation
 from inference.actions import create_run, endpoint_for
-from inference.evaluation import create_evaluation, process_evaluation
-from inference.models import Critique, GuidanceResult, GuidanceRun, ModelEndpoint
+from inference.models import Critique, ModelEndpoint
 from inference.runner import process_run
+from review.audit import audit_run
 from tests.annotations.factories_files import write_jsonl
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD

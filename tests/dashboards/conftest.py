@@ -37,8 +37,9 @@ from datetime import UTC, datetime
 import pytest
 
 from annotations.actions import import_file
-from annotations.models import CritiqueAudit, ErrorType, ReviewItem
+from annotations.models import ErrorType
 from inference.models import Critique, GenerationRun
+from review.models import CritiqueAudit, ReviewItem
 from tests.annotations.factories_files import prmbench_row, write_jsonl
 
 PRM_ROWS = [
@@ -134,9 +135,9 @@ class Cast:
 def build_cast(tmp_path, admin, reviewer, reviewer2) -> Cast:
     from django.test import override_settings
 
-    from annotations.audit import audit_run
-    from annotations.dashboards import refresh_now
-    from annotations.reviews import adjudicate, submit_review, take_item, undo_last
+    from dashboards.summaries import refresh_now
+    from review.audit import audit_run
+    from review.reviews import adjudicate, submit_review, take_item, undo_last
 
     ensure_taxonomy()
     rows = [prmbench_row(idx, cls, errs, n, question=f"Question {idx}?") for idx, cls, errs, n in PRM_ROWS]
@@ -250,12 +251,13 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
     from django.test import override_settings
     from django.utils import timezone
 
-    from annotations.audit import audit_run
-    from annotations.dashboards import monday, refresh_now
-    from annotations.reviews import adjudicate, submit_review, take_item
     from annotations.taxonomy import ERROR_TYPES
+    from dashboards.slices import monday
+    from dashboards.summaries import refresh_now
     from inference.critique_import import import_critiques
     from inference.models import Critique
+    from review.audit import audit_run
+    from review.reviews import adjudicate, submit_review, take_item
 
     rng = random.Random(seed)
     ensure_taxonomy()
@@ -398,7 +400,7 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
         )
         adjudicate(item, admin, decision)
     # Reviews happen over the six weeks too (the throughput chart).
-    from annotations.models import Review
+    from review.models import Review
 
     for review in Review.objects.select_related("critique"):
         Review.objects.filter(id=review.id).update(

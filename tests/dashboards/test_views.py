@@ -10,7 +10,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from annotations.dashboard_models import DashboardRefresh
+from dashboards.models import DashboardRefresh
 
 PAGES = ["dashboards:error_types", "dashboards:compare", "dashboards:reviews", "dashboards:critiques"]
 
@@ -223,7 +223,7 @@ def test_every_number_links_to_a_list_of_exactly_that_many_critiques(client, cas
 
 
 def test_evaluation_results_appear_next_to_the_teacher(client, cast, reviewer, tmp_path):
-    from inference.evaluation import create_evaluation
+    from evaluation.workflow import create_evaluation
     from tests.evaluation.conftest import write_scores
 
     scores = {

@@ -74,8 +74,8 @@ def test_one_percentile_for_every_caller():
 
 
 def test_the_review_audit_and_metrics_share_one_kappa():
-    from annotations import audit
     from inference.core import metrics, stats
+    from review import audit
 
     assert metrics.cohen_kappa is stats.cohen_kappa
     assert audit.cohen_kappa([("yes", "no"), ("no", "no"), ("yes", "yes")]) == stats.cohen_kappa(

@@ -14,7 +14,6 @@ from inference.core.verdict import VERDICT_QUESTION
 from inference.models import ModelEndpoint
 from tests.annotations.factories_files import prmbench_row, processbench_row, write_jsonl
 
-
 # ProcessBench rows per subset: (id, label, n_steps).
 GSM8K_ROWS = [("gsm8k-0", -1, 3), ("gsm8k-1", 1, 4), ("gsm8k-2", 0, 3), ("gsm8k-3", -1, 2), ("gsm8k-4", 2, 3)]
 MATH_ROWS = [("math-0", -1, 3), ("math-1", 0, 2), ("math-2", 1, 3), ("math-3", -1, 4)]
@@ -152,12 +151,15 @@ def served_tiny(tiny_model_dir, tmp_path_factory):
             proc.wait()
 
 
-def served_endpoint_for(url: str, model: str, name: str = "tiny-served", **options) -> ModelEndpoint:
+def served_endpoint_for(url: str, model: str, name: str = "tiny-served", tokenizer_path=None,
+                        **options) -> ModelEndpoint:
     # max_concurrency 1: transformers serve runs one call at a time, more only queue there.
     return ModelEndpoint.objects.create(
         name=name, role=ModelEndpoint.Role.SCORER, backend=ModelEndpoint.Backend.OPENAI, path_or_url=url,
         served_model_name=model, default_sampling={"max_new_tokens": 12},
-        options={"p_yes_via": "systemone", "max_concurrency": 1, "timeout_s": 60, **options},
+        # The served model's tokenizer renders chat messages locally (a tokenizer, not a model).
+        options={"p_yes_via": "systemone", "max_concurrency": 1, "timeout_s": 60,
+                 "tokenizer_path": str(tokenizer_path or model), **options},
     )  # fmt: skip
 
 

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from inference.evaluation import create_api_token
 from inference.models import ApiToken, ModelEndpoint
+from inference.scorers import create_api_token
 
 URL = "/api/v1/score"
 BODY = {"question": "What is 2 + 3?", "steps": ["2 + 3 = 5.", "So the answer is 5."], "K": 2,
@@ -154,10 +154,10 @@ def test_the_command_creates_a_working_token(client, reviewer, tiny_endpoint):
     assert post(client, {**BODY, "model": "nope"}, token=raw).status_code == 404  # authenticated
 
 
-def test_a_server_that_is_down_answers_json_503_without_internals(client, token, db):
+def test_a_server_that_is_down_answers_json_503_without_internals(client, token, db, tiny_model_dir):
     from tests.evaluation.conftest import free_port, served_endpoint_for
 
-    served_endpoint_for(f"http://127.0.0.1:{free_port()}", "m", max_retries=0)
+    served_endpoint_for(f"http://127.0.0.1:{free_port()}", "m", max_retries=0, tokenizer_path=tiny_model_dir)
     response = post(client, BODY, token=token)
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert error(response)["code"] == "model_unavailable" and response["Retry-After"] == "5"

@@ -14,8 +14,8 @@ import pytest
 
 from inference import api_limits
 from inference.api_limits import DatabaseLimiter, Limits, RedisLimiter, Refused
-from inference.evaluation import create_api_token
 from inference.models import ApiLease
+from inference.scorers import create_api_token
 from tests.evaluation.conftest import served_endpoint_for
 
 URL = "/api/v1/score"
@@ -65,13 +65,14 @@ class ModelServer:
 
 
 @pytest.fixture
-def model_server():
+def model_server(tiny_model_dir):
     servers = []
 
     def start(reply=lambda body: (200, 0.0), **options):
         server = ModelServer(reply)
         servers.append(server)
-        served_endpoint_for(server.url, "fake-model", name="fake", p_yes_via="none", max_retries=0, **options)
+        served_endpoint_for(server.url, "fake-model", name="fake", p_yes_via="none", max_retries=0,
+                            tokenizer_path=tiny_model_dir, **options)
         return server
 
     yield start
@@ -150,13 +151,13 @@ def test_the_rate_limit_answers_429_with_retry_after(client, token, model_server
 
 
 def token_user(raw):
-    from inference.evaluation import authenticate_token
+    from inference.scorers import authenticate_token
 
     return authenticate_token(raw).user
 
 
 def test_the_concurrency_limit_answers_429_until_a_slot_is_free(client, token, model_server, settings, limiter_kind):
-    from inference.evaluation import authenticate_token
+    from inference.scorers import authenticate_token
 
     model_server()
     settings.SCORING_API_MAX_CONCURRENT = 1
@@ -232,7 +233,7 @@ def _serial(delay: float):
 
 
 @pytest.mark.slow
-def test_small_requests_do_not_wait_behind_a_big_one(worker_env, reviewer, tmp_path):
+def test_small_requests_do_not_wait_behind_a_big_one(worker_env, reviewer, tmp_path, tiny_model_dir):
     """The issue's case: a big request that runs out of time, and three small ones sent
     just after it. Before, the small ones waited 33 s behind it and it ended as an HTML
     500; now it ends as a JSON 504 at its deadline and they answer long before. Two model
@@ -250,7 +251,7 @@ def test_small_requests_do_not_wait_behind_a_big_one(worker_env, reviewer, tmp_p
     servers = {"batching": ModelServer(lambda body: (200, 0.5)), "serial": ModelServer(_serial(0.3))}
     for name, server in servers.items():
         served_endpoint_for(server.url, "m", name=name, p_yes_via="none", max_retries=0,
-                            max_concurrency=4 if name == "batching" else 1)  # fmt: skip
+                            tokenizer_path=tiny_model_dir, max_concurrency=4 if name == "batching" else 1)  # fmt: skip
     raw = create_api_token(reviewer, "fairness")[1]
     port = free_port()
     log = (tmp_path / "gunicorn.log").open("wb")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from inference.evaluation import create_evaluation, process_evaluation
+from evaluation.workflow import create_evaluation, process_evaluation
 from inference.models import ModelEndpoint
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
@@ -116,7 +116,7 @@ def test_it_shows_a_prmbench_run_and_guidance(page, live_server, admin, evaluate
 
 def _guidance_run(tmp_path):
     from annotations.actions import import_file
-    from inference.guidance_runs import create_guidance_run, process_guidance
+    from evaluation.guidance_runs import create_guidance_run, process_guidance
     from tests.annotations.factories_files import generic_row, write_jsonl
     from tests.evaluation.test_guidance import ScriptedPolicy
 

@@ -10,7 +10,8 @@ import pytest
 from django.core.management import call_command
 
 from annotations.actions import import_file
-from inference.evaluation import contamination, create_evaluation
+from evaluation.results import contamination
+from evaluation.workflow import create_evaluation
 from tests.annotations.factories_files import prm800k_row, prmbench_row, write_jsonl
 from tests.evaluation.conftest import write_scores
 

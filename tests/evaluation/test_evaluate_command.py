@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from inference.models import EvaluationRun, SolutionScore
+from evaluation.models import EvaluationRun, SolutionScore
 from tests.evaluation.conftest import PB_SCORES, PRM_SCORES, write_scores
 from tests.evaluation.test_evaluation_processbench import direct
 

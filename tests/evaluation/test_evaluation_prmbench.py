@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.evaluation import create_evaluation
+from evaluation.workflow import create_evaluation
 from tests.evaluation.conftest import PRM_ROWS, PRM_SCORES, write_scores
 from tests.evaluation.reference_metrics import prmbench_direct
 

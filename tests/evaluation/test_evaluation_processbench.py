@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from annotations.models import Solution
-from inference import evaluation
-from inference.evaluation import create_evaluation, process_evaluation
-from inference.models import EvaluationRun, ModelEndpoint, SolutionScore
+from evaluation import results
+from evaluation.models import EvaluationRun, SolutionScore
+from evaluation.workflow import create_evaluation, process_evaluation
+from inference.models import ModelEndpoint
 from tests.evaluation.conftest import GSM8K_ROWS, MATH_ROWS, PB_SCORES, ScriptedScorer, write_scores
 from tests.evaluation.reference_metrics import processbench_direct
 
@@ -126,7 +127,7 @@ def test_it_computes_k_scaling_from_the_stored_samples(pb_datasets):
         assert p["ci_low"] <= p["value"] <= p["ci_high"]
     assert curve[0]["n_resamples"] == 200 and curve[0]["std"] > 0 and curve[0]["value"] < at_max["value"]
     # The same numbers again from the stored rows alone (no backend), deterministic for the seed.
-    assert evaluation.k_scaling_curve("processbench", evaluation._items(run), 0.5) == curve
+    assert results.k_scaling_curve("processbench", results._items(run), 0.5) == curve
 
 
 def test_it_records_a_backend_failure_on_the_run(pb_datasets):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from inference.evaluation import ScoreFileError, create_evaluation
-from inference.models import EvaluationRun, SolutionScore
+from evaluation.models import EvaluationRun, SolutionScore
+from evaluation.score_files import ScoreFileError
+from evaluation.workflow import create_evaluation
 from tests.evaluation.conftest import PB_SCORES, write_scores
 
 

@@ -11,9 +11,10 @@ import pytest
 from django.core.management import call_command
 
 from annotations.actions import import_file
+from evaluation.guidance_runs import create_guidance_run, policy_prompt, process_guidance, split_steps
+from evaluation.models import GuidanceResult, GuidanceRun
 from inference.core.backends.base import Completion
-from inference.guidance_runs import create_guidance_run, policy_prompt, process_guidance, split_steps
-from inference.models import GuidanceResult, GuidanceRun, ModelEndpoint
+from inference.models import ModelEndpoint
 from tests.annotations.factories_files import generic_row, write_jsonl
 from tests.evaluation.conftest import ScriptedScorer
 

@@ -6,8 +6,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from inference.evaluation import create_evaluation
-from inference.models import EvaluationRun, GuidanceRun, ModelEndpoint
+from evaluation.models import EvaluationRun, GuidanceRun
+from evaluation.workflow import create_evaluation
+from inference.models import ModelEndpoint
 from tests.evaluation.conftest import PB_SCORES, PRM_SCORES, write_scores
 
 

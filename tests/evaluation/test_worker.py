@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from inference.evaluation import create_evaluation
-from inference.models import EvaluationRun, SolutionScore
-from inference.tasks_eval import process_evaluation_run
+from evaluation.models import EvaluationRun, SolutionScore
+from evaluation.tasks import process_evaluation_run
+from evaluation.workflow import create_evaluation
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TASK = "inference.tasks_eval.process_evaluation_run"
+TASK = "evaluation.tasks.process_evaluation_run"
 
 
 def test_it_runs_an_evaluation_on_the_gpu_worker(transactional_db, start_worker, pb_datasets, tiny_endpoint):

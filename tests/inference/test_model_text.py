@@ -11,13 +11,14 @@ from django.db import DataError, connection, transaction
 from annotations.actions import import_file
 from annotations.demo import write_demo_processbench
 from annotations.models import Step
+from evaluation.guidance_runs import create_guidance_run, process_guidance
+from evaluation.models import GuidanceResult, GuidanceRun
 from inference.actions import create_run, endpoint_for
 from inference.core.backends.base import Backend, Completion, Sampling
 from inference.core.prompts import DEFAULT_TEMPLATE
 from inference.core.solution_scoring import score_solutions
 from inference.critique_import import import_critiques
-from inference.guidance_runs import create_guidance_run, process_guidance
-from inference.models import Critique, GenerationRun, GuidanceResult, GuidanceRun, ModelEndpoint
+from inference.models import Critique, GenerationRun, ModelEndpoint
 from inference.runner import process_run
 from tests.annotations.factories_files import generic_row, write_jsonl
 

@@ -11,8 +11,8 @@ from annotations.models import Step
 from inference.actions import create_run, endpoint_for
 from inference.core.backends.base import Completion
 from inference.models import Critique, GenerationRun
-from inference.pools import build_sft_pool, eligible_critiques
 from inference.runner import process_run
+from training.pools import build_sft_pool, eligible_critiques
 
 SECTIONS = (
     "Previous Steps Analysis: fine.\nNow Step Analysis: adds.\nData Source Analysis: ok.\n"

@@ -12,10 +12,10 @@ import pytest
 
 from annotations.actions import import_file
 from annotations.demo import write_demo_processbench
-from annotations.models import ReviewItem
 from inference.actions import create_run, endpoint_for
 from inference.core.backends.base import Completion
 from inference.runner import process_run
+from review.models import ReviewItem
 
 CRITIQUE = (
     "Previous Steps Analysis: {prev}\nNow Step Analysis: The Now Step {now}\n"
@@ -97,7 +97,7 @@ def demo(db, tmp_path):
 @pytest.fixture
 def make_run(demo):
     """Process a run with a writer teacher and audit it (items land in the queues)."""
-    from annotations.audit import audit_run
+    from review.audit import audit_run
 
     def make(write=always_yes, *, n_samples=2, dataset=None, audit=True, **kw):
         run = create_run(
@@ -148,7 +148,7 @@ def xss_item(tmp_path, make_run):
 
 def decide(item, user, decision, **kwargs):
     """Take the item as `user` (deciding needs the lease), then decide it."""
-    from annotations.reviews import submit_review, take_item
+    from review.reviews import submit_review, take_item
 
     take_item(item.critique_id, user)
     return submit_review(item, user, decision, **kwargs)

@@ -8,9 +8,11 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotations.audit import cohen_kappa
-from annotations.models import ErrorType, LabelCorrection, Review, ReviewEvent, ReviewItem, Step
-from annotations.reviews import (
+from annotations.models import ErrorType, Step
+from inference.models import Critique
+from review.audit import cohen_kappa
+from review.models import LabelCorrection, Review, ReviewEvent, ReviewItem
+from review.reviews import (
     QueueFilter,
     ReviewError,
     adjudicate,
@@ -21,8 +23,7 @@ from annotations.reviews import (
     submit_review,
     undo_last,
 )
-from inference.models import Critique
-from inference.pools import eligible_critiques
+from training.pools import eligible_critiques
 
 from .conftest import decide
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from annotations.audit import CritiqueFacts, audit_facts, find_equations, suspicion
-from annotations.models import CritiqueAudit, ReviewItem
 from inference.core.verdict import split_sections
 from inference.models import Critique
+from review.audit import CritiqueFacts, audit_facts, find_equations, suspicion
+from review.models import CritiqueAudit, ReviewItem
 
 from .conftest import critique
 

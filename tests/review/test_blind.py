@@ -11,10 +11,11 @@ import json
 import pytest
 from django.urls import reverse
 
-from annotations.export import create_export_job, run_export_job
-from annotations.models import ErrorType, LabelCorrection, Review, ReviewEvent, ReviewItem
-from annotations.reviews import QueueFilter, ReviewError, agreement, claim_next, submit_review, undo_last
+from annotations.models import ErrorType
 from inference.models import Critique
+from review.models import LabelCorrection, Review, ReviewEvent, ReviewItem
+from review.reviews import QueueFilter, ReviewError, agreement, claim_next, submit_review, undo_last
+from training.export import create_export_job, run_export_job
 
 MATCHED = QueueFilter(queue="matched")
 
@@ -126,7 +127,7 @@ def test_reviewers_see_no_live_pair_agreement(client, double, reviewer, reviewer
     second_review(item, reviewer2, "flawed")
     assert 'id="pairs"' not in page(client, reviewer2, reverse("review:agreement"))
     assert 'id="pairs"' in page(client, admin, reverse("review:agreement"))
-    from annotations.dashboards import refresh_now
+    from dashboards.summaries import refresh_now
 
     refresh_now()
     csv_url = reverse("dashboards:reviews") + "?csv=pairs"
@@ -243,7 +244,9 @@ def test_get_never_writes_and_the_take_post_leases(client, make_run, reviewer):
 
 
 def test_the_dashboards_pair_summary_counts_the_first_independent_decisions(double, reviewer, reviewer2):
-    from annotations import dashboards as dash
+    from dashboards.operations import reviewer_pairs
+    from dashboards.slices import Slice
+    from dashboards.summaries import refresh_now
 
     reopened = first_review(reviewer, "sound")
     second_review(reopened, reviewer2, "flawed")
@@ -253,8 +256,8 @@ def test_the_dashboards_pair_summary_counts_the_first_independent_decisions(doub
     undo_last(reviewer)  # a second thought before reviewer2 decided: the re-decision counts
     submit_review(ReviewItem.objects.get(pk=agreed.pk), reviewer, "sound")
     second_review(agreed, reviewer2, "sound")
-    dash.refresh_now()
-    [pair] = dash.reviewer_pairs(dash.Slice())
+    refresh_now()
+    [pair] = reviewer_pairs(Slice())
     assert (pair["items"], pair["percent_agree"]) == (2, 50.0)
     [live] = agreement()
     assert sorted(live.decision_pairs) == [("sound", "flawed"), ("sound", "sound")]

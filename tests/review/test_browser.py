@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from annotations.models import Review, ReviewItem
+from review.models import Review, ReviewItem
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
 
@@ -143,8 +143,9 @@ def test_an_admin_adjudicates_and_exports(
 def test_the_second_reviewer_sees_nothing_of_the_first_review(
     page, live_server, make_run, reviewer, reviewer2, shot, settings
 ):
-    from annotations.models import ErrorType, LabelCorrection
+    from annotations.models import ErrorType
     from inference.models import Critique
+    from review.models import LabelCorrection
 
     from .conftest import decide
 

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from annotations.models import ReviewEvent, ReviewItem
-from annotations.reviews import QueueFilter, claim_next, needs_double_review, release_lease, submit_review
+from review.models import ReviewEvent, ReviewItem
+from review.reviews import QueueFilter, claim_next, needs_double_review, release_lease, submit_review
 
 DISAGREED = QueueFilter(queue="disagreed")
 

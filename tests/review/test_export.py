@@ -7,9 +7,10 @@ import json
 import pytest
 from django.core.management import call_command
 
-from annotations.export import create_export_job, preference_pairs, run_export_job
-from annotations.models import ErrorType, ReviewItem
+from annotations.models import ErrorType
 from inference.models import Critique
+from review.models import ReviewItem
+from training.export import create_export_job, preference_pairs, run_export_job
 
 from .conftest import decide, split_teacher
 

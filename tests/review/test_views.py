@@ -8,10 +8,11 @@ import re
 import pytest
 from django.urls import reverse
 
-from annotations.export import create_export_job, run_export_job
-from annotations.models import ExportJob, LabelCorrection, Review, ReviewItem
-from annotations.reviews import QueueFilter, claim_next, correct_label
 from inference.models import Critique
+from review.models import LabelCorrection, Review, ReviewItem
+from review.reviews import QueueFilter, claim_next, correct_label
+from training.export import create_export_job, run_export_job
+from training.models import ExportJob
 
 from .conftest import decide as take_and_decide
 
@@ -185,7 +186,7 @@ def test_an_admin_adjudicates_and_exports_from_the_browser_pages(
     assert response.status_code == 302
     assert LabelCorrection.objects.get().status == "accepted"
     queued = []
-    monkeypatch.setattr("annotations.tasks_review.export_task.delay", lambda job_id: queued.append(job_id))
+    monkeypatch.setattr("training.tasks.export_task.delay", lambda job_id: queued.append(job_id))
     with django_capture_on_commit_callbacks(execute=True):
         created = client.post(
             reverse("review:export_list"),

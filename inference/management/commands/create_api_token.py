@@ -17,7 +17,7 @@ class Command(BaseCommand):
         add_json_flag(parser)
 
     def handle(self, *args, **o):
-        from inference.evaluation import create_api_token
+        from inference.scorers import create_api_token
 
         user = get_user_model().objects.filter(username=o["username"]).first()
         if user is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from inference.core.generation import TEACHER
 from rprm_web.cli import Progress, add_json_flag, write_json
 
 
@@ -16,7 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--model", required=True, help="endpoint name, model path / id, or server URL")
         parser.add_argument("--backend", choices=["transformers", "openai", "vllm"])
         parser.add_argument("--served-model-name", default="", help="OpenAI-compatible: the model name")
-        parser.add_argument("--samples", type=int, default=4)
+        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=TEACHER.n_samples,
+                            help=f"K critiques per step (default {TEACHER.n_samples})")
         parser.add_argument("--limit", type=int, help="at most this many steps")
         parser.add_argument("--labels", default="", help="comma-separated step labels to include")
         parser.add_argument("--temperature", type=float)
@@ -36,7 +38,7 @@ class Command(BaseCommand):
         if dataset is None:
             raise CommandError(f"no dataset named {o['dataset']!r}")
         if o["samples"] < 1:
-            raise CommandError("--samples must be at least 1")
+            raise CommandError("--n-samples (K) must be at least 1")
         template = None
         if o["template"]:
             from inference.prompt_export import ExportError, find_template

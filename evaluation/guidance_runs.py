@@ -1,0 +1,365 @@
+"""Policy guidance runs: Best-of-N and greedy guided search, stored per problem.
+
+Best-of-N: the policy samples N solutions per problem (steps separated by blank
+lines), the PRM scores every step of all N in one batched call, and the solution
+with the highest min-step and last-step reward is picked (inference.core.guidance).
+Guided search: the policy proposes N next steps, all N are scored in one call, the
+best is kept, up to `max_steps`. Accuracy compares the extracted final answer with
+Problem.reference_answer (inference.core.answers.answers_equal). Processing claims
+the run with a conditional UPDATE and skips problems already stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotations.models import Dataset, Problem
+from inference.core.answers import answers_equal, extract_answer
+from inference.core.backends.base import Sampling
+from inference.core.guidance import END_OF_SOLUTION, best_of_n_select, guided_search, make_policy_proposer
+from inference.core.solution_scoring import BatchStats, score_candidates, score_solutions
+from inference.core.text import repair_json
+from inference.models import ModelEndpoint, PromptTemplate
+from inference.runner import get_backend
+from inference.scorers import eval_sampling_values, template_for
+from rprm_web import runs
+
+from .models import GuidanceResult, GuidanceRun
+
+log = logging.getLogger(__name__)
+
+BON_AGGREGATIONS = ("min", "last")
+POLICY_INSTRUCTIONS = (
+    "Solve the math problem step by step. Separate consecutive steps with a blank line, "
+    "and give the final answer as \\boxed{answer} in the last step."
+)
+
+
+# ---------------------------------------------------------------- policy prompt (no Django)
+
+
+def policy_prompt(question: str, steps_so_far: list[str], tokenizer: Any = None) -> str:
+    """Question -> step-by-step solution; the text ends where the next step begins."""
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(
+            [
+                {"role": "system", "content": POLICY_INSTRUCTIONS},
+                {"role": "user", "content": question.strip()},
+            ],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+    else:
+        text = f"{POLICY_INSTRUCTIONS}\n\nProblem: {question.strip()}\n\nSolution:\n"
+    if steps_so_far:
+        text += "\n\n".join(steps_so_far) + "\n\n"
+    return text
+
+
+def split_steps(text: str, max_steps: int | None = None) -> list[str]:
+    """A policy solution's steps: the non-empty blocks between blank lines."""
+    steps = [s.strip() for s in re.split(r"\n\s*\n", text or "") if s.strip()]
+    return steps[:max_steps] if max_steps else steps
+
+
+# ---------------------------------------------------------------- creating runs
+
+
+def create_guidance_run(
+    *,
+    kind: str,
+    dataset: Dataset,
+    policy: ModelEndpoint,
+    scorer: ModelEndpoint,
+    template: PromptTemplate | None = None,
+    user=None,
+    queue: bool = True,
+    **params: Any,
+) -> GuidanceRun:
+    if kind not in GuidanceRun.Kind.values:
+        raise ValueError(f"kind must be one of {', '.join(GuidanceRun.Kind.values)}")
+    if not _problems(dataset, None).exists():
+        raise ValueError(f"dataset {dataset.name} has no problem with a reference answer")
+    scoring = eval_sampling_values(
+        scorer,
+        temperature=params.pop("temperature", None),
+        top_p=params.pop("top_p", None),
+        max_new_tokens=params.pop("max_new_tokens", None),
+    )
+    scoring.pop("seed", None)
+    if kind == GuidanceRun.Kind.GUIDED_SEARCH:
+        params.setdefault("policy_max_new_tokens", 512)  # one step at a time (the authors' cap)
+    with transaction.atomic():
+        run = GuidanceRun.objects.create(
+            kind=kind,
+            dataset=dataset,
+            policy=policy,
+            scorer=scorer,
+            template=template or template_for(None),
+            created_by=user if user is not None and user.is_authenticated else None,
+            **scoring,
+            **{k: v for k, v in params.items() if v is not None},
+        )
+        run.problems_total = _problems(dataset, run.problem_limit).count()
+        run.save(update_fields=["problems_total"])
+        if queue:
+            runs.enqueue(GuidanceRun, run.id)
+    return run
+
+
+def _problems(dataset: Dataset, limit: int | None):
+    qs = Problem.objects.filter(dataset=dataset).exclude(reference_answer="").order_by("id")
+    return qs[:limit] if limit else qs
+
+
+def request_cancel(run: GuidanceRun) -> bool:
+    return runs.request_cancel(GuidanceRun, run.id) != "finished"
+
+
+# ---------------------------------------------------------------- processing
+
+
+def claim(run_id: int, worker: str) -> GuidanceRun | None:
+    return runs.claim(GuidanceRun, run_id, worker, select_related=("policy", "scorer", "template", "dataset"))
+
+
+def _backends(run: GuidanceRun):
+    """(policy, scorer, close): one model when both are the same endpoint; otherwise the
+    policy is loaded next to the cached scorer for the run's duration (not through the
+    one-model cache, which would reload both on every problem)."""
+    from inference.core.backends import make_backend
+
+    scorer = get_backend(run.scorer)
+    same = (run.policy.backend, run.policy.path_or_url, run.policy.options) == (
+        run.scorer.backend,
+        run.scorer.path_or_url,
+        run.scorer.options,
+    )
+    if same:
+        return scorer, scorer, lambda: None
+    policy = make_backend(run.policy.backend, **run.policy.backend_kwargs())
+    return policy, scorer, policy.close
+
+
+def process_guidance(
+    run_id: int,
+    *,
+    policy_backend=None,
+    scorer_backend=None,
+    progress: Callable[[GuidanceRun], None] | None = None,
+) -> GuidanceRun | None:
+    def body(run: GuidanceRun) -> None:
+        policy, scorer, close = policy_backend, scorer_backend, lambda: None
+        if policy is None or scorer is None:
+            policy, scorer, close = _backends(run)
+        try:
+            _process(run, policy, scorer, progress)
+        finally:
+            close()
+
+    return runs.execute(
+        GuidanceRun,
+        run_id,
+        body,
+        select_related=("policy", "scorer", "template", "dataset"),
+        final=lambda run, status: {"results": summarise(run)} if status != runs.RunStatus.FAILED else {},
+    )
+
+
+def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None:
+    template = run.template.to_core()
+    scoring = Sampling(
+        temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens, seed=run.seed
+    )
+    policy_sampling = Sampling(
+        temperature=run.policy_temperature,
+        top_p=run.policy_top_p,
+        max_new_tokens=run.policy_max_new_tokens,
+        seed=run.seed,
+    )
+    problems = list(_problems(run.dataset, run.problem_limit))
+    done = set(GuidanceResult.objects.filter(run=run).values_list("problem_id", flat=True))
+    GuidanceRun.objects.filter(id=run.id).update(problems_total=len(problems), problems_done=len(done))
+    for problem in problems:
+        if problem.id in done:
+            continue
+        runs.checkpoint(run)
+        if run.kind == GuidanceRun.Kind.BEST_OF_N:
+            result = best_of_n_problem(
+                policy_backend,
+                scorer_backend,
+                template,
+                problem.question,
+                problem.reference_answer,
+                n=run.n_candidates,
+                k=run.n_samples,
+                max_steps=run.max_steps,
+                policy_sampling=policy_sampling,
+                sampling=scoring,
+            )
+        else:
+            result = guided_search_problem(
+                policy_backend,
+                scorer_backend,
+                template,
+                problem.question,
+                problem.reference_answer,
+                n=run.n_candidates,
+                k=run.n_samples,
+                max_steps=run.max_steps,
+                policy_sampling=policy_sampling,
+                sampling=scoring,
+            )
+        # Policy text is model output: characters PostgreSQL cannot hold become U+FFFD.
+        result, repaired = repair_json(result)
+        with transaction.atomic():
+            _, created = GuidanceResult.objects.get_or_create(
+                run=run,
+                problem=problem,
+                defaults={**result, "reference_answer": problem.reference_answer, "text_repaired": repaired},
+            )
+            if created:
+                GuidanceRun.objects.filter(id=run.id).update(
+                    problems_done=F("problems_done") + 1, heartbeat_at=timezone.now()
+                )
+        if progress:
+            run.refresh_from_db(fields=["problems_done"])
+            progress(run)
+
+
+def best_of_n_problem(
+    policy_backend,
+    scorer_backend,
+    template,
+    question: str,
+    reference: str,
+    *,
+    n: int,
+    k: int,
+    max_steps: int,
+    policy_sampling: Sampling,
+    sampling: Sampling,
+) -> dict[str, Any]:
+    """N policy solutions, every step scored (one call), picked by min- and last-step reward."""
+    prompt = policy_prompt(question, [], getattr(policy_backend, "tokenizer", None))
+    [completions] = policy_backend.generate([prompt], n, policy_sampling)
+    solutions = [split_steps(c.text, max_steps) for c in completions]
+    stats = BatchStats()
+    scored = score_solutions(
+        scorer_backend, template, [(question, s) for s in solutions], k, sampling, stats=stats
+    )
+    candidates = []
+    for steps, scores in zip(solutions, scored, strict=True):
+        answer = extract_answer("\n\n".join(steps))
+        candidates.append(
+            {
+                "steps": steps,
+                "step_scores": scores.rewards,
+                "answer": answer,
+                "correct": answers_equal(answer, reference) if answer is not None else False,
+            }
+        )
+    selections: dict[str, Any] = {}
+    for agg in BON_AGGREGATIONS:
+        # A candidate without steps (or a step without a readable p_yes) cannot be ranked.
+        rankable = [
+            c["step_scores"] if c["step_scores"] and None not in c["step_scores"] else [] for c in candidates
+        ]
+        try:
+            i = best_of_n_select(rankable, agg)
+        except ValueError:
+            selections[agg] = {"index": None, "answer": None, "correct": False}
+            continue
+        selections[agg] = {"index": i, "answer": candidates[i]["answer"], "correct": candidates[i]["correct"]}
+    return {
+        "candidates": candidates,
+        "selections": selections,
+        "completion_tokens": sum(c.completion_tokens for c in completions) + stats.completion_tokens,
+    }
+
+
+def guided_search_problem(
+    policy_backend,
+    scorer_backend,
+    template,
+    question: str,
+    reference: str,
+    *,
+    n: int,
+    k: int,
+    max_steps: int,
+    policy_sampling: Sampling,
+    sampling: Sampling,
+) -> dict[str, Any]:
+    """Greedy step-level search; each round's N candidates are scored in one batched call."""
+    tokenizer = getattr(policy_backend, "tokenizer", None)
+    propose_raw = make_policy_proposer(
+        policy_backend, lambda q, steps: policy_prompt(q, steps, tokenizer), policy_sampling
+    )
+    cache: dict[tuple[tuple[str, ...], str], float] = {}
+
+    def propose(q: str, steps_so_far: list[str], n_: int) -> list[str]:
+        candidates = propose_raw(q, steps_so_far, n_)
+        cleaned = list(dict.fromkeys(c.removesuffix(END_OF_SOLUTION).strip() for c in candidates))
+        cleaned = [c for c in cleaned if c]
+        rewards = score_candidates(scorer_backend, template, q, steps_so_far, cleaned, k, sampling)
+        for c, r in zip(cleaned, rewards, strict=True):
+            cache[(tuple(steps_so_far), c)] = 0.0 if r is None else r  # no readable p_yes: never preferred
+        return candidates
+
+    def prm_score(q: str, steps_so_far: list[str], candidate: str) -> float:
+        key = (tuple(steps_so_far), candidate)
+        if key not in cache:  # not pre-scored (should not happen): score it alone
+            [r] = score_candidates(scorer_backend, template, q, steps_so_far, [candidate], k, sampling)
+            cache[key] = 0.0 if r is None else r
+        return cache[key]
+
+    result = guided_search(propose, prm_score, question, n_candidates=n, max_steps=max_steps)
+    answer = result.answer
+    correct = answers_equal(answer, reference) if answer is not None else False
+    return {
+        "candidates": [
+            {
+                "candidates": [c.removesuffix(END_OF_SOLUTION).strip() for c in s.candidates],
+                "scores": s.scores,
+                "chosen": s.chosen,
+            }
+            for s in result.steps
+        ],
+        "selections": {"guided": {"answer": answer, "correct": correct}},
+        "solution": result.solution,
+        "stop_reason": result.stop_reason,
+    }
+
+
+def summarise(run: GuidanceRun) -> dict[str, Any]:
+    """Accuracy (percent) per selection rule, with pass@1 / pass@N for Best-of-N."""
+    rows = list(GuidanceResult.objects.filter(run=run).values("candidates", "selections", "stop_reason",
+                                                              "text_repaired"))
+    n = len(rows)
+    out: dict[str, Any] = {"n_problems": n, "kind": run.kind, "text_repaired": sum(r["text_repaired"] for r in rows)}
+    if not n:
+        return out
+    if run.kind == GuidanceRun.Kind.BEST_OF_N:
+        for agg in BON_AGGREGATIONS:
+            out[agg] = 100 * sum(bool(r["selections"].get(agg, {}).get("correct")) for r in rows) / n
+        shares = [
+            sum(c["correct"] for c in r["candidates"]) / len(r["candidates"]) for r in rows if r["candidates"]
+        ]
+        out["pass@1"] = 100 * sum(shares) / n
+        out["pass@n"] = 100 * sum(any(c["correct"] for c in r["candidates"]) for r in rows) / n
+        out["n"] = run.n_candidates
+        out["no_answer"] = sum(c["answer"] is None for r in rows for c in r["candidates"])
+    else:
+        out["guided"] = 100 * sum(bool(r["selections"].get("guided", {}).get("correct")) for r in rows) / n
+        out["mean_steps"] = sum(len(r["candidates"]) for r in rows) / n
+        out["stop_reasons"] = dict(Counter(r["stop_reason"] for r in rows))
+    return out

@@ -1,0 +1,166 @@
+"""Evaluate a model or an external scores file on ProcessBench or PRMBench.
+
+Runs here to the end (or, with --queue, on the gpu worker). With --json the last
+line printed is one JSON object with the metrics (per subset or class, and the headline).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotations.models import Dataset
+from inference.core.generation import EVALUATION
+from rprm_web.cli import Progress
+
+
+def fmt(value, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+class Command(BaseCommand):
+    help = "Evaluate a PRM (a model endpoint, or a JSONL file of external step scores) on a benchmark."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--benchmark", required=True, choices=["processbench", "prmbench"])
+        parser.add_argument(
+            "--dataset",
+            required=True,
+            action="append",
+            help="dataset name; repeat (or comma-separate) for ProcessBench's subset datasets",
+        )
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--model", help="scorer/student endpoint name, or a model path / server URL")
+        source.add_argument("--scores", help='JSONL: {"id": <solution source id>, "step_scores": [floats]}')
+        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=EVALUATION.n_samples,
+                            help=f"K critiques per step (default {EVALUATION.n_samples})")
+        parser.add_argument("--threshold", type=float, default=0.5)
+        parser.add_argument("--name", default="", help="row label on the results page")
+        parser.add_argument("--max-new-tokens", type=int, help="default 4,096 (or the endpoint's own limit)")
+        parser.add_argument("--temperature", type=float, help="default 0.95")
+        parser.add_argument("--top-p", type=float, help="default 0.95")
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--batch-size", type=int, default=4, help="solutions per backend call")
+        parser.add_argument("--limit", type=int, help="only the first N solutions")
+        parser.add_argument("--template", help="prompt template name or name@version (default: built-in)")
+        parser.add_argument(
+            "--queue", action="store_true", help="queue on the gpu worker instead of running here"
+        )
+        parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+    def handle(self, *args, **o):
+        from evaluation import results
+        from evaluation import workflow as evaluation
+        from evaluation.models import EvaluationRun
+        from evaluation.score_files import ScoreFileError
+        from inference import scorers
+        from inference.actions import endpoint_for
+        from inference.models import ModelEndpoint, PromptTemplate
+
+        names = [n.strip() for arg in o["dataset"] for n in arg.split(",") if n.strip()]
+        datasets = []
+        for name in names:
+            ds = Dataset.objects.filter(name=name).first()
+            if ds is None:
+                raise CommandError(f"no dataset named {name!r}")
+            datasets.append(ds)
+        common = {
+            "benchmark": o["benchmark"],
+            "datasets": datasets,
+            "threshold": o["threshold"],
+            "name": o["name"],
+        }
+        try:
+            if o["scores"]:
+                if not Path(o["scores"]).is_file():
+                    raise CommandError(f"{o['scores']}: no such file")
+                run = evaluation.create_evaluation(scores_path=o["scores"], **common)
+            else:
+                endpoint = ModelEndpoint.objects.filter(name=o["model"]).first()
+                if endpoint is None:
+                    if not (Path(o["model"]).exists() or o["model"].startswith(("http://", "https://"))):
+                        raise CommandError(f"no model endpoint named {o['model']!r} (and no such path)")
+                    endpoint = endpoint_for(o["model"], role=ModelEndpoint.Role.SCORER)
+                elif endpoint.role not in scorers.SCORER_ROLES:
+                    raise CommandError(
+                        f"endpoint {endpoint.name!r} has role {endpoint.role}; use a scorer or student"
+                    )
+                try:
+                    template = scorers.template_for(o["template"])
+                except PromptTemplate.DoesNotExist as exc:
+                    raise CommandError(str(exc)) from exc
+                run = evaluation.create_evaluation(
+                    endpoint=endpoint,
+                    template=template,
+                    n_samples=o["samples"],
+                    solution_limit=o["limit"],
+                    batch_size=o["batch_size"],
+                    queue=o["queue"],
+                    max_new_tokens=o["max_new_tokens"],
+                    temperature=o["temperature"],
+                    top_p=o["top_p"],
+                    seed=o["seed"],
+                    **common,
+                )
+                if o["queue"]:
+                    self.stdout.write(
+                        f"queued evaluation {run.uuid} ({run.solutions_total} solutions, K={run.n_samples})"
+                    )
+                    if o["json"]:
+                        self.stdout.write(json.dumps(results.json_summary(run)))
+                    return
+                self.run_here(run)
+        except ScoreFileError as exc:
+            raise CommandError(str(exc)) from exc
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        run = EvaluationRun.objects.get(id=run.id)
+        self.report(run)
+        if o["json"]:
+            self.stdout.write(json.dumps(results.json_summary(run), default=str))
+        if run.status != EvaluationRun.Status.SUCCEEDED:
+            raise CommandError(run.error.splitlines()[0] if run.error else f"evaluation {run.status}")
+
+    def run_here(self, run) -> None:
+        from evaluation.workflow import process_evaluation
+
+        with Progress(f"evaluation {run.id}", total=run.solutions_total, unit="solutions", stream=self.stderr) as bar:
+            claimed = process_evaluation(
+                run.id, progress=lambda r: bar.update(r.solutions_done, r.solutions_total, f"{r.steps_done} steps")
+            )
+        if claimed is None:
+            raise CommandError(f"evaluation {run.id} could not be claimed")
+
+    def report(self, run) -> None:
+        r = run.results or {}
+        w = self.stdout.write
+        w(
+            f"evaluation {run.uuid} ({run.name}) {run.status}: {r.get('n_solutions', 0)} solutions, "
+            f"threshold {run.threshold}"
+        )
+        if "processbench" in r:
+            w(f"{'subset':<16}{'error_acc':>10}{'correct_acc':>12}{'f1':>8}{'n_err':>7}{'n_ok':>6}")
+            for name, m in r["processbench"]["subsets"].items():
+                w(
+                    f"{name:<16}{fmt(m['error_acc']):>10}{fmt(m['correct_acc']):>12}{fmt(m['f1']):>8}"
+                    f"{m['n_error']:>7}{m['n_correct']:>6}"
+                )
+            note = "" if r["processbench"]["complete"] else " (not all four official subsets)"
+            w(f"Avg. F1 (unweighted over subsets): {fmt(r['processbench']['avg_f1'])}{note}")
+        if "prmbench" in r:
+            w(f"{'class':<22}{'PRMScore':>10}{'items':>7}")
+            for name, m in r["prmbench"]["classes"].items():
+                w(f"{name:<22}{fmt(100 * m['prmscore']):>10}{m['n_items']:>7}")
+            for name, m in r["prmbench"]["dimensions"].items():
+                w(f"dimension {name:<12}{fmt(None if m['prmscore'] is None else 100 * m['prmscore']):>10}")
+            w(f"PRMScore overall: {fmt(r['headline']['value'])}")
+        for p in r.get("k_scaling") or []:
+            w(f"K={p['k']:<3} {fmt(p['value'])} [{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]")
+        c = r.get("contamination")
+        if c:
+            w(
+                f"contamination vs {', '.join(c['train_datasets'])}: {c['normalized']['problems']}/{c['n_problems']} "
+                f"problems ({c['exact']['problems']} verbatim), {c['normalized']['solutions']}/{c['n_solutions']} solutions"
+            )

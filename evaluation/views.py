@@ -1,0 +1,337 @@
+"""Evaluation and guidance pages: results table, run pages with live progress, launch forms.
+
+Reviewers view; admins launch and cancel. Long jobs keep progress on their run row;
+the progress partial polls every 2 s and the view answers HttpResponseStopPolling
+once the run has ended.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from inference.core import metrics
+from inference.core.metrics import POSITIVE_ONLY_CLASSES, PRMBENCH_DIMENSIONS, PROCESSBENCH_SUBSETS
+from rprm_web.access import AppRequest, require_admin, require_reviewer
+
+from . import guidance_runs
+from . import workflow as evaluation
+from .forms import EvaluationForm, GuidanceForm
+from .models import EvaluationRun, GuidanceResult, GuidanceRun, SolutionScore
+from .results import PUBLISHED_GUIDANCE, PUBLISHED_K_SCALING, results_table
+from .score_files import ScoreFileError
+
+CLASS_DIMENSION = {cls: dim for dim, classes in PRMBENCH_DIMENSIONS.items() for cls in classes}
+CLASS_ORDER = [cls for classes in PRMBENCH_DIMENSIONS.values() for cls in classes]
+SUBSET_ORDER = list(PROCESSBENCH_SUBSETS)
+BENCHMARKS = [("processbench", "ProcessBench", "Avg. F1"), ("prmbench", "PRMBench", "PRMScore")]
+
+
+def _progress_response(request, template: str, context: dict, finished: bool) -> HttpResponse:
+    response = render(request, template, context)
+    return HttpResponseStopPolling(response.content) if finished else response
+
+
+# ---------------------------------------------------------------- context builders
+
+
+def kscaling_chart(run: EvaluationRun | None) -> dict | None:
+    """Chart data for a run's K-scaling curve, with the published R-PRM curve alongside."""
+    if run is None or not (run.results or {}).get("k_scaling"):
+        return None
+    points = run.results["k_scaling"]
+    ks = sorted(
+        {p["k"] for p in points}
+        | ({k for k, _ in PUBLISHED_K_SCALING} if run.benchmark == "processbench" else set())
+    )
+    ours = {p["k"]: p for p in points}
+    data = {
+        "labels": [str(k) for k in ks],
+        "ours": [ours[k]["value"] if k in ours else None for k in ks],
+        # The authors' estimator: the first K sampled critiques of each step.
+        "first_k": [ours[k].get("first_k") if k in ours else None for k in ks],
+        "low": [ours[k]["ci_low"] if k in ours else None for k in ks],
+        "high": [ours[k]["ci_high"] if k in ours else None for k in ks],
+        "name": f"{run.name}: mean over random K-subsets",
+        "first_k_name": f"{run.name}: first K samples (the authors' estimator)",
+        "metric": run.results.get("headline", {}).get("label", ""),
+    }
+    if run.benchmark == "processbench":
+        published = dict(PUBLISHED_K_SCALING)
+        data["published"] = [published.get(k) for k in ks]
+        data["published_name"] = "R-PRM-7B DPO (published)"
+    return {"run": run, "data": data, "points": points}
+
+
+def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
+    """PRMBench per-class PRMScores (percent), one column per run."""
+    rows = []
+    for cls in CLASS_ORDER + ["correct", "unknown"]:
+        values = [((r.results.get("prmbench") or {}).get("classes") or {}).get(cls) for r in runs]
+        if not any(values):
+            continue
+        rows.append(
+            {
+                "cls": cls,
+                "dimension": CLASS_DIMENSION.get(cls, "—"),
+                "values": [None if v is None else v["prmscore"] * 100 for v in values],
+                "n": [None if v is None else v["n_items"] for v in values],
+            }
+        )
+    return rows
+
+
+def worst_examples(run: EvaluationRun, limit: int = 10):
+    return (
+        SolutionScore.objects.filter(run=run, loss__isnull=False)
+        .select_related("solution__problem", "solution__error_type", "solution__dataset")
+        .order_by("-loss", "id")[:limit]
+    )
+
+
+def _latest(benchmark: str) -> EvaluationRun | None:
+    return (
+        EvaluationRun.objects.filter(benchmark=benchmark, status=EvaluationRun.Status.SUCCEEDED)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+# ---------------------------------------------------------------- evaluation pages
+
+
+def results(request: AppRequest):
+    require_reviewer(request)
+    table = results_table()
+    for row in table:
+        row["values"] = [row["cells"].get(key) for key, _, _ in BENCHMARKS]
+    scaling_run = (
+        EvaluationRun.objects.filter(status=EvaluationRun.Status.SUCCEEDED, results__k_max__gt=1)
+        .order_by("-created_at")
+        .first()
+    )
+    latest_prm = {}
+    for run in EvaluationRun.objects.filter(
+        benchmark="prmbench", status=EvaluationRun.Status.SUCCEEDED
+    ).order_by("-created_at")[:20]:
+        latest_prm.setdefault(run.name, run)
+    prm_runs = list(latest_prm.values())[:6]
+    latest = [r for r in (_latest("processbench"), _latest("prmbench")) if r is not None]
+    context = {
+        "tie_rules": metrics.TIE_RULES,
+        "table": table,
+        "benchmarks": BENCHMARKS,
+        "chart": kscaling_chart(scaling_run),
+        "prm_runs": prm_runs,
+        "breakdown": class_breakdown(prm_runs),
+        "worst": [(r, worst_examples(r, 5)) for r in latest],
+        "contamination": [(r, r.results["contamination"]) for r in latest if r.results.get("contamination")],
+        "recent": EvaluationRun.objects.select_related("endpoint").order_by("-created_at")[:10],
+        "form": EvaluationForm() if request.user.is_staff else None,
+        "published_guidance": PUBLISHED_GUIDANCE,
+    }
+    return render(request, "evaluation/results.html", context)
+
+
+def evaluation_new(request: AppRequest):
+    require_admin(request)
+    form = EvaluationForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            run = _launch(request, data)
+        except ScoreFileError as exc:
+            form.add_error("scores_file", str(exc))
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if request.htmx:
+                return render(request, "evaluation/results.html#launched", {"run": run})
+            return redirect("evaluation:run_detail", run_uuid=run.uuid)
+    if request.htmx:
+        return render(request, "evaluation/results.html#launch-form", {"form": form})
+    return render(request, "evaluation/new.html", {"form": form})
+
+
+def _launch(request: AppRequest, data: dict) -> EvaluationRun:
+    common = {
+        "benchmark": data["benchmark"],
+        "datasets": list(data["datasets"]),
+        "name": data["name"],
+        "threshold": data["threshold"],
+        "user": request.user,
+    }
+    upload = data.get("scores_file")
+    if upload is None:
+        return evaluation.create_evaluation(
+            endpoint=data["endpoint"],
+            n_samples=data["n_samples"],
+            max_new_tokens=data["max_new_tokens"],
+            solution_limit=data["solution_limit"],
+            **common,
+        )
+    # Kept under MEDIA_ROOT: the run records the file's name and sha256.
+    folder = Path(settings.MEDIA_ROOT) / "eval_scores"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4()}.jsonl"
+    with open(path, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    try:
+        return evaluation.create_evaluation(scores_path=path, scores_name=upload.name, **common)
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def run_detail(request: AppRequest, run_uuid):
+    require_reviewer(request)
+    run = get_object_or_404(EvaluationRun.objects.select_related("endpoint", "template"), uuid=run_uuid)
+    if request.htmx and request.htmx.target == "eval-progress":
+        return _progress_response(
+            request, "evaluation/run_detail.html#progress", {"run": run}, run.is_finished
+        )
+    r = run.results or {}
+    # jsonb does not keep key order: official subset order first, then the rest by name.
+    subsets = sorted(
+        ({"name": k, **v} for k, v in ((r.get("processbench") or {}).get("subsets") or {}).items()),
+        key=lambda s: (SUBSET_ORDER.index(s["name"]) if s["name"] in SUBSET_ORDER else 99, s["name"]),
+    )
+    classes = []
+    for cls, v in ((r.get("prmbench") or {}).get("classes") or {}).items():
+        classes.append(
+            {
+                "cls": cls,
+                "dimension": CLASS_DIMENSION.get(cls, "—"),
+                "pct": v["prmscore"] * 100,
+                "positive_only": cls in POSITIVE_ONLY_CLASSES,
+                **v,
+            }
+        )
+    classes.sort(key=lambda c: CLASS_ORDER.index(c["cls"]) if c["cls"] in CLASS_ORDER else 99)
+    dims = (r.get("prmbench") or {}).get("dimensions") or {}
+    dimensions = [
+        {"name": k, "pct": None if dims[k]["prmscore"] is None else dims[k]["prmscore"] * 100, **dims[k]}
+        for k in PRMBENCH_DIMENSIONS
+        if k in dims
+    ]
+    context = {
+        "run": run,
+        "datasets": list(run.datasets.all()),
+        "subsets": subsets,
+        "classes": classes,
+        "dimensions": dimensions,
+        "sweep": r.get("sweep") or [],
+        "chart": kscaling_chart(run),
+        "worst": worst_examples(run, 20) if run.status == EvaluationRun.Status.SUCCEEDED else [],
+        "contamination": r.get("contamination"),
+        "clean": r.get("clean"),
+    }
+    return render(request, "evaluation/run_detail.html", context)
+
+
+@require_POST
+def run_cancel(request: AppRequest, run_uuid):
+    require_admin(request)
+    run = get_object_or_404(EvaluationRun, uuid=run_uuid)
+    evaluation.request_cancel(run)
+    return redirect("evaluation:run_detail", run_uuid=run.uuid)
+
+
+# ---------------------------------------------------------------- guidance pages
+
+
+def guidance_list(request: AppRequest):
+    require_reviewer(request)
+    runs = GuidanceRun.objects.select_related("dataset", "policy", "scorer").order_by("-created_at")[:50]
+    form = GuidanceForm() if request.user.is_staff else None
+    return render(
+        request,
+        "evaluation/guidance_list.html",
+        {
+            "runs": runs,
+            "form": form,
+            "published": PUBLISHED_GUIDANCE,
+            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
+        },
+    )
+
+
+def guidance_new(request: AppRequest):
+    require_admin(request)
+    form = GuidanceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            run = guidance_runs.create_guidance_run(
+                kind=d["kind"],
+                dataset=d["dataset"],
+                policy=d["policy"],
+                scorer=d["scorer"],
+                user=request.user,
+                n_candidates=d["n_candidates"],
+                n_samples=d["n_samples"],
+                max_steps=d["max_steps"],
+                problem_limit=d["problem_limit"],
+                policy_max_new_tokens=d["policy_max_new_tokens"],
+                max_new_tokens=d["max_new_tokens"],
+                seed=d["seed"],
+            )
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("evaluation:guidance_detail", run_uuid=run.uuid)
+    runs = GuidanceRun.objects.select_related("dataset", "policy", "scorer").order_by("-created_at")[:50]
+    return render(
+        request,
+        "evaluation/guidance_list.html",
+        {
+            "runs": runs,
+            "form": form,
+            "published": PUBLISHED_GUIDANCE,
+            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
+        },
+    )
+
+
+def guidance_detail(request: AppRequest, run_uuid):
+    require_reviewer(request)
+    run = get_object_or_404(
+        GuidanceRun.objects.select_related("dataset", "policy", "scorer", "template"), uuid=run_uuid
+    )
+    if request.htmx and request.htmx.target == "guidance-progress":
+        return _progress_response(
+            request, "evaluation/guidance_detail.html#progress", {"run": run}, run.is_finished
+        )
+    problems = list(
+        GuidanceResult.objects.filter(run=run).select_related("problem").order_by("problem_id")[:100]
+    )
+    for p in problems:
+        if run.kind == GuidanceRun.Kind.BEST_OF_N:
+            p.n_correct = sum(bool(c.get("correct")) for c in p.candidates)
+        else:
+            p.rounds = [
+                [
+                    (text, score, i == r["chosen"])
+                    for i, (text, score) in enumerate(zip(r["candidates"], r["scores"], strict=False))
+                ]
+                for r in p.candidates
+            ]
+    stats = {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
+    return render(
+        request, "evaluation/guidance_detail.html", {"run": run, "problems": problems, "stats": stats}
+    )
+
+
+@require_POST
+def guidance_cancel(request: AppRequest, run_uuid):
+    require_admin(request)
+    run = get_object_or_404(GuidanceRun, uuid=run_uuid)
+    guidance_runs.request_cancel(run)
+    return redirect("evaluation:guidance_detail", run_uuid=run.uuid)

@@ -1,0 +1,244 @@
+"""Benchmark evaluation: the Django shell around the scoring core and the metrics.
+
+An EvaluationRun scores every solution of its datasets once, keeping each step's
+K sampled p_yes (SolutionScore), then computes everything from those rows:
+ProcessBench or PRMBench metrics at the run's threshold, a threshold sweep, the
+K-scaling curve (by subsampling the stored samples) and the contamination report.
+External step scores (any other PRM) are imported into the same rows and go
+through the same code. Model runs are processed by a gpu-queue task that claims
+the run with a conditional UPDATE and scores only the solutions still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from annotations.models import Dataset, Solution, Step
+from inference.core.prompts import question_for_prompt
+from inference.core.solution_scoring import DEFAULT_K, MAX_K, BatchStats, score_solutions
+from inference.models import ModelEndpoint, PromptTemplate
+from inference.runner import get_backend
+from inference.scorers import eval_sampling_values, template_for
+from rprm_web import runs
+from rprm_web.runs import RunCancelled  # noqa: F401  (the name other modules used)
+
+from .models import EvaluationDataset, EvaluationRun, SolutionScore
+from .results import _step_labels, compute_results, run_solutions, solution_loss
+from .score_files import _sha256, read_external_scores
+
+log = logging.getLogger(__name__)
+
+def check_datasets(benchmark: str, datasets: list[Dataset]) -> None:
+    if not datasets:
+        raise ValueError("choose at least one dataset")
+    wrong = [d.name for d in datasets if d.source_format != benchmark]
+    if wrong:
+        raise ValueError(f"dataset(s) {', '.join(wrong)} are not in {benchmark} format")
+    if benchmark == EvaluationRun.Benchmark.PRMBENCH and len(datasets) != 1:
+        raise ValueError("a PRMBench evaluation covers exactly one dataset")
+
+
+# ---------------------------------------------------------------- creating runs
+
+
+def create_evaluation(
+    *,
+    benchmark: str,
+    datasets: list[Dataset],
+    endpoint: ModelEndpoint | None = None,
+    scores_path: str | Path | None = None,
+    scores_name: str | None = None,
+    name: str = "",
+    template: PromptTemplate | None = None,
+    n_samples: int = DEFAULT_K,
+    threshold: float = 0.5,
+    solution_limit: int | None = None,
+    batch_size: int = 4,
+    user=None,
+    queue: bool = True,
+    **sampling: Any,
+) -> EvaluationRun:
+    """A model evaluation (queued on the gpu queue once committed) or an external-scores
+    evaluation (validated, stored and computed right here). A bad scores file raises
+    ScoreFileError and writes nothing."""
+    check_datasets(benchmark, datasets)
+    if (endpoint is None) == (scores_path is None):
+        raise ValueError("give either a model endpoint or a scores file")
+    if not 0 <= threshold <= 1:
+        raise ValueError("threshold must be within [0, 1]")
+    if scores_path is not None:
+        scores_name = scores_name or Path(scores_path).name
+        parsed = read_external_scores(scores_path, datasets, display_name=scores_name)
+        with transaction.atomic():
+            run = EvaluationRun.objects.create(
+                name=name or Path(scores_name).stem,
+                benchmark=benchmark,
+                source=EvaluationRun.Source.EXTERNAL,
+                scores_file=scores_name,
+                scores_sha256=_sha256(scores_path),
+                n_samples=1,
+                threshold=threshold,
+                status=EvaluationRun.Status.RUNNING,
+                started_at=timezone.now(),
+                created_by=_user(user),
+            )
+            EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
+            labels = _step_labels(parsed)
+            SolutionScore.objects.bulk_create(
+                [
+                    SolutionScore(
+                        run=run,
+                        solution_id=sid,
+                        step_scores=scores,
+                        samples=[[s] for s in scores],
+                        loss=solution_loss(labels[sid], scores),
+                    )
+                    for sid, scores in parsed.items()
+                ],
+                batch_size=1000,
+            )
+            run.solutions_total = run.solutions_done = len(parsed)
+            run.steps_done = sum(len(s) for s in parsed.values())
+            run.results = compute_results(run)
+            run.status = EvaluationRun.Status.SUCCEEDED
+            run.finished_at = timezone.now()
+            run.save(
+                update_fields=[
+                    "solutions_total",
+                    "solutions_done",
+                    "steps_done",
+                    "results",
+                    "status",
+                    "finished_at",
+                ]
+            )
+        return run
+
+    assert endpoint is not None
+    if not 1 <= n_samples <= MAX_K:
+        raise ValueError(f"K must be within 1..{MAX_K}")
+    values = eval_sampling_values(endpoint, **sampling)
+    with transaction.atomic():
+        run = EvaluationRun.objects.create(
+            name=name or endpoint.name,
+            benchmark=benchmark,
+            source=EvaluationRun.Source.MODEL,
+            endpoint=endpoint,
+            template=template or template_for(None),
+            n_samples=n_samples,
+            threshold=threshold,
+            solution_limit=solution_limit,
+            batch_size=batch_size,
+            created_by=_user(user),
+            **values,
+        )
+        EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
+        run.solutions_total = run_solutions(run).count()
+        run.save(update_fields=["solutions_total"])
+        if queue:
+            runs.enqueue(EvaluationRun, run.id)
+    return run
+
+
+def _user(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def request_cancel(run: EvaluationRun) -> bool:
+    """A queued run, or one whose worker died, is cancelled at once; a live worker
+    stops between batches."""
+    return runs.request_cancel(EvaluationRun, run.id) != "finished"
+
+
+# ---------------------------------------------------------------- processing
+
+
+def claim(run_id: int, worker: str) -> EvaluationRun | None:
+    """Model evaluations only: external-scores evaluations are computed at creation."""
+    return runs.claim(EvaluationRun, run_id, worker, where=Q(source=EvaluationRun.Source.MODEL),
+                      select_related=("endpoint", "template"))
+
+
+def process_evaluation(
+    run_id: int, *, backend=None, progress: Callable[[EvaluationRun], None] | None = None
+) -> EvaluationRun | None:
+    """Claim a model evaluation and score what is missing, then compute its results."""
+
+    def body(run: EvaluationRun) -> dict:
+        _score_missing(run, backend or get_backend(run.endpoint), progress)
+        return {"results": compute_results(run)}
+
+    return runs.execute(EvaluationRun, run_id, body, where=Q(source=EvaluationRun.Source.MODEL),
+                        select_related=("endpoint", "template"))
+
+
+def _score_missing(run: EvaluationRun, backend, progress) -> None:
+    template = run.template.to_core()
+    sampling = run.sampling()
+    ids = list(run_solutions(run).values_list("id", flat=True))
+    done = set(SolutionScore.objects.filter(run=run).values_list("solution_id", flat=True))
+    todo = [i for i in ids if i not in done]
+    EvaluationRun.objects.filter(id=run.id).update(solutions_total=len(ids), solutions_done=len(done))
+    size = max(1, run.batch_size)
+    for start in range(0, len(todo), size):
+        runs.checkpoint(run)
+        batch = todo[start : start + size]
+        sols = Solution.objects.filter(id__in=batch).select_related("problem").order_by("id")
+        texts: dict[int, list[str]] = defaultdict(list)
+        labels: dict[int, list[str]] = defaultdict(list)
+        for sol_id, text, label in (
+            Step.objects.filter(solution_id__in=batch)
+            .order_by("solution_id", "index")
+            .values_list("solution_id", "text", "label")
+        ):
+            texts[sol_id].append(text)
+            labels[sol_id].append(label)
+        sols = list(sols)
+        stats = BatchStats()
+        scored = score_solutions(
+            backend,
+            template,
+            [(question_for_prompt(s.problem.question, s.metadata), texts[s.id]) for s in sols],
+            run.n_samples,
+            sampling,
+            stats=stats,
+        )
+        rows = [
+            SolutionScore(
+                run=run,
+                solution=s,
+                step_scores=r.rewards,
+                samples=r.p_yes,
+                verdicts=r.verdicts,
+                loss=solution_loss(labels[s.id], r.rewards),
+                completion_tokens=r.completion_tokens,
+            )
+            for s, r in zip(sols, scored, strict=True)
+        ]
+        with transaction.atomic():
+            SolutionScore.objects.bulk_create(rows, ignore_conflicts=True)
+            EvaluationRun.objects.filter(id=run.id).update(
+                solutions_done=SolutionScore.objects.filter(run=run).count(),
+                steps_done=F("steps_done") + sum(len(r.steps) for r in scored),
+                tokens_generated=F("tokens_generated") + stats.completion_tokens,
+                backend_seconds=F("backend_seconds") + stats.backend_seconds,
+                heartbeat_at=timezone.now(),
+            )
+        if progress:
+            run.refresh_from_db(
+                fields=["solutions_done", "steps_done", "tokens_generated", "backend_seconds"]
+            )
+            progress(run)
+    run.refresh_from_db(
+        fields=["solutions_done", "solutions_total", "steps_done", "tokens_generated", "backend_seconds"]
+    )
+
+

@@ -1,0 +1,82 @@
+"""What the scoring API and the evaluations share: API tokens, scorer endpoints,
+prompt templates by name, and the evaluation sampling values."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from .actions import default_template
+from .core.solution_scoring import EVAL_SAMPLING
+from .models import ApiToken, ModelEndpoint, PromptTemplate
+
+# Endpoints that may score (a student fine-tuned as PRM scores too).
+SCORER_ROLES = (ModelEndpoint.Role.SCORER, ModelEndpoint.Role.STUDENT)
+
+
+# ---------------------------------------------------------------- API tokens
+
+
+def create_api_token(user, name: str = "") -> tuple[ApiToken, str]:
+    """A new token for `user`; the plain token is returned once and never stored."""
+    raw = "rprm_" + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name, prefix=raw[:12], token_hash=ApiToken.hash(raw))
+    return token, raw
+
+
+def authenticate_token(raw: str) -> ApiToken | None:
+    if not raw:
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=ApiToken.hash(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=60):
+        # At most one write a minute per token: the API must not write on every call.
+        ApiToken.objects.filter(id=token.id).update(last_used_at=now)
+    return token
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def eval_sampling_values(endpoint: ModelEndpoint | None, **overrides: Any) -> dict[str, Any]:
+    """Method defaults (T=0.95, top_p=0.95, 4,096 new tokens); an endpoint's own
+    `default_sampling` may lower max_new_tokens (a model limit); explicit values win."""
+    values: dict[str, Any] = {
+        "temperature": EVAL_SAMPLING.temperature,
+        "top_p": EVAL_SAMPLING.top_p,
+        "max_new_tokens": EVAL_SAMPLING.max_new_tokens,
+        "seed": None,
+    }
+    if endpoint is not None:
+        for key in ("max_new_tokens", "seed"):
+            if endpoint.default_sampling.get(key) is not None:
+                values[key] = endpoint.default_sampling[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
+def scorer_endpoint(name: str) -> ModelEndpoint | None:
+    return ModelEndpoint.objects.filter(name=name, role__in=SCORER_ROLES).first()
+
+
+def template_for(name: str | None = None) -> PromptTemplate:
+    """`name` or `name@version`; the built-in default template when empty."""
+    if not name:
+        return default_template()
+    base, _, version = name.partition("@")
+    qs = PromptTemplate.objects.filter(name=base)
+    if version:
+        qs = qs.filter(version=int(version))
+    found = qs.order_by("-version").first()
+    if found is None:
+        raise PromptTemplate.DoesNotExist(f"no prompt template {name!r}")
+    return found

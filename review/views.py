@@ -1,0 +1,469 @@
+"""Review screens: queues, the keyboard-first review screen, agreement, adjudication.
+
+Every view starts with an access helper. Writes go through review.reviews. With htmx the review screen swaps in place (`#screen`
+partial, URL pushed); without JavaScript every action is a plain POST + redirect.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from annotations.models import Dataset, ErrorType
+from inference.core.verdict import SECTION_KEYS
+from inference.models import Critique, GenerationRun
+from rprm_web.access import AppRequest, require_admin, require_reviewer
+
+from . import reviews
+from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
+from .models import LabelCorrection, Review, ReviewItem
+from .reviews import QueueFilter, ReviewError
+
+DIGITS = "1234567890"
+SECTION_TITLES = {k: k.replace("_", " ").capitalize() for k in SECTION_KEYS}
+
+
+def _filter(data) -> tuple[QueueFilterForm, QueueFilter]:
+    form = QueueFilterForm(data or None)
+    return form, form.queue_filter()
+
+
+def _query(flt: QueueFilter) -> str:
+    return urlencode(flt.as_query())
+
+
+def item_url(item: ReviewItem, flt: QueueFilter) -> str:
+    return f"{reverse('review:item', args=[item.critique.uuid])}?{_query(flt)}"
+
+
+def queue_url(flt: QueueFilter) -> str:
+    return f"{reverse('review:queue')}?{_query(flt)}"
+
+
+def _to_queue(request: AppRequest, flt: QueueFilter):
+    # A queue page must not land inside the review screen's swap target.
+    if request.htmx:
+        return HttpResponseClientRedirect(queue_url(flt))
+    return redirect(queue_url(flt))
+
+
+# --- queue -----------------------------------------------------------------------
+
+COUNT_CAP = 10_000
+PAGE_SIZE = 50
+
+
+class CappedPage:
+    """A page of the queue without a total count (LIMIT size + 1 tells if there is more)."""
+
+    def __init__(self, qs, number) -> None:
+        try:
+            self.number = max(1, int(number or 1))
+        except ValueError:
+            self.number = 1
+        start = (self.number - 1) * PAGE_SIZE
+        rows = list(qs[start : start + PAGE_SIZE + 1])
+        self.object_list = rows[:PAGE_SIZE]
+        self.has_next = len(rows) > PAGE_SIZE
+        self.has_previous = self.number > 1
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_next or self.has_previous
+
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
+def queue(request: AppRequest):
+    require_reviewer(request)
+    form, flt = _filter(request.GET)
+    flt = replace(flt, viewer_id=request.user.id)  # the error-type filter sees only your own tags
+    items = (
+        reviews.open_items(flt)
+        # Few joins: with seven tables Postgres spent ~30 ms planning this query at 1M rows.
+        .select_related("critique__audit", "step__solution")
+        .annotate(
+            dataset_name=Subquery(Dataset.objects.filter(id=OuterRef("dataset_id")).values("name")[:1]),
+            holder=Subquery(User.objects.filter(id=OuterRef("lease_holder_id")).values("username")[:1]),
+        )
+    )
+    page = CappedPage(items, request.GET.get("page"))
+    # Tab counts stop at COUNT_CAP: an exact count of a million open items costs a scan.
+    tabs = []
+    for q, label in QueueFilterForm.base_fields["queue"].choices:
+        scope = QueueFilter(queue=q, dataset_id=flt.dataset_id, run_id=flt.run_id)
+        n = reviews.open_items(scope).order_by()[: COUNT_CAP + 1].count()
+        tabs.append((q, label, f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"))
+    context = {
+        "form": form,
+        "flt": flt,
+        "query": _query(flt),
+        "page": page,
+        "tabs": tabs,
+        "mine": ReviewItem.objects.filter(lease_holder=request.user).select_related("critique").first(),
+        "adjudication_waiting": ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION).count()
+        if request.user.is_staff
+        else None,
+        "runs": GenerationRun.objects.order_by("-id")[:50] if request.user.is_staff else [],
+        "now": timezone.now(),
+    }
+    if request.htmx and request.htmx.target == "queue-table":
+        return render(request, "review/queue.html#table", context)
+    return render(request, "review/queue.html", context)
+
+
+@require_POST
+def claim(request: AppRequest):
+    require_reviewer(request)
+    _, flt = _filter(request.POST)
+    item = reviews.claim_next(request.user, flt)
+    if item is None:
+        messages.info(request, "Nothing left for you in this queue.")
+        return _to_queue(request, flt)
+    return redirect(item_url(item, flt))
+
+
+@require_POST
+def release(request: AppRequest):
+    require_reviewer(request)
+    _, flt = _filter(request.POST)
+    reviews.release_lease(request.user)
+    return _to_queue(request, flt)
+
+
+# --- the review screen -------------------------------------------------------------
+
+
+# Six tables: each more join costs Postgres ~0.5-1 ms of planning on every request; the
+# dataset, run and lease holder are fetched lazily (cheap lookups by primary key).
+_SCREEN_RELATED = ("critique__audit", "step__solution__problem")
+
+
+def _item_or_404(critique_uuid, user, *, create: bool = False) -> ReviewItem:
+    """The item with what the screen needs in one query: scalar subqueries (not joins, which
+    cost planning time) for the dataset name, run uuid, the user's own review and whether
+    the step has label corrections, so most screens skip those queries.
+
+    A critique the audit has not queued yet gets an unsaved item on GET (a GET never
+    writes); `create` (POSTs) stores it."""
+    qs = (
+        ReviewItem.objects.select_related(*_SCREEN_RELATED)
+        .annotate(
+            dataset_name=Subquery(Dataset.objects.filter(id=OuterRef("dataset_id")).values("name")[:1]),
+            run_uuid=Subquery(GenerationRun.objects.filter(id=OuterRef("run_id")).values("uuid")[:1]),
+            my_review_id=Subquery(
+                Review.objects.filter(item=OuterRef("pk"), reviewer=user, undone_at__isnull=True).values(
+                    "id"
+                )[:1]
+            ),
+            has_corrections=Exists(LabelCorrection.objects.filter(step_id=OuterRef("step_id"))),
+        )
+        .order_by()
+    )
+    found = list(qs.filter(critique__uuid=critique_uuid)[:1])
+    if found:
+        return found[0]
+    critique = get_object_or_404(Critique.objects.only("id"), uuid=critique_uuid)
+    if create:
+        reviews.ensure_review_items([critique.id])  # audit not run yet: made on the first POST
+        return qs.get(critique_id=critique.id)
+    [unsaved] = reviews.build_review_items([critique.id])
+    unsaved.dataset_name = (
+        Dataset.objects.filter(id=unsaved.dataset_id).values_list("name", flat=True).first()
+    )
+    unsaved.run_uuid = GenerationRun.objects.filter(id=unsaved.run_id).values_list("uuid", flat=True).first()
+    unsaved.my_review_id = None
+    unsaved.has_corrections = LabelCorrection.objects.filter(step_id=unsaved.step_id).exists()
+    return unsaved
+
+
+_error_types_cache: tuple[float, list] = (0.0, [])
+
+
+def _error_types() -> list[tuple[str, ErrorType]]:
+    """The taxonomy with its digit keys; cached a minute per process (it is seeded data)."""
+    global _error_types_cache
+    at, rows = _error_types_cache
+    if time.monotonic() - at > 60 or not rows:
+        rows = list(zip(DIGITS, ErrorType.objects.all(), strict=False))
+        _error_types_cache = (time.monotonic(), rows)
+    return rows
+
+
+def _screen_context(
+    request: AppRequest, item: ReviewItem, flt: QueueFilter, *, form=None, admin_view=False
+) -> dict:
+    critique = item.critique
+    user = request.user
+    audit = getattr(critique, "audit", None)  # None until the run is audited
+    siblings = list(
+        Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id)
+        .exclude(id=critique.id)
+        .select_related("audit")
+        .order_by("sample_index")
+    )
+    last_review = (
+        Review.objects.filter(reviewer=user, undone_at__isnull=True)
+        .select_related("item__critique")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if item.my_review_id is None:
+        my_review = None
+    elif last_review is not None and last_review.id == item.my_review_id:
+        my_review = last_review
+    else:
+        my_review = Review.objects.get(id=item.my_review_id)
+    previous, following = reviews.neighbours(user, item, here=my_review, last=last_review)
+    lease_live = item.lease_is_live()
+    # Deciding needs the lease; a lapsed one still counts while nobody else took the item.
+    holds_lease = item.lease_holder_id == user.id
+    is_open = item.state == ReviewItem.State.OPEN and my_review is None and not admin_view
+    can_decide = is_open and holds_lease
+    can_take = is_open and not holds_lease and not lease_live
+    # Blind double review: while the item is sealed a reviewer (and an admin deciding it)
+    # sees no state, count or other review of it.
+    hide_others = reviews.others_hidden(item, user, deciding=can_decide or can_take)
+    steps = list(item.step.solution.steps.all())
+    corrections = []
+    if item.has_corrections:
+        corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related(
+            "author", "decided_by"
+        )
+        if not user.is_staff or can_decide or can_take:
+            # Corrections are per step, shared by sibling critiques: while deciding (and
+            # always for reviewers) only your own proposals and decided ones show.
+            decided = [LabelCorrection.Status.ACCEPTED, LabelCorrection.Status.REJECTED]
+            corrections = corrections.filter(Q(author=user) | Q(status__in=decided))
+        corrections = list(corrections)
+    query = _query(flt)
+    context = {
+        "item": item,
+        "critique": critique,
+        "step": item.step,
+        "solution": item.step.solution,
+        "steps": steps,
+        "n_visible": item.step.index + 1,
+        "siblings": siblings,
+        "signals": audit.signals if audit else None,
+        "audit": audit,
+        "sections": [(SECTION_TITLES[k], critique.sections.get(k, "")) for k in SECTION_KEYS],
+        "my_review": my_review,
+        "last_review": last_review,
+        "previous": previous,
+        "following": following,
+        "lease_live": lease_live,
+        "holds_lease": holds_lease,
+        "can_decide": can_decide,
+        "can_take": can_take,
+        "hide_others": hide_others,
+        "error_types": _error_types(),
+        "form": form or DecisionForm(),
+        "default_correction": reviews.default_correction(item.step.label),
+        "label_choices": [v for v in ("correct", "incorrect", "neutral") if v != item.step.label],
+        "corrections": corrections,
+        "flt": flt,
+        "query": query,
+        "hidden_filter": list(flt.as_query().items()),
+        "decisions": [
+            ("sound", "s", "Sound"),
+            ("flawed", "f", "Flawed"),
+            ("label_wrong", "l", "Label wrong"),
+            ("skip", "x", "Skip"),
+        ],
+        "is_admin": user.is_staff,
+        # URLs reversed once here rather than in template loops.
+        "urls": {
+            "queue": f"{reverse('review:queue')}?{query}",
+            "decide": f"{reverse('review:decide', args=[critique.uuid])}?{query}",
+            "undo": reverse("review:undo"),
+            "claim": reverse("review:claim"),
+            "take": f"{reverse('review:take', args=[critique.uuid])}?{query}",
+            "previous": item_url(previous, flt) if previous else "",
+            "following": item_url(following, flt) if following else "",
+        },
+    }
+    if user.is_staff and not hide_others and item.pk is not None:
+        context["all_reviews"] = list(item.reviews.select_related("reviewer").prefetch_related("error_types"))
+        context["events"] = list(item.events.select_related("actor").order_by("-created_at", "-id")[:30])
+    return context
+
+
+def item(request: AppRequest, critique_uuid):
+    require_reviewer(request)
+    review_item = _item_or_404(critique_uuid, request.user)
+    _, flt = _filter(request.GET)
+    context = _screen_context(request, review_item, flt)
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
+        response = render(request, "review/item.html#screen", context)
+        response["HX-Push-Url"] = request.get_full_path()
+        return response
+    return render(request, "review/item.html", context)
+
+
+@require_POST
+def decide(request: AppRequest, critique_uuid):
+    require_reviewer(request)
+    review_item = _item_or_404(critique_uuid, request.user)
+    _, flt = _filter(request.GET)
+    if review_item.pk is None:  # never queued, so never taken: nothing to decide yet
+        messages.error(request, "Take this critique first: you do not hold it.")
+        return redirect(item_url(review_item, flt))
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        context = _screen_context(request, review_item, flt, form=form)
+        return render(request, "review/item.html#screen" if request.htmx else "review/item.html", context)
+    d = form.cleaned_data
+    try:
+        reviews.submit_review(
+            review_item,
+            request.user,
+            d["decision"],
+            error_types=d["error_types"],
+            note=d["note"],
+            time_on_task_ms=d["time_on_task_ms"],
+            proposed_label=d["proposed_label"] or None,
+        )
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect(item_url(review_item, flt))
+    following = reviews.claim_next(request.user, flt)  # auto-advance
+    if following is None:
+        messages.success(request, "Saved. Nothing left for you in this queue.")
+        return _to_queue(request, flt)
+    return redirect(item_url(following, flt))
+
+
+@require_POST
+def take(request: AppRequest, critique_uuid):
+    """Lease the critique on this screen (it was opened by link, not claimed from the queue)."""
+    require_reviewer(request)
+    critique = get_object_or_404(Critique.objects.only("id", "uuid"), uuid=critique_uuid)
+    _, flt = _filter(request.GET)
+    try:
+        reviews.take_item(critique.id, request.user)
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    return redirect(f"{reverse('review:item', args=[critique.uuid])}?{_query(flt)}")
+
+
+@require_POST
+def undo(request: AppRequest):
+    require_reviewer(request)
+    _, flt = _filter(request.POST)
+    try:
+        review = reviews.undo_last(request.user)
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return _to_queue(request, flt)
+    if review is None:
+        messages.info(request, "Nothing to undo.")
+        return _to_queue(request, flt)
+    messages.info(request, f"Undid your \u201c{review.get_decision_display()}\u201d decision: decide again.")
+    return redirect(item_url(review.item, flt))
+
+
+# --- agreement ---------------------------------------------------------------------
+
+
+def agreement(request: AppRequest):
+    require_reviewer(request)
+    # A live kappa moves with each decision: a reviewer watching it would learn whether the
+    # other reviewer agreed. Pairs are for admins.
+    pairs = reviews.agreement() if request.user.is_staff else None
+    per_reviewer = (
+        Review.objects.filter(undone_at__isnull=True)
+        .values("reviewer__username")
+        .annotate(
+            n=Count("id"),
+            sound=Count("id", filter=Q(decision="sound")),
+            flawed=Count("id", filter=Q(decision="flawed")),
+            label_wrong=Count("id", filter=Q(decision="label_wrong")),
+            skip=Count("id", filter=Q(decision="skip")),
+        )
+        .order_by("reviewer__username")
+    )
+    return render(request, "review/agreement.html", {"pairs": pairs, "per_reviewer": per_reviewer})
+
+
+# --- adjudication (admins) -----------------------------------------------------------
+
+
+def adjudication_list(request: AppRequest):
+    require_admin(request)
+    # Undone decisions show too (marked): an item whose decision was undone after both were
+    # in comes here even when the reviews now agree.
+    active = (
+        Review.objects.order_by("created_at", "id").select_related("reviewer").prefetch_related("error_types")
+    )
+    items = (
+        ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION)
+        .select_related("critique", "step__solution", "dataset")
+        .prefetch_related(Prefetch("reviews", queryset=active, to_attr="active_reviews"))
+        .order_by("updated_at", "id")
+    )
+    page = Paginator(items, 50).get_page(request.GET.get("page"))
+    corrections = LabelCorrection.objects.filter(
+        status=LabelCorrection.Status.PENDING, review__isnull=True
+    ).select_related("author", "step__solution")
+    return render(request, "review/adjudication_list.html", {"page": page, "corrections": corrections})
+
+
+def adjudicate(request: AppRequest, critique_uuid):
+    require_admin(request)
+    review_item = _item_or_404(critique_uuid, request.user, create=request.method == "POST")
+    form = AdjudicationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            reviews.adjudicate(
+                review_item, request.user, d["decision"], error_types=d["error_types"], note=d["note"]
+            )
+        except ReviewError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Adjudicated as {d['decision'].replace('_', ' ')}.")
+            return redirect("review:adjudication_list")
+    context = _screen_context(request, review_item, QueueFilter(), admin_view=True)
+    context["adjudication_form"] = form
+    return render(request, "review/adjudicate.html", context)
+
+
+@require_POST
+def decide_correction(request: AppRequest, correction_id: int):
+    require_admin(request)
+    correction = get_object_or_404(LabelCorrection, id=correction_id)
+    try:
+        reviews.decide_label_correction(correction, request.user, accept=request.POST.get("accept") == "1")
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    return redirect("review:adjudication_list")
+
+
+@require_POST
+def audit_run(request: AppRequest):
+    require_admin(request)
+    run = get_object_or_404(GenerationRun, id=request.POST.get("run") or 0)
+    from .tasks import queue_audit
+
+    queue_audit(run.id)
+    messages.success(request, f"Audit of run #{run.id} queued: signals appear as the worker finishes.")
+    return redirect("review:queue")

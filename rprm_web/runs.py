@@ -1,0 +1,367 @@
+"""One lifecycle for every long job: generation, evaluation, guidance, training,
+import and export runs.
+
+A run row is the job's only state. A worker takes it with a conditional UPDATE
+(`claim`), keeps `heartbeat_at` fresh while it works (`heartbeat`), and writes the
+outcome with `finish`, which is fenced: it writes only while this worker still holds
+the run (same worker name and same claim number in `attempts`), so a worker that was
+taken for dead and replaced cannot overwrite its successor's result.
+
+* A running run whose heartbeat is older than `STALE_AFTER`, or that is recorded
+  under the claiming worker's own name (it was killed and restarted), is taken over.
+* Every claim counts in `attempts`. A run still running when its `MAX_CRASHES`-th
+  claim is taken over killed its worker that many times: it is marked failed with
+  the reason instead of being run again (no crash loop).
+* `request_cancel` settles a queued run, or a running run whose worker is dead, at
+  once; a live worker sees the flag at its next `checkpoint`.
+* `execute(model, id, body)` is claim + heartbeat + body + finish in one place, and
+  sends `run_finished` so other apps react (review audits a finished generation run)
+  without being imported here.
+* `register(model, task)` (in each app's tasks.py) lets `enqueue(model, id)` queue a
+  run without importing its tasks module, and re-queues a model's interrupted runs
+  when a worker starts (its own runs; on the filesystem broker, stale runs too,
+  because that broker never redelivers an unacknowledged message).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.dispatch import Signal
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(minutes=10)
+HEARTBEAT_EVERY_S = 30.0
+MAX_CRASHES = 2
+
+# sent after a run's outcome was written: sender=model class, run=the run, status=str
+run_finished = Signal()
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class RunCancelled(Exception):
+    """Raised inside a run's body when a cancel was requested."""
+
+
+class LeaseLost(Exception):
+    """Raised inside a run's body when another worker took the run over."""
+
+
+class RunBase(models.Model):
+    """Status, holder, heartbeat, timestamps, cancel flag and progress of a run.
+
+    `PROGRESS` names the (done, total) fields a subclass counts its progress in."""
+
+    Status = RunStatus
+    ACTIVE = ACTIVE
+    PROGRESS: tuple[str, str] | None = None
+
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Claims so far; the current holder's claim number fences its writes.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == RunStatus.SUCCEEDED:
+            return 100
+        if not self.PROGRESS:
+            return 0
+        done, total = (getattr(self, f) or 0 for f in self.PROGRESS)
+        return min(100, int(100 * done / total)) if total else 0
+
+
+def worker_name() -> str:
+    """The Celery worker's hostname inside a task; a unique name for a command."""
+    from celery import current_task
+
+    hostname = getattr(getattr(current_task, "request", None), "hostname", None)
+    return hostname or f"cli@{socket.gethostname()}:{os.getpid()}"
+
+
+def _stale(now) -> Q:
+    return Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True)
+
+
+def _held(run) -> Q:
+    return Q(id=run.id, status=RunStatus.RUNNING, worker=run.worker, attempts=run.attempts)
+
+
+def claim(
+    model, run_id: int, worker: str, *, where: Q | None = None, select_related=(), holder_dead: bool = False,
+    **fields,
+) -> Any | None:
+    """Take a queued run, or take over a running one whose worker is dead (stale
+    heartbeat, or `holder_dead` when the caller knows, e.g. from a released lock) or was
+    this very worker before a restart. `fields` are written with the claim. None if not
+    claimable."""
+    now = timezone.now()
+    rows = model.objects.filter(id=run_id)
+    if where is not None:
+        rows = rows.filter(where)
+    dead = Q() if holder_dead else (_stale(now) | Q(worker=worker))
+    takeover = Q(status=RunStatus.RUNNING) & dead
+    # A cancel that arrived while the holder was dead: settle it rather than run.
+    rows.filter(takeover, cancel_requested=True).update(status=RunStatus.CANCELLED, finished_at=now)
+    if rows.filter(takeover, attempts__gte=MAX_CRASHES).update(
+        status=RunStatus.FAILED,
+        finished_at=now,
+        error=f"The worker running this job died {MAX_CRASHES} times (last holder: {worker_hint(rows)}); "
+        "it was not started again. Check the worker's log (memory, a crash in a library) before re-queueing.",
+    ):
+        log.error("run %s %s killed its worker %s times: marked failed", model.__name__, run_id, MAX_CRASHES)
+        return None
+    claimed = rows.filter(Q(status=RunStatus.QUEUED) | takeover, cancel_requested=False).update(
+        status=RunStatus.RUNNING,
+        worker=worker,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        error="",
+        started_at=Coalesce(F("started_at"), Value(now, output_field=models.DateTimeField())),
+        **fields,
+    )
+    if not claimed:
+        return None
+    return model.objects.select_related(*select_related).get(id=run_id)
+
+
+def worker_hint(rows) -> str:
+    return next(iter(rows.values_list("worker", flat=True)), "") or "unknown"
+
+
+def held(run):
+    """The run's row while this worker holds it (empty otherwise): fence progress writes with it."""
+    return type(run).objects.filter(_held(run))
+
+
+def beat(run) -> bool:
+    """One heartbeat; False once this worker no longer holds the run."""
+    return bool(type(run).objects.filter(_held(run)).update(heartbeat_at=timezone.now()))
+
+
+def checkpoint(run) -> None:
+    """Between units of work: raise RunCancelled or LeaseLost when due."""
+    row = type(run).objects.filter(id=run.id).values("cancel_requested", "status", "worker", "attempts").first()
+    if row is None or (row["status"], row["worker"], row["attempts"]) != (RunStatus.RUNNING, run.worker, run.attempts):
+        raise LeaseLost(f"{type(run).__name__} {run.id} is no longer held by {run.worker}")
+    if row["cancel_requested"]:
+        raise RunCancelled
+
+
+class heartbeat:  # noqa: N801  (used as `with heartbeat(run) as beat:`)
+    """Keeps `heartbeat_at` fresh from a thread while the body runs. A database error
+    is logged and retried at the next beat; the thread stops only when the body
+    ends or the run is lost (then `lost` is set)."""
+
+    def __init__(self, run, every_s: float | None = None):
+        self.run, self.every_s = run, every_s or HEARTBEAT_EVERY_S
+        self.stop, self.lost = threading.Event(), threading.Event()
+        self.errors = 0
+        self.thread = threading.Thread(target=self._loop, daemon=True, name=f"heartbeat-{run.pk}")
+
+    def __enter__(self) -> heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        try:
+            while not self.stop.wait(self.every_s):
+                try:
+                    if not beat(self.run):
+                        log.warning("%s %s: lease lost, heartbeat stops", type(self.run).__name__, self.run.pk)
+                        self.lost.set()
+                        return
+                except Exception:  # a transient database error: retry at the next beat
+                    self.errors += 1
+                    log.warning("heartbeat of %s %s failed; retrying", type(self.run).__name__, self.run.pk,
+                                exc_info=True)
+                    close_old_connections()
+                    connection.close()
+        finally:
+            connection.close()
+
+
+def _storable(text: str) -> str:
+    """An error message may quote model output: NUL and lone surrogates, which Postgres
+    text cannot hold, become U+FFFD so recording the failure never fails too."""
+    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def finish(run, status: str, *, error: str = "", **fields) -> bool:
+    """Write the outcome, fenced by the holder. False (nothing written) when this
+    worker lost the run to another one."""
+    now = timezone.now()
+    error = _storable(error)
+    written = type(run).objects.filter(_held(run)).update(status=status, finished_at=now, error=error, **fields)
+    if not written:
+        log.warning("%s %s: %s not written, the run is no longer held by %s (claim %s)",
+                    type(run).__name__, run.pk, status, run.worker, run.attempts)
+        return False
+    run.status, run.finished_at, run.error = status, now, error
+    for key, value in fields.items():
+        setattr(run, key, value)
+    run_finished.send(sender=type(run), run=run, status=status)
+    return True
+
+
+def request_cancel(model, run_id: int) -> str:
+    """'cancelled' when settled now (queued, or its worker is dead), 'requested' when a
+    live worker will stop at its next checkpoint, 'finished' when there is nothing to do."""
+    now = timezone.now()
+    rows = model.objects.filter(id=run_id)
+    settled = dict(status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now)
+    # Only a heartbeat known to be old says the worker is dead (none yet: leave it to the worker).
+    dead = Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+    if rows.filter(Q(status=RunStatus.QUEUED) | dead).update(**settled):
+        return "cancelled"
+    if rows.filter(status=RunStatus.RUNNING).update(cancel_requested=True):
+        return "requested"
+    return "finished"
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+
+
+def execute(
+    model,
+    run_id: int,
+    body: Callable[[Any], dict | None],
+    *,
+    worker: str | None = None,
+    where: Q | None = None,
+    select_related=(),
+    final: Callable[[Any, str], dict] | None = None,
+) -> Any | None:
+    """Claim, heartbeat, run `body(run)`, finish. `body` returns extra fields to write
+    with success; `final(run, status)` returns fields written with any outcome."""
+    run = claim(model, run_id, worker or worker_name(), where=where, select_related=select_related)
+    if run is None:
+        log.info("%s %s not claimable (finished, cancelled or held by a live worker)", model.__name__, run_id)
+        return None
+    error, fields = "", {}
+    with heartbeat(run):
+        try:
+            fields = body(run) or {}
+            status = RunStatus.SUCCEEDED
+        except RunCancelled:
+            status = RunStatus.CANCELLED
+        except LeaseLost:
+            log.warning("%s %s was taken over; this worker stops", model.__name__, run_id)
+            return run
+        except Exception as exc:  # recorded on the run; the task itself does not retry
+            log.exception("%s %s failed", model.__name__, run_id)
+            status, error = RunStatus.FAILED, error_text(exc)
+        if final is not None:
+            fields = {**fields, **final(run, status)}
+        finish(run, status, error=error, **fields)
+    return run
+
+
+# ------------------------------------------------ task registry: queue and resume
+
+
+@dataclass(frozen=True)
+class Registered:
+    model: Any
+    task: Any
+    queue: str
+    resume: bool
+
+
+_REGISTRY: list[Registered] = []
+
+
+def register(model, task, *, queue: str = "gpu", resume: bool = True) -> None:
+    """Called by each app's tasks.py: `task(id)` processes `model`'s rows. `enqueue`
+    finds the task here (so the code that creates a run never imports its tasks
+    module), and a starting worker consuming `queue` re-queues the runs it held."""
+    if not any(r.model is model for r in _REGISTRY):
+        _REGISTRY.append(Registered(model, task, queue, resume))
+
+
+def _registered(model) -> Registered:
+    for _ in range(2):
+        for r in _REGISTRY:
+            if r.model is model:
+                return r
+        from celery import current_app
+
+        # Celery's autodiscovery imports every app's tasks.py, which registers them.
+        current_app.loader.import_default_modules()
+    raise LookupError(f"no task registered for {model.__name__}")
+
+
+def enqueue(model, run_id: int, *, on_commit: bool = True) -> None:
+    """Queue the task that processes `model` row `run_id` (after the transaction commits)."""
+    task = _registered(model).task
+    (task.delay_on_commit if on_commit else task.delay)(run_id)
+
+
+def filesystem_broker() -> bool:
+    return str(getattr(settings, "CELERY_BROKER_URL", "")).startswith("filesystem")
+
+
+def resume(worker: str, queues: set[str], *, stale_too: bool | None = None) -> list[tuple[str, int]]:
+    """Re-queue the interrupted runs of `worker` (and stale ones, on the filesystem
+    broker), for the registered models whose queue this worker consumes."""
+    stale_too = filesystem_broker() if stale_too is None else stale_too
+    now, out = timezone.now(), []
+    for r in _REGISTRY:
+        if not r.resume or r.queue not in queues:
+            continue
+        mine = Q(worker=worker) | (_stale(now) if stale_too else Q(pk__in=[]))
+        for run_id in r.model.objects.filter(mine, status=RunStatus.RUNNING).values_list("id", flat=True):
+            log.info("re-queueing interrupted %s %s", r.model.__name__, run_id)
+            r.task.delay(run_id)
+            out.append((r.model.__name__, run_id))
+    return out
+
+
+def on_worker_ready(sender=None, **kwargs) -> None:
+    try:
+        queues = {q.name for q in sender.task_consumer.queues}
+        hostname = sender.hostname
+    except AttributeError:
+        return
+    resume(hostname, queues)

@@ -1,0 +1,437 @@
+"""Training-data snapshots in TRL's formats, filtered by review.
+
+SFT rows are TRL *prompt-completion, conversational*::
+
+    {"prompt": [{"role": "system"|"user", "content": ...}, ...],
+     "completion": [{"role": "assistant", "content": <critique text>}]}
+
+with the prompt rendered by the run's own template (`render_messages`), so a row is
+exactly what the teacher saw. DPO rows are TRL *preference, conversational*
+(`prompt`, `chosen`, `rejected`), paired per step and template from critiques that
+agree (chosen) and disagree (rejected) with the label. A few provenance columns
+(`critique_uuid`, `run_id`, ...) ride along; TRL drops unused columns.
+
+Only accepted critiques are written: SFT-eligible (strict, verdict agrees with the
+label) and not excluded by review (`reviews.training_exclusion_q`). The SFT pool is
+the method's: balanced yes/no, validation held out by problem (training.pools).
+Each snapshot is a folder with JSONL + Parquet files and a manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from itertools import product
+
+from django.contrib.auth.models import User
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from annotations.models import Step
+from inference.models import Critique, GenerationRun, PromptTemplate
+from review.models import Review, ReviewEvent, ReviewItem
+from review.reviews import sealed_q
+from rprm_web import runs
+
+from .models import ExportJob
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FILTERS = {
+    "kinds": ["sft", "dpo"],
+    "datasets": [],
+    "runs": [],
+    "error_types": [],
+    "require_review": False,
+    "balance": True,
+    "val_fraction": 0.05,
+    "seed": 0,
+    "dpo_pairs_per_step": 2,
+    # The authors drop steps where agreeing samples are at most 1/3 of the valid ones.
+    "dpo_min_agree_fraction": 1 / 3,
+}
+CHUNK = 1000
+PROGRESS_EVERY = 2000
+
+
+def normalize_filters(filters: dict | None) -> dict:
+    out = {**DEFAULT_FILTERS, **(filters or {})}
+    out["kinds"] = [k for k in out["kinds"] if k in ("sft", "dpo")] or ["sft"]
+    out["datasets"] = sorted({int(x) for x in out["datasets"]})
+    out["runs"] = sorted({int(x) for x in out["runs"]})
+    out["error_types"] = sorted({str(x) for x in out["error_types"]})
+    if not 0 <= float(out["val_fraction"]) < 1:
+        raise ValueError("val_fraction must be in [0, 1)")
+    return out
+
+
+def create_export_job(user: User | None, filters: dict | None = None, *, queue: bool = True) -> ExportJob:
+    from review.reviews import record
+
+    job = ExportJob.objects.create(filters=normalize_filters(filters), created_by=user)
+    record(ReviewEvent.Kind.EXPORT_REQUESTED, user, None, export=str(job.uuid), filters=job.filters)
+    if queue:
+        runs.enqueue(ExportJob, job.id)
+    return job
+
+
+def run_export_job(job_id: int) -> ExportJob | None:
+    """Claim the job (queued, or left running by a dead worker) and write its snapshot.
+    The files are written to a temporary folder, renamed into place on success."""
+
+    def body(job: ExportJob) -> dict:
+        manifest = write_snapshot(job)
+        return {"manifest": manifest, "files": job.files, "rows_done": job.rows_total}
+
+    job = runs.execute(ExportJob, job_id, body, select_related=("created_by",))
+    if job is not None and job.status != ExportJob.Status.SUCCEEDED:
+        shutil.rmtree(_partial(job), ignore_errors=True)
+    return job
+
+
+def _partial(job: ExportJob):
+    folder = job.folder()
+    return folder.with_name(f".{folder.name}.partial")
+
+
+# --- selection -------------------------------------------------------------------
+
+
+def _scope(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
+    if f["runs"]:
+        qs = qs.filter(run_id__in=f["runs"])
+    if f["datasets"]:
+        qs = qs.filter(step__solution__dataset_id__in=f["datasets"])
+    if f["error_types"]:
+        # A pending review of an item still in blind double review selects nothing.
+        tagged = Review.error_types.through.objects.filter(
+            review__critique_id=OuterRef("pk"),
+            review__undone_at__isnull=True,
+            errortype__slug__in=f["error_types"],
+        ).exclude(sealed_q("review__item__"))
+        qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | Q(Exists(tagged)))
+    return qs
+
+
+def accepted_critiques(f: dict) -> QuerySet[Critique]:
+    """SFT-eligible and not excluded by review; optionally only those reviewed sound."""
+    from .pools import eligible_critiques
+
+    qs = _scope(eligible_critiques(), f)
+    if f["require_review"]:
+        qs = qs.filter(review_item__final_decision=Review.Decision.SOUND)
+    return qs
+
+
+def rejected_candidates(f: dict) -> QuerySet[Critique]:
+    """Strict critiques that disagree with a label nobody disputes (DPO's rejected side)."""
+    from review.reviews import label_dispute_q
+
+    qs = _scope(Critique.objects.filter(strict=True, matches_label=False), f)
+    return qs.exclude(label_dispute_q()).exclude(
+        Exists(
+            ReviewItem.objects.filter(critique_id=OuterRef("pk")).filter(
+                Q(state=ReviewItem.State.ADJUDICATION) | Q(final_decision=Review.Decision.LABEL_WRONG)
+            )
+        )
+    )
+
+
+def _unit(seed: int, kind: str, key) -> float:
+    digest = hashlib.blake2b(f"{seed}:{kind}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def preference_pairs(
+    chosen: Sequence[int], rejected: Sequence[int], *, cap: int, min_agree_fraction: float, seed: int = 0
+) -> list[tuple[int, int]]:
+    """Pairs for one step: chosen x rejected in a seeded hash order, at most `cap`."""
+    valid = len(chosen) + len(rejected)
+    if not chosen or not rejected or len(chosen) <= min_agree_fraction * valid:
+        return []
+    pairs = sorted(product(chosen, rejected), key=lambda p: _unit(seed, "pair", p))
+    return pairs[:cap]
+
+
+def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
+    """(chosen id, rejected id) pairs per (step, template): the prompt must be identical.
+
+    Uses training.core.data.build_preference_pairs (the project's one pair rule) when
+    it is there, else the equivalent `preference_pairs` above. Returns pairs and stats.
+    """
+    groups: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    labels: dict[tuple[int, int], bool | None] = {}
+    for cid, step_id, template_id, verdict, label in accepted_critiques(f).values_list(
+        "id", "step_id", "run__template_id", "verdict", "step__label"
+    ):
+        groups[(step_id, template_id)].append({"id": cid, "verdict": verdict})
+        labels[(step_id, template_id)] = label == Step.Label.CORRECT
+    for cid, step_id, template_id, verdict in rejected_candidates(f).values_list(
+        "id", "step_id", "run__template_id", "verdict"
+    ):
+        if (step_id, template_id) in groups:  # no chosen side: no pair possible
+            groups[(step_id, template_id)].append({"id": cid, "verdict": verdict})
+    for key in groups:
+        groups[key].sort(key=lambda s: s["id"])
+    ordered = {key: groups[key] for key in sorted(groups)}
+    cap, min_agree, seed = int(f["dpo_pairs_per_step"]), float(f["dpo_min_agree_fraction"]), int(f["seed"])
+    try:
+        from training.core.data import build_preference_pairs
+    except ImportError:
+        build_preference_pairs = None
+    if build_preference_pairs is not None:
+        result = build_preference_pairs(
+            ordered, labels, max_pairs_per_step=cap, min_agree_fraction=min_agree, seed=seed
+        )
+        pairs = [
+            (ordered[p.step][p.chosen_index]["id"], ordered[p.step][p.rejected_index]["id"]) for p in result
+        ]
+        return pairs, result.stats.as_dict()
+    pairs = []
+    for key, samples in ordered.items():
+        agree = [s["id"] for s in samples if (s["verdict"] == "yes") == labels[key]]
+        disagree = [s["id"] for s in samples if (s["verdict"] == "yes") != labels[key]]
+        pairs += preference_pairs(agree, disagree, cap=cap, min_agree_fraction=min_agree, seed=seed)
+    return pairs, {"pairs": len(pairs)}
+
+
+# --- rendering -------------------------------------------------------------------
+
+
+class PromptRenderer:
+    """Renders each (template, step) prompt once, loading previous steps per chunk."""
+
+    def __init__(self) -> None:
+        self._templates: dict[int, object] = {}
+        self.used_templates: dict[int, PromptTemplate] = {}
+
+    def critiques(self, ids: Sequence[int]) -> dict[int, Critique]:
+        rows = Critique.objects.filter(id__in=ids).select_related("run__template", "step__solution__problem")
+        out = {c.id: c for c in rows}
+        need = {c.step.solution_id for c in out.values()}
+        texts: dict[int, dict[int, str]] = defaultdict(dict)
+        for sol, idx, text in Step.objects.filter(solution_id__in=need).values_list(
+            "solution_id", "index", "text"
+        ):
+            texts[sol][idx] = text
+        for c in out.values():
+            sol = texts[c.step.solution_id]
+            c.previous_texts = [sol[i] for i in range(c.step.index) if i in sol]  # type: ignore[attr-defined]
+        return out
+
+    def messages(self, c: Critique) -> list[dict[str, str]]:
+        template = c.run.template
+        if template.id not in self._templates:
+            self._templates[template.id] = template.to_core()
+            self.used_templates[template.id] = template
+        core = self._templates[template.id]
+        solution = c.step.solution
+        # The exact question the source gave (PRMBench, step rows), as inference renders it.
+        question = (solution.metadata or {}).get("prompt_question") or solution.problem.question
+        return core.render_messages(question, c.previous_texts, c.step.text)
+
+
+def _chunks(ids: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def _schemas():
+    import pyarrow as pa
+
+    messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    sft = pa.schema(
+        [
+            ("prompt", messages),
+            ("completion", messages),
+            ("critique_uuid", pa.string()),
+            ("run_id", pa.int64()),
+            ("step_id", pa.int64()),
+            ("label", pa.string()),
+            ("verdict", pa.string()),
+        ]
+    )
+    dpo = pa.schema(
+        [
+            ("prompt", messages),
+            ("chosen", messages),
+            ("rejected", messages),
+            ("run_id", pa.int64()),
+            ("step_id", pa.int64()),
+            ("chosen_critique_uuid", pa.string()),
+            ("rejected_critique_uuid", pa.string()),
+        ]
+    )
+    return sft, dpo
+
+
+class _Writer:
+    """One split: JSONL and Parquet written side by side, chunk by chunk."""
+
+    def __init__(self, folder, name: str, schema) -> None:
+        import pyarrow.parquet as pq
+
+        self.name, self.schema, self.rows = name, schema, 0
+        self.jsonl_path, self.parquet_path = folder / f"{name}.jsonl", folder / f"{name}.parquet"
+        self.jsonl = open(self.jsonl_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.parquet = pq.ParquetWriter(self.parquet_path, schema)
+
+    def write(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        if not rows:
+            return
+        for row in rows:
+            self.jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.parquet.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self.jsonl.close()
+        self.parquet.close()
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_snapshot(job: ExportJob) -> dict:
+    from .pools import build_sft_pool
+
+    f = normalize_filters(job.filters)
+    final, folder = job.folder(), _partial(job)
+    if folder.exists():
+        shutil.rmtree(folder)  # a re-run rewrites the snapshot from scratch
+    folder.mkdir(parents=True)
+    sft_schema, dpo_schema = _schemas()
+    renderer = PromptRenderer()
+
+    accepted = accepted_critiques(f)
+    pool = None
+    splits: list[tuple[str, list[int]]] = []
+    if "sft" in f["kinds"]:
+        pool = build_sft_pool(
+            accepted, val_fraction=float(f["val_fraction"]), seed=int(f["seed"]), balance=bool(f["balance"])
+        )
+        splits = [("sft_train", pool.train_ids), ("sft_val", pool.val_ids)]
+    pairs, pair_stats = dpo_pairs(f) if "dpo" in f["kinds"] else ([], None)
+    job.rows_total = sum(len(ids) for _, ids in splits) + len(pairs)
+    job.rows_done = 0
+    ExportJob.objects.filter(id=job.id).update(rows_total=job.rows_total, rows_done=0)
+
+    def advance(n: int) -> None:
+        job.rows_done += n
+        if job.rows_done % PROGRESS_EVERY < n or job.rows_done == job.rows_total:
+            ExportJob.objects.filter(id=job.id).update(rows_done=job.rows_done, heartbeat_at=timezone.now())
+
+    source_runs: set[int] = set()
+    written: list[_Writer] = []
+    for name, ids in splits:
+        if not ids and name == "sft_val":
+            continue
+        writer = _Writer(folder, name, sft_schema)
+        for chunk in _chunks(ids):
+            found = renderer.critiques(chunk)
+            rows = []
+            for cid in chunk:
+                c = found[cid]
+                source_runs.add(c.run_id)
+                rows.append(
+                    {
+                        "prompt": renderer.messages(c),
+                        "completion": [{"role": "assistant", "content": c.text}],
+                        "critique_uuid": str(c.uuid),
+                        "run_id": c.run_id,
+                        "step_id": c.step_id,
+                        "label": c.step.label,
+                        "verdict": c.verdict,
+                    }
+                )
+            writer.write(rows)
+            advance(len(rows))
+        writer.close()
+        written.append(writer)
+    if "dpo" in f["kinds"]:
+        writer = _Writer(folder, "dpo", dpo_schema)
+        for chunk in _chunks(pairs):
+            found = renderer.critiques(sorted({i for pair in chunk for i in pair}))
+            rows = []
+            for chosen_id, rejected_id in chunk:
+                chosen, rejected = found[chosen_id], found[rejected_id]
+                source_runs.update((chosen.run_id, rejected.run_id))
+                rows.append(
+                    {
+                        "prompt": renderer.messages(chosen),
+                        "chosen": [{"role": "assistant", "content": chosen.text}],
+                        "rejected": [{"role": "assistant", "content": rejected.text}],
+                        "run_id": chosen.run_id,
+                        "step_id": chosen.step_id,
+                        "chosen_critique_uuid": str(chosen.uuid),
+                        "rejected_critique_uuid": str(rejected.uuid),
+                    }
+                )
+            writer.write(rows)
+            advance(len(rows))
+        writer.close()
+        written.append(writer)
+
+    scoped_eligible = _scope(Critique.objects.sft_eligible(), f).count()
+    n_accepted = accepted.count()
+    files = {}
+    for w in written:
+        for path in (w.jsonl_path, w.parquet_path):
+            files[path.name] = {"rows": w.rows, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = {
+        "export": str(job.uuid),
+        "created_at": job.created_at.isoformat(),
+        "created_by": job.created_by.username if job.created_by else None,
+        "filters": f,
+        "format": {
+            "sft": "TRL prompt-completion, conversational (prompt: messages, completion: [assistant])",
+            "dpo": "TRL preference, conversational (prompt, chosen, rejected)",
+        },
+        "counts": {
+            "sft_eligible_in_scope": scoped_eligible,
+            "excluded_by_review": scoped_eligible - n_accepted if not f["require_review"] else None,
+            "accepted": n_accepted,
+            **{w.name: w.rows for w in written},
+        },
+        "sft_pool": pool.stats if pool else None,
+        "dpo_pairing": pair_stats,
+        "templates": [
+            {"id": t.id, "name": t.name, "version": t.version, "content_hash": t.content_hash}
+            for t in sorted(renderer.used_templates.values(), key=lambda t: t.id)
+        ],
+        "source_runs": [
+            {
+                "id": r.id,
+                "uuid": str(r.uuid),
+                "kind": r.kind,
+                "dataset": r.dataset.name,
+                "model": r.endpoint.name,
+                "template": f"{r.template.name} v{r.template.version}",
+                "template_hash": r.template.content_hash,
+            }
+            for r in GenerationRun.objects.filter(id__in=source_runs).select_related(
+                "dataset", "endpoint", "template"
+            )
+        ],
+        "files": files,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    # Complete: into place in one rename (a killed export leaves only the hidden partial).
+    if final.exists():
+        shutil.rmtree(final)
+    folder.rename(final)
+    job.manifest = manifest
+    job.files = sorted(files) + ["manifest.json"]
+    job.rows_done = job.rows_total
+    return manifest
