@@ -335,7 +335,7 @@ def test_it_registers_a_base_model_as_a_lineage_root(db):
 
 def test_the_sft_pool_keeps_one_agreeing_critique_per_step_the_last_sample(demo_dataset):
     """The authors' operate-PRM-CoT-data.py keeps target_list[-1]: the last agreeing sample."""
-    from inference.pools import build_sft_pool, eligible_critiques
+    from training.pools import build_sft_pool, eligible_critiques
 
     correct = list(Step.objects.filter(solution__dataset=demo_dataset, label="correct").order_by("id"))
     incorrect = list(Step.objects.filter(solution__dataset=demo_dataset, label="incorrect").order_by("id"))
