@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from .models import Dataset, Step
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="JSON or JSONL (optionally .gz), streamed to disk.")
+    file = forms.FileField(help_text="JSON or JSONL (optionally .gz or .zst) or Parquet, streamed to disk.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
     format = forms.ChoiceField(
         choices=[("", "Auto-detect")] + list(Dataset.Format.choices), required=False
@@ -18,6 +20,17 @@ class ImportForm(forms.Form):
         initial="correct",
         help_text="Recorded with the dataset; the raw rating is always kept.",
     )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.IMPORT_MAX_UPLOAD_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"{upload.name} is {filesizeformat(upload.size)}; uploads are limited to "
+                f"{filesizeformat(limit)} (IMPORT_MAX_UPLOAD_BYTES). Import larger files with "
+                "`manage.py import_dataset`."
+            )
+        return upload
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

@@ -141,6 +141,14 @@ MEDIA_ROOT = _env("MEDIA_ROOT", env.path, VAR_DIR / "media")
 # Uploaded datasets can be large: stream them to disk, never hold them in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+# Import limits (annotations/importers/limits.py): a hostile file fails with a message.
+IMPORT_MAX_UPLOAD_BYTES = _env("IMPORT_MAX_UPLOAD_BYTES", env.int, 2 << 30)
+IMPORT_MAX_RECORD_BYTES = _env("IMPORT_MAX_RECORD_BYTES", env.int, 64 << 20)
+IMPORT_MAX_DECOMPRESSED_BYTES = _env("IMPORT_MAX_DECOMPRESSED_BYTES", env.int, 50 << 30)
+IMPORT_MAX_DECOMPRESSION_RATIO = _env("IMPORT_MAX_DECOMPRESSION_RATIO", env.int, 100)
+IMPORT_RATIO_FLOOR_BYTES = _env("IMPORT_RATIO_FLOOR_BYTES", env.int, 64 << 20)
+IMPORT_MAX_DEPTH = _env("IMPORT_MAX_DEPTH", env.int, 64)
+IMPORT_MAX_INT_DIGITS = _env("IMPORT_MAX_INT_DIGITS", env.int, 100)
 MODELS_DIR = _env("MODELS_DIR", env.path, VAR_DIR / "models")
 
 # --- Celery -----------------------------------------------------------------
