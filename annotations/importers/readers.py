@@ -70,10 +70,42 @@ def _decompressor(kind: str, raw: IO[bytes]) -> IO[bytes]:
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw)
     if kind == "zstd":
+        return io.BufferedReader(_ZstdReader(raw), 1 << 16)
+    return raw
+
+
+class _ZstdReader(io.RawIOBase):
+    """zstd frames, one after another; a truncated frame is an error (zstandard's
+    stream_reader ends quietly there, which would drop the last records unseen)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return raw
+        self.raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        self._d = self._new()
+        self._pending = b""
+        self._started = False  # a frame has begun and not ended
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._pending:
+            chunk = self.raw.read(1 << 16)
+            if not chunk:
+                if self._started:
+                    raise EOFError("the zstd stream ends in the middle of a frame (truncated file?)")
+                return 0
+            while chunk:
+                self._started = True
+                self._pending += self._d.decompress(chunk)
+                chunk = b""
+                if self._d.eof:  # a frame ended: the rest starts the next one
+                    chunk, self._d, self._started = self._d.unused_data, self._new(), False
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 def _stream_errors() -> tuple[type[BaseException], ...]:

@@ -13,8 +13,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.template.defaultfilters import filesizeformat
 from django.db import connection
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from annotations.actions import create_import_job, import_file, import_limits, run_import_job
