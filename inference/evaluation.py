@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from annotations.access import is_reviewer
 from annotations.models import Dataset, Problem, Solution, Step
 from inference.core import metrics
 from inference.core.contamination import overlap_report
@@ -86,7 +87,9 @@ def authenticate_token(raw: str) -> ApiToken | None:
         .filter(token_hash=ApiToken.hash(raw), revoked_at__isnull=True)
         .first()
     )
-    if token is None or not token.user.is_active:
+    # A token acts for its user: only while that user is active and holds a role
+    # (reviewer or admin); an account stripped of its groups loses API access too.
+    if token is None or not token.user.is_active or not is_reviewer(token.user):
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=60):

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
     "annotations",
     "inference",
     "training",
@@ -73,7 +74,44 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one user name
+# from one address, that pair is locked out for AXES_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "rprm_web.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env("AXES_FAILURE_LIMIT", env.int, 5)
+AXES_COOLOFF_TIME = __import__("datetime").timedelta(minutes=_env("AXES_COOLOFF_MINUTES", env.int, 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLED = _env("AXES_ENABLED", env.bool, True)
+# Behind a reverse proxy, the client address comes from X-Forwarded-For (count the proxies).
+AXES_IPWARE_PROXY_COUNT = _env("AXES_PROXY_COUNT", env.int, 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# Content Security Policy (django-csp): scripts only from this origin (no inline script,
+# no inline handlers); inline styles stay allowed (KaTeX and htmx set them).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "rprm_web.urls"
 WSGI_APPLICATION = "rprm_web.wsgi.application"
@@ -196,3 +234,21 @@ if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
     X_FRAME_OPTIONS = "DENY"
+
+# --- HTTPS (production) ---------------------------------------------------------------
+# RPRM_REQUIRE_SECRET_KEY marks a production deployment (compose sets it): there every
+# setting below defaults to the strict value `manage.py check --deploy` asks for; each can
+# be turned off by its variable (e.g. SECURE_SSL_REDIRECT=0 when the proxy redirects).
+PRODUCTION = not DEBUG and env.bool("RPRM_REQUIRE_SECRET_KEY", default=False)
+SECURE_SSL_REDIRECT = _env("SECURE_SSL_REDIRECT", env.bool, PRODUCTION)
+SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", env.bool, PRODUCTION)
+CSRF_COOKIE_SECURE = _env("CSRF_COOKIE_SECURE", env.bool, PRODUCTION)
+SECURE_HSTS_SECONDS = _env("SECURE_HSTS_SECONDS", env.int, 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env("SECURE_HSTS_INCLUDE_SUBDOMAINS", env.bool, PRODUCTION)
+SECURE_HSTS_PRELOAD = _env("SECURE_HSTS_PRELOAD", env.bool, PRODUCTION)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# The TLS-terminating proxy says the original scheme in this header (Caddy, nginx, Traefik
+# all can); without it, SECURE_SSL_REDIRECT would loop. Off: set SECURE_PROXY_SSL_HEADER="".
+_proxy_header = _env("SECURE_PROXY_SSL_HEADER", env.str, "HTTP_X_FORWARDED_PROTO" if PRODUCTION else "")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None

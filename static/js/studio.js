@@ -15,6 +15,10 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { renderMath(document); });
+  // <select data-autosubmit> submits its form on change (no inline handlers: the CSP forbids them).
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[data-autosubmit]") && e.target.form) e.target.form.submit();
+  });
   document.addEventListener("htmx:afterSwap", function (e) { if (e.detail && e.detail.target) renderMath(e.detail.target); });
   window.rprmRenderMath = renderMath;
 })();
