@@ -11,7 +11,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, ProtectedError
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 
 
 class Dataset(models.Model):
@@ -116,20 +118,41 @@ class ImportJob(models.Model):
         return int(100 * self.bytes_done / self.file_size) if self.file_size else 0
 
 
+class ErrorTypeQuerySet(models.QuerySet):
+    def active(self):
+        """Types offered for new tags (archived ones stay on the reviews that carry them)."""
+        return self.filter(archived=False)
+
+    def delete(self):
+        for error_type in self:  # refused before anything runs, so the caller's transaction stays usable
+            _refuse_if_used(error_type)
+        return super().delete()
+
+
 class ErrorType(models.Model):
-    """The seeded taxonomy: PRMBench's nine classes plus calculation error."""
+    """The seeded taxonomy: PRMBench's nine classes plus calculation error.
+
+    Never deleted once used: a type that tags a review or an adjudication is protected
+    (`_refuse_if_used` below); retire it with `archived` instead."""
 
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
     dimension = models.CharField(max_length=50)
     definition = models.CharField(max_length=300)
     order = models.PositiveSmallIntegerField(default=0)
+    archived = models.BooleanField(default=False, help_text="Not offered for new tags; existing tags stay.")
+
+    objects = ErrorTypeQuerySet.as_manager()
 
     class Meta:
         ordering = ["order", "slug"]
 
     def __str__(self) -> str:
         return self.name
+
+    def delete(self, *args, **kwargs):
+        _refuse_if_used(self)
+        return super().delete(*args, **kwargs)
 
 
 class Problem(models.Model):
@@ -571,3 +594,21 @@ class ExportJob(models.Model):
 
 
 from . import dashboard_models  # noqa: E402, F401  (issue 7: the dashboards' summary tables)
+
+
+@receiver(pre_delete, sender=ErrorType)
+def _protect_used_error_types(sender, instance: ErrorType, **kwargs) -> None:
+    """The last line of defence (e.g. a delete reaching ErrorType by some cascade)."""
+    _refuse_if_used(instance)
+
+
+def _refuse_if_used(instance: ErrorType) -> None:
+    """PROTECT for the tag relations (auto-created many-to-many tables cascade in Django):
+    deleting a type would silently drop reviewers' tags. Archive it instead."""
+    reviews = list(Review.error_types.through.objects.filter(errortype_id=instance.pk)[:1])
+    adjudications = list(Adjudication.error_types.through.objects.filter(errortype_id=instance.pk)[:1])
+    if reviews or adjudications:
+        raise ProtectedError(
+            f"Error type {instance.slug!r} tags reviews or adjudications: archive it instead of deleting it.",
+            set(reviews + adjudications),
+        )

@@ -49,7 +49,7 @@ class QueueFilterForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=Review.Decision.choices)
     error_types = forms.ModelMultipleChoiceField(
-        ErrorType.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+        ErrorType.objects.active(), required=False, widget=forms.CheckboxSelectMultiple
     )
     note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
     time_on_task_ms = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
@@ -71,7 +71,7 @@ class AdjudicationForm(forms.Form):
         choices=[c for c in Review.Decision.choices if c[0] != Review.Decision.SKIP], widget=forms.RadioSelect
     )
     error_types = forms.ModelMultipleChoiceField(
-        ErrorType.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+        ErrorType.objects.active(), required=False, widget=forms.CheckboxSelectMultiple
     )
     note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -84,7 +84,7 @@ class ExportForm(forms.Form):
     dpo = forms.BooleanField(required=False, initial=True, label="DPO pairs (prompt/chosen/rejected)")
     datasets = forms.ModelMultipleChoiceField(Dataset.objects.order_by("name"), required=False)
     runs = forms.ModelMultipleChoiceField(GenerationRun.objects.order_by("-id"), required=False)
-    error_types = forms.ModelMultipleChoiceField(ErrorType.objects.all(), required=False)
+    error_types = forms.ModelMultipleChoiceField(ErrorType.objects.active(), required=False)
     require_review = forms.BooleanField(required=False, label="Only critiques reviewed as sound")
     balance = forms.BooleanField(required=False, initial=True, label="Balance yes/no 1:1")
     val_fraction = forms.FloatField(

@@ -35,6 +35,7 @@ from inference.core.contamination import overlap_report
 from inference.core.solution_scoring import DEFAULT_K, EVAL_SAMPLING, MAX_K, BatchStats, score_solutions
 
 from .models import ApiToken, EvaluationDataset, EvaluationRun, ModelEndpoint, PromptTemplate, SolutionScore
+from .trust import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -446,7 +447,7 @@ def process_evaluation(
         _finish(run, EvaluationRun.Status.CANCELLED)
     except Exception as exc:  # recorded on the run; the task does not retry
         log.exception("evaluation %s failed", run_id)
-        run.error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        record_failure(run, exc, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         _finish(run, EvaluationRun.Status.FAILED)
     finally:
         stop.set()

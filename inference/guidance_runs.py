@@ -31,6 +31,7 @@ from inference.core.solution_scoring import BatchStats, score_candidates, score_
 
 from .evaluation import STALE_AFTER, RunCancelled, _heartbeat, eval_sampling_values, template_for
 from .models import GuidanceResult, GuidanceRun, ModelEndpoint, PromptTemplate
+from .trust import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def process_guidance(
         _finish(run, GuidanceRun.Status.CANCELLED)
     except Exception as exc:
         log.exception("guidance run %s failed", run_id)
-        run.error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        record_failure(run, exc, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         _finish(run, GuidanceRun.Status.FAILED)
     finally:
         stop.set()

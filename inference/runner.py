@@ -25,11 +25,12 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from annotations.models import Solution, Step
+from annotations.models import Step
 from inference.core.backends.base import Backend
 from inference.core.verdict import parse_verdict, split_sections
 
 from .models import Critique, GenerationRun, ModelEndpoint
+from .trust import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def process_run(run_id: int, *, progress: Callable[[GenerationRun], None] | None
         _finish(run, GenerationRun.Status.CANCELLED)
     except Exception as exc:  # recorded on the run; the task itself does not retry
         log.exception("run %s failed", run_id)
-        run.error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        record_failure(run, exc, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         _finish(run, GenerationRun.Status.FAILED)
     else:
         _finish(run, GenerationRun.Status.SUCCEEDED)

@@ -188,6 +188,12 @@ IMPORT_RATIO_FLOOR_BYTES = _env("IMPORT_RATIO_FLOOR_BYTES", env.int, 64 << 20)
 IMPORT_MAX_DEPTH = _env("IMPORT_MAX_DEPTH", env.int, 64)
 IMPORT_MAX_INT_DIGITS = _env("IMPORT_MAX_INT_DIGITS", env.int, 100)
 MODELS_DIR = _env("MODELS_DIR", env.path, VAR_DIR / "models")
+# Trust boundaries of model endpoints (inference/trust.py): the hosts an OpenAI-compatible
+# endpoint may point at (exact names or "*.example.org"), checked at registration and at
+# every call; and whether `trust_remote_code` (code from the model repo runs on the GPU
+# worker) may be set at all.
+MODEL_ENDPOINT_ALLOWED_HOSTS = _env("MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"])
+MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 
 # --- Celery -----------------------------------------------------------------
 REDIS_URL = _env("REDIS_URL", env.str, "")
