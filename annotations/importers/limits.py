@@ -55,24 +55,55 @@ class _Bad:
 
 # A lone surrogate can only come from a \uD800-\uDFFF escape (valid UTF-8 cannot hold
 # one) or, after decoding with surrogateescape, from an invalid UTF-8 byte.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE_ESCAPE_B = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# Digits -> "0", "[" and "{" -> "[", everything else -> " ": one C-speed pass gives the
+# longest digit run (a substring test) and the number of openers (an upper bound of the depth).
+_SHAPE = bytes(ord("0") if 48 <= i <= 57 else ord("[") if i in (91, 123) else 32 for i in range(256))
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _max_depth(text: str) -> int:
+    """The deepest nesting of `text`, strings left out; only run when the bracket count
+    says the limit could be exceeded (so on ordinary records almost never)."""
+    depth = deepest = 0
+    for ch in _STRING.sub("", text):
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 class Decoder:
-    """`json` with the limits: `loads(bytes_or_str)` and `raw_decode(str, pos)`."""
+    """`json` with the limits: `loads(bytes)` for a JSON line, `raw_decode(str, pos)` for an
+    array element.
+
+    Ordinary records go through the C decoder untouched. The number hooks (which name the
+    field of a NaN, an infinity or a huge integer) cost a Python call per number, so they
+    only run when a regex over the raw text finds something that could be one.
+    """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self.flagged = False
         max_digits = limits.max_int_digits
+        # A run of digits that may be an integer over the limit (a long number inside a string
+        # matches too: then the checked decoder runs, nothing more).
+        self._digit_run = b"0" * (min(max_digits, 300) + 1)
 
         def parse_int(s: str) -> Any:
             if len(s) - (s[0] == "-") > max_digits:
                 self.flagged = True
                 return _Bad(f"an integer with {len(s.lstrip('-')):,} digits (the limit is {max_digits})")
-            return int(s)
+            try:
+                return int(s)
+            except ValueError:  # past Python's own limit (sys.set_int_max_str_digits)
+                self.flagged = True
+                return _Bad(f"an integer with {len(s.lstrip('-')):,} digits (too long to read)")
 
         def parse_float(s: str) -> Any:
             value = float(s)
@@ -85,7 +116,10 @@ class Decoder:
             self.flagged = True
             return _Bad(f"{s} is not a number JSON allows")
 
-        self._decoder = json.JSONDecoder(
+        # Floats and NaN/Infinity are rare in step data: their hooks always run. The integer hook
+        # (a Python call per integer, and PRM800K has many) only when a long digit run is present.
+        self._fast = json.JSONDecoder(parse_float=parse_float, parse_constant=parse_constant)
+        self._checked = json.JSONDecoder(
             parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
         )
 
@@ -98,33 +132,56 @@ class Decoder:
             text = raw.decode("utf-8", "surrogateescape")
             invalid_utf8 = True
         self.flagged = False
+        long_digits, suspicious, deep = self._scan(raw, text)
         try:
-            value = self._decoder.decode(text)
+            try:
+                value = (self._checked if long_digits else self._fast).decode(text)
+            except ValueError as exc:
+                if isinstance(exc, json.JSONDecodeError):
+                    raise
+                value = self._checked.decode(text)  # an integer past Python's own digit limit
         except RecursionError:
             raise LimitExceeded(self._too_deep(), _deep_field(text, 0, self.limits.max_depth)) from None
-        suspicious = invalid_utf8 or _SURROGATE_ESCAPE_B.search(raw) is not None
-        deep = raw.count(b"[") + raw.count(b"{") > self.limits.max_depth
-        if self.flagged or suspicious or deep:
+        if self.flagged or suspicious or invalid_utf8 or deep:
             find_problem(value, self.limits.max_depth, invalid_utf8)
         return value
+
+    def _scan(self, raw: bytes, text: str) -> tuple[bool, bool, bool]:
+        """(a digit run long enough to be an integer over the limit, a surrogate escape,
+        nesting possibly too deep), from C-speed byte operations: a regex with a character
+        class first would cost more than the decoding itself."""
+        shape = raw.translate(_SHAPE)
+        long_digits = self._digit_run in shape
+        suspicious = _SURROGATE_ESCAPE_B.search(raw) is not None  # literal-prefixed: fast
+        max_depth = self.limits.max_depth
+        deep = shape.count(b"[") > max_depth and _max_depth(text) > max_depth
+        return long_digits, suspicious, deep
 
     def raw_decode(self, text: str, pos: int) -> tuple[Any, int]:
         """One JSON array element starting at `pos` (text decoded with surrogateescape)."""
         self.flagged = False
         try:
-            value, end = self._decoder.raw_decode(text, pos)
+            try:
+                value, end = self._fast.raw_decode(text, pos)
+                fast_failed = False
+            except ValueError as exc:
+                if isinstance(exc, json.JSONDecodeError):
+                    raise
+                fast_failed = True  # an integer past Python's own digit limit: the checked decoder names it
+                value, end = self._checked.raw_decode(text, pos)
+            chunk = text[pos:end]
+            try:
+                raw, invalid_utf8 = chunk.encode("utf-8"), False
+            except UnicodeEncodeError:  # a lone surrogate: an invalid byte (surrogateescape)
+                raw, invalid_utf8 = chunk.encode("utf-8", "surrogatepass"), True
+            long_digits, suspicious, deep = self._scan(raw, chunk)
+            if long_digits and not fast_failed:
+                value, end = self._checked.raw_decode(text, pos)
         except RecursionError:
             raise LimitExceeded(self._too_deep(), _deep_field(text, pos, self.limits.max_depth)) from None
-        self._check(value, text, pos, end)
-        return value, end
-
-    def _check(self, value: Any, text: str, pos: int, end: int) -> None:
-        chunk = text[pos:end]
-        invalid_utf8 = _SURROGATE.search(chunk) is not None
-        suspicious = invalid_utf8 or _SURROGATE_ESCAPE.search(chunk) is not None
-        deep = chunk.count("[") + chunk.count("{") > self.limits.max_depth
-        if self.flagged or suspicious or deep:
+        if self.flagged or suspicious or invalid_utf8 or deep:
             find_problem(value, self.limits.max_depth, invalid_utf8)
+        return value, end
 
     def _too_deep(self) -> str:
         return f"nested deeper than {self.limits.max_depth} levels"

@@ -199,3 +199,20 @@ def test_two_imports_racing_for_one_name_get_a_clear_message(tmp_path):
     ]
     assert Dataset.objects.get().n_solutions == 600
     assert ImportJob.objects.filter(status=ImportJob.Status.FAILED).count() == 1
+
+
+def test_the_fast_path_and_the_checked_path_agree(tmp_path):
+    from annotations.importers.limits import Decoder, LimitExceeded
+
+    decoder = Decoder()
+    # A long digit run inside a string, NaN and Infinity as words: valid, nothing refused.
+    ok = b'{"text": "' + b"7" * 500 + b' NaN Infinity 1e999", "n": ' + b"9" * 100 + b', "x": -2.5e-300}'
+    assert decoder.loads(ok)["n"] == int("9" * 100)
+    # Past Python's own 4,300-digit limit, inside a JSON array: named, not a ValueError.
+    text = '[{"a": [1, ' + "8" * 5000 + "]}]"
+    with pytest.raises(LimitExceeded) as exc:
+        decoder.raw_decode(text, 1)
+    assert (exc.value.field, exc.value.message) == ("a[1]", "an integer with 5,000 digits (the limit is 100)")
+    with pytest.raises(LimitExceeded, match="nested deeper than 64 levels"):
+        decoder.raw_decode('{"a": ' + "[" * 65 + "]" * 65 + "}", 0)
+    assert decoder.raw_decode('{"a": ' + "[" * 63 + "]" * 63 + "}", 0)[1] == 6 + 126 + 1
