@@ -248,7 +248,8 @@ class RecordReader:
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(self.path)
+            # No pre-buffering: it reads every requested row group's bytes ahead (the whole file).
+            pf = pq.ParquetFile(self.path, pre_buffer=False)
         except (pa.ArrowException, OSError) as exc:
             raise ImportValidationError(self.name, "", None, f"cannot read the Parquet file: {exc}") from exc
         has_float = False
@@ -258,7 +259,15 @@ class RecordReader:
         max_depth = self.limits.max_depth
         index = 0
         try:
-            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            # One row group at a time, one thread: memory is one row group, whatever the file size.
+            batches = (
+                batch
+                for group in range(pf.num_row_groups)
+                for batch in pf.iter_batches(
+                    batch_size=PARQUET_BATCH_ROWS, row_groups=[group], use_threads=False
+                )
+            )
+            for batch in batches:
                 for row in batch.to_pylist():
                     loc = f"row {index}"
                     if has_float:  # NaN and infinities are valid Parquet doubles, not valid JSON
