@@ -12,7 +12,7 @@ from annotations.importers import FORMATS, RATING0_CHOICES, ImportValidationErro
 
 class Command(BaseCommand):
     help = (
-        "Import a step-labelled dataset file (JSONL or JSON array, optionally .gz). The format is "
+        "Import a step-labelled dataset file (JSONL or JSON array, optionally .gz or .zst, or Parquet). The format is "
         "detected from the first record unless --format is given. Nothing is written if any record is "
         "invalid; a file already imported with the same format and options is reported and skipped."
     )
