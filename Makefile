@@ -6,16 +6,28 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rprm
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup quickstart test test-fast lint bench services browser-deps
+.PHONY: setup quickstart test test-fast lint bench services browser-deps lock check-base
 
-# One virtual environment, created once and reused. CPU torch goes in first so
-# nothing below can pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# One virtual environment, created once and reused, installed from the lock
+# (constraints.txt) so every machine gets the tested versions. The lock pins the
+# CPU build torch==2.13.0+cpu, so nothing can pull a multi-GB CUDA torch; off this
+# machine, give pip the CPU wheel index: make TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[ml,dev]"
+	$(PIP) install -q -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch
+	$(PIP) install -q -c constraints.txt -e ".[ml,dev]"
 	touch $@
+
+# Regenerate the lock after changing pyproject.toml (the exact command the lock
+# header records). The installed versions are preferred, so it only moves what must.
+WHEELS_DIR ?= /opt/wheels
+lock:
+	$(VENV)/bin/uv --version >/dev/null 2>&1 || $(PIP) install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml constraints.in --extra ml --extra dev \
+		--python-version 3.11 --find-links $(WHEELS_DIR) --no-emit-find-links -o constraints.txt
+	! grep -Eq '^(nvidia-|triton==)' constraints.txt || { echo "lock pulls CUDA packages" >&2; exit 1; }
 
 static/vendor/.stamp: package.json
 	./scripts/vendor_static.sh
@@ -36,6 +48,10 @@ browser-deps:
 # The whole suite against real Postgres, Redis, Celery workers and chromium.
 test: setup services browser-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The base install alone (no ml extra, no torch) must serve the main pages.
+check-base:
+	./scripts/check_base_install.sh
 
 test-fast: setup
 	$(PY) -m pytest -m "not browser and not integration and not slow" $(PYTEST_ARGS)

@@ -451,30 +451,11 @@ def audit_facts(facts: CritiqueFacts, step_equations: list[Equation] | None = No
 # --- agreement -------------------------------------------------------------------
 
 
-def _cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """Cohen's kappa for two raters' labels on the same items; None when undefined (no items,
-    or both raters used a single label throughout), like inference.core.metrics.cohen_kappa."""
-    n = len(pairs)
-    if n == 0:
-        return None
-    observed = sum(1 for a, b in pairs if a == b) / n
-    left = Counter(a for a, _ in pairs)
-    right = Counter(b for _, b in pairs)
-    expected = sum(left[k] * right[k] for k in left.keys() | right.keys()) / (n * n)
-    if expected >= 1.0:  # both raters used one and the same label: undefined
-        return None
-    return (observed - expected) / (1.0 - expected)
-
-
 def cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """The project's kappa if the metrics module has one, else ours (same definition)."""
-    try:
-        from inference.core.metrics import cohen_kappa as shared
-    except ImportError:
-        return _cohen_kappa(pairs)
-    if not pairs:
-        return None
-    return shared(list(pairs))
+    """Cohen's kappa of reviewer pairs; None when undefined (the project's one kappa)."""
+    from inference.core.stats import cohen_kappa as kappa
+
+    return kappa(pairs)
 
 
 # --- Django shell ----------------------------------------------------------------

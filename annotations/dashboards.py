@@ -60,6 +60,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from inference.core.metrics import cohen_kappa, wilson_interval
+from inference.core.stats import percentile
 from inference.models import Critique, GenerationRun
 
 from .dashboard_models import (
@@ -562,13 +563,7 @@ class PercentileCont(Aggregate):
 
 def percentile_cont(values: list[float], fraction: float) -> float | None:
     """Same rule as Postgres percentile_cont (position (n-1)*f, linear interpolation)."""
-    if not values:
-        return None
-    values = sorted(values)
-    pos = (len(values) - 1) * fraction
-    lo = int(pos)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+    return percentile(values, fraction)
 
 
 @contextmanager

@@ -14,16 +14,16 @@ from django.conf import settings
 
 
 def _wait(command, model, pk: int, label: str, timeout_s: float = 1800):
+    from rprm_web.cli import Progress
+
     started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        obj = model.objects.get(pk=pk)
-        done, total = getattr(obj, "steps_done", 0), getattr(obj, "steps_total", 0)
-        sys.stdout.write(f"\r  {label}: {obj.status} {done}/{total}   ")
-        sys.stdout.flush()
-        if obj.is_finished:
-            sys.stdout.write("\n")
-            return obj
-        time.sleep(1)
+    with Progress(f"  {label}", unit="steps", stream=sys.stdout) as bar:
+        while time.monotonic() - started < timeout_s:
+            obj = model.objects.get(pk=pk)
+            bar.update(getattr(obj, "steps_done", 0), getattr(obj, "steps_total", 0), obj.status)
+            if obj.is_finished:
+                return obj
+            time.sleep(1)
     raise SystemExit(f"{label} did not finish within {timeout_s:.0f} s; see var/logs/gpu-worker.log")
 
 
@@ -77,17 +77,17 @@ def demo_teacher(command, dataset):
 
 
 def _wait_training(command, run):
+    from rprm_web.cli import Progress
     from training.models import TrainingRun
 
     started = time.monotonic()
-    while time.monotonic() - started < 1800:
-        run = TrainingRun.objects.get(pk=run.pk)
-        sys.stdout.write(f"\r  {run.kind.upper()} run #{run.pk}: {run.status} step {run.step}/{run.max_steps}   ")
-        sys.stdout.flush()
-        if run.is_finished:
-            sys.stdout.write("\n")
-            return run
-        time.sleep(1)
+    with Progress(f"  {run.kind.upper()} run #{run.pk}", unit="steps", stream=sys.stdout) as bar:
+        while time.monotonic() - started < 1800:
+            run = TrainingRun.objects.get(pk=run.pk)
+            bar.update(run.step, run.max_steps, run.status)
+            if run.is_finished:
+                return run
+            time.sleep(1)
     raise SystemExit(f"training run #{run.pk} did not finish; see var/logs/gpu-worker.log")
 
 

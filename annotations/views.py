@@ -50,18 +50,11 @@ def dataset_detail(request: AppRequest, dataset_uuid):
         Solution.objects.filter(dataset=dataset).exclude(generator="")
         .values_list("generator", flat=True).distinct().order_by("generator")[:50]
     )
-    context = {"dataset": dataset, "form": form, "page": page, "generators": generators,
-               "querystring": _querystring_without_page(request)}
+    context = {"dataset": dataset, "form": form, "page": page, "generators": generators}
     template = "annotations/dataset_detail.html"
     if request.htmx and request.htmx.target == "solutions":
         template += "#solutions"
     return render(request, template, context)
-
-
-def _querystring_without_page(request: AppRequest) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
 
 
 def solution_detail(request: AppRequest, solution_uuid):

@@ -45,6 +45,7 @@ from annotations.demo import DEMO_ROWS  # noqa: E402  (plain Python: no Django n
 from inference.core.backends.base import Sampling  # noqa: E402
 from inference.core.prompts import DEFAULT_TEMPLATE  # noqa: E402
 from inference.core.solution_scoring import score_solutions, step_prompts  # noqa: E402
+from inference.core.stats import percentile  # noqa: E402
 from inference.core.verdict import VERDICT_QUESTION  # noqa: E402
 
 
@@ -154,13 +155,6 @@ class NoReading:
 
     def __call__(self, input_ids, scores):
         return scores
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 # -- one-pass vs two-pass -----------------------------------------------------------------

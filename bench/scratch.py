@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -60,8 +59,11 @@ def percentiles(samples: list[tuple[float, float]], digits: int = 2) -> dict:
     """p50/p95 of wall time and of this process's CPU time (the part other load cannot inflate
     much: on a shared machine wall time also counts waiting for a core)."""
 
+    sys.path.insert(0, str(ROOT))
+    from inference.core.stats import percentile
+
     def q(values: list[float], pct: int) -> float:
-        return round(statistics.quantiles(sorted(values), n=100, method="inclusive")[pct - 1] * 1000, 2)
+        return round(percentile(values, pct / 100) * 1000, 2)
 
     wall, cpu = [w for w, _ in samples], [c for _, c in samples]
     return {

@@ -15,6 +15,34 @@ from .trust import check_endpoint
 TEACHER_DEFAULTS = {"n_samples": 4, "temperature": 0.4, "top_p": 0.95, "max_new_tokens": 8192}
 
 
+def register_server_endpoints(url: str, served_model: str) -> list[ModelEndpoint]:
+    """The deployment's OpenAI-compatible server as the default teacher and scorer endpoints
+    (names from settings DEFAULT_TEACHER_ENDPOINT / DEFAULT_SCORER_ENDPOINT); idempotent."""
+    from django.conf import settings
+
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"VLLM_URL must be an http(s) URL, got {url!r}")
+    if not served_model:
+        raise ValueError("VLLM_SERVED_MODEL must name the model the server serves")
+    out = []
+    for name, role in ((settings.DEFAULT_TEACHER_ENDPOINT, ModelEndpoint.Role.TEACHER),
+                       (settings.DEFAULT_SCORER_ENDPOINT, ModelEndpoint.Role.SCORER)):
+        endpoint, _ = ModelEndpoint.objects.update_or_create(
+            name=name, defaults={"role": role, "backend": ModelEndpoint.Backend.OPENAI,
+                                 "path_or_url": url, "served_model_name": served_model},
+        )
+        out.append(endpoint)
+    return out
+
+
+def default_endpoint(role: str) -> ModelEndpoint | None:
+    """The endpoint the forms preselect for a role (teacher, scorer), if it is registered."""
+    from django.conf import settings
+
+    name = settings.DEFAULT_SCORER_ENDPOINT if role == ModelEndpoint.Role.SCORER else settings.DEFAULT_TEACHER_ENDPOINT
+    return ModelEndpoint.objects.filter(name=name).first() if name else None
+
+
 def default_template() -> PromptTemplate:
     """Our own R-PRM-structured template, stored once per distinct content."""
     from inference.core.prompts import DEFAULT_TEMPLATE as core

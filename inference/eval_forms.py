@@ -52,6 +52,12 @@ class EvaluationForm(forms.Form):
             raise forms.ValidationError(f"file over {MAX_SCORES_FILE_BYTES // (1024 * 1024)} MB")
         return f
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .actions import default_endpoint
+
+        self.fields["endpoint"].initial = default_endpoint(ModelEndpoint.Role.SCORER)
+
     def clean(self):
         data = super().clean()
         if bool(data.get("endpoint")) == bool(data.get("scores_file")):
@@ -88,3 +94,9 @@ class GuidanceForm(forms.Form):
         min_value=1, max_value=4096, initial=4096, label="Critique max tokens"
     )
     seed = forms.IntegerField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .actions import default_endpoint
+
+        self.fields["scorer"].initial = default_endpoint(ModelEndpoint.Role.SCORER)

@@ -45,6 +45,12 @@ class RunForm(forms.Form):
     )
     seed = forms.IntegerField(required=False)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .actions import default_endpoint
+
+        self.fields["endpoint"].initial = default_endpoint(ModelEndpoint.Role.TEACHER)
+
     def clean(self):
         data = super().clean()
         if not data.get("endpoint") and not data.get("new_model"):

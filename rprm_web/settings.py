@@ -8,7 +8,9 @@ at start-up, with a message that names the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -74,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "rprm_web.middleware.HtmxVaryMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes requires: turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
@@ -86,7 +89,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = _env("AXES_FAILURE_LIMIT", env.int, 5)
-AXES_COOLOFF_TIME = __import__("datetime").timedelta(minutes=_env("AXES_COOLOFF_MINUTES", env.int, 15))
+AXES_COOLOFF_TIME = timedelta(minutes=_env("AXES_COOLOFF_MINUTES", env.int, 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = _env("AXES_ENABLED", env.bool, True)
@@ -188,12 +191,6 @@ IMPORT_RATIO_FLOOR_BYTES = _env("IMPORT_RATIO_FLOOR_BYTES", env.int, 64 << 20)
 IMPORT_MAX_DEPTH = _env("IMPORT_MAX_DEPTH", env.int, 64)
 IMPORT_MAX_INT_DIGITS = _env("IMPORT_MAX_INT_DIGITS", env.int, 100)
 MODELS_DIR = _env("MODELS_DIR", env.path, VAR_DIR / "models")
-# Trust boundaries of model endpoints (inference/trust.py): the hosts an OpenAI-compatible
-# endpoint may point at (exact names or "*.example.org"), checked at registration and at
-# every call; and whether `trust_remote_code` (code from the model repo runs on the GPU
-# worker) may be set at all.
-MODEL_ENDPOINT_ALLOWED_HOSTS = _env("MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"])
-MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 
 # --- Celery -----------------------------------------------------------------
 REDIS_URL = _env("REDIS_URL", env.str, "")
@@ -225,6 +222,25 @@ REVIEW_LEASE_MINUTES = _env("REVIEW_LEASE_MINUTES", env.int, 20)
 REVIEW_DOUBLE_FRACTION = _env("REVIEW_DOUBLE_FRACTION", env.float, 0.1)
 if not 0 <= REVIEW_DOUBLE_FRACTION <= 1:
     raise ImproperlyConfigured("REVIEW_DOUBLE_FRACTION must be between 0 and 1")
+# The deployment's OpenAI-compatible model server (compose: the vllm service), which
+# `manage.py register_endpoints` registers under these names as the default teacher
+# and scorer; the web, the scoring API and the workers call it over HTTP.
+VLLM_URL = _env("VLLM_URL", env.str, "")
+VLLM_SERVED_MODEL = _env("VLLM_SERVED_MODEL", env.str, "")
+DEFAULT_TEACHER_ENDPOINT = _env("DEFAULT_TEACHER_ENDPOINT", env.str, "vllm-teacher")
+DEFAULT_SCORER_ENDPOINT = _env("DEFAULT_SCORER_ENDPOINT", env.str, "vllm-scorer")
+# Trust boundaries of model endpoints (inference/trust.py): the hosts an OpenAI-compatible
+# endpoint may point at (exact names or "*.example.org"), checked at registration and at
+# every call. Default: this machine, plus the servers the operator configured above
+# (VLLM_URL; compose's vllm service). And whether `trust_remote_code` (code from the model
+# repository runs on the GPU worker) may be set at all.
+MODEL_ENDPOINT_ALLOWED_HOSTS = _env(
+    "MODEL_ENDPOINT_ALLOWED_HOSTS",
+    env.list,
+    ["127.0.0.1", "localhost", "::1"]
+    + ([urlsplit(VLLM_URL).hostname] if VLLM_URL and urlsplit(VLLM_URL).hostname else []),
+)
+MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
 

@@ -58,6 +58,16 @@ def hyperparameter_fields() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in _ROW_FIELDS}
 
 
+def tensorboard_dir(run: TrainingRun) -> Path | None:
+    """The folder of the run's TensorBoard event files, once the trainer has written one."""
+    from training.core.runner import TENSORBOARD_DIR
+
+    if not run.output_dir:
+        return None
+    folder = Path(run.output_dir) / TENSORBOARD_DIR
+    return folder if folder.is_dir() and any(folder.rglob("events.out.tfevents.*")) else None
+
+
 def train_config(run: TrainingRun):
     from training.core.runner import TrainConfig
 

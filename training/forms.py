@@ -62,6 +62,12 @@ class LaunchForm(forms.Form):
     bf16 = forms.ChoiceField(choices=BF16_CHOICES, initial="auto", label="bf16")
     gradient_checkpointing = forms.BooleanField(required=False, initial=True, label="Gradient checkpointing")
     train_seed = forms.IntegerField(initial=0, label="Training seed")
+    report_to = forms.ChoiceField(
+        choices=[("tensorboard", "TensorBoard (event files in the run's folder)"), ("none", "none")],
+        initial="tensorboard",
+        required=False,
+        label="Report to",
+    )
 
     hyper_fields = (
         "learning_rate",
@@ -77,6 +83,7 @@ class LaunchForm(forms.Form):
         "lora",
         "lora_r",
         "gradient_checkpointing",
+        "report_to",
     )
 
     def __init__(self, *args, **kwargs):
@@ -91,6 +98,9 @@ class LaunchForm(forms.Form):
         if value <= 0:
             raise forms.ValidationError("The learning rate must be positive.")
         return value
+
+    def clean_report_to(self) -> str:
+        return self.cleaned_data.get("report_to") or "tensorboard"  # a form posted without it: the default
 
     def clean(self):
         data = super().clean()
@@ -131,7 +141,7 @@ class LaunchForm(forms.Form):
             ("Data", list(self.data_group)),
             ("Optimisation", optimisation),
             ("Memory and length", ["lora", "lora_r", "bf16", "gradient_checkpointing", "max_length"]),
-            ("Evaluation, checkpoints, logging", ["eval_steps", "save_steps", "logging_steps", "train_seed"]),
+            ("Evaluation, checkpoints, logging", ["eval_steps", "save_steps", "logging_steps", "report_to", "train_seed"]),
         ]
         return [(title, [self[n] for n in names]) for title, names in named]
 

@@ -110,7 +110,30 @@ def run_detail(request: AppRequest, run_uuid):
     if request.htmx and request.htmx.target == "run-live":
         response = render(request, "training/run_detail.html#live", context)
         return HttpResponseStopPolling(response.content) if run.is_finished else response
-    return render(request, "training/run_detail.html", {**context, "config": _config_rows(run)})
+    return render(
+        request,
+        "training/run_detail.html",
+        {**context, "config": _config_rows(run), "tensorboard_dir": actions.tensorboard_dir(run)},
+    )
+
+
+def run_tensorboard(request: AppRequest, run_uuid):
+    """The run's TensorBoard event files as one .tar.gz, to open with `tensorboard --logdir`."""
+    import tarfile
+    import tempfile
+
+    from django.http import FileResponse, Http404
+
+    require_reviewer(request)
+    run = get_object_or_404(TrainingRun, uuid=run_uuid)
+    folder = actions.tensorboard_dir(run)
+    if folder is None:
+        raise Http404("this run wrote no TensorBoard logs")
+    buffer = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 - FileResponse closes it
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder, arcname=f"{run.uuid}/{folder.name}")
+    buffer.seek(0)
+    return FileResponse(buffer, as_attachment=True, filename=f"tensorboard-{run.uuid}.tar.gz")
 
 
 def _config_rows(run: TrainingRun) -> list[tuple[str, object, bool]]:

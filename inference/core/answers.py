@@ -1,20 +1,19 @@
 """Final-answer extraction and equivalence for math solutions.
 
 :func:`extract_answer` pulls the final answer out of a solution, :func:`normalize_answer`
-removes presentation noise, and :func:`answers_equal` decides equivalence: equal
-normalised strings, else mathematical equality of the two expressions in sympy.
+removes presentation noise, and :func:`answers_equal` decides equivalence with
+HuggingFace's ``math-verify`` (``parse`` + ``verify``, the checker behind published
+Best-of-N numbers): equal normalised strings, else math-verify on the answers.
 
-LaTeX goes to sympy through a small recursive-descent parser written here (numbers,
-single-letter variables, + - * / ^, implicit multiplication, parentheses and braces,
-``\\frac``/``\\dfrac``/``\\tfrac``, ``\\sqrt``/``\\sqrt[n]``, ``\\pi``, ``\\infty``,
-``\\cdot``/``\\times``/``\\div``). Nothing is ever ``eval``-ed and no sympy string
-parser is used, so answer text cannot run code; inputs are length-capped and
-numeric exponents bounded, so no timeout is needed. Anything the parser does not
-know is compared as a normalised string only.
+math-verify's own timeouts use ``signal.alarm``, which fails outside the main thread
+(Celery thread pools, the web server's threads) and would steal SIGALRM from the
+worker. They are switched off; instead answers are length-capped, and any power,
+factorial or binomial too large to evaluate quickly is refused before it is computed.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -146,272 +145,70 @@ def normalize_answer(answer: str | None) -> str:
     return s
 
 
-# ------------------------------------------------------------------ LaTeX -> sympy
+# ------------------------------------------------------------------ equivalence (math-verify)
 
 _MAX_LEN = 200
 _MAX_EXPONENT = 100
 _MAX_DIGITS = 1000
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|(\\[a-zA-Z]+)|([a-zA-Z])|([-+*/^(){}\[\]]))")
-_PRIMARY_CMDS = {"\\frac", "\\sqrt", "\\pi", "\\infty"}
-_MUL_CMDS = {"\\cdot", "\\times"}
+_MAX_FACTORIAL = 1000
+_BINOMIAL = re.compile(r"\\[dt]?binom|\\choose")
+# math-verify warns once that its timeout is off: that is deliberate here (see above).
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
-class _ParseError(ValueError):
-    pass
+def _too_large(expr: Any) -> bool:
+    """Whether a parsed answer holds a power, factorial or binomial sympy could spend minutes on."""
+    from sympy import Basic, Pow, gamma, preorder_traversal
+    from sympy.functions.combinatorial.factorials import CombinatorialFunction
 
-
-class _Parser:
-    """Recursive descent over a token list; builds sympy objects directly."""
-
-    def __init__(self, text: str, sp: Any) -> None:
-        self.sp = sp
-        self.tokens: list[tuple[str, str]] = []
-        pos = 0
-        text = text.strip()
-        while pos < len(text):
-            m = _TOKEN.match(text, pos)
-            if not m or m.end() == pos:
-                raise _ParseError(f"unexpected {text[pos:]!r}")
-            pos = m.end()
-            num, cmd, letter, op = m.groups()
-            if num is not None:
-                self.tokens.append(("num", num))
-            elif cmd is not None:
-                if cmd in ("\\left", "\\right"):
-                    continue
-                self.tokens.append(("cmd", cmd))
-            elif letter is not None:
-                self.tokens.append(("var", letter))
-            elif op is not None:
-                self.tokens.append(("op", op))
-        self.i = 0
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        tok = self.peek()
-        if tok is None:
-            raise _ParseError("unexpected end")
-        self.i += 1
-        return tok
-
-    def expect(self, op: str) -> None:
-        if self.take() != ("op", op):
-            raise _ParseError(f"expected {op!r}")
-
-    def parse(self) -> Any:
-        expr = self.expr()
-        if self.peek() is not None:
-            raise _ParseError(f"trailing {self.peek()!r}")
-        return expr
-
-    def expr(self) -> Any:
-        value = self.term()
-        while (tok := self.peek()) in (("op", "+"), ("op", "-")):
-            self.take()
-            rhs = self.term()
-            value = value + rhs if tok[1] == "+" else value - rhs
-        return value
-
-    def _starts_primary(self, tok: tuple[str, str] | None) -> bool:
-        if tok is None:
-            return False
-        kind, val = tok
-        return (
-            kind in ("num", "var")
-            or (kind == "cmd" and val in _PRIMARY_CMDS)
-            or tok in (("op", "("), ("op", "{"))
-        )
-
-    def term(self) -> Any:
-        value = self.unary()
-        while True:
-            tok = self.peek()
-            if tok in (("op", "*"), ("op", "/")) or (
-                tok and tok[0] == "cmd" and tok[1] in _MUL_CMDS | {"\\div"}
-            ):
-                self.take()
-                rhs = self.unary()
-                value = value / rhs if tok[1] in ("/", "\\div") else value * rhs
-            elif self._starts_primary(tok):  # implicit product: 2\pi, 3x, 2(x+1)
-                value = value * self.power()
-            else:
-                return value
-
-    def unary(self) -> Any:
-        tok = self.peek()
-        if tok in (("op", "-"), ("op", "+")):
-            self.take()
-            operand = self.unary()
-            return -operand if tok[1] == "-" else operand
-        return self.power()
-
-    def power(self) -> Any:
-        base = self.primary()
-        if self.peek() == ("op", "^"):
-            self.take()
-            if self.peek() == ("op", "-"):
-                self.take()
-                exponent = -self.argument()
-            else:
-                exponent = self.argument()
-            if exponent.is_number:
-                self._check_size(base, exponent)
-            return self.sp.Pow(base, exponent)
-        return base
-
-    def _check_size(self, base: Any, exponent: Any) -> None:
-        # Bounded numbers keep sympy fast: no exponent beyond 100 in size, no power
-        # of a number beyond ~1000 digits (nested powers would otherwise explode).
-        try:
-            e = abs(complex(exponent.evalf(15)))
-            b = abs(complex(base.evalf(15))) if base.is_number else 0.0
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise _ParseError("number too large") from exc
-        if not math.isfinite(e) or e > _MAX_EXPONENT or (b > 1 and e * math.log10(b) > _MAX_DIGITS):
-            raise _ParseError("power too large")
-
-    def argument(self) -> Any:
-        """A LaTeX macro argument: ``{...}`` or one character (``\\frac12`` is 1/2)."""
-        tok = self.peek()
-        if tok == ("op", "{"):
-            self.take()
-            value = self.expr()
-            self.expect("}")
-            return value
-        if tok and tok[0] == "num" and len(tok[1]) > 1:
-            if not tok[1][0].isdigit():
-                raise _ParseError(f"bad argument {tok[1]!r}")
-            # Only the first character is the argument; leave the rest in place.
-            self.tokens[self.i] = ("num", tok[1][1:])
-            return self.sp.Integer(int(tok[1][0]))
-        return self.primary()
-
-    def primary(self) -> Any:
-        sp = self.sp
-        kind, val = self.take()
-        if kind == "num":
-            if len(val) > 50:
-                raise _ParseError("number too long")
-            return sp.Rational(val) if "." in val else sp.Integer(val)
-        if kind == "var":
-            return sp.Symbol(val)
-        if kind == "op" and val in "({":
-            inner = self.expr()
-            self.expect(")" if val == "(" else "}")
-            return inner
-        if kind == "cmd":
-            if val == "\\pi":
-                return sp.pi
-            if val == "\\infty":
-                return sp.oo
-            if val == "\\frac":
-                num = self.argument()
-                den = self.argument()
-                return num / den
-            if val == "\\sqrt":
-                if self.peek() == ("op", "["):
-                    self.take()
-                    index = self.expr()
-                    self.expect("]")
-                    return sp.root(self.argument(), index)
-                return sp.sqrt(self.argument())
-        raise _ParseError(f"unsupported {val!r}")
-
-
-def _to_sympy(s: str) -> Any | None:
-    """A sympy expression for a normalised answer, or None when outside the grammar."""
-    if not s or len(s) > _MAX_LEN:
-        return None
-    # Words are not algebra: "Monday" must not become M*o*n*d*a*y.
-    if re.search(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}", s):
-        return None
-    import sympy
-
-    try:
-        expr = _Parser(s, sympy).parse()
-    except (_ParseError, ZeroDivisionError, ValueError, TypeError):
-        return None
-    if expr.has(sympy.zoo, sympy.nan):
-        return None
-    return expr
-
-
-def _sympy_equal(x: Any, y: Any) -> bool:
-    import sympy
-
-    if x == y:
-        return True
-    try:
-        diff = sympy.simplify(x - y)
-        if diff == 0:
-            return True
-        if not diff.free_symbols:
-            dx, dy = complex(sympy.N(x - y, 30)), complex(sympy.N(y, 30))
-            return abs(dx) <= 1e-9 * max(1.0, abs(dy))
-    except (TypeError, ValueError, ArithmeticError):
+    if not isinstance(expr, Basic):
         return False
+    for node in preorder_traversal(expr):
+        # (10^99)! or \binom{10^6}{5000}: exact values sympy would compute digit by digit.
+        if isinstance(node, CombinatorialFunction | gamma) and any(
+            a.is_number and _magnitude(a) > _MAX_FACTORIAL for a in node.args
+        ):
+            return True
+        if isinstance(node, Pow) and node.exp.is_number:
+            try:
+                e = abs(complex(node.exp.evalf(15)))
+                b = abs(complex(node.base.evalf(15))) if node.base.is_number else 0.0
+            except (TypeError, ValueError, OverflowError):
+                return True
+            if not math.isfinite(e) or e > _MAX_EXPONENT or (b > 1 and e * math.log10(b) > _MAX_DIGITS):
+                return True
     return False
 
 
-# ------------------------------------------------------------------ equivalence
+def _magnitude(number: Any) -> float:
+    try:
+        return abs(complex(number.evalf(15)))
+    except (TypeError, ValueError, OverflowError):
+        return math.inf
 
 
-def _split_top(s: str) -> tuple[str, list[str]]:
-    """Outer brackets and the top-level comma-separated parts of ``s``."""
-    brackets = ""
-    if len(s) >= 2 and s[0] in "([{" and s[-1] in ")]}":
-        depth = 0
-        for i, ch in enumerate(s):
-            depth += ch in "([{"
-            depth -= ch in ")]}"
-            if depth == 0 and i < len(s) - 1:
-                break
-        else:
-            brackets, s = s[0] + s[-1], s[1:-1]
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(s):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(s[start:i])
-            start = i + 1
-    parts.append(s[start:])
-    return brackets, parts
+def _parsed(answer: str) -> list[Any]:
+    """math-verify readings of one bare answer (boxed, so its LaTeX extractor takes it whole)."""
+    from math_verify import parse
 
-
-def _scalar_values(raw: str) -> list[Any]:
-    """Sympy readings of one answer: its value, and value/100 if it was a percent."""
-    percent = bool(re.search(r"\\?%", raw))
-    expr = _to_sympy(normalize_answer(raw))
-    if expr is None:
+    if not answer or len(answer) > _MAX_LEN:
         return []
-    return [expr, expr / 100] if percent else [expr]
-
-
-def _scalar_equal(a: str, b: str) -> bool:
-    na, nb = normalize_answer(a), normalize_answer(b)
-    if na and na == nb:
-        return True
-    if na.count("=") == 1 and nb.count("=") == 1:  # equations: side by side
-        (la, ra), (lb, rb) = na.split("="), nb.split("=")
-        return _scalar_equal(la, lb) and _scalar_equal(ra, rb)
-    xs, ys = _scalar_values(a), _scalar_values(b)
-    return any(_sympy_equal(x, y) for x in xs for y in ys)
+    if _BINOMIAL.search(answer) and re.search(r"\d{5,}", answer):
+        return []  # parse itself evaluates binomials: C(10^6, 5*10^5) took minutes
+    readings = parse(f"\\boxed{{{answer}}}", parsing_timeout=None)
+    if any(_too_large(r) for r in readings):
+        return []
+    return readings
 
 
 def answers_equal(a: str | None, b: str | None) -> bool:
-    """Whether two final answers are the same, as strings or as mathematics.
+    """Whether answer ``a`` is the same as reference ``b``, as strings or as mathematics.
 
-    Equal when the normalised strings match, else when sympy proves the parsed
-    expressions equal (exact rationals for decimals, so 0.5 == 1/2 but
-    0.33 != 1/3; a numeric check at relative 1e-9 backs up ``simplify``). A percent
-    answer matches both its number and that number / 100 ("50%" == "50" == "0.5").
-    Comma-separated answers are compared part by part: in order inside brackets
-    (tuples, intervals; the brackets must match), in any order when bare.
+    Equal when the normalised strings match, else when math-verify's ``verify``
+    (reference as gold) accepts the raw or the normalised answer: fractions against
+    decimals (rounded to 6 places, so 0.33 != 1/3), roots, intervals with their
+    brackets, tuples in order, bare lists as sets, percent, LaTeX units, and
+    GSM8K money (``\\$1,000`` == ``1000``) through the normalisation.
     """
     if a is None or b is None:
         return False
@@ -420,18 +217,8 @@ def answers_equal(a: str | None, b: str | None) -> bool:
         return False
     if na == nb:
         return True
-    ba, pa = _split_top(na)
-    bb, pb = _split_top(nb)
-    if len(pa) > 1 or len(pb) > 1:
-        if ba != bb or len(pa) != len(pb):
-            return False
-        if ba:
-            return all(_scalar_equal(x, y) for x, y in zip(pa, pb, strict=True))
-        remaining = list(pb)
-        for x in pa:
-            match = next((y for y in remaining if _scalar_equal(x, y)), None)
-            if match is None:
-                return False
-            remaining.remove(match)
-        return True
-    return _scalar_equal(a, b)
+    from math_verify import verify
+
+    golds = [g for g in (_parsed(str(b).strip()), _parsed(nb)) if g]
+    targets = [t for t in (_parsed(str(a).strip()), _parsed(na)) if t]
+    return any(verify(g, t, timeout_seconds=None) for g in golds for t in targets)

@@ -20,6 +20,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+# The one kappa lives in .stats; re-exported for the callers of this module.
+from .stats import cohen_kappa  # noqa: F401
+
 # --------------------------------------------------------------------------------------
 # ProcessBench
 # --------------------------------------------------------------------------------------
@@ -475,22 +478,3 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def cohen_kappa(pairs: Iterable[tuple[Any, Any]]) -> float | None:
-    """Cohen's kappa of two raters over nominal labels, from ``(a, b)`` pairs.
-
-    ``(p_o - p_e) / (1 - p_e)``. ``None`` when undefined: no pairs, or both raters
-    used one and the same label throughout (p_e == 1).
-    """
-    pairs = list(pairs)
-    n = len(pairs)
-    if n == 0:
-        return None
-    p_o = sum(a == b for a, b in pairs) / n
-    ca = Counter(a for a, _ in pairs)
-    cb = Counter(b for _, b in pairs)
-    p_e = sum(ca[label] * cb[label] for label in ca) / (n * n)
-    if p_e == 1:
-        return None
-    return (p_o - p_e) / (1 - p_e)

@@ -114,9 +114,67 @@ def test_it_decides_equivalence(a, b, equal):
         "10^{10^{10}}",
         "9" * 500,
         "\\frac{1}{0}",
+        "(10^{99})!",
+        "\\frac{10^{99}!}{3}",
+        "\\binom{1000000}{500000}",
+        "{1000000 \\choose 500000}",
     ],
 )
 def test_it_refuses_code_and_huge_numbers_quickly(hostile):
     start = time.monotonic()
     assert answers_equal(hostile, "1") is False
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "equal"),
+    [
+        # MATH-style: fractions, \boxed{}, intervals, units
+        ("\\boxed{\\frac{3}{6}}", "\\frac{1}{2}", True),
+        ("\\boxed{\\dfrac{7}{2}}", "3.5", True),
+        ("\\frac{7}{2}", "3.49", False),
+        ("[-2, 5)", "[-2,5)", True),
+        ("(-\\infty, 3]", "(-\\infty,3]", True),
+        ("(-\\infty, 3)", "(-\\infty,3]", False),
+        ("[0,1] \\cup [2,3]", "[0,1]\\cup[2,3]", True),
+        ("x \\in [0, 1]", "[0,1]", True),
+        ("18 \\text{ cm}^2", "18", True),
+        ("18\\text{ inches}", "19", False),
+        ("45^\\circ", "45", True),
+        # GSM8K-style money and thousands separators
+        ("$1,000", "1000", True),
+        ("\\$1,000.00", "1000", True),
+        ("$18", "18.00", True),
+        ("1,001", "1000", False),
+        ("$1,000", "100", False),
+    ],
+)
+def test_math_verify_decides_math_and_gsm8k_answers(answer, reference, equal):
+    assert answers_equal(answer, reference) is equal
+
+
+def test_answers_from_boxed_solutions_compare_end_to_end():
+    solution = "Step 1: $\\frac{6}{4}$ simplifies.\nSo the answer is $\\boxed{\\frac{3}{2}}$."
+    assert answers_equal(extract_answer(solution), "1.5") is True
+    assert answers_equal(extract_answer("#### 1,250"), "$1250") is True
+
+
+def test_it_runs_in_worker_threads_without_signals():
+    """Celery thread pools and the web server call this off the main thread, where
+    signal.alarm raises: the math-verify timeouts must be off and SIGALRM untouched."""
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = signal.getsignal(signal.SIGALRM)
+    pairs = [("\\frac{1}{2}", "0.5"), ("[1,2)", "[1,2)"), ("\\sqrt{8}", "2\\sqrt{2}"), ("3", "4")] * 4
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: answers_equal(*p), pairs))
+    assert results == [True, True, True, False] * 4
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.alarm(0) == 0  # no alarm was left pending
+
+
+def test_small_factorials_and_binomials_still_compare():
+    assert answers_equal("5!", "120") is True
+    assert answers_equal("\\binom{5}{2}", "10") is True
+    assert answers_equal("\\binom{5}{2}", "11") is False

@@ -50,3 +50,34 @@ def test_it_handles_three_labels_and_edge_cases():
     assert cohen_kappa([("a", "b"), ("b", "a")]) == -1.0
     assert cohen_kappa([]) is None
     assert cohen_kappa([("a", "a"), ("a", "a")]) is None
+
+
+def test_one_percentile_for_every_caller():
+    import statistics
+
+    import numpy as np
+
+    from inference.core.stats import percentile
+
+    values = [7, 1, 3, 10, 4, 4, 9]
+    for f in (0, 0.25, 0.5, 0.9, 0.95, 1):
+        assert percentile(values, f) == pytest.approx(float(np.percentile(values, f * 100)), abs=1e-12)
+    inclusive = statistics.quantiles(sorted(values), n=100, method="inclusive")
+    assert percentile(values, 0.95) == pytest.approx(inclusive[94], abs=1e-12)
+    # Nearest rank: ceil(f * n), a value of the data (token lengths to cut at).
+    assert percentile(values, 0.5, method="nearest") == 4  # rank 4 of [1,3,4,4,7,9,10]
+    assert percentile(values, 0.9, method="nearest") == 10  # rank ceil(6.3) = 7
+    assert percentile(values, 0.0, method="nearest") == 1
+    assert percentile([], 0.5) is None
+    with pytest.raises(ValueError):
+        percentile(values, 95)
+
+
+def test_the_review_audit_and_metrics_share_one_kappa():
+    from annotations import audit
+    from inference.core import metrics, stats
+
+    assert metrics.cohen_kappa is stats.cohen_kappa
+    assert audit.cohen_kappa([("yes", "no"), ("no", "no"), ("yes", "yes")]) == stats.cohen_kappa(
+        [("yes", "no"), ("no", "no"), ("yes", "yes")]
+    )

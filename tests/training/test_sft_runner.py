@@ -237,3 +237,34 @@ def test_it_does_not_start_when_already_cancelled(tiny_model_dir, tmp_path):
     sink = Recorder(stop_after=0)
     result = run_sft(config(tmp_path, tiny_model_dir), examples(), callbacks=sink)
     assert result.status == "cancelled" and result.global_step == 0 and sink.logs == []
+
+
+# --- training logs -------------------------------------------------------------------
+
+
+def test_it_writes_tensorboard_event_files_under_the_run_folder(sft_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from training.core.runner import TENSORBOARD_DIR
+
+    cfg, _, sink = sft_run
+    assert cfg.report_to == "tensorboard"  # the default
+    events = sorted((cfg.output_dir / TENSORBOARD_DIR).rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event files under output_dir/runs"
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    assert "train/loss" in acc.Tags()["scalars"] and "eval/loss" in acc.Tags()["scalars"]
+    logged = [(e.step, e.value) for e in acc.Scalars("train/loss")]
+    # The same losses the run's own progress sink saw, step by step.
+    assert [v for _, v in logged] == pytest.approx(sink.train_losses(), rel=1e-5)
+    assert [s for s, _ in logged] == list(range(1, 21))
+
+
+def test_report_to_none_writes_no_logs_and_unknown_trackers_are_refused(tiny_model_dir, tmp_path):
+    from training.core.runner import TENSORBOARD_DIR
+
+    cfg = config(tmp_path, tiny_model_dir, max_steps=1, report_to="none", save_total_limit=1)
+    run_sft(cfg, examples(4))
+    assert not (cfg.output_dir / TENSORBOARD_DIR).exists()
+    with pytest.raises(ValueError, match="report_to must be one of tensorboard, none"):
+        config(tmp_path, tiny_model_dir, report_to="wandb")

@@ -294,3 +294,39 @@ def test_an_admin_registers_a_base_model(client, admin):
         response.status_code == 302 and base.kind == "base" and base.path == "Qwen/Qwen2.5-Math-7B-Instruct"
     )
     assert client.post(reverse("training:model_register_base"), {"path": ""}).status_code == 400
+
+
+def test_the_run_page_links_its_tensorboard_logs(client, reviewer, outsider, run):
+    import io
+    import tarfile
+    from pathlib import Path
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    assert run.hyperparameters.get("report_to", "tensorboard") == "tensorboard"
+    url = reverse("training:run_detail", args=[run.uuid])
+    logs = reverse("training:run_tensorboard", args=[run.uuid])
+    login(client, reviewer)
+    assert logs not in client.get(url).content.decode()  # nothing written yet: no link
+    assert client.get(logs).status_code == 404
+    writer = SummaryWriter(log_dir=str(Path(run.output_dir) / "runs" / "Dec04_host"))
+    writer.add_scalar("train/loss", 1.5, 1)
+    writer.close()
+    page = client.get(url).content.decode()
+    assert f'href="{logs}"' in page and f"tensorboard --logdir {Path(run.output_dir) / 'runs'}" in page
+    response = client.get(logs)
+    assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(response.streaming_content)), mode="r:gz") as tar:
+        names = tar.getnames()
+    assert any(n.startswith(f"{run.uuid}/runs/Dec04_host/events.out.tfevents.") for n in names)
+    client.logout()
+    login(client, outsider)
+    assert client.get(logs).status_code in (403, 404)
+
+
+def test_the_launch_form_sets_report_to(seed_run):
+    from training.forms import SFTLaunchForm
+
+    form = SFTLaunchForm()
+    assert form["report_to"].initial == "tensorboard"
+    assert any("report_to" in [f.name for f in fields] for _, fields in form.groups())

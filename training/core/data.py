@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from inference.core.stats import percentile
+
 Messages = list[dict[str, str]]
 
 
@@ -308,14 +310,6 @@ def preference_examples(
 # --- sequence lengths from the data -------------------------------------------------
 
 
-def _percentile(sorted_values: Sequence[int], q: float) -> int:
-    """Nearest-rank percentile (a value that occurs in the data)."""
-    if not sorted_values:
-        return 0
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return int(sorted_values[rank - 1])
-
-
 def _token_counts(
     tokenizer: Any, texts: list, conversational: bool, batch_size: int, generation_prompt: bool = False
 ) -> list[int]:
@@ -377,10 +371,10 @@ def length_stats(
         "count": len(lengths),
         "max": ordered[-1],
         "mean": sum(lengths) / len(lengths),
-        "p50": _percentile(ordered, 50),
-        "p90": _percentile(ordered, 90),
-        "p95": _percentile(ordered, 95),
-        "p99": _percentile(ordered, 99),
+        "p50": int(percentile(ordered, 0.5, method="nearest") or 0),
+        "p90": int(percentile(ordered, 0.9, method="nearest") or 0),
+        "p95": int(percentile(ordered, 0.95, method="nearest") or 0),
+        "p99": int(percentile(ordered, 0.99, method="nearest") or 0),
         "prompt_max": max(prompts),
         "lengths": lengths,
     }

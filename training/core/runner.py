@@ -73,6 +73,11 @@ class NullSink:
         pass
 
 
+# Experiment trackers a run may report to: local files only (nothing leaves the machine).
+REPORT_TO = ("tensorboard", "none")
+TENSORBOARD_DIR = "runs"  # transformers' default logging folder inside output_dir
+
+
 @dataclass
 class TrainConfig:
     kind: Kind
@@ -104,10 +109,15 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     resume: bool = True
+    # Where the Trainer's logs also go: "tensorboard" writes event files under
+    # output_dir/runs/ (TENSORBOARD_DIR), beside the checkpoints; "none" turns it off.
+    report_to: str = "tensorboard"
 
     def __post_init__(self) -> None:
         if self.kind not in ("sft", "dpo"):
             raise ValueError(f"kind must be 'sft' or 'dpo', got {self.kind!r}")
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"report_to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("warmup_ratio must be in [0, 1)")
         if self.effective_batch_size < 1:
@@ -372,7 +382,8 @@ def _trl_args(
         max_length=max_length,
         model_init_kwargs={"dtype": config.dtype},
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
+        # transformers' TensorBoardCallback writes to output_dir/runs/<time>_<host>.
+        report_to=config.report_to,
         disable_tqdm=True,
         dataloader_pin_memory=_cuda_available(),
         **extra,

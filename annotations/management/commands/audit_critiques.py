@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inference.models import GenerationRun
+from rprm_web.cli import add_json_flag, write_json
 
 
 class Command(BaseCommand):
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         target.add_argument("--run", type=int, action="append", help="run id (repeatable)")
         target.add_argument("--all", action="store_true", help="every finished run")
         parser.add_argument("--queue", action="store_true", help="send to the Celery default queue instead")
+        add_json_flag(parser)
 
     def handle(self, *args, **opts) -> None:
         from annotations.audit import audit_run
@@ -35,10 +37,14 @@ class Command(BaseCommand):
             missing = set(ids) - set(GenerationRun.objects.filter(id__in=ids).values_list("id", flat=True))
             if missing:
                 raise CommandError(f"no such run: {', '.join(map(str, sorted(missing)))}")
+        results = {}
         for run_id in ids:
             if opts["queue"]:
                 audit_run_task.delay(run_id)
                 self.stdout.write(f"run {run_id}: audit queued")
+                results[str(run_id)] = "queued"
                 continue
             summary = audit_run(run_id)
+            results[str(run_id)] = summary
             self.stdout.write(f"run {run_id}: {json.dumps(summary, sort_keys=True)}")
+        write_json(self, opts, {"runs": results})

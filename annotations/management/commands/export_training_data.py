@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 class Command(BaseCommand):
     help = (
@@ -27,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--user", help="record this username as the author")
         parser.add_argument("--queue", action="store_true", help="send to the Celery default queue instead")
+        add_json_flag(parser)
 
     def handle(self, *args, **opts) -> None:
         from annotations.export import create_export_job, run_export_job
@@ -53,6 +56,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if opts["queue"]:
             self.stdout.write(f"export {job.uuid} queued")
+            write_json(self, opts, {"export": job.uuid, "status": job.status})
             return
         job = run_export_job(job.id)
         if job.status != job.Status.SUCCEEDED:
@@ -62,3 +66,5 @@ class Command(BaseCommand):
         self.stdout.write(f"export {job.uuid}: {job.folder()}")
         for key, value in job.manifest["counts"].items():
             self.stdout.write(f"  {key}: {value}")
+        write_json(self, opts, {"export": job.uuid, "status": job.status, "folder": job.folder(),
+                                "counts": job.manifest["counts"]})

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.actions import import_file
 from annotations.importers import FORMATS, RATING0_CHOICES, ImportValidationError
+from rprm_web.cli import Progress, add_json_flag, write_json
 
 
 class Command(BaseCommand):
@@ -27,10 +26,15 @@ class Command(BaseCommand):
             choices=RATING0_CHOICES,
             help="label for PRM800K/generic rating 0 ('not wrong, no progress'); default correct; recorded",
         )
+        add_json_flag(parser)
 
     def handle(self, *args, **opts) -> None:
         options = {"rating0": opts["rating0"]} if opts["rating0"] else {}
-        progress = self._progress if opts["verbosity"] >= 2 else None
+        bar = Progress("import", unit="%", stream=self.stderr) if opts["verbosity"] >= 2 else None
+
+        def progress(done: int, total: int, solutions: int) -> None:
+            bar.update(100 * done // total if total else 0, 100, f"{solutions:,} solutions")
+
         try:
             result = import_file(
                 opts["path"],
@@ -38,17 +42,22 @@ class Command(BaseCommand):
                 fmt=opts["format"],
                 options=options,
                 split=opts["split"],
-                progress=progress,
+                progress=progress if bar else None,
             )
+            if bar:
+                bar.update(100, 100, f"{result.n_solutions:,} solutions")
         except ImportValidationError as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            if bar:
+                bar.close()
         if result.warnings:
             self.stdout.write(f"{result.job.counts.get('warnings', len(result.warnings))} warning(s):")
             for warning in result.warnings[:10]:
                 self.stdout.write(f"  {warning}")
         self.stdout.write(result.summary())
-
-    def _progress(self, done: int, total: int, solutions: int) -> None:
-        pct = 100 * done // total if total else 0
-        sys.stderr.write(f"\r{pct:3d}%  {solutions:,} solutions")
-        sys.stderr.flush()
+        write_json(self, opts, {
+            "dataset": result.dataset.name, "dataset_uuid": result.dataset.uuid, "format": result.format,
+            "already_imported": result.already_imported, "job": result.job.uuid, "counts": result.job.counts,
+            "warnings": result.warnings, "seconds": round(result.seconds, 3),
+        })

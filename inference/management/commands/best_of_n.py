@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from rprm_web.cli import Progress, write_json
 
 
 class Command(BaseCommand):
@@ -73,15 +71,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"queued {run.get_kind_display()} run {run.uuid} ({run.problems_total} problems)"
             )
+            write_json(self, o, {"run": str(run.uuid), "kind": run.kind, "status": run.status})
             return
 
-        def bar(r):
-            sys.stderr.write(f"\r{r.problems_done}/{r.problems_total} problems")
-            sys.stderr.flush()
-
-        if process_guidance(run.id, progress=bar) is None:
+        with Progress(run.get_kind_display(), total=run.problems_total, unit="problems", stream=self.stderr) as bar:
+            claimed = process_guidance(run.id, progress=lambda r: bar.update(r.problems_done, r.problems_total))
+        if claimed is None:
             raise CommandError(f"run {run.id} could not be claimed")
-        sys.stderr.write("\n")
         run.refresh_from_db()
         r = run.results
         if kind == GuidanceRun.Kind.BEST_OF_N and r.get("n_problems"):
@@ -95,7 +91,6 @@ class Command(BaseCommand):
                 f"guided search on {r['n_problems']} problems: {r['guided']:.1f}% "
                 f"({r['mean_steps']:.1f} steps on average)"
             )
-        if o["json"]:
-            self.stdout.write(json.dumps({"run": str(run.uuid), "kind": run.kind, "status": run.status, **r}))
+        write_json(self, o, {"run": str(run.uuid), "kind": run.kind, "status": run.status, **r})
         if run.status != GuidanceRun.Status.SUCCEEDED:
             raise CommandError(run.error.splitlines()[0] if run.error else f"run {run.status}")

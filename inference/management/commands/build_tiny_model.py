@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 class Command(BaseCommand):
     help = "Build a random-initialised Qwen2 model with a locally trained tokenizer (offline, seconds)."
@@ -7,9 +9,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("dir")
         parser.add_argument("--seed", type=int, default=0)
+        add_json_flag(parser)
 
     def handle(self, *args, dir, seed, **opts):
         from inference.core.tiny_model import build_tiny_model
 
         path = build_tiny_model(dir, seed=seed)
         self.stdout.write(f"tiny model written to {path}")
+        write_json(self, opts, {"path": path, "seed": seed})

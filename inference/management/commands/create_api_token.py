@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 class Command(BaseCommand):
     help = "Create a scoring-API token for a user (printed once; store it now)."
@@ -12,6 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="what the token is for")
+        add_json_flag(parser)
 
     def handle(self, *args, **o):
         from inference.evaluation import create_api_token
@@ -19,6 +22,9 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=o["username"]).first()
         if user is None:
             raise CommandError(f"no user named {o['username']!r}")
-        _, raw = create_api_token(user, o["name"])
+        token, raw = create_api_token(user, o["name"])
         self.stderr.write(f"token for {user.username} (shown once; send 'Authorization: Bearer <token>'):")
-        self.stdout.write(raw)
+        if o["json"]:  # the token, once, inside the JSON object instead of on its own line
+            write_json(self, o, {"user": user.username, "name": o["name"], "token": raw, "id": token.pk})
+        else:
+            self.stdout.write(raw)

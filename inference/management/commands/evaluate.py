@@ -7,12 +7,12 @@ line printed is one JSON object with the metrics (per subset or class, and the h
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from rprm_web.cli import Progress
 
 
 def fmt(value, digits: int = 1) -> str:
@@ -120,18 +120,12 @@ class Command(BaseCommand):
     def run_here(self, run) -> None:
         from inference.evaluation import process_evaluation
 
-        def bar(r) -> None:
-            width = 30
-            filled = int(width * r.solutions_done / r.solutions_total) if r.solutions_total else width
-            sys.stderr.write(
-                f"\r[{'#' * filled}{'.' * (width - filled)}] {r.solutions_done}/{r.solutions_total} "
-                f"solutions, {r.steps_done} steps"
+        with Progress(f"evaluation {run.id}", total=run.solutions_total, unit="solutions", stream=self.stderr) as bar:
+            claimed = process_evaluation(
+                run.id, progress=lambda r: bar.update(r.solutions_done, r.solutions_total, f"{r.steps_done} steps")
             )
-            sys.stderr.flush()
-
-        if process_evaluation(run.id, progress=bar) is None:
+        if claimed is None:
             raise CommandError(f"evaluation {run.id} could not be claimed")
-        sys.stderr.write("\n")
 
     def report(self, run) -> None:
         r = run.results or {}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from rprm_web.cli import Progress, add_json_flag, write_json
 
 
 class Command(BaseCommand):
@@ -28,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--template", help="template name (latest version) instead of the default")
         parser.add_argument("--kind", default="teacher_seed", choices=["teacher_seed", "student_sample"])
         parser.add_argument("--wait", action="store_true", help="run here to the end, with a progress bar")
+        add_json_flag(parser)
 
     def handle(self, *args, **o):
         from inference.actions import create_run, endpoint_for
@@ -57,21 +57,18 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if not o["wait"]:
             self.stdout.write(f"queued run {run.id} ({run.steps_total} steps x {run.n_samples} samples) on the gpu queue")
+            write_json(self, o, {"run": run.id, "status": run.status, "steps_total": run.steps_total,
+                                 "n_samples": run.n_samples})
             return
-        self.run_here(run)
+        self.run_here(run, o)
 
-    def run_here(self, run) -> None:
+    def run_here(self, run, o) -> None:
         from inference.runner import process_run
 
-        def bar(r) -> None:
-            width = 30
-            filled = int(width * r.steps_done / r.steps_total) if r.steps_total else width
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {r.steps_done}/{r.steps_total} steps, "
-                             f"{r.critiques_done} critiques")
-            sys.stderr.flush()
-
-        result = process_run(run.id, progress=bar)
-        sys.stderr.write("\n")
+        with Progress(f"run {run.id}", total=run.steps_total, unit="steps", stream=self.stderr) as bar:
+            result = process_run(
+                run.id, progress=lambda r: bar.update(r.steps_done, r.steps_total, f"{r.critiques_done} critiques")
+            )
         if result is None:
             raise CommandError(f"run {run.id} could not be claimed")
         result.refresh_from_db()
@@ -86,5 +83,7 @@ class Command(BaseCommand):
             f"(correct steps {pct(s.get('agreement_correct'))}, incorrect steps {pct(s.get('agreement_incorrect'))}); "
             f"{s.get('sft_eligible', 0)} SFT-eligible"
         )
+        write_json(self, o, {"run": result.id, "status": result.status, "steps_total": result.steps_total,
+                             "summary": s})
         if result.status != "succeeded":
             raise CommandError(result.error.splitlines()[0] if result.error else f"run {result.status}")

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from rprm_web.cli import add_json_flag, write_json
 
 
 class Command(BaseCommand):
@@ -10,6 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("path")
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--model", required=True, help="name the critiques are credited to")
+        add_json_flag(parser)
 
     def handle(self, *args, path, dataset, model, **opts):
         from inference.critique_import import CritiqueImportError, import_critiques
@@ -26,3 +28,5 @@ class Command(BaseCommand):
             f"{verb}: run {run.id}, {run.critiques_done} critiques for {run.steps_total} steps; "
             f"strict parse rate {run.summary.get('parse_rate')}, agreement {run.summary.get('agreement')}"
         )
+        write_json(self, opts, {"run": run.id, "created": created, "critiques": run.critiques_done,
+                                "steps": run.steps_total, "summary": run.summary})

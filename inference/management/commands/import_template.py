@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 class Command(BaseCommand):
     help = "Load a prompt template file (e.g. the official R-PRM prompt) as a new, versioned template."
@@ -7,6 +9,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path")
         parser.add_argument("--name")
+        add_json_flag(parser)
 
     def handle(self, *args, path, name, **opts):
         from inference.actions import import_template_file
@@ -16,3 +19,5 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"template {template.name} v{template.version} (sha256 {template.content_hash[:12]})")
+        write_json(self, opts, {"template": template.name, "version": template.version,
+                                "sha256": template.content_hash})

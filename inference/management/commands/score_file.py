@@ -9,10 +9,11 @@ sample's verdict and p_yes.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+
+from rprm_web.cli import Progress, write_json
 
 
 class Command(BaseCommand):
@@ -28,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int)
         parser.add_argument("--template", help="prompt template name or name@version (default: built-in)")
         parser.add_argument("--keep-text", action="store_true", help="include each critique's text")
+        parser.add_argument(
+            "--json", action="store_true", help="with --out: print a summary JSON object as the last line"
+        )
 
     def handle(self, *args, **o):
         from inference import evaluation
@@ -48,6 +52,8 @@ class Command(BaseCommand):
             template = evaluation.template_for(o["template"])
         except PromptTemplate.DoesNotExist as exc:
             raise CommandError(str(exc)) from exc
+        if o["json"] and not o["out"]:
+            raise CommandError("--json needs --out: without it stdout already carries the JSON Lines")
         rows = read_rows(path)  # validated before any model is loaded
         sampling = Sampling(
             **evaluation.eval_sampling_values(endpoint, max_new_tokens=o["max_new_tokens"], seed=o["seed"])
@@ -55,6 +61,7 @@ class Command(BaseCommand):
         backend = get_backend(endpoint)
         core = template.to_core()
         out = open(o["out"], "w", encoding="utf-8") if o["out"] else self.stdout  # noqa: SIM115
+        bar = Progress("score", total=len(rows), unit="solutions", stream=self.stderr)
         try:
             size = max(1, o["batch_size"])
             for start in range(0, len(rows), size):
@@ -79,11 +86,12 @@ class Command(BaseCommand):
                         ],
                     }
                     out.write(json.dumps(line, ensure_ascii=False) + "\n")
-                sys.stderr.write(f"\r{min(start + size, len(rows))}/{len(rows)} solutions")
-            sys.stderr.write("\n")
+                bar.update(min(start + size, len(rows)))
         finally:
+            bar.close()
             if o["out"]:
                 out.close()
+        write_json(self, o, {"out": o["out"], "solutions": len(rows), "model": endpoint.name, "K": o["samples"]})
 
 
 def read_rows(path: Path) -> list[dict]:

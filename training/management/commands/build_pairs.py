@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 class Command(BaseCommand):
     help = "Pair a student run's critiques: chosen agrees with the step's label, rejected does not."
@@ -17,6 +19,7 @@ class Command(BaseCommand):
             help="drop steps whose agreeing samples are at most this fraction (authors: 0.3333)",
         )
         parser.add_argument("--seed", type=int, default=0)
+        add_json_flag(parser)
 
     def handle(self, *args, **o):
         from inference.models import GenerationRun
@@ -38,3 +41,5 @@ class Command(BaseCommand):
             f"{s['steps_considered']} labelled steps, {s['steps_dropped_by_filter']} dropped by the filter, "
             f"{s['steps_without_pair']} without both sides, {s['samples_unparseable']} unparseable samples"
         )
+        write_json(self, o, {"run": run.id, "pairs": len(build.pairs), "steps": build.steps,
+                             "created": build.created, "stats": s})

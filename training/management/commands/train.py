@@ -12,6 +12,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from rprm_web.cli import add_json_flag, write_json
+
 
 def _value(text: str):
     try:
@@ -52,6 +54,7 @@ class Command(BaseCommand):
         parser.add_argument("--beta", type=float)
         parser.add_argument("--lora", action="store_true", default=None)
         parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+        parser.add_argument("--report-to", choices=["tensorboard", "none"], help="default tensorboard")
         parser.add_argument(
             "--set",
             action="append",
@@ -65,6 +68,7 @@ class Command(BaseCommand):
             action="store_true",
             help="create the run without queueing it (then: accelerate launch ... --execute UUID)",
         )
+        add_json_flag(parser)
 
     def handle(self, *args, **o):
         from training import actions
@@ -74,7 +78,7 @@ class Command(BaseCommand):
             run = TrainingRun.objects.filter(uuid=o["execute"]).first()
             if run is None:
                 raise CommandError(f"no training run {o['execute']}")
-            return self.run_here(run)
+            return self.run_here(run, o)
         if not o["kind"]:
             raise CommandError("say sft or dpo (or --execute UUID)")
         if o["base_version"]:
@@ -114,6 +118,7 @@ class Command(BaseCommand):
             "beta",
             "lora",
             "bf16",
+            "report_to",
         )
         hyper = {k: o[k] for k in names if o[k] is not None}
         for item in o["set"]:
@@ -131,13 +136,15 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"created {run.kind} run {run.id}, not queued: manage.py train --execute {run.uuid}"
             )
+            write_json(self, o, {"run": run.id, "uuid": run.uuid, "kind": run.kind, "status": run.status})
             return
         if not o["wait"]:
             self.stdout.write(f"queued {run.kind} run {run.id} ({run.uuid}) on the gpu queue")
+            write_json(self, o, {"run": run.id, "uuid": run.uuid, "kind": run.kind, "status": run.status})
             return
-        self.run_here(run)
+        self.run_here(run, o)
 
-    def run_here(self, run) -> None:
+    def run_here(self, run, o) -> None:
         import socket
 
         from training.tasks import execute
@@ -152,5 +159,10 @@ class Command(BaseCommand):
             f"{result.kind} run {result.id} {result.status} at step {result.step}/{result.max_steps}"
             + (f"; registered {version.name} at {version.path}" if version else "")
         )
+        write_json(self, o, {
+            "run": result.id, "uuid": result.uuid, "kind": result.kind, "status": result.status,
+            "step": result.step, "max_steps": result.max_steps,
+            "model": {"name": version.name, "path": version.path} if version else None,
+        })
         if result.status == "failed":
             raise CommandError(result.error.splitlines()[0] if result.error else "failed")

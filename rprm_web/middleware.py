@@ -1,0 +1,57 @@
+"""`Vary` for htmx: a URL that answers htmx with a partial and a browser with the full page
+must say so, or a cache (the browser's own, on back/forward) serves one for the other.
+
+The middleware watches what a view (or its template) reads of ``request.htmx`` and adds
+the matching request headers to ``Vary``: ``HX-Request`` whenever it asked whether the
+request came from htmx, plus ``HX-Target``, ``HX-Boosted``... for the details it read.
+Views that never look at htmx get no extra ``Vary``. Goes after django-htmx's middleware.
+"""
+
+from __future__ import annotations
+
+from django.utils.cache import patch_vary_headers
+
+# HtmxDetails attribute -> the request header it reads.
+_HEADERS = {
+    "boosted": "HX-Boosted",
+    "current_url": "HX-Current-URL",
+    "current_url_abs_path": "HX-Current-URL",
+    "history_restore_request": "HX-History-Restore-Request",
+    "prompt": "HX-Prompt",
+    "target": "HX-Target",
+    "trigger": "HX-Trigger",
+    "trigger_name": "HX-Trigger-Name",
+    "triggering_event": "Triggering-Event",
+}
+
+
+class _TrackedHtmx:
+    """``request.htmx`` that remembers which request headers were consulted."""
+
+    def __init__(self, details) -> None:
+        self._details = details
+        self.headers_read: set[str] = set()
+
+    def __bool__(self) -> bool:
+        self.headers_read.add("HX-Request")
+        return bool(self._details)
+
+    def __getattr__(self, name: str):
+        self.headers_read.add("HX-Request")
+        if name in _HEADERS:
+            self.headers_read.add(_HEADERS[name])
+        return getattr(self._details, name)
+
+
+class HtmxVaryMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        tracked = None
+        if hasattr(request, "htmx"):
+            tracked = request.htmx = _TrackedHtmx(request.htmx)
+        response = self.get_response(request)
+        if tracked is not None and tracked.headers_read:
+            patch_vary_headers(response, sorted(tracked.headers_read))
+        return response
