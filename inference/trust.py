@@ -75,13 +75,20 @@ def check_url(url: str) -> None:
     if not host_allowed(parts.hostname):
         raise EndpointRejected(
             f"host {parts.hostname!r} is not in MODEL_ENDPOINT_ALLOWED_HOSTS "
-            f"({', '.join(settings.MODEL_ENDPOINT_ALLOWED_HOSTS) or 'empty'})"
+            f"({', '.join(allowed_hosts()) or 'empty'})"
         )
+
+
+def allowed_hosts() -> list[str]:
+    """The setting, plus the host of the deployment's own model server (VLLM_URL)."""
+    hosts = list(settings.MODEL_ENDPOINT_ALLOWED_HOSTS)
+    server = urlsplit(getattr(settings, "VLLM_URL", "") or "").hostname
+    return hosts + [server] if server and server not in hosts else hosts
 
 
 def host_allowed(host: str) -> bool:
     host = host.lower().rstrip(".")
-    for pattern in settings.MODEL_ENDPOINT_ALLOWED_HOSTS:
+    for pattern in allowed_hosts():
         pattern = pattern.lower().strip("[]")
         if pattern == host or (pattern.startswith("*.") and host.endswith(pattern[1:])):
             return True

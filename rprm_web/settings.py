@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -231,15 +230,10 @@ DEFAULT_TEACHER_ENDPOINT = _env("DEFAULT_TEACHER_ENDPOINT", env.str, "vllm-teach
 DEFAULT_SCORER_ENDPOINT = _env("DEFAULT_SCORER_ENDPOINT", env.str, "vllm-scorer")
 # Trust boundaries of model endpoints (inference/trust.py): the hosts an OpenAI-compatible
 # endpoint may point at (exact names or "*.example.org"), checked at registration and at
-# every call. Default: this machine, plus the servers the operator configured above
-# (VLLM_URL; compose's vllm service). And whether `trust_remote_code` (code from the model
-# repository runs on the GPU worker) may be set at all.
-MODEL_ENDPOINT_ALLOWED_HOSTS = _env(
-    "MODEL_ENDPOINT_ALLOWED_HOSTS",
-    env.list,
-    ["127.0.0.1", "localhost", "::1"]
-    + ([urlsplit(VLLM_URL).hostname] if VLLM_URL and urlsplit(VLLM_URL).hostname else []),
-)
+# every call. The host of VLLM_URL (compose's vllm service), set by the operator, is always
+# allowed too. And whether `trust_remote_code` (code from the model repository runs on the
+# GPU worker) may be set at all.
+MODEL_ENDPOINT_ALLOWED_HOSTS = _env("MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"])
 MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)

@@ -205,3 +205,11 @@ def test_review_events_are_insert_only_in_the_database(reviewer):
         with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic(), connection.cursor() as cur:
             cur.execute(sql, [event.pk])
     assert ReviewEvent.objects.get().kind == "claimed"
+
+
+@pytest.mark.django_db
+def test_the_deployments_own_model_server_is_allowed(settings):
+    settings.VLLM_URL = "http://vllm:8000/v1"
+    assert endpoint_for("http://vllm:8000/v1").backend_kwargs()["base_url"] == "http://vllm:8000/v1"
+    with pytest.raises(EndpointRejected, match=r"host 'vllm2' is not in MODEL_ENDPOINT_ALLOWED_HOSTS \(127.0.0.1, localhost, ::1, vllm\)"):
+        endpoint_for("http://vllm2:8000/v1")
