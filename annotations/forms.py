@@ -7,6 +7,14 @@ from django.template.defaultfilters import filesizeformat
 from .models import Dataset, Step
 
 
+def too_large(what: str) -> str:
+    limit = filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)
+    return (
+        f"{what}; uploads are limited to {limit} (IMPORT_MAX_UPLOAD_BYTES). "
+        "Import larger files with `manage.py import_dataset`."
+    )
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="JSON or JSONL (optionally .gz or .zst) or Parquet, streamed to disk.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
@@ -21,16 +29,23 @@ class ImportForm(forms.Form):
         help_text="Recorded with the dataset; the raw rating is always kept.",
     )
 
+    def __init__(self, *args, refused_upload: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused_upload = refused_upload  # a file UploadSizeLimitHandler dropped mid-stream
+
     def clean_file(self):
-        upload = self.cleaned_data["file"]
-        limit = settings.IMPORT_MAX_UPLOAD_BYTES
-        if upload.size > limit:
-            raise forms.ValidationError(
-                f"{upload.name} is {filesizeformat(upload.size)}; uploads are limited to "
-                f"{filesizeformat(limit)} (IMPORT_MAX_UPLOAD_BYTES). Import larger files with "
-                "`manage.py import_dataset`."
-            )
+        upload = self.cleaned_data.get("file")
+        if upload is not None and upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(too_large(f"{upload.name} is {filesizeformat(upload.size)}"))
         return upload
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.refused_upload is not None and self.is_bound:
+            self.errors["file"] = self.error_class(
+                [too_large(f"{self.refused_upload} is over {filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)}")]
+            )
+            self.cleaned_data.pop("file", None)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

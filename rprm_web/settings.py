@@ -183,6 +183,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 # Import limits (annotations/importers/limits.py): a hostile file fails with a message.
 IMPORT_MAX_UPLOAD_BYTES = _env("IMPORT_MAX_UPLOAD_BYTES", env.int, 2 << 30)
+# Any upload over IMPORT_MAX_UPLOAD_BYTES is dropped while it streams in, before it fills the disk.
+FILE_UPLOAD_HANDLERS = [
+    "annotations.uploads.UploadSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 IMPORT_MAX_RECORD_BYTES = _env("IMPORT_MAX_RECORD_BYTES", env.int, 64 << 20)
 IMPORT_MAX_DECOMPRESSED_BYTES = _env("IMPORT_MAX_DECOMPRESSED_BYTES", env.int, 50 << 30)
 IMPORT_MAX_DECOMPRESSION_RATIO = _env("IMPORT_MAX_DECOMPRESSION_RATIO", env.int, 100)

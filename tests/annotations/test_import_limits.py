@@ -11,10 +11,10 @@ import tracemalloc
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from annotations.actions import create_import_job, import_file, import_limits, run_import_job
@@ -153,11 +153,47 @@ def test_the_import_form_refuses_an_upload_over_the_size_limit(tmp_path, setting
         {"file": SimpleUploadedFile("big.jsonl", path.read_bytes()), "rating0": "correct"},
     )
     assert response.status_code == 200
-    size = filesizeformat(path.stat().st_size)
-    assert f"big.jsonl is {size}; uploads are limited to 1000\xa0bytes (IMPORT_MAX_UPLOAD_BYTES)" in (
+    # Dropped while streaming (UploadSizeLimitHandler), not after the whole file was stored.
+    assert "big.jsonl is over 1000\xa0bytes; uploads are limited to 1000\xa0bytes (IMPORT_MAX_UPLOAD_BYTES)" in (
         response.content.decode()
     )
     assert not ImportJob.objects.exists() and not (tmp_path / "media" / "uploads").exists()
+    assert RecordingHandler.received <= 1000 + 64 * 1024  # at most one chunk past the limit went on
+
+
+class RecordingHandler(FileUploadHandler):
+    """Stands where Django's storing handlers stand: counts the bytes that reach them."""
+
+    received = 0
+
+    def receive_data_chunk(self, raw_data, start):
+        RecordingHandler.received += len(raw_data)
+        return raw_data  # on to the handler that stores it
+
+    def file_complete(self, file_size):
+        return None
+
+
+@pytest.fixture(autouse=True)
+def _recording_handler(settings):
+    RecordingHandler.received = 0
+    settings.FILE_UPLOAD_HANDLERS = [
+        "annotations.uploads.UploadSizeLimitHandler",
+        "tests.annotations.test_import_limits.RecordingHandler",
+        *settings.FILE_UPLOAD_HANDLERS[1:],
+    ]
+
+
+@pytest.mark.django_db
+def test_a_huge_upload_stops_at_the_limit_while_streaming(tmp_path, settings, client, admin):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 256 * 1024
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.login(username="admin", password=PASSWORD)
+    big = SimpleUploadedFile("huge.jsonl", b"{}\n" * (3 << 20))  # 9 MiB
+    response = client.post(reverse("annotations:import_new"), {"file": big, "rating0": "correct"})
+    assert response.status_code == 200 and "huge.jsonl is over 256.0\xa0KB" in response.content.decode()
+    assert RecordingHandler.received <= 256 * 1024 + 64 * 1024
+    assert not ImportJob.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
