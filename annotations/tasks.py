@@ -17,5 +17,5 @@ def import_dataset_task(self, job_id: int) -> None:
 
 
 # Celery autodiscovers `tasks` modules only; these live beside it.
-from .tasks_dashboards import *  # noqa: E402, F401, F403
 from .tasks_review import audit_run_task, export_task  # noqa: E402, F401
+from .tasks_dashboards import *  # noqa: E402, F401, F403
