@@ -196,11 +196,11 @@ DEMO_CRITIQUES: list[tuple[str, int, int, str]] = [
         1,
         0,
         critique(
-            "Step 1 computes the discount: $0.25 \\times 40 = 10$, correct.",
+            "Step 1 computes the discount: 0.25 * $40 = $10, correct.",
             "The Now Step subtracts the discount from the price.",
             "40 comes from the problem and 10 from Step 1; Step 5 confirms the price.",
             "Consistent with Step 1.",
-            "$40 - 10 = 30$, but the Now Step writes 20.",
+            "$40 - $10 = $30, but the Now Step writes $20.",
             "The Now Step is incorrect.",
             "No",
         ),

@@ -231,7 +231,10 @@ class PromptRenderer:
             self._templates[template.id] = template.to_core()
             self.used_templates[template.id] = template
         core = self._templates[template.id]
-        return core.render_messages(c.step.solution.problem.question, c.previous_texts, c.step.text)
+        solution = c.step.solution
+        # The exact question the source gave (PRMBench, step rows), as inference renders it.
+        question = (solution.metadata or {}).get("prompt_question") or solution.problem.question
+        return core.render_messages(question, c.previous_texts, c.step.text)
 
 
 def _chunks(ids: Sequence, size: int = CHUNK) -> Iterator[Sequence]:

@@ -128,12 +128,19 @@ def train_sft_and_dpo(command, dataset, teacher_run):
                                          batch_size=8, seed=0)
         student = _wait(command, GenerationRun, student.pk, f"student sampling run #{student.pk}")
     build = actions.build_preference_pairs_for(student)
+    selection = {"student_run": student.id, "val_fraction": 0.0}
     command.stdout.write(f"  student run #{student.pk}: strict parse rate {student.summary.get('parse_rate')}, "
-                         f"{len(build.pairs)} preference pairs")
+                         f"{len(build.pairs)} preference pairs (the authors' filter, chosen Yes/No balanced 1:1)")
+    if not build.pairs and build.stats.get("dropped_for_balance"):
+        # A tiny random model's pairs are one-sided: the 1:1 balance keeps none. Show DPO anyway.
+        build = actions.build_preference_pairs_for(student, balance=False)
+        selection["balance"] = False
+        command.stdout.write(f"  the pairs are all chosen-{'Yes' if build.stats.get('chosen_yes') else 'No'}: "
+                             f"training the demo DPO on {len(build.pairs)} unbalanced pairs")
     if not build.pairs:
         command.stdout.write("  no preference pairs (every parsed sample agreed, or none parsed): DPO skipped")
         return sft_model
-    dpo = launch("dpo", sft_model, {"student_run": student.id, "val_fraction": 0.0},
+    dpo = launch("dpo", sft_model, selection,
                  learning_rate=5e-4, max_steps=20, warmup_ratio=0.0)
     if dpo.status != TrainingRun.Status.SUCCEEDED:
         command.stdout.write(f"  DPO run #{dpo.pk} {dpo.status}")
@@ -164,3 +171,74 @@ def run_pipeline(command, dataset) -> None:
     if version is not None:
         command.stdout.write(f"• Evaluation of {version.name} on the demo data (ProcessBench metrics)")
         evaluate(command, dataset, version)
+    command.stdout.write(
+        "• The released R-PRM-7B-DPO with its own prompt: `manage.py import_template GenPRM-evaluate-new3.json` "
+        "(NJUNLP/R-PRM src/prompts/GenPRM/), serve kevinpro/R-PRM-7B-DPO (`vllm serve`), then "
+        f"`manage.py evaluate --benchmark processbench --dataset {dataset.name} --model http://HOST:8000/v1 "
+        "--template GenPRM-evaluate-new3` (README: \"The released R-PRM-7B-DPO checkpoint\")"
+    )
+
+
+# ----- the scoring API's model server ---------------------------------------------------
+
+SCORING_ENDPOINT = "tiny-served"
+
+
+def start_scoring_server(port: int, log_dir: Path, env: dict):
+    """A local `transformers serve` of the tiny model, registered as the scoring API's
+    endpoint (the web process never loads a model). Returns (process, url, served name)."""
+    from inference.core import local_server
+
+    served = local_server.prepare_served_copy(tiny_model_dir(), Path(settings.MODELS_DIR) / "tiny-qwen2-served")
+    proc = local_server.start_transformers_serve(served, port, log_dir / "scoring-server.log", env=env)
+    return proc, f"http://127.0.0.1:{port}", str(served)
+
+
+def register_scoring_endpoint(url: str, served_name: str):
+    from inference.models import ModelEndpoint
+
+    fields = {
+        "role": ModelEndpoint.Role.SCORER, "backend": ModelEndpoint.Backend.OPENAI, "path_or_url": url,
+        "served_model_name": served_name, "default_sampling": {"max_new_tokens": 48},
+        # transformers serve runs one call at a time: more in flight would only queue there.
+        "options": {"p_yes_via": "systemone", "max_concurrency": 1, "timeout_s": 120},
+    }  # fmt: skip
+    endpoint, _ = ModelEndpoint.objects.update_or_create(name=SCORING_ENDPOINT, defaults=fields)
+    return endpoint
+
+
+def try_scoring_api(command, base_url: str, url: str, proc, log_dir: Path) -> None:
+    """Wait for the model server, then score the demo's first solution through the API as curl would."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from django.contrib.auth.models import User
+
+    from annotations.demo import DEMO_ROWS
+    from inference.core import local_server
+    from inference.evaluation import create_api_token
+    from inference.models import ApiToken
+
+    local_server.wait_ready(url, proc, log_dir / "scoring-server.log", timeout_s=180)
+    admin = User.objects.get(username="admin")
+    ApiToken.objects.filter(user=admin, name="quickstart", revoked_at__isnull=True).delete()
+    raw = create_api_token(admin, "quickstart")[1]
+    _, question, steps, _, _ = DEMO_ROWS[0]
+    body = {"question": question, "steps": steps[:2], "K": 2, "max_new_tokens": 24}
+    request = urllib.request.Request(
+        f"{base_url}api/v1/score", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            data = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"the scoring API answered {exc.code}: {exc.read()[:500]!r}; see var/logs/") from None
+    rewards = ", ".join(f"{r:.3f}" if r is not None else "None" for r in data["rewards"])
+    command.stdout.write(f"  POST /api/v1/score ({SCORING_ENDPOINT}): step rewards {rewards} in {data['seconds']} s")
+    command.stdout.write(
+        f"  try it: curl -s {base_url}api/v1/score -H 'Authorization: Bearer {raw}' "
+        "-H 'Content-Type: application/json' -d '{\"question\": \"What is 2 + 3?\", "
+        "\"steps\": [\"2 + 3 = 5.\"], \"K\": 2, \"max_new_tokens\": 24}'"
+    )

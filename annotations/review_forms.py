@@ -27,6 +27,9 @@ class QueueFilterForm(forms.Form):
     )
     error_type = forms.ModelChoiceField(ErrorType.objects.all(), required=False, empty_label="Any error type")
     q = forms.CharField(required=False, max_length=200, label="Search")
+    text = forms.ChoiceField(
+        choices=[("", "Any"), ("repaired", "Text repaired"), ("truncated", "Truncated")], required=False
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -43,6 +46,7 @@ class QueueFilterForm(forms.Form):
             run_id=d["run"].id if d["run"] else None,
             error_type_id=d["error_type"].id if d["error_type"] else None,
             search=(d["q"] or "").strip(),
+            model_text=d["text"] or "",
         )
 
 

@@ -80,6 +80,7 @@ class QueueFilter:
     run_id: int | None = None
     error_type_id: int | None = None
     search: str = ""
+    model_text: str = ""  # "repaired" | "truncated": critiques whose model text was flagged
 
     def apply(self, qs: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
         if self.queue == "flagged":
@@ -103,6 +104,10 @@ class QueueFilter:
                 | Q(critique__text__icontains=s)
                 | Q(step__solution__source_id=s)
             )
+        if self.model_text == "repaired":
+            qs = qs.filter(critique__text_repaired=True)
+        elif self.model_text == "truncated":
+            qs = qs.filter(critique__truncated=True)
         return qs
 
     def as_query(self) -> dict[str, str]:
@@ -112,6 +117,8 @@ class QueueFilter:
                 q[key.removesuffix("_id")] = str(getattr(self, key))
         if self.search:
             q["q"] = self.search
+        if self.model_text:
+            q["text"] = self.model_text
         return q
 
 

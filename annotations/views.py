@@ -70,8 +70,18 @@ def solution_detail(request: AppRequest, solution_uuid):
         "previous": neighbours.filter(id__lt=solution.id).order_by("-id").only("uuid").first(),
         "next": neighbours.filter(id__gt=solution.id).order_by("id").only("uuid").first(),
         "error_types": {e.slug: e for e in ErrorType.objects.all()},
+        # PRMBench: the model sees modified_question; show the original when it differs.
+        "original_question": _original_question(solution),
     }
     return render(request, "annotations/solution_detail.html", context)
+
+
+def _original_question(solution: Solution) -> str:
+    meta = solution.metadata or {}
+    original = meta.get("original_question") or meta.get("question")
+    if isinstance(original, str) and original.strip() != solution.problem.question.strip():
+        return original
+    return ""
 
 
 @require_http_methods(["GET", "POST"])

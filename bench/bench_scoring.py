@@ -1,4 +1,4 @@
-"""Scoring benchmark: our one-pass scoring vs the authors' two-pass path, plus API latency.
+"""Scoring benchmark: our one-pass scoring vs the authors' two-pass path.
 
     .venv/bin/python bench/bench_scoring.py                      # tiny model, CPU
     .venv/bin/python bench/bench_scoring.py --hidden 256 --layers 4   # a larger random Qwen2
@@ -17,10 +17,9 @@ critique look like a trained model's: `--free-tokens` sampled analysis tokens, t
 verdict question, then the greedier of " Yes"/" No", then end of sequence (`--mode free`
 leaves the text alone: p_yes then comes from the documented fallback, batched in ours).
 Both paths sample with the same seed, so they produce the same texts (checked); p_yes
-agreement is measured on exactly those texts. Then a gunicorn server on 127.0.0.1 serves
-`POST /api/v1/score` for the same model (scratch SQLite database in a temporary folder)
-and a bounded number of concurrent requests measures latency. The last line printed is
-one JSON object.
+agreement is measured on exactly those texts. The last line printed is one JSON object.
+The scoring API (which calls a model server, never a model in the web process) has its
+own benchmark: bench_score_api.py.
 """
 
 from __future__ import annotations
@@ -28,13 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +40,6 @@ from annotations.demo import DEMO_ROWS  # noqa: E402  (plain Python: no Django n
 from inference.core.backends.base import Sampling  # noqa: E402
 from inference.core.prompts import DEFAULT_TEMPLATE  # noqa: E402
 from inference.core.solution_scoring import score_solutions, step_prompts  # noqa: E402
-from inference.core.stats import percentile  # noqa: E402
 from inference.core.verdict import VERDICT_QUESTION  # noqa: E402
 
 
@@ -233,86 +227,6 @@ def compare_paths(args, model_dir: Path) -> dict:
     }  # fmt: skip
 
 
-# -- API latency ----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api_latency(args, model_dir: Path, work: Path) -> dict:
-    import httpx
-
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'api.sqlite3'}", "RPRM_VAR_DIR": str(work / "var"),
-           "DEBUG": "false", "TORCH_CPU_THREADS": str(args.server_threads), "OMP_NUM_THREADS": str(args.server_threads),
-           "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    py = sys.executable
-    subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    setup = (
-        "import django, json, sys; django.setup();"
-        "from django.contrib.auth.models import User; from inference.models import ModelEndpoint;"
-        "from inference.evaluation import create_api_token;"
-        "u = User.objects.create_user('bench');"
-        f"ModelEndpoint.objects.create(name='bench-scorer', role='scorer', backend='transformers',"
-        f" path_or_url={str(model_dir)!r}, default_sampling={{'max_new_tokens': {args.free_tokens}}},"
-        " options={'device': 'cpu', 'dtype': 'float32', 'batch_size': 16});"
-        "print(create_api_token(u, 'bench')[1])"
-    )
-    token = subprocess.run([py, "-c", setup], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "rprm_web.settings"},
-                           check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]  # fmt: skip
-    port = _free_port()
-    log = open(work / "gunicorn.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen(
-        [py, "-m", "gunicorn", "rprm_web.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.server_workers),
-         "--timeout", "300"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api/v1/score"
-    headers = {"Authorization": f"Bearer {token}"}
-    _, problem, steps, _, _ = DEMO_ROWS[0]
-    body = {"question": problem, "steps": steps, "K": args.k, "model": "bench-scorer"}
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(timeout=300) as client:
-            while True:
-                try:
-                    client.post(url, json={}, headers={})
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError((work / "gunicorn.log").read_text()[-2000:]) from None
-                    time.sleep(0.3)
-            # Warm-up: every worker loads the model on its first scoring call.
-            with ThreadPoolExecutor(args.server_workers) as pool:
-                warm = list(pool.map(lambda _: client.post(url, json=body, headers=headers).status_code,
-                                     range(2 * args.server_workers)))  # fmt: skip
-            if set(warm) != {200}:
-                raise RuntimeError(f"warm-up answered {warm}: {(work / 'gunicorn.log').read_text()[-2000:]}")
-
-            def one(_):
-                t0 = time.perf_counter()
-                r = client.post(url, json=body, headers=headers)
-                return time.perf_counter() - t0, r.status_code
-
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(args.concurrency) as pool:
-                results = list(pool.map(one, range(args.requests)))
-            wall = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-    latencies = [t for t, code in results if code == 200]
-    return {
-        "requests": args.requests, "concurrency": args.concurrency, "server_workers": args.server_workers,
-        "server_threads": args.server_threads, "steps_per_request": len(steps), "k": args.k,
-        "max_new_tokens": args.free_tokens, "errors": sum(code != 200 for _, code in results),
-        "p50_s": statistics.median(latencies), "p95_s": percentile(latencies, 0.95),
-        "mean_s": statistics.fmean(latencies), "max_s": max(latencies), "requests_per_s": len(latencies) / wall,
-    }  # fmt: skip
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hidden", type=int, help="hidden size of a random Qwen2 (default: the tiny model, 64)")
@@ -326,11 +240,6 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest counts")
     p.add_argument("--threads", type=int, help="torch CPU threads for the comparison")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--requests", type=int, default=40, help="API requests (bounded load)")
-    p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--server-workers", type=int, default=2)
-    p.add_argument("--server-threads", type=int, default=1, help="torch threads per server worker")
-    p.add_argument("--skip-api", action="store_true")
     args = p.parse_args()
 
     import torch
@@ -355,12 +264,6 @@ def main() -> None:
             f"p_yes max |diff| {paths['p_yes_max_abs_diff']:.2e}"
         )
         summary = {"paths": paths}
-        if not args.skip_api:
-            api = api_latency(args, model_dir, work)
-            print(f"  API: {api['requests']} requests, concurrency {api['concurrency']}, {api['server_workers']} "
-                  f"gunicorn workers: p50 {api['p50_s']:.3f} s, p95 {api['p95_s']:.3f} s, "
-                  f"{api['requests_per_s']:.2f} req/s, {api['errors']} errors")  # fmt: skip
-            summary["api"] = api
     print(json.dumps(summary))
 
 

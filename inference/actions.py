@@ -63,7 +63,8 @@ def save_template(core, *, source: str = "", user=None, notes: str = "") -> Prom
         version = max(core.version, (last.version + 1) if last else 1)
         return PromptTemplate.objects.create(
             name=core.name, version=version, system=core.system, user_template=core.user,
-            few_shot=[list(p) for p in core.few_shot], chat=core.chat, source=source, notes=notes,
+            few_shot=[list(p) for p in core.few_shot], chat=core.chat, style=core.style,
+            rendering=core.rendering, source=source or core.source, source_sha256=core.source_sha256, notes=notes,
             created_by=user,
         )
 
@@ -72,7 +73,7 @@ def import_template_file(path: str | Path, *, name: str | None = None, user=None
     from inference.core.prompts import load_template_file
 
     core = load_template_file(path, name=name)
-    return save_template(core, source=Path(path).name, user=user)
+    return save_template(core, source=core.source or Path(path).name, user=user)
 
 
 def guess_backend(model: str) -> str:

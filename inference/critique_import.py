@@ -3,7 +3,8 @@ teacher, the quickstart's hand-written demo teacher) as a finished run.
 
 One JSON object per line: ``{"solution_id": <solution source id>, "step_index":
 <0-based>, "sample_index": <int, optional: order of appearance>, "text": <critique>,
-"p_yes": <float, optional>}``. The verdict and sections are parsed here exactly as
+"p_yes": <float, optional>}``. The keys of an ``export_prompts`` line, ``"solution"`` and
+``"step"`` (1-based), are accepted instead, so a batch job can copy them through. The verdict and sections are parsed here exactly as
 for generated critiques. The import is one transaction; a bad line is refused with
 file, line and field, and nothing is written. The same file for the same dataset
 imports once.
@@ -22,6 +23,7 @@ from django.utils import timezone
 from annotations.models import Dataset, Step
 
 from .core.backends.base import Completion
+from .core.text import repair
 from .models import Critique, GenerationRun, ModelEndpoint
 
 
@@ -70,6 +72,12 @@ def import_critiques(
                 raise CritiqueImportError(f"{where}: not valid JSON ({exc.msg})") from exc
             if not isinstance(obj, dict):
                 raise CritiqueImportError(f"{where}: expected a JSON object")
+            if "solution_id" not in obj and "step_index" not in obj and "solution" in obj and "step" in obj:
+                # An export_prompts line carried through: 1-based "step".
+                step = obj["step"]
+                if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+                    raise CritiqueImportError(f"{where}: field 'step': expected an integer >= 1")
+                obj = {**obj, "solution_id": obj["solution"], "step_index": step - 1}
             for field, kind in (("solution_id", (str, int)), ("step_index", int), ("text", str)):
                 if not isinstance(obj.get(field), kind) or isinstance(obj.get(field), bool):
                     raise CritiqueImportError(f"{where}: field '{field}': missing or of the wrong type")
@@ -89,7 +97,7 @@ def import_critiques(
         raise CritiqueImportError(f"{path.name}: no critiques in the file")
 
     endpoint, _ = ModelEndpoint.objects.get_or_create(
-        name=model_name, defaults={"backend": ModelEndpoint.Backend.RECORDED, "path_or_url": path.name}
+        name=repair(model_name), defaults={"backend": ModelEndpoint.Backend.RECORDED, "path_or_url": repair(path.name)}
     )
     next_sample: dict[tuple, int] = defaultdict(int)
     seen: set[tuple] = set()
@@ -103,7 +111,7 @@ def import_critiques(
             n_samples=1,
             temperature=0,
             status=GenerationRun.Status.RUNNING,
-            step_filter={"imported_from": path.name, "sha256": sha},
+            step_filter={"imported_from": repair(path.name), "sha256": sha},
             created_by=user,
             started_at=now,
         )

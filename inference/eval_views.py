@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotations.access import AppRequest, require_admin, require_reviewer
+from inference.core import metrics
 from inference.core.metrics import POSITIVE_ONLY_CLASSES, PRMBENCH_DIMENSIONS, PROCESSBENCH_SUBSETS
 
 from . import evaluation, guidance_runs
@@ -50,9 +51,12 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
     data = {
         "labels": [str(k) for k in ks],
         "ours": [ours[k]["value"] if k in ours else None for k in ks],
+        # The authors' estimator: the first K sampled critiques of each step.
+        "first_k": [ours[k].get("first_k") if k in ours else None for k in ks],
         "low": [ours[k]["ci_low"] if k in ours else None for k in ks],
         "high": [ours[k]["ci_high"] if k in ours else None for k in ks],
-        "name": f"{run.name} (ours)",
+        "name": f"{run.name}: mean over random K-subsets",
+        "first_k_name": f"{run.name}: first K samples (the authors' estimator)",
         "metric": run.results.get("headline", {}).get("label", ""),
     }
     if run.benchmark == "processbench":
@@ -117,6 +121,7 @@ def results(request: AppRequest):
     prm_runs = list(latest_prm.values())[:6]
     latest = [r for r in (_latest("processbench"), _latest("prmbench")) if r is not None]
     context = {
+        "tie_rules": metrics.TIE_RULES,
         "table": table,
         "benchmarks": BENCHMARKS,
         "chart": kscaling_chart(scaling_run),

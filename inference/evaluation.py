@@ -32,7 +32,9 @@ from annotations.access import is_reviewer
 from annotations.models import Dataset, Problem, Solution, Step
 from inference.core import metrics
 from inference.core.contamination import overlap_report
+from inference.core.prompts import question_for_prompt
 from inference.core.solution_scoring import DEFAULT_K, EVAL_SAMPLING, MAX_K, BatchStats, score_solutions
+from inference.core.text import repair
 
 from .models import ApiToken, EvaluationDataset, EvaluationRun, ModelEndpoint, PromptTemplate, SolutionScore
 from .trust import record_failure
@@ -140,8 +142,14 @@ def template_for(name: str | None = None) -> PromptTemplate:
 
 
 def subset_of(solution: Solution, dataset: Dataset) -> str:
-    """ProcessBench subset: the solution's metadata `subset`, else the dataset's split/name."""
-    return str((solution.metadata or {}).get("subset") or dataset.split or dataset.name)
+    """ProcessBench subset: the solution's metadata `subset`, else its id prefix (`gsm8k-3`,
+    `math-12`: one dataset may hold several subsets), else the dataset's split/name."""
+    return str(
+        (solution.metadata or {}).get("subset")
+        or metrics.processbench_subset_from_id(solution.source_id)
+        or dataset.split
+        or dataset.name
+    )
 
 
 def step_targets(labels: list[str]) -> list[float | None]:
@@ -447,7 +455,9 @@ def process_evaluation(
         _finish(run, EvaluationRun.Status.CANCELLED)
     except Exception as exc:  # recorded on the run; the task does not retry
         log.exception("evaluation %s failed", run_id)
-        record_failure(run, exc, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        # The message may quote model text: repaired, or recording the failure fails too.
+        record_failure(run, exc, repair(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"))
+        run.error = repair(run.error)
         _finish(run, EvaluationRun.Status.FAILED)
     finally:
         stop.set()
@@ -497,7 +507,7 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
         scored = score_solutions(
             backend,
             template,
-            [(s.problem.question, texts[s.id]) for s in sols],
+            [(question_for_prompt(s.problem.question, s.metadata), texts[s.id]) for s in sols],
             run.n_samples,
             sampling,
             stats=stats,

@@ -28,6 +28,7 @@ from inference.core.answers import answers_equal, extract_answer
 from inference.core.backends.base import Sampling
 from inference.core.guidance import END_OF_SOLUTION, best_of_n_select, guided_search, make_policy_proposer
 from inference.core.solution_scoring import BatchStats, score_candidates, score_solutions
+from inference.core.text import repair, repair_json
 
 from .evaluation import STALE_AFTER, RunCancelled, _heartbeat, eval_sampling_values, template_for
 from .models import GuidanceResult, GuidanceRun, ModelEndpoint, PromptTemplate
@@ -202,7 +203,9 @@ def process_guidance(
         _finish(run, GuidanceRun.Status.CANCELLED)
     except Exception as exc:
         log.exception("guidance run %s failed", run_id)
-        record_failure(run, exc, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        # The message may quote model text: repaired, or recording the failure fails too.
+        record_failure(run, exc, repair(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"))
+        run.error = repair(run.error)
         _finish(run, GuidanceRun.Status.FAILED)
     finally:
         stop.set()
@@ -261,9 +264,13 @@ def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None
                 policy_sampling=policy_sampling,
                 sampling=scoring,
             )
+        # Policy text is model output: characters PostgreSQL cannot hold become U+FFFD.
+        result, repaired = repair_json(result)
         with transaction.atomic():
             _, created = GuidanceResult.objects.get_or_create(
-                run=run, problem=problem, defaults={**result, "reference_answer": problem.reference_answer}
+                run=run,
+                problem=problem,
+                defaults={**result, "reference_answer": problem.reference_answer, "text_repaired": repaired},
             )
             if created:
                 GuidanceRun.objects.filter(id=run.id).update(
@@ -381,9 +388,10 @@ def guided_search_problem(
 
 def summarise(run: GuidanceRun) -> dict[str, Any]:
     """Accuracy (percent) per selection rule, with pass@1 / pass@N for Best-of-N."""
-    rows = list(GuidanceResult.objects.filter(run=run).values("candidates", "selections", "stop_reason"))
+    rows = list(GuidanceResult.objects.filter(run=run).values("candidates", "selections", "stop_reason",
+                                                              "text_repaired"))
     n = len(rows)
-    out: dict[str, Any] = {"n_problems": n, "kind": run.kind}
+    out: dict[str, Any] = {"n_problems": n, "kind": run.kind, "text_repaired": sum(r["text_repaired"] for r in rows)}
     if not n:
         return out
     if run.kind == GuidanceRun.Kind.BEST_OF_N:

@@ -25,6 +25,11 @@ class PromptTemplate(models.Model):
     user_template = models.TextField(help_text="Must contain {question}, {previous_steps} and {now_step}.")
     few_shot = models.JSONField(default=list, blank=True, help_text="[[user, assistant], ...]")
     chat = models.BooleanField(default=True, help_text="Render through the tokenizer's chat template.")
+    # "named": {question}/{previous_steps}/{now_step}; "positional": the official files' three {}.
+    style = models.CharField(max_length=12, default="named")
+    # "rprm": rendered exactly like the authors' step rows; "legacy": versions stored before that.
+    rendering = models.CharField(max_length=12, default="rprm")
+    source_sha256 = models.CharField(max_length=64, blank=True, help_text="sha256 of the file it was loaded from.")
     content_hash = models.CharField(max_length=64, editable=False)
     source = models.CharField(max_length=255, blank=True, help_text="File it was loaded from, if any.")
     notes = models.TextField(blank=True)
@@ -48,6 +53,7 @@ class PromptTemplate(models.Model):
         return CoreTemplate(
             name=self.name, version=self.version, system=self.system, user=self.user_template,
             few_shot=tuple(tuple(p) for p in self.few_shot), chat=self.chat,
+            style=self.style, rendering=self.rendering, source=self.source, source_sha256=self.source_sha256,
         )
 
     def save(self, *args, **kwargs):
@@ -222,8 +228,9 @@ class GenerationRun(models.Model):
 
 class CritiqueQuerySet(models.QuerySet):
     def sft_eligible(self):
-        """The method's keep rule: strict format and the verdict agrees with the label."""
-        return self.filter(strict=True, matches_label=True)
+        """The method's keep rule: a verdict the authors' filter accepts (strict or not,
+        see inference.core.verdict) that agrees with the label."""
+        return self.filter(verdict__in=("yes", "no"), matches_label=True)
 
 
 class Critique(models.Model):
@@ -251,6 +258,10 @@ class Critique(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(default=0)
+    # Model text PostgreSQL/UTF-8 cannot hold (NUL, lone surrogates) was replaced by U+FFFD.
+    text_repaired = models.BooleanField(default=False)
+    # The backend stopped at the token limit (finish reason "length"): the critique is cut.
+    truncated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CritiqueQuerySet.as_manager()
@@ -306,6 +317,25 @@ class ApiToken(models.Model):
         import hashlib
 
         return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _lease_key() -> str:
+    return uuid.uuid4().hex
+
+
+class ApiLease(models.Model):
+    """One admitted scoring API request, for the rate and concurrency limits when there
+    is no Redis (see inference/api_limits.py). Rows older than the rate window are
+    deleted at the token's next request."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=32, unique=True, default=_lease_key, editable=False)
+    started_at = models.DateTimeField()
+    # Holds a concurrency slot until then; None once released.
+    running_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["token", "started_at"], name="apilease_token_started")]
 
 
 class RunStatus(models.TextChoices):
@@ -540,6 +570,8 @@ class GuidanceResult(models.Model):
     selections = models.JSONField(default=dict)
     solution = models.TextField(blank=True, help_text="Guided search: the solution it built.")
     stop_reason = models.CharField(max_length=20, blank=True)
+    # Policy text had characters PostgreSQL cannot hold (NUL, lone surrogates): now U+FFFD.
+    text_repaired = models.BooleanField(default=False)
     completion_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

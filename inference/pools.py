@@ -1,8 +1,11 @@
 """The SFT pool: which critiques may become supervised training data.
 
-The method's rule: a critique is kept when its format is strict (exactly one
-verdict line, at the end) and its verdict agrees with the human label. Kept data
-is balanced yes/no 1:1, and a validation split is held out *by problem*, so no
+The method's rule: a critique is kept when it has a verdict (the strict line, or
+what the authors' filter accepts) and that verdict agrees with the human label. As
+the authors' ``operate-PRM-CoT-data.py`` does, ONE agreeing critique is kept per step
+of a run (``per_step="one"``, the default): the last one in sample order (highest
+``sample_index``), which is their ``target_list[-1]`` for one responses file.
+``per_step="all"`` keeps every agreeing critique. Kept data is balanced yes/no 1:1, and a validation split is held out *by problem*, so no
 problem appears in both splits. Choices are deterministic for a seed (hash
 order, not random state), so the same inputs give the same pool on any machine.
 """
@@ -55,11 +58,26 @@ def _excluded_by_review():
     return training_exclusion_q()
 
 
+PER_STEP_CHOICES = ("one", "all")
+
+
 def build_sft_pool(critiques: QuerySet[Critique], *, val_fraction: float = 0.05, seed: int = 0,
-                   balance: bool = True) -> SFTPool:
+                   balance: bool = True, per_step: str = "one") -> SFTPool:
     if not 0 <= val_fraction < 1:
         raise ValueError("val_fraction must be in [0, 1)")
-    rows = list(critiques.values_list("id", "verdict", "step__solution__problem__question"))
+    if per_step not in PER_STEP_CHOICES:
+        raise ValueError(f"per_step must be one of {', '.join(PER_STEP_CHOICES)}, got {per_step!r}")
+    rows = list(critiques.values_list("id", "verdict", "step__solution__problem__question", "step_id",
+                                      "run_id", "sample_index"))
+    n_agreeing = len(rows)
+    if per_step == "one":
+        last: dict[tuple[int, int], tuple] = {}
+        for row in rows:
+            key = (row[4], row[3])  # (run, step)
+            if key not in last or row[5] > last[key][5]:
+                last[key] = row
+        rows = sorted(last.values())
+    rows = [r[:3] for r in rows]
     splits: dict[str, dict[str, list[int]]] = {"train": {"yes": [], "no": []}, "val": {"yes": [], "no": []}}
     val_problems = set()
     for cid, verdict, question in rows:
@@ -69,7 +87,8 @@ def build_sft_pool(critiques: QuerySet[Critique], *, val_fraction: float = 0.05,
             val_problems.add(key)
         splits[split][verdict].append(cid)
     pool = SFTPool()
-    stats: dict = {"eligible": len(rows), "val_problems": len(val_problems), "seed": seed,
+    stats: dict = {"eligible": len(rows), "agreeing": n_agreeing, "per_step": per_step,
+                   "val_problems": len(val_problems), "seed": seed,
                    "val_fraction": val_fraction, "balanced": balance}
     for split, by_verdict in splits.items():
         yes, no = by_verdict["yes"], by_verdict["no"]

@@ -10,7 +10,6 @@ restart does only what is still missing.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import socket
@@ -27,6 +26,8 @@ from django.utils import timezone
 
 from annotations.models import Step
 from inference.core.backends.base import Backend
+from inference.core.prompts import question_for_prompt
+from inference.core.text import is_truncated, repair, repair_json, repair_text
 from inference.core.verdict import parse_verdict, split_sections
 
 from .models import Critique, GenerationRun, ModelEndpoint
@@ -125,7 +126,8 @@ def _contexts(step_ids: list[int]) -> dict[int, tuple[str, list[str], str, Step]
     out = {}
     for sid, step in steps.items():
         all_texts = texts[step.solution_id]
-        out[sid] = (step.solution.problem.question, all_texts[: step.index], step.text, step)
+        question = question_for_prompt(step.solution.problem.question, step.solution.metadata)
+        out[sid] = (question, all_texts[: step.index], step.text, step)
     return out
 
 
@@ -136,25 +138,45 @@ def matches_label(verdict: str, label: str) -> bool | None:
 
 
 def build_critique(run: GenerationRun, step: Step, sample_index: int, completion) -> Critique:
-    result = parse_verdict(completion.text)
-    sections = split_sections(completion.text)
+    """One storable row for any completion: text PostgreSQL cannot hold is repaired
+    (U+FFFD, `text_repaired`), output cut at the token limit is flagged (`truncated`),
+    and a sample the parser cannot read is kept as unparseable rather than failing the run."""
+    text, repaired = repair_text(completion.text)
+    try:
+        result = parse_verdict(text)
+        sections = split_sections(text)
+        section_map, fixed = repair_json(sections.sections)
+        missing = list(sections.missing)
+        verdict, strict, lenient = result.verdict, result.strict, result.lenient_verdict or ""
+        problem = result.problem or ""
+        repaired = repaired or fixed
+    except Exception as exc:  # noqa: BLE001 - one odd sample must not fail the run
+        log.warning("critique of step %s sample %s not parsed: %r", step.id, sample_index, exc)
+        section_map, missing = {}, []
+        verdict, strict, lenient = Critique.Verdict.UNPARSEABLE, False, ""
+        problem = repair(f"not parsed: {type(exc).__name__}")
+    p_yes = completion.p_yes
+    if p_yes is not None and not (0.0 <= p_yes <= 1.0):  # NaN or out of range: no probability
+        p_yes = None
     return Critique(
         run=run,
         step=step,
         sample_index=sample_index,
-        text=completion.text,
-        sections=sections.sections,
-        missing_sections=sections.missing,
-        verdict=result.verdict,
-        strict=result.strict,
-        lenient_verdict=result.lenient_verdict or "",
-        format_problem=(result.problem or "")[:200],
-        p_yes=completion.p_yes,
-        p_yes_source=completion.p_yes_source or "",
-        matches_label=matches_label(result.verdict, step.label),
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        latency_ms=int(completion.latency_s * 1000),
+        text=text,
+        sections=section_map,
+        missing_sections=missing,
+        verdict=verdict,
+        strict=strict,
+        lenient_verdict=lenient,
+        format_problem=problem[:200],
+        p_yes=p_yes,
+        p_yes_source=(completion.p_yes_source or "") if p_yes is not None else "",
+        matches_label=matches_label(verdict, step.label),
+        prompt_tokens=max(0, int(completion.prompt_tokens or 0)),
+        completion_tokens=max(0, int(completion.completion_tokens or 0)),
+        latency_ms=max(0, int((completion.latency_s or 0) * 1000)),
+        text_repaired=repaired,
+        truncated=is_truncated(completion.finish_reason),
     )
 
 
@@ -170,6 +192,8 @@ def summarise(run: GenerationRun) -> dict:
             agree=Count("id", filter=Q(matches_label=True)),
             judged=Count("id", filter=Q(matches_label__isnull=False)),
             yes=Count("id", filter=Q(verdict=Critique.Verdict.YES)),
+            repaired=Count("id", filter=Q(text_repaired=True)),
+            truncated=Count("id", filter=Q(truncated=True)),
         )
     )
     by_label = {r["step__label"]: r for r in rows}
@@ -193,6 +217,9 @@ def summarise(run: GenerationRun) -> dict:
         "agreement_correct": agreement([Step.Label.CORRECT]),
         "agreement_incorrect": agreement([Step.Label.INCORRECT]),
         "sft_eligible": Critique.objects.filter(run=run).sft_eligible().count(),
+        # Model output that needed U+FFFD for unstorable characters, or hit the token limit.
+        "text_repaired": sum(r["repaired"] for r in rows),
+        "truncated": sum(r["truncated"] for r in rows),
     }
 
 
@@ -211,7 +238,9 @@ def process_run(run_id: int, *, progress: Callable[[GenerationRun], None] | None
         _finish(run, GenerationRun.Status.CANCELLED)
     except Exception as exc:  # recorded on the run; the task itself does not retry
         log.exception("run %s failed", run_id)
-        record_failure(run, exc, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        # The message may quote model text: repaired, or recording the failure fails too.
+        record_failure(run, exc, repair(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"))
+        run.error = repair(run.error)
         _finish(run, GenerationRun.Status.FAILED)
     else:
         _finish(run, GenerationRun.Status.SUCCEEDED)
@@ -258,11 +287,6 @@ def _finish(run: GenerationRun, status: str) -> None:
 
 def _process(run: GenerationRun, backend: Backend, progress) -> None:
     template = run.template.to_core()
-    tokenizer = getattr(backend, "tokenizer", None)
-    if template.chat and tokenizer is None:
-        # No local tokenizer (a chat server without tokenizer_path, or a test double):
-        # send system + user as one text; the server applies the model's chat template.
-        template = dataclasses.replace(template, chat=False)
     sampling = run.sampling()
     step_ids = list(select_steps(run).values_list("id", flat=True))
     run.steps_total = len(step_ids)
@@ -281,7 +305,8 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
         backend_s = 0.0
         if todo:
             ctx = _contexts(todo)
-            prompts = [template.render_prompt(ctx[s][0], ctx[s][1], ctx[s][2], tokenizer=tokenizer) for s in todo]
+            # Messages for a chat template: the backend applies the model's own chat template.
+            prompts = [template.render(ctx[s][0], ctx[s][1], ctx[s][2]) for s in todo]
             b0 = time.perf_counter()
             results = backend.generate(prompts, run.n_samples, sampling)
             backend_s = time.perf_counter() - b0

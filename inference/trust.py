@@ -80,10 +80,14 @@ def check_url(url: str) -> None:
 
 
 def allowed_hosts() -> list[str]:
-    """The setting, plus the host of the deployment's own model server (VLLM_URL)."""
+    """The setting, plus the hosts of the servers the operator configured (VLLM_URL,
+    RPRM_SCORING_ENDPOINT)."""
     hosts = list(settings.MODEL_ENDPOINT_ALLOWED_HOSTS)
-    server = urlsplit(getattr(settings, "VLLM_URL", "") or "").hostname
-    return hosts + [server] if server and server not in hosts else hosts
+    for name in ("VLLM_URL", "SCORING_ENDPOINT_URL"):
+        server = urlsplit(getattr(settings, name, "") or "").hostname
+        if server and server not in hosts:
+            hosts.append(server)
+    return hosts
 
 
 def host_allowed(host: str) -> bool:

@@ -46,8 +46,15 @@ def run_detail(request: AppRequest, run_uuid):
     match = request.GET.get("match")
     if match in ("yes", "no"):
         critiques = critiques.filter(matches_label=(match == "yes"))
+    # "strict": the exact verdict line; "lenient": a verdict only the authors' filter accepts.
+    fmt = request.GET.get("format")
+    if fmt == "strict":
+        critiques = critiques.filter(strict=True)
+    elif fmt == "lenient":
+        critiques = critiques.filter(strict=False).exclude(verdict=Critique.Verdict.UNPARSEABLE)
     page = Paginator(critiques, 50).get_page(request.GET.get("page"))
-    return render(request, "inference/run_detail.html", {"run": run, "page": page, "verdict": verdict, "match": match})
+    context = {"run": run, "page": page, "verdict": verdict, "match": match, "format": fmt}
+    return render(request, "inference/run_detail.html", context)
 
 
 @require_POST

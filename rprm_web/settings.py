@@ -130,7 +130,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "annotations.context_processors.studio",
             ],
-            "builtins": ["template_partials.templatetags.partials"],
+            "builtins": ["template_partials.templatetags.partials", "rprm_web.mathtext"],
         },
     },
 ]
@@ -221,6 +221,15 @@ CELERY_TASK_ALWAYS_EAGER = _env("CELERY_TASK_ALWAYS_EAGER", env.bool, False)
 # CPU threads for torch in workers (0 = torch's default). Small models on a busy
 # 2-core box run several times faster on 1 thread than with oversubscribed cores.
 TORCH_CPU_THREADS = _env("TORCH_CPU_THREADS", env.int, 0)
+# The scoring API's default model server (OpenAI-compatible: `vllm serve` in compose, a
+# local `transformers serve` in the quickstart) and the model name it serves. The API
+# never loads a model in the web process; its limits are SCORING_API_* (inference/api.py).
+SCORING_ENDPOINT_URL = _env("RPRM_SCORING_ENDPOINT", env.str, "")
+SCORING_ENDPOINT_MODEL = _env("RPRM_SCORING_MODEL", env.str, "")
+if SCORING_ENDPOINT_URL and not SCORING_ENDPOINT_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"RPRM_SCORING_ENDPOINT must be an http(s) URL, got {SCORING_ENDPOINT_URL!r}")
+if SCORING_ENDPOINT_URL and not SCORING_ENDPOINT_MODEL:
+    raise ImproperlyConfigured("RPRM_SCORING_MODEL (the served model name) must be set with RPRM_SCORING_ENDPOINT")
 # Review workflow: how long a claimed item stays leased, and the share of items
 # sampled (deterministically) for a second, independent review.
 REVIEW_LEASE_MINUTES = _env("REVIEW_LEASE_MINUTES", env.int, 20)

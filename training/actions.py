@@ -31,11 +31,16 @@ SFT_SELECTION_DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.05,
     "seed": 0,
     "balance": True,
+    # The authors keep one agreeing critique per step ("all": every agreeing one).
+    "per_step": "one",
 }
 DPO_SELECTION_DEFAULTS: dict[str, Any] = {
     "student_run": None,
+    # The authors' --filter: both at once (at most 2 pairs, drop steps agreeing <= 1/3),
+    # then chosen-Yes / chosen-No pairs balanced 1:1.
     "max_pairs_per_step": 2,
-    "min_agree_fraction": None,
+    "min_agree_fraction": 1 / 3,
+    "balance": True,
     "val_fraction": 0.05,
     "seed": 0,
 }
@@ -151,6 +156,7 @@ def _sft_pool(selection: dict):
         val_fraction=float(sel["val_fraction"]),
         seed=int(sel["seed"]),
         balance=bool(sel["balance"]),
+        per_step=str(sel["per_step"]),
     )
     return sel, pool
 
@@ -276,7 +282,7 @@ class PairBuild:
 
     @property
     def steps(self) -> int:
-        return self.stats.get("steps_with_pairs", 0)
+        return len({step for step, _, _ in self.pairs})  # after balancing
 
 
 def dpo_selection(selection: dict | None) -> dict:
@@ -300,35 +306,39 @@ def _pairing(
     max_pairs_per_step: int | None,
     min_agree_fraction: float | None,
     seed: int = 0,
+    balance: bool = True,
 ) -> PairBuild:
-    from training.core.data import build_preference_pairs
+    from training.core.data import balance_pairs, build_preference_pairs
 
-    samples: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    samples: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     rows = (
         Critique.objects.filter(run=student_run)
         .exclude(_excluded_by_review())
         .order_by("step_id", "sample_index")
-        .values_list("id", "step_id", "verdict")
+        .values_list("id", "step_id", "verdict", "text")
     )
-    for cid, step_id, verdict in rows:
-        samples[step_id].append((cid, verdict))
+    for cid, step_id, verdict, text in rows:
+        samples[step_id].append((cid, verdict, text))
     to_bool = {Step.Label.CORRECT: True, Step.Label.INCORRECT: False}
     labels = {
         sid: to_bool.get(label)
         for sid, label in Step.objects.filter(id__in=samples).values_list("id", "label")
     }
     result = build_preference_pairs(
-        {sid: [{"verdict": v, "text": ""} for _, v in s] for sid, s in samples.items()},
+        {sid: [{"verdict": v, "text": t} for _, v, t in s] for sid, s in samples.items()},
         labels,
         max_pairs_per_step=max_pairs_per_step,
         min_agree_fraction=min_agree_fraction,
         seed=seed,
+        order="authors",
+        rule="authors",
     )
-    pairs = [
-        (p.step, samples[p.step][p.chosen_index][0], samples[p.step][p.rejected_index][0])
-        for p in result.pairs
-    ]
-    return PairBuild(pairs=pairs, stats=result.stats.as_dict())
+    kept, stats = list(result.pairs), result.stats.as_dict()
+    if balance:
+        kept, balance_stats = balance_pairs(kept, labels, seed)
+        stats.update(balance_stats)
+    pairs = [(p.step, samples[p.step][p.chosen_index][0], samples[p.step][p.rejected_index][0]) for p in kept]
+    return PairBuild(pairs=pairs, stats=stats)
 
 
 def preview_pairs(selection: dict | None) -> dict:
@@ -343,7 +353,9 @@ def preview_pairs(selection: dict | None) -> dict:
     except TrainingDataError as exc:
         out["error"] = str(exc)
         return out
-    build = _pairing(run, sel["max_pairs_per_step"], sel["min_agree_fraction"], int(sel["seed"]))
+    build = _pairing(
+        run, sel["max_pairs_per_step"], sel["min_agree_fraction"], int(sel["seed"]), bool(sel["balance"])
+    )
     out.update(stats=build.stats, pairs=len(build.pairs), steps=build.steps, template=str(run.template))
     if not build.pairs:
         out["error"] = (
@@ -355,8 +367,9 @@ def preview_pairs(selection: dict | None) -> dict:
 def build_preference_pairs_for(
     student_run: GenerationRun,
     max_pairs_per_step: int | None = 2,
-    min_agree_fraction: float | None = None,
+    min_agree_fraction: float | None = 1 / 3,
     seed: int = 0,
+    balance: bool = True,
 ) -> PairBuild:
     """PreferencePair rows for a finished student sampling run, by the R-PRM rule.
 
@@ -366,7 +379,7 @@ def build_preference_pairs_for(
     rule's pairs, which is what a DPO run trains on.
     """
     _check_student_run(student_run)
-    build = _pairing(student_run, max_pairs_per_step, min_agree_fraction, seed)
+    build = _pairing(student_run, max_pairs_per_step, min_agree_fraction, seed, balance)
     rank: dict[int, int] = defaultdict(int)
     objs = []
     for step_id, chosen, rejected in build.pairs:
@@ -403,7 +416,7 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
     sel = dpo_selection(run.data_selection)
     student = GenerationRun.objects.select_related("template").get(id=sel["student_run"])
     build = build_preference_pairs_for(
-        student, sel["max_pairs_per_step"], sel["min_agree_fraction"], int(sel["seed"])
+        student, sel["max_pairs_per_step"], sel["min_agree_fraction"], int(sel["seed"]), bool(sel["balance"])
     )
     if not build.pairs:
         raise TrainingDataError(f"no preference pairs in student run #{student.id} (stats: {build.stats})")
@@ -454,7 +467,7 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
         "student_run": student.id,
         "runs": [student.id],
         "reference": run.base_model,
-        "rule": {k: sel[k] for k in ("max_pairs_per_step", "min_agree_fraction", "seed")},
+        "rule": {k: sel[k] for k in ("max_pairs_per_step", "min_agree_fraction", "balance", "seed")},
         "template": _template_info(student.template),
     }
     _write_ids(run, {"train_pair_ids": split_ids["train"], "val_pair_ids": split_ids["val"]})

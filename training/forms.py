@@ -170,8 +170,15 @@ class SFTLaunchForm(LaunchForm):
     )
     data_seed = forms.IntegerField(initial=0, label="Split seed")
     balance = forms.BooleanField(required=False, initial=True, label="Balance yes/no 1:1")
+    per_step = forms.ChoiceField(
+        choices=[("one", "one per step (the authors')"), ("all", "all agreeing")],
+        help_text="One: the last agreeing sample of each step, as the authors keep.",
+        initial="one",
+        required=False,
+        label="Agreeing critiques kept",
+    )
 
-    data_group = ("runs", "datasets", "val_fraction", "data_seed", "balance")
+    data_group = ("runs", "datasets", "val_fraction", "data_seed", "balance", "per_step")
 
     def data_selection(self) -> dict:
         d = self.cleaned_data
@@ -181,6 +188,7 @@ class SFTLaunchForm(LaunchForm):
             "val_fraction": d["val_fraction"],
             "seed": d["data_seed"],
             "balance": d["balance"],
+            "per_step": d.get("per_step") or "one",
         }
 
 
@@ -198,6 +206,7 @@ class DPOLaunchForm(LaunchForm):
         min_value=0,
         max_value=0.99,
         required=False,
+        initial=0.3333,
         label="Drop steps agreeing at most",
         widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.3333"}),
         help_text="Optional: drop steps where agreeing critiques are at most this fraction of valid ones "
@@ -211,12 +220,15 @@ class DPOLaunchForm(LaunchForm):
         help_text="Held out by problem.",
     )
     data_seed = forms.IntegerField(initial=0, label="Pairing / split seed")
+    balance = forms.BooleanField(required=False, initial=True, label="Balance chosen Yes/No pairs 1:1")
     beta = forms.FloatField(
         min_value=0.0001, initial=0.1, label="DPO beta", widget=forms.NumberInput(attrs={"step": "any"})
     )
 
     hyper_fields = (*LaunchForm.hyper_fields, "beta")
-    data_group = ("student_run", "max_pairs_per_step", "min_agree_fraction", "val_fraction", "data_seed")
+    data_group = (
+        "student_run", "max_pairs_per_step", "min_agree_fraction", "balance", "val_fraction", "data_seed",
+    )
 
     def clean_min_agree_fraction(self) -> float | None:
         value = self.cleaned_data.get("min_agree_fraction")
@@ -231,6 +243,7 @@ class DPOLaunchForm(LaunchForm):
             "student_run": d["student_run"].id if d["student_run"] else None,
             "max_pairs_per_step": d["max_pairs_per_step"],
             "min_agree_fraction": d["min_agree_fraction"],
+            "balance": d.get("balance", True),
             "val_fraction": d["val_fraction"],
             "seed": d["data_seed"],
         }
@@ -298,8 +311,10 @@ class BuildPairsForm(forms.Form):
         min_value=0,
         max_value=0.99,
         required=False,
+        initial=0.3333,
         widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.3333"}),
     )
+    balance = forms.BooleanField(required=False, initial=True, label="Balance chosen Yes/No pairs 1:1")
 
     def __init__(self, *args, version: ModelVersion, **kwargs):
         kwargs.setdefault("label_suffix", "")

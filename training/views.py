@@ -269,7 +269,7 @@ def model_pairs(request: AppRequest, version_uuid):
     d = form.cleaned_data
     try:
         build = actions.build_preference_pairs_for(
-            d["student_run"], d["max_pairs_per_step"], d["min_agree_fraction"]
+            d["student_run"], d["max_pairs_per_step"], d["min_agree_fraction"], balance=d["balance"]
         )
     except actions.TrainingDataError as exc:
         messages.error(request, str(exc))

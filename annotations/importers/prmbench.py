@@ -2,11 +2,17 @@
 
 Steps listed in error_steps are incorrect, the others correct; `classification`
 maps one-to-one to an ErrorType slug (PRMBench's own spelling, e.g. `redundency`).
-The problem is `question` (else `modified_question`), identified by its text like
-every format without problem ids. `idx` is not unique (one idx per perturbed source
+The problem is `modified_question`, as the official PRMBench loader uses it (a
+perturbation such as missing_condition or counterfactual may change the question
+itself), so a perturbed question is its own problem, identified by its text like every
+format without problem ids; `question` only when an item has no `modified_question`. `idx` is not unique (one idx per perturbed source
 solution, several classes each), so the solution id is `idx/classification`.
-Everything else (original_process, original_question, modified_question, reason,
+Everything else (original_process, original_question, question, reason,
 modified_steps, the raw error_steps, extra keys) is kept in the solution's metadata.
+
+Importer version 2 (`modified_question`) records itself in the import options, so a
+file imported by version 1 (which took `question` first) imports again, as a new
+dataset, instead of being skipped as already imported.
 
 Some published items list an error step past the end of modified_process; such a step
 cannot be labelled, so it is reported as a warning (and kept in metadata), not an error.
@@ -21,7 +27,8 @@ from .base import CORRECT, INCORRECT, ParsedSolution, ParsedStep, Parser, questi
 from .errors import show
 
 CLASSES = tuple(row["slug"] for row in ERROR_TYPES)
-USED = {"modified_process", "error_steps", "classification", "idx", "question"}
+USED = {"modified_process", "error_steps", "classification", "idx", "modified_question"}
+IMPORTER_VERSION = 2
 
 
 class PRMBenchParser(Parser):
@@ -29,15 +36,20 @@ class PRMBenchParser(Parser):
     derived_ids = True
 
     @classmethod
+    def normalize_options(cls, options: dict[str, Any] | None, file_name: str = "options") -> dict[str, Any]:
+        given = {k: v for k, v in (options or {}).items() if k != "importer_version"}
+        return {**super().normalize_options(given, file_name), "importer_version": IMPORTER_VERSION}
+
+    @classmethod
     def matches(cls, record: dict[str, Any]) -> bool:
         return {"modified_process", "error_steps"} <= record.keys()
 
     def parse_record(self, loc: str, record: dict[str, Any]) -> ParsedSolution:
         idx = self.get_id(record, "idx", loc)
-        if record.get("question") is not None:
-            question = self.get_text(record, "question", loc)
-        else:
+        if record.get("modified_question") is not None:
             question = self.get_text(record, "modified_question", loc)
+        else:
+            question = self.get_text(record, "question", loc)
         texts = self.get_text_list(record, "modified_process", loc)
         classification = record.get("classification")
         if classification not in CLASSES:
@@ -71,6 +83,8 @@ class PRMBenchParser(Parser):
             error_type=classification,
             metadata={
                 "idx": idx,
+                # The exact text the model sees (problems are matched on stripped text).
+                "prompt_question": question,
                 "error_steps": error_steps,
                 **{k: v for k, v in record.items() if k not in USED},
             },

@@ -15,6 +15,15 @@ reappears later is an error naming both lines.
 1/0, "Yes"/"No", "+"/"-", "Positive"/"Negative" or "correct"/"incorrect". The R-PRM
 repository's own spellings `query`, `previous-steps`, `now-step`, `expert-judge` are
 accepted for the same fields.
+
+Integer labels: the authors' ProcessBench step rows (their ``*_filtered.json``) carry
+the *solution's* first-error index in ``label`` (0-based, -1 when every step is right),
+repeated on each of its rows, and the rows stop at the first wrong step. An origin
+whose integer labels are all equal to L, with L = -1 or L = its last judged position,
+is read that way: steps before L correct, step L incorrect. Other integer labels are
+per-step 1/0. (The one overlap, two rows both labelled 1, is read as the authors'
+first-error index: step 2 wrong.) Anything else with integers is refused with a
+message saying what such a file is and which importer fits.
 """
 
 from __future__ import annotations
@@ -119,6 +128,8 @@ class RPRMStepsParser(Parser):
         lkey, label = self._get(record, "label")
         if lkey not in record:
             raise self.error(loc, "label", "is missing")
+        if isinstance(label, int) and not isinstance(label, bool):
+            return origin, _Row(loc, row_id, question, previous, now, label)  # resolved per origin
         return origin, _Row(loc, row_id, question, previous, now, self._label(label, loc, lkey))
 
     def parse(self, records: Iterable[tuple[str, Any]]) -> Iterator[ParsedSolution]:
@@ -143,8 +154,38 @@ class RPRMStepsParser(Parser):
         if group:
             yield self._solution(origin, group)
 
+    def _integer_labels(self, origin: str, rows: list[_Row]) -> str | None:
+        """Resolve integer labels in place; returns "first_error_index" when read that way."""
+        ints = [r for r in rows if isinstance(r.label, int) and not isinstance(r.label, bool)]
+        if not ints:
+            return None
+        values = {r.label for r in ints}
+        last = max(len(r.previous) for r in rows)
+        if len(ints) == len(rows) and len(values) == 1:
+            (first_error,) = values
+            if first_error == -1 or first_error == last:
+                for r in rows:
+                    k = len(r.previous)
+                    r.label = INCORRECT if k == first_error else CORRECT
+                return "first_error_index"
+        if values <= {0, 1}:
+            for r in ints:
+                r.label = CORRECT if r.label == 1 else INCORRECT
+            return None
+        odd = next(r for r in ints if r.label not in (0, 1))
+        raise self.error(
+            odd.loc,
+            "label",
+            f"integer {odd.label} on origin {show(origin)} fits neither reading: in the R-PRM authors' "
+            "*_filtered.json step rows `label` is the solution's first-error index (0-based, -1 = no error), "
+            "the same on every row of the origin, and the rows stop at that step; per-step labels are 1/0 "
+            "(or Yes/No). The original ProcessBench file (id, problem, steps, label) imports with the "
+            "processbench format",
+        )
+
     def _solution(self, origin: str | None, rows: list[_Row]) -> ParsedSolution:
         assert origin is not None
+        reading = self._integer_labels(origin, rows)
         first = rows[0]
         longest = max(rows, key=lambda r: len(r.previous))
         texts = [*longest.previous, longest.now]
@@ -186,5 +227,6 @@ class RPRMStepsParser(Parser):
             source_id=self.claim_id(origin, first.loc, "origin_id"),
             steps=steps,
             first_error_index=first_error_index(labels),
-            metadata={"row_ids": [r.row_id for r in rows]},
+            metadata={"row_ids": [r.row_id for r in rows], "prompt_question": first.question}
+            | ({"label_reading": reading} if reading else {}),
         )

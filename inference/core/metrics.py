@@ -30,6 +30,24 @@ from .stats import cohen_kappa  # noqa: F401
 PROCESSBENCH_SUBSETS: tuple[str, ...] = ("gsm8k", "math", "olympiadbench", "omnimath")
 
 
+# Official tie rules, stated on the results page.
+TIE_RULES = {
+    "processbench": "ProcessBench: the predicted error is the first step whose reward is < the threshold; "
+    "a reward exactly at the threshold counts as correct (the authors' get-GenPRM-Score.py, value < threshold).",
+    "prmbench": "PRMBench: a step is predicted correct when its score is > the threshold; a score exactly at "
+    "the threshold counts as wrong (the official PRMBench code, score > validity_threshold).",
+}
+
+
+def processbench_subset_from_id(item_id: str) -> str | None:
+    """The subset a ProcessBench id names (``gsm8k-12``, ``math-3``...), or None.
+
+    A file holding several subsets is split by this prefix, as the official data ids are.
+    """
+    head = str(item_id).split("-", 1)[0].lower()
+    return head if head in PROCESSBENCH_SUBSETS and "-" in str(item_id) else None
+
+
 def processbench_predict(step_scores: Sequence[float], threshold: float = 0.5) -> int:
     """Index of the first step whose reward is < ``threshold``, else -1.
 
@@ -266,7 +284,13 @@ def f1_scores(
 
 
 def prmscore(
-    tp: int, fn: int, fp: int, tn: int, positive_only: bool = False, zero_division: ZeroDivision = "official"
+    tp: int,
+    fn: int,
+    fp: int,
+    tn: int,
+    positive_only: bool = False,
+    zero_division: ZeroDivision = "official",
+    clamp: bool = True,
 ) -> float:
     """PRMScore = 0.5*F1_positive + 0.5*F1_negative; F1_positive alone if ``positive_only``.
 
@@ -276,9 +300,9 @@ def prmscore(
     :func:`f1_scores`).
     """
     f = f1_scores(tp, fn, fp, tn, zero_division)
-    if positive_only:
-        return f["f1_positive"]
-    return 0.5 * f["f1_positive"] + 0.5 * f["f1_negative"]
+    value = f["f1_positive"] if positive_only else 0.5 * f["f1_positive"] + 0.5 * f["f1_negative"]
+    # The official table reports a PRMScore below 0 (from the -1 sentinels) as 0.
+    return max(0.0, value) if clamp else value
 
 
 def prmbench_report(
@@ -324,6 +348,9 @@ def prmbench_report(
     for cls, c in per_class.items():
         classes[cls] = {
             "prmscore": prmscore(c.tp, c.fn, c.fp, c.tn, cls in POSITIVE_ONLY_CLASSES, zero_division),
+            "prmscore_unclamped": prmscore(
+                c.tp, c.fn, c.fp, c.tn, cls in POSITIVE_ONLY_CLASSES, zero_division, clamp=False
+            ),
             **f1_scores(c.tp, c.fn, c.fp, c.tn, zero_division),
             "tp": c.tp,
             "fn": c.fn,
@@ -383,7 +410,9 @@ def k_scaling(
     is ``metric_fn(step_scores_by_item, labels)`` (default: ProcessBench F1 at 0.5,
     with ``labels`` the ProcessBench labels; pass a closure for anything else).
 
-    Returns, per K: the mean over resamples (``value``), ``std``, and a percentile
+    Returns, per K: ``first_k``, the authors' estimator (every step's reward is the
+    mean of its FIRST K samples, in sample order, as their K-scaling curve takes them),
+    the mean over resamples (``value``), ``std``, and a percentile
     interval (``ci_low``, ``ci_high``: numpy's linear percentiles at
     ``(1-ci)/2`` and ``(1+ci)/2``). The interval shows the spread from *which* K
     critiques were drawn; it is not a confidence interval over benchmark items.
@@ -445,9 +474,14 @@ def k_scaling(
             values.append(float(value))
         arr = np.array(values)
         low, high = np.percentile(arr, [lo_q, hi_q])
+        first = np.array([s[:k].mean() for s in steps])
+        first_value = metric_fn(
+            [first[offsets[i] : offsets[i + 1]].tolist() for i in range(len(samples_by_item))], labels
+        )
         out.append(
             {
                 "k": k,
+                "first_k": None if first_value is None else float(first_value),
                 "value": float(arr.mean()),
                 "std": float(arr.std()),
                 "ci_low": float(low),

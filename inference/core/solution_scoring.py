@@ -12,15 +12,15 @@ backend in the sampling pass itself (see the backends), never by a second pass.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import Backend, Sampling
-from .prompts import PromptTemplate
+from .prompts import Messages, PromptTemplate, prompt_text
 from .scoring import mean_reward
+from .text import is_truncated, repair_text
 from .verdict import parse_verdict
 
 # Evaluation sampling from the method doc: T=0.95, top_p=0.95, up to 4,096 new tokens.
@@ -38,12 +38,16 @@ class SampleScore:
     p_yes: float | None
     p_yes_source: str | None = None
     completion_tokens: int = 0
-    text: str | None = None  # only when asked for (keep_text=True)
+    text: str | None = None  # only when asked for (keep_text=True); unstorable characters -> U+FFFD
+    text_repaired: bool = False
+    truncated: bool = False  # the backend stopped at the token limit
 
     def as_dict(self) -> dict[str, Any]:
         out = {"verdict": self.verdict, "p_yes": self.p_yes, "p_yes_source": self.p_yes_source}
         if self.text is not None:
             out["text"] = self.text
+            out["text_repaired"] = self.text_repaired
+            out["truncated"] = self.truncated
         return out
 
 
@@ -95,22 +99,18 @@ class BatchStats:
     completion_tokens: int = 0
 
 
-def usable_template(template: PromptTemplate, tokenizer: Any) -> PromptTemplate:
-    """Without a local tokenizer (a chat server, a test double) a chat template is sent
-    as plain text and the server applies the model's chat template (as the runner does)."""
-    if template.chat and tokenizer is None:
-        return dataclasses.replace(template, chat=False)
-    return template
-
-
 def step_prompts(
     template: PromptTemplate, question: str, steps: Sequence[str], tokenizer: Any = None
-) -> list[str]:
-    """One critique prompt per step; step i sees steps[:i] as its previous steps."""
-    template = usable_template(template, tokenizer)
-    return [
-        template.render_prompt(question, steps[:i], steps[i], tokenizer=tokenizer) for i in range(len(steps))
-    ]
+) -> list[str | Messages]:
+    """One critique prompt per step; step i sees steps[:i] as its previous steps.
+
+    Chat templates give message lists (the backend applies the model's own chat
+    template); with ``tokenizer`` they are rendered to text here instead.
+    """
+    prompts = [template.render(question, steps[:i], steps[i]) for i in range(len(steps))]
+    if tokenizer is not None:
+        return [prompt_text(p, tokenizer) for p in prompts]
+    return prompts
 
 
 def score_solutions(
@@ -123,20 +123,21 @@ def score_solutions(
     keep_text: bool = False,
     max_prompts_per_call: int | None = None,
     stats: BatchStats | None = None,
+    before_call: Callable[[], None] | None = None,
 ) -> list[SolutionScores]:
     """Score every step of every ``(question, steps)`` with ``k`` sampled critiques.
 
     One backend call for all prompts (or one per ``max_prompts_per_call`` prompts).
     Returns one :class:`SolutionScores` per solution, in order. A solution with no
-    step gets no step scores.
+    step gets no step scores. ``before_call`` runs before each backend call and may
+    raise to stop (the scoring API's deadline).
     """
     if k < 1:
         raise ValueError("k must be >= 1")
-    tokenizer = getattr(backend, "tokenizer", None)
-    prompts: list[str] = []
+    prompts: list[str | Messages] = []
     owners: list[tuple[int, int]] = []  # (solution index, step index) per prompt
     for si, (question, steps) in enumerate(solutions):
-        for j, prompt in enumerate(step_prompts(template, question, list(steps), tokenizer)):
+        for j, prompt in enumerate(step_prompts(template, question, list(steps))):
             prompts.append(prompt)
             owners.append((si, j))
     out = [SolutionScores(steps=[StepScore([]) for _ in steps]) for _, steps in solutions]
@@ -145,6 +146,8 @@ def score_solutions(
     chunk = max_prompts_per_call or len(prompts)
     stats = stats if stats is not None else BatchStats()
     for start in range(0, len(prompts), chunk):
+        if before_call is not None:
+            before_call()
         t0 = time.perf_counter()
         results = backend.generate(prompts[start : start + chunk], k, sampling)
         stats.backend_seconds += time.perf_counter() - t0
@@ -156,13 +159,17 @@ def score_solutions(
                 raise RuntimeError(f"backend returned {len(completions)} samples, asked for {k}")
             sol = out[si]
             for c in completions:
+                # Repaired before parsing and before it can reach a response or a row.
+                text, repaired = repair_text(c.text)
                 sol.steps[j].samples.append(
                     SampleScore(
-                        verdict=parse_verdict(c.text).verdict,
+                        verdict=parse_verdict(text).verdict,
                         p_yes=c.p_yes,
                         p_yes_source=c.p_yes_source,
                         completion_tokens=c.completion_tokens,
-                        text=c.text if keep_text else None,
+                        text=text if keep_text else None,
+                        text_repaired=repaired,
+                        truncated=is_truncated(c.finish_reason),
                     )
                 )
                 sol.completion_tokens += c.completion_tokens
@@ -200,10 +207,6 @@ def score_candidates(
     (guided search: they share everything but the Now Step)."""
     if not candidates:
         return []
-    tokenizer = getattr(backend, "tokenizer", None)
-    template = usable_template(template, tokenizer)
-    prompts = [
-        template.render_prompt(question, list(steps_so_far), c, tokenizer=tokenizer) for c in candidates
-    ]
+    prompts = [template.render(question, list(steps_so_far), c) for c in candidates]
     results = backend.generate(prompts, k, sampling)
     return [mean_reward(c.p_yes for c in completions) for completions in results]

@@ -21,8 +21,13 @@ Strict rule, precisely:
   ``Verification: Is the step correct (Yes/No)? Yes`` or ``... No``: nothing before
   it, no markdown, no trailing period, capitalised answer.
 
-The authors' data filter also accepted a trailing period; we do not (the lenient
-reading still does), so such critiques are stored as non-strict.
+A critique that fails the strict rule still has a verdict when the authors' own data
+filter (NJUNLP/R-PRM ``src/utils/operate-PRM-CoT-data*.py``) accepts it, exactly:
+the text (stripped, as their inference strips model output) contains the verdict line
+``... Yes`` or ``... No`` exactly once and not the other one, and, after trailing full
+stops and then whitespace are removed, ends with it. That admits ``... Yes.`` and words
+before ``Verification:`` on the line. Such a verdict is recorded with ``strict=False``
+(``accepted_by="authors"``) so reviewers can tell it apart; nothing else is guessed.
 """
 
 from __future__ import annotations
@@ -66,8 +71,11 @@ class VerdictResult:
     verdict: Verdict
     strict: bool
     lenient_verdict: Literal["yes", "no"] | None
+    # Why the strict rule failed (also when the authors' rule still gives a verdict).
     problem: str | None = None
     verdict_lines: int = 0
+    # "strict", "authors" (accepted only by the authors' filter), or None (no verdict).
+    accepted_by: str | None = None
 
     @property
     def is_yes(self) -> bool:
@@ -106,6 +114,9 @@ def parse_verdict(text: str) -> VerdictResult:
     n = len(verdict_idx)
 
     def fail(problem: str) -> VerdictResult:
+        authors = authors_verdict(text)
+        if authors is not None:
+            return VerdictResult(authors, False, lenient, problem, n, "authors")
         return VerdictResult("unparseable", False, lenient, problem, n)
 
     if not non_blank:
@@ -119,9 +130,9 @@ def parse_verdict(text: str) -> VerdictResult:
         return fail("verdict line not at end")
     line = lines[idx].rstrip()
     if line == VERDICT_YES_LINE:
-        return VerdictResult("yes", True, "yes", None, 1)
+        return VerdictResult("yes", True, "yes", None, 1, "strict")
     if line == VERDICT_NO_LINE:
-        return VerdictResult("no", True, "no", None, 1)
+        return VerdictResult("no", True, "no", None, 1, "strict")
     q = line.find(VERDICT_QUESTION)
     if q < 0:
         return fail("verdict question not written exactly")
@@ -131,6 +142,19 @@ def parse_verdict(text: str) -> VerdictResult:
         return fail("text before the verdict question")
     answer = line[len(VERDICT_QUESTION) :]
     return fail(f"answer {answer.strip()!r} is not exactly 'Yes' or 'No'")
+
+
+def authors_verdict(text: str) -> Literal["yes", "no"] | None:
+    """The authors' acceptance rule (module docstring), or None."""
+    text = normalise_newlines(text or "").strip()
+    yes, no = text.count(VERDICT_YES_LINE), text.count(VERDICT_NO_LINE)
+    if (yes, no) == (1, 0):
+        target, verdict = VERDICT_YES_LINE, "yes"
+    elif (yes, no) == (0, 1):
+        target, verdict = VERDICT_NO_LINE, "no"
+    else:
+        return None
+    return verdict if text.rstrip(".").strip().endswith(target) else None  # type: ignore[return-value]
 
 
 def _lenient_reading(lines: list[str], verdict_idx: list[int]) -> Literal["yes", "no"] | None:

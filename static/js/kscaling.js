@@ -12,6 +12,9 @@
       { label: "95% interval", data: d.high, borderWidth: 0, pointRadius: 0, fill: "-1", backgroundColor: band, spanGaps: true },
       { label: d.name, data: d.ours, borderColor: "#2456c7", backgroundColor: "#2456c7", tension: 0.2, spanGaps: true }
     ];
+    if (d.first_k && d.first_k.some(function (v) { return v !== null; })) {
+      sets.push({ label: d.first_k_name, data: d.first_k, borderColor: "#c7562b", backgroundColor: "#c7562b", borderDash: [2, 3], tension: 0.2, spanGaps: true });
+    }
     if (d.published) {
       sets.push({ label: d.published_name, data: d.published, borderColor: "#8a94a3", backgroundColor: "#8a94a3", borderDash: [6, 4], spanGaps: true });
     }

@@ -1,17 +1,20 @@
-// Math rendering: KaTeX auto-render on load and on every htmx swap.
-// Text is inserted by the server already escaped; auto-render only reads text
-// nodes, so HTML inside step text stays inert.
+// Math rendering. The server splits text into prose and formulas by one rule
+// (pandoc's, see rprm_web/mathtext.py): each formula arrives as
+// <span class="tex" data-tex="..." data-display="0|1"> showing its source, and is
+// typeset here with KaTeX, on load and after every htmx swap. KaTeX auto-render is
+// not used: it pairs any two "$" and turned "$1 off ... every $20" into math.
 (function () {
-  const DELIMITERS = [
-    { left: "$$", right: "$$", display: true },
-    { left: "\\[", right: "\\]", display: true },
-    { left: "\\(", right: "\\)", display: false },
-    { left: "$", right: "$", display: false },
-  ];
+  // Options for untrusted text (model output, imported data): never throw, no
+  // \href/\includegraphics (trust off), and bounded sizes and macro expansion so a
+  // crafted formula cannot cover the page or hang the tab.
+  var OPTIONS = { throwOnError: false, trust: false, strict: "ignore", maxSize: 10, maxExpand: 300 };
   function renderMath(root) {
-    if (!window.renderMathInElement) return;
-    root.querySelectorAll(".math").forEach(function (el) {
-      window.renderMathInElement(el, { delimiters: DELIMITERS, throwOnError: false, ignoredTags: ["script", "noscript", "style", "textarea", "pre", "code"] });
+    if (!window.katex || !root || !root.querySelectorAll) return;
+    root.querySelectorAll("span.tex:not([data-typeset])").forEach(function (el) {
+      try {
+        window.katex.render(el.getAttribute("data-tex"), el, Object.assign({ displayMode: el.getAttribute("data-display") === "1" }, OPTIONS));
+        el.setAttribute("data-typeset", "1");
+      } catch (e) { /* the source stays visible, as written */ }
     });
   }
   document.addEventListener("DOMContentLoaded", function () { renderMath(document); });
@@ -19,6 +22,7 @@
   document.addEventListener("change", function (e) {
     if (e.target.matches && e.target.matches("select[data-autosubmit]") && e.target.form) e.target.form.submit();
   });
-  document.addEventListener("htmx:afterSwap", function (e) { if (e.detail && e.detail.target) renderMath(e.detail.target); });
+  // Whole document: an outerHTML swap detaches the event target; typeset spans are skipped.
+  document.addEventListener("htmx:afterSettle", function () { renderMath(document); });
   window.rprmRenderMath = renderMath;
 })();

@@ -40,16 +40,49 @@ def test_it_maps_the_class_to_the_seeded_error_type_and_keeps_the_rest(tmp_path)
     assert sol.metadata["original_process"][3] == "prm_test_p1_0 step 4."
     assert sol.metadata["reason"].startswith("Steps 2 and 3")
     assert sol.metadata["idx"] == "prm_test_p1_0" and sol.metadata["error_steps"] == [4]
-    assert {"original_question", "modified_question", "modified_steps"} <= sol.metadata.keys()
+    assert {"original_question", "question", "modified_steps"} <= sol.metadata.keys()
     assert Problem.objects.get(dataset=ds, solutions=sol).question == "Compute $58_9 - 18_9$."
 
 
-def test_it_falls_back_to_modified_question(tmp_path):
-    row = prmbench_row("p", question="Q?")
-    del row["question"]
+def test_it_uses_modified_question_as_the_official_loader_does(tmp_path):
+    # A missing_condition perturbation changes the question itself.
+    row = prmbench_row("p", "missing_condition", question="Q with a condition?")
+    row["modified_question"] = "Q without it?"
+    same = prmbench_row("p", "confidence", question="Q with a condition?")
+    perturbed, plain = parse_file(write_jsonl(tmp_path / "prmbench.jsonl", [row, same]))
+    assert perturbed.question == "Q without it?" and plain.question == "Q with a condition?"
+    assert perturbed.problem_key != plain.problem_key  # a perturbed question is its own problem
+    assert perturbed.metadata["original_question"] == "Q with a condition?"
+    del row["modified_question"]
+    (fallback,) = parse_file(write_jsonl(tmp_path / "old.jsonl", [row]))
+    assert fallback.question == "Q with a condition?"
+
+
+@pytest.mark.django_db
+def test_a_file_imported_by_the_old_importer_imports_again(tmp_path):
+    from annotations.models import ImportJob
+
+    path = write_prmbench(tmp_path / "prmbench.jsonl")
+    first = import_file(path, dataset_name="pb-v1")
+    # As the version-1 importer recorded it: no importer_version in the options.
+    ImportJob.objects.filter(id=first.job.id).update(options={})
+    again = import_file(path, dataset_name="pb-v2")
+    assert not again.already_imported and again.dataset.name == "pb-v2"
+    assert again.dataset.import_options["importer_version"] == 2
+    assert import_file(path, dataset_name="pb-v3").already_imported  # the same importer: skipped
+
+
+@pytest.mark.django_db
+def test_the_solution_page_shows_the_original_question_when_it_differs(tmp_path, client, reviewer):
+    row = prmbench_row("p", "counterfactual", question="Original Q?")
     row["modified_question"] = "Modified Q?"
-    (solution,) = parse_file(write_jsonl(tmp_path / "prmbench.jsonl", [row]))
-    assert solution.question == "Modified Q?"
+    ds = import_file(write_jsonl(tmp_path / "prmbench.jsonl", [row, prmbench_row("q")])).dataset
+    client.force_login(reviewer)
+    perturbed = Solution.objects.get(dataset=ds, source_id="p/counterfactual")
+    html = client.get(f"/solutions/{perturbed.uuid}/").content.decode()
+    assert "Modified Q?" in html and 'id="original-question"' in html and "Original Q?" in html
+    plain = Solution.objects.get(dataset=ds, source_id="q/confidence")
+    assert 'id="original-question"' not in client.get(f"/solutions/{plain.uuid}/").content.decode()
 
 
 def test_it_warns_about_error_steps_past_the_end(tmp_path):

@@ -15,7 +15,7 @@ def test_it_regroups_rows_into_solutions(tmp_path):
     assert (o1.source_id, [s.text for s in o1.steps]) == ("o1", ["2 + 3 = 5.", "So the answer is 5."])
     assert [s.label for s in o1.steps] == ["correct", "correct"] and o1.first_error_index == -1
     assert [s.label for s in o2.steps] == ["correct", "incorrect"] and o2.first_error_index == 1
-    assert o1.metadata == {"row_ids": ["o1-0", "o1-1"]}
+    assert o1.metadata == {"row_ids": ["o1-0", "o1-1"], "prompt_question": "What is 2 + 3?"}
     assert o2.question == "What is 2 + 4?"
 
 
@@ -108,3 +108,41 @@ def test_it_rejects_inconsistent_rows_naming_line_and_field_and_writes_nothing(t
         import_file(path, fmt="rprm_steps")
     assert str(exc.value).startswith(f"rprm.jsonl: {message}")
     assert row_counts() == before
+
+
+# --- the authors' ProcessBench step rows (*_filtered.json) ---------------------------------
+
+
+def filtered_rows(origin, steps, first_error):
+    """Rows as the authors' files: the solution's first-error index on every row, stopping there."""
+    last = len(steps) if first_error == -1 else first_error + 1
+    rows = rprm_rows(origin, steps[:last], [first_error] * last, as_text=True)
+    for k, row in enumerate(rows):
+        row["now_step"] = f"Step {k + 1}: {row['now_step']}"
+    return rows
+
+
+def test_it_reads_integer_labels_as_the_solutions_first_error_index(tmp_path):
+    rows = [
+        *filtered_rows("math-0", ["a", "b", "c"], -1),
+        *filtered_rows("math-1", ["a", "b", "c", "d"], 2),
+        *filtered_rows("math-2", ["a", "b"], 0),
+        *filtered_rows("math-3", ["a", "b", "c"], 1),  # two rows labelled 1: the first-error reading
+    ]
+    s0, s1, s2, s3 = parse_file(write_jsonl(tmp_path / "math_filtered.json", rows))
+    assert [st.label for st in s0.steps] == ["correct"] * 3 and s0.first_error_index == -1
+    assert [st.label for st in s1.steps] == ["correct", "correct", "incorrect"] and s1.first_error_index == 2
+    assert [st.label for st in s2.steps] == ["incorrect"] and s2.first_error_index == 0
+    assert [st.label for st in s3.steps] == ["correct", "incorrect"]
+    assert [st.text for st in s1.steps] == ["a", "b", "c"]
+    assert s1.metadata["label_reading"] == "first_error_index"
+
+
+def test_it_refuses_integer_labels_that_fit_neither_reading(tmp_path):
+    rows = filtered_rows("math-1", ["a", "b", "c", "d"], 2)
+    rows[1]["label"] = 3  # disagrees with the other rows of the origin
+    with pytest.raises(ImportValidationError) as info:
+        list(parse_file(write_jsonl(tmp_path / "math_filtered.json", rows)))
+    message = str(info.value)
+    assert "math_filtered.json" in message and "label" in message and "integer 2" in message
+    assert "first-error index" in message and "processbench" in message and "_filtered.json" in message

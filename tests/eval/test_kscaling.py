@@ -112,3 +112,16 @@ def test_it_rejects_bad_arguments():
         k_scaling([[[None, None]]], [-1])
     with pytest.raises(ValueError):
         k_scaling(samples, labels, n_resamples=0)
+
+
+def test_it_reports_the_authors_first_k_estimator_beside_the_resampled_mean():
+    # Two items, one step each; samples in order. First K takes the prefix, as the authors do.
+    samples = [[[0.9, 0.1, 0.1, 0.1]], [[0.2, 0.8, 0.8, 0.8]]]
+    labels = [-1, 0]  # item 1 all correct, item 2 wrong at step 0
+    points = {p["k"]: p for p in k_scaling(samples, labels, ks=[1, 2, 4], n_resamples=50, seed=0)}
+    # K=1: first samples 0.9 (correct, right) and 0.2 (error found, right): F1 = 100.
+    assert points[1]["first_k"] == pytest.approx(100.0)
+    # K=2: means 0.5 (>= 0.5: correct) and 0.5 (not < 0.5: error missed): F1 = 0.
+    assert points[2]["first_k"] == pytest.approx(0.0)
+    assert points[4]["first_k"] == points[4]["value"]  # all samples: both estimators agree
+    assert points[1]["value"] != points[1]["first_k"]  # random subsets differ from the prefix

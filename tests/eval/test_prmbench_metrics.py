@@ -115,7 +115,8 @@ def test_it_matches_the_reference_on_synthetic_scores(seed, threshold):
     items = synthetic_items(seed)
     report = prmbench_report(items, threshold=threshold)
     overall, class_scores, dims, total = ref_evaluate(items, threshold)
-    assert report["overall"] == pytest.approx(overall, abs=1e-9)
+    # The official table reports a PRMScore below 0 as 0.
+    assert report["overall"] == pytest.approx(max(0.0, overall), abs=1e-9)
     assert report["overall_counts"] == {
         "tp": total["TP"],
         "fn": total["FN"],
@@ -124,9 +125,11 @@ def test_it_matches_the_reference_on_synthetic_scores(seed, threshold):
     }
     assert set(report["classes"]) == set(class_scores)
     for cls, value in class_scores.items():
-        assert report["classes"][cls]["prmscore"] == pytest.approx(value, abs=1e-9)
-    for dim, value in dims.items():
-        assert report["dimensions"][dim]["prmscore"] == pytest.approx(value, abs=1e-9)
+        assert report["classes"][cls]["prmscore_unclamped"] == pytest.approx(value, abs=1e-9)
+        assert report["classes"][cls]["prmscore"] == pytest.approx(max(0.0, value), abs=1e-9)
+    for dim, members in PRMBENCH_DIMENSIONS.items():
+        clamped = [max(0.0, class_scores[m]) for m in members]
+        assert report["dimensions"][dim]["prmscore"] == pytest.approx(sum(clamped) / len(clamped), abs=1e-9)
         assert report["dimensions"][dim]["missing"] == []
     assert report["n_items"] == len(items)
 
@@ -222,8 +225,11 @@ def test_it_reproduces_the_official_zero_division_sentinels():
     for counts in [(0, 2, 3, 1), (0, 4, 0, 2), (3, 1, 0, 0), (0, 0, 0, 0), (5, 0, 0, 5), (2, 3, 1, 4)]:
         tp, fn, fp, tn = counts
         f1, nf1 = ref_f1s(dict(TP=tp, FN=fn, FP=fp, TN=tn))
-        assert prmscore(*counts) == pytest.approx(0.5 * f1 + 0.5 * nf1, abs=1e-12)
-        assert prmscore(*counts, positive_only=True) == pytest.approx(f1, abs=1e-12)
+        assert prmscore(*counts, clamp=False) == pytest.approx(0.5 * f1 + 0.5 * nf1, abs=1e-12)
+        assert prmscore(*counts, positive_only=True, clamp=False) == pytest.approx(f1, abs=1e-12)
+        # Clamped at 0 as the official table reports it.
+        assert prmscore(*counts) == pytest.approx(max(0.0, 0.5 * f1 + 0.5 * nf1), abs=1e-12)
+    assert prmscore(0, 2, 3, 1, clamp=False) < 0 == prmscore(0, 2, 3, 1)
 
 
 def test_it_keeps_correct_items_out_of_the_overall_and_skips_invalid_items():

@@ -188,3 +188,19 @@ def test_it_sweeps_thresholds_like_the_reference():
             assert row["subsets"][name]["f1"] == pytest.approx(f1s[-1], abs=1e-9)
         assert row["avg_f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-9)
     assert len(threshold_sweep(subsets)) == 19
+
+
+def test_it_reads_the_subset_from_the_official_id_prefix():
+    from inference.core.metrics import processbench_subset_from_id
+
+    assert [processbench_subset_from_id(i) for i in ("gsm8k-0", "math-12", "olympiadbench-3", "omnimath-9")] == [
+        "gsm8k", "math", "olympiadbench", "omnimath",
+    ]  # fmt: skip
+    assert processbench_subset_from_id("mathematics-1") is None and processbench_subset_from_id("math") is None
+
+
+def test_a_reward_exactly_at_the_threshold_is_not_an_error():
+    from inference.core.metrics import TIE_RULES
+
+    assert processbench_predict([0.5, 0.49], 0.5) == 1
+    assert "< the threshold" in TIE_RULES["processbench"] and "> the threshold" in TIE_RULES["prmbench"]

@@ -98,6 +98,8 @@ class ScriptedScorer:
 
     def generate(self, prompts, n, sampling):
         self.calls += 1
+        # Chat templates arrive as messages; like a chat server, read the user message.
+        prompts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
         self.prompts.append(list(prompts))
         out = []
         for prompt in prompts:
@@ -112,3 +114,66 @@ class ScriptedScorer:
 
     def close(self):
         pass
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_tiny(tiny_model_dir, tmp_path_factory):
+    """A live `transformers serve` of the tiny model (the quickstart's scoring server): (url, model name)."""
+    import os
+    import signal
+    import subprocess
+
+    from inference.core import local_server
+
+    if local_server.transformers_cli() is None:
+        pytest.skip("the `transformers` CLI is not installed (pip install 'transformers[serving]')")
+    tmp = tmp_path_factory.mktemp("served")
+    model = local_server.prepare_served_copy(tiny_model_dir, tmp / "model")
+    port, log = free_port(), tmp / "serve.log"
+    proc = local_server.start_transformers_serve(model, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        local_server.wait_ready(url, proc, log, timeout_s=120)
+        yield url, str(model)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def served_endpoint_for(url: str, model: str, name: str = "tiny-served", **options) -> ModelEndpoint:
+    # max_concurrency 1: transformers serve runs one call at a time, more only queue there.
+    return ModelEndpoint.objects.create(
+        name=name, role=ModelEndpoint.Role.SCORER, backend=ModelEndpoint.Backend.OPENAI, path_or_url=url,
+        served_model_name=model, default_sampling={"max_new_tokens": 12},
+        options={"p_yes_via": "systemone", "max_concurrency": 1, "timeout_s": 60, **options},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def served_endpoint(db, served_tiny):
+    return served_endpoint_for(*served_tiny)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_limits():
+    """Token ids restart with each test database: forget rate/concurrency keys of earlier runs."""
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter("rprm:api:*"):
+            client.delete(key)

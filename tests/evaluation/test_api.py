@@ -1,4 +1,5 @@
-"""POST /api/v1/score: bearer tokens, clear 4xx JSON errors, and a real call on the tiny model."""
+"""POST /api/v1/score: bearer tokens, clear 4xx JSON errors, and a real call to a live
+`transformers serve` of the tiny model (the web process loads no model)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from inference.models import ApiToken, ModelEndpoint
 
 URL = "/api/v1/score"
 BODY = {"question": "What is 2 + 3?", "steps": ["2 + 3 = 5.", "So the answer is 5."], "K": 2,
-        "model": "tiny-scorer"}  # fmt: skip
+        "model": "tiny-served"}  # fmt: skip
 
 
 @pytest.fixture
@@ -99,20 +100,51 @@ def test_it_refuses_other_methods(client, token):
     assert response.status_code == 405 and response["Allow"] == "POST"
 
 
-def test_it_scores_steps_with_the_tiny_model(client, token, tiny_endpoint):
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Loading any transformers model in this (web) process fails the test."""
+    from transformers import PreTrainedModel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the web process loaded a model")
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(refuse))
+
+
+def test_it_scores_steps_through_a_served_tiny_model(client, token, served_endpoint, no_model_loading):
     response = post(client, {**BODY, "seed": 5}, token=token)
     assert response.status_code == 200, response.content
     data = response.json()
-    assert data["model"] == "tiny-scorer" and data["K"] == 2 and len(data["steps"]) == 2
+    assert data["model"] == "tiny-served" and data["K"] == 2 and len(data["steps"]) == 2
     assert data["sampling"] == {"temperature": 0.95, "top_p": 0.95, "max_new_tokens": 12, "seed": 5}
     assert data["template"]["name"] == "rprm-default" and len(data["template"]["hash"]) == 64
     for step, reward in zip(data["steps"], data["rewards"], strict=True):
         ps = [s["p_yes"] for s in step["samples"]]
         assert len(ps) == 2 and all(0 <= p <= 1 for p in ps)
+        # read by the server's /v1/systemone pass (transformers serve has no log-probs)
+        assert {s["p_yes_source"] for s in step["samples"]} == {"fallback"}
         assert step["reward"] == reward == pytest.approx(sum(ps) / 2, abs=1e-12)
         assert 0 <= reward <= 1
         assert all(s["verdict"] in ("yes", "no", "unparseable") for s in step["samples"])
+    assert data["usage"]["prompt_tokens"] > 0 and data["usage"]["completion_tokens"] > 0
     assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_the_default_endpoint_comes_from_the_environment(client, token, served_tiny, settings, no_model_loading):
+    url, model = served_tiny
+    body = {k: v for k, v in BODY.items() if k != "model"}
+    response = post(client, body, token=token)
+    assert response.status_code == 400 and "RPRM_SCORING_ENDPOINT" in error(response)["message"]
+    settings.SCORING_ENDPOINT_URL, settings.SCORING_ENDPOINT_MODEL = url, model
+    response = post(client, {**body, "K": 1, "max_new_tokens": 6}, token=token)
+    assert response.status_code == 200, response.content
+    assert response.json()["model"] == model and len(response.json()["rewards"]) == 2
+
+
+def test_a_model_that_runs_inside_a_worker_is_refused(client, token, tiny_endpoint, no_model_loading):
+    response = post(client, {**BODY, "model": "tiny-scorer"}, token=token)
+    assert response.status_code == 422 and error(response)["code"] == "model_not_served"
+    assert "serve it" in error(response)["message"]
 
 
 def test_the_command_creates_a_working_token(client, reviewer, tiny_endpoint):
@@ -122,8 +154,11 @@ def test_the_command_creates_a_working_token(client, reviewer, tiny_endpoint):
     assert post(client, {**BODY, "model": "nope"}, token=raw).status_code == 404  # authenticated
 
 
-def test_a_model_that_fails_to_load_answers_json(client, token, db, tmp_path):
-    ModelEndpoint.objects.create(name="broken", role="scorer", backend="transformers",
-                                 path_or_url=str(tmp_path / "missing"))  # fmt: skip
-    response = post(client, {**BODY, "model": "broken"}, token=token)
-    assert response.status_code == 500 and error(response)["code"] == "scoring_failed"
+def test_a_server_that_is_down_answers_json_503_without_internals(client, token, db):
+    from tests.evaluation.conftest import free_port, served_endpoint_for
+
+    served_endpoint_for(f"http://127.0.0.1:{free_port()}", "m", max_retries=0)
+    response = post(client, BODY, token=token)
+    assert response.status_code == 503 and response["Content-Type"] == "application/json"
+    assert error(response)["code"] == "model_unavailable" and response["Retry-After"] == "5"
+    assert "ConnectError" not in response.content.decode() and "127.0.0.1" not in response.content.decode()

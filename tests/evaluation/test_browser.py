@@ -3,6 +3,8 @@ upload launched through htmx shows its finished run. Screenshots go to test-resu
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from inference.evaluation import create_evaluation, process_evaluation
@@ -37,7 +39,8 @@ def evaluated(pb_datasets, prm_dataset, tmp_path):
     def p_of(prompt, i):
         # A noisy but informative scorer: wrong steps lower on average, samples spread widely,
         # so averaging more critiques helps (the curve rises with K).
-        rid, _, rest = prompt.split("Now Step:")[-1].strip().partition(" step ")
+        now = re.sub(r"^Step \d+: ", "", prompt.split("Now Step:")[-1].strip())  # "Step k: <text>"
+        rid, _, rest = now.partition(" step ")
         index = int(rest.split(":")[0]) - 1
         wrong = LABELS[rid] == index
         noise = ((i * 37 + index * 11 + len(rid) * 5) % 8 - 3.5) / 3.5
@@ -59,8 +62,12 @@ def test_it_shows_the_results_page_with_the_scaling_chart(
     assert "student-7b" in page.inner_text("#results-table") and "70.4" in page.inner_text("#results-table")
     # Chart.js drew the curve on the canvas (with the published curve as a second line).
     page.wait_for_function("window.Chart && Chart.getChart(document.getElementById('kscaling-chart'))")
-    datasets = page.evaluate("Chart.getChart(document.getElementById('kscaling-chart')).data.datasets.length")
-    assert datasets == 4
+    labels = page.evaluate(
+        "Chart.getChart(document.getElementById('kscaling-chart')).data.datasets.map(d => d.label)"
+    )
+    # band (2), resampled mean, published, and the authors' first-K estimator, both labelled
+    assert len(labels) == 5 and any("random K-subsets" in x for x in labels)
+    assert any("first K samples (the authors' estimator)" in x for x in labels)
     box = page.locator("#kscaling-chart").bounding_box()
     assert box["width"] > 200 and box["height"] > 200
     assert page.locator("#breakdown-table tbody tr").count() == 5
@@ -129,7 +136,7 @@ def _guidance_run(tmp_path):
                               n_samples=2)  # fmt: skip
 
     def p_of(prompt, i):
-        now = prompt.split("Now Step:")[-1].strip()
+        now = re.sub(r"^Step \d+: ", "", prompt.split("Now Step:")[-1].strip())
         return next((v for k, v in rewards.items() if now.startswith(k)), 0.7 if "7" in now else 0.4)
 
     process_guidance(run.id, policy_backend=ScriptedPolicy(lambda p, n: next(v for k, v in texts.items() if k in p)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -41,7 +42,8 @@ class ScriptedPolicy:
 
 
 def now_step(prompt):
-    return prompt.split("Now Step:")[-1].strip()
+    # The Now Step carries its number, as in the authors' rows: "Step k: <text>".
+    return re.sub(r"^Step \d+: ", "", prompt.split("Now Step:")[-1].strip())
 
 
 @pytest.fixture

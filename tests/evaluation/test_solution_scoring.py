@@ -23,13 +23,13 @@ def test_it_uses_the_method_doc_sampling_defaults():
 
 
 def test_it_scores_every_step_of_several_solutions_in_one_backend_call():
-    backend = ScriptedScorer(lambda prompt, i: [0.2, 0.6, 0.9][i] if "Now Step:\nb2" in prompt else 0.8)
+    backend = ScriptedScorer(lambda prompt, i: [0.2, 0.6, 0.9][i] if "Now Step:\nStep 2: b2" in prompt else 0.8)
     solutions = [("Q1?", ["a1", "a2"]), ("Q2?", ["b1", "b2", "b3"])]
     scored = score_solutions(backend, DEFAULT_TEMPLATE, solutions, k=3, sampling=Sampling())
     assert backend.calls == 1 and len(backend.prompts[0]) == 5
     # Prompts in solution/step order; step i sees exactly steps[:i] as previous steps.
     prompts = backend.prompts[0]
-    assert FIRST_STEP_TEXT in prompts[0] and "Step 1: a1" in prompts[1] and "Now Step:\na2" in prompts[1]
+    assert FIRST_STEP_TEXT in prompts[0] and "Step 1: a1" in prompts[1] and "Now Step:\nStep 2: a2" in prompts[1]
     assert "Step 1: b1\nStep 2: b2" in prompts[4]
     assert [len(s.steps) for s in scored] == [2, 3]
     b2 = scored[1].steps[1]

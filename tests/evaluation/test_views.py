@@ -43,6 +43,8 @@ def test_reviewers_see_results_with_published_numbers(client, reviewer, runs, dj
         in html
     )
     assert 'id="launch-form"' not in html  # reviewers do not launch
+    # The tie rule at exactly the threshold, per benchmark, as the official code has it.
+    assert 'id="tie-rules"' in html and "reward is &lt; the threshold" in html and "score is &gt; the threshold" in html
 
 
 def test_access_is_refused_to_outsiders_and_anonymous_users(client, outsider, reviewer, runs):

@@ -92,12 +92,14 @@ def test_it_renders_previous_steps_in_order(demo):
     run = _run(demo, step_filter={"limit": 3}, n_samples=1)
     backend = ScriptedBackend()
     process_run(run.id, backend=backend)
-    # Third step of demo-0: both earlier steps, 1-based, in order; the first step says it has none.
-    assert (
-        "Step 1: In the morning" in backend.prompts[2]
-        and "Step 2: The total is $210 + 91 = 300$" in backend.prompts[2]
-    )
-    assert "No previous steps" in backend.prompts[0]
+    # Chat messages reach the backend (it applies the model's chat template).
+    assert [m["role"] for m in backend.prompts[2]] == ["system", "user"]
+    user = backend.prompts[2][-1]["content"]
+    # Third step of demo-0: both earlier steps, 1-based, in order; the Now Step numbered;
+    # the first step has the authors' sentence.
+    assert "Step 1: In the morning" in user and "Step 2: The total is $210 + 91 = 300$" in user
+    assert "Now Step:\nStep 3: " in user
+    assert "Since the Now Step is the first step, there are no Previous Steps." in backend.prompts[0][-1]["content"]
 
 
 def test_it_resumes_after_a_kill_without_duplicates(demo):

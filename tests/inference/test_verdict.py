@@ -45,10 +45,8 @@ def test_it_accepts_trailing_whitespace_and_crlf(text):
         (BODY + NO + "\n" + YES, "yes", "2 verdict lines"),
         (BODY + YES + "\nBut wait, maybe not.", "yes", "verdict line not at end"),
         (BODY + f"{VERDICT_QUESTION} yes", "yes", "not exactly 'Yes' or 'No'"),
-        (BODY + f"{VERDICT_QUESTION} Yes.", "yes", "not exactly 'Yes' or 'No'"),
         (BODY + f"**{VERDICT_QUESTION} No**", "no", "markdown"),
         (BODY + f"{VERDICT_QUESTION} **Yes**", "yes", "not exactly 'Yes' or 'No'"),
-        (BODY + f"Conclusion: {VERDICT_QUESTION} No", "no", "text before the verdict question"),
         (BODY + "verification: is the step correct (yes/no)? no", "no", "not written exactly"),
         (BODY + "The step is correct.", None, "no verdict line"),
         (BODY + f"{VERDICT_QUESTION} Yes/No", None, "not exactly"),
@@ -63,6 +61,40 @@ def test_it_never_calls_a_sloppy_verdict_strict(text, lenient, problem):
     assert result.strict is False
     assert result.lenient_verdict == lenient
     assert problem in result.problem
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "problem"),
+    [
+        (BODY + f"{VERDICT_QUESTION} Yes.", "yes", "not exactly 'Yes' or 'No'"),
+        (BODY + f"{VERDICT_QUESTION} No..  \n\n", "no", "not exactly 'Yes' or 'No'"),
+        (BODY + f"Conclusion: {VERDICT_QUESTION} No", "no", "text before the verdict question"),
+        (BODY + f"So. {VERDICT_QUESTION} Yes.", "yes", "text before the verdict question"),
+    ],
+)
+def test_it_accepts_what_the_authors_filter_accepts_as_non_strict(text, verdict, problem):
+    result = parse_verdict(text)
+    assert (result.verdict, result.strict, result.accepted_by) == (verdict, False, "authors")
+    assert problem in result.problem
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        BODY + f"**{VERDICT_QUESTION} No**",  # not at the end once full stops are stripped
+        BODY + f"{VERDICT_QUESTION} Yes/No",
+        BODY + f"{YES}\nBut wait, maybe not.",
+        BODY + f"{NO}.\n{VERDICT_QUESTION} Yes.",  # both verdict lines
+        BODY + f"{YES}.\n{YES}.",  # the line twice
+        BODY + f"{VERDICT_QUESTION} Yes!",
+    ],
+)
+def test_it_refuses_what_the_authors_filter_refuses(text):
+    assert parse_verdict(text).verdict == "unparseable"
+
+
+def test_strict_lines_are_marked_strict():
+    assert parse_verdict(BODY + YES).accepted_by == "strict"
 
 
 def test_it_reads_leniently_an_answer_on_the_next_line():

@@ -113,3 +113,22 @@ def test_it_refuses_a_form_without_a_model(client, demo_run, admin):
     )
     assert response.status_code == 200 and "Pick a registered model" in response.content.decode()
     assert GenerationRun.objects.count() == 1
+
+
+def test_reviewers_filter_critiques_by_strict_or_lenient_verdicts(client, demo_run, reviewer):
+    """A verdict only the authors' filter accepts (trailing full stop) is kept, marked lenient."""
+    from inference.core.backends.base import Completion
+    from inference.runner import build_critique
+
+    step = Critique.objects.filter(run=demo_run).first().step
+    text = "Conclusion: fine.\nVerification: Is the step correct (Yes/No)? Yes."
+    c = build_critique(demo_run, step, 99, Completion(text=text, prompt_tokens=0, completion_tokens=1, p_yes=None))
+    c.save()
+    assert (c.verdict, c.strict) == ("yes", False)
+    login(client, reviewer)
+    url = reverse("inference:run_detail", args=[demo_run.uuid])
+    lenient = client.get(url, {"format": "lenient"}).content.decode()
+    assert lenient.count("lenient: ") == 1 and f'href="{reverse("inference:critique_detail", args=[c.uuid])}"' in lenient
+    strict = client.get(url, {"format": "strict"}).content.decode()
+    assert "lenient: " not in strict
+    assert Critique.objects.filter(run=demo_run, strict=True).count() > 0

@@ -6,6 +6,7 @@ Test data comes through the project's own importer, run processor and audit.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,7 +16,6 @@ from annotations.models import ReviewItem
 from inference.actions import create_run, endpoint_for
 from inference.core.backends.base import Completion
 from inference.runner import process_run
-
 
 CRITIQUE = (
     "Previous Steps Analysis: {prev}\nNow Step Analysis: The Now Step {now}\n"
@@ -43,7 +43,10 @@ class WriterBackend:
     def generate(self, prompts, n, sampling):
         out = []
         for prompt in prompts:
-            now = prompt.rsplit("Now Step:\n", 1)[-1].strip()
+            # Chat templates arrive as messages: read the user message, like a chat server.
+            text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+            # The Now Step carries its number ("Step k: <text>"), as in the authors' rows.
+            now = re.sub(r"^Step \d+: ", "", text.rsplit("Now Step:\n", 1)[-1].strip())
             row = []
             for i in range(n):
                 text, p_yes = self.write(now, i)

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotations.audit import _cohen_kappa, cohen_kappa
+from annotations.audit import cohen_kappa
 from annotations.models import ErrorType, LabelCorrection, Review, ReviewEvent, ReviewItem, Step
 from annotations.reviews import (
     QueueFilter,
@@ -190,7 +190,7 @@ def test_kappa_per_pair_matches_the_hand_computation(make_run, reviewer, reviewe
     # Tags over 4 items x 10 types: 2 disagreements, p_o = 38/40; each side 2 tagged,
     # p_e = (2*2 + 38*38)/1600 = 0.905; kappa = 0.045 / 0.095.
     assert pair.kappa_tags == pytest.approx(0.045 / 0.095)
-    assert _cohen_kappa([]) is None and _cohen_kappa([("a", "a")] * 3) is None
+    assert cohen_kappa([]) is None and cohen_kappa([("a", "a")] * 3) is None
     assert cohen_kappa([("a", "a"), ("a", "b"), ("b", "b"), ("a", "a")]) == pytest.approx(0.5)
 
 

@@ -99,9 +99,11 @@ def test_the_manifest_records_counts_filters_templates_and_runs(run, admin):
     ]
     assert [r["id"] for r in manifest["source_runs"]] == [run.id]
     assert manifest["counts"]["accepted"] == manifest["counts"]["sft_eligible_in_scope"] == 52
-    # Balanced 1:1: 12 agreeing No critiques (incorrect steps) against 12 of the 40 agreeing Yes ones.
-    assert manifest["counts"]["sft_train"] == manifest["files"]["sft_train.jsonl"]["rows"] == 24
-    assert manifest["sft_pool"]["train"] == {"yes": 12, "no": 12, "total": 24, "dropped_for_balance": 28}
+    # One agreeing critique per step (the authors' rule): 52 agreeing critiques over 26 steps;
+    # balanced 1:1: 6 agreeing No critiques (incorrect steps) against 6 of the 20 agreeing Yes ones.
+    assert manifest["sft_pool"]["agreeing"] == 52 and manifest["sft_pool"]["eligible"] == 26
+    assert manifest["counts"]["sft_train"] == manifest["files"]["sft_train.jsonl"]["rows"] == 12
+    assert manifest["sft_pool"]["train"] == {"yes": 6, "no": 6, "total": 12, "dropped_for_balance": 14}
     assert "sft_val.jsonl" not in job.files
 
 

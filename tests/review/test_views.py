@@ -158,9 +158,11 @@ def test_html_in_problems_steps_and_critiques_renders_inert(client, xss_item, ad
         assert "<script>window.__xss" not in body and "<img src=x" not in body and "<img src=y" not in body
         assert "&lt;script&gt;window.__xss" in body and "&lt;img src=x onerror=" in body
         assert "<b>bold</b>" not in body
-        # Math stays in .math elements for KaTeX to render in the browser.
+        # Text is escaped; the formula becomes a span.tex for KaTeX to typeset in the browser.
         assert re.search(
-            r'class="steptext math">&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt; So \$1\+1=3\$', body
+            r'class="steptext math" dir="auto">&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt; So '
+            r'<span class="tex" data-display="0" data-tex="1\+1=3">\$1\+1=3\$</span>',
+            body,
         )
         # The equation check still ran on the escaped-to-be text: 1+1=3 is false.
         assert "1+1 = 3" in body

@@ -92,7 +92,7 @@ def test_api_keys_are_encrypted_at_rest_and_read_at_call_time(monkeypatch):
 def test_the_data_migration_encrypts_plain_keys():
     from importlib import import_module
 
-    migration = import_module("inference.migrations.0004_endpoint_key_encrypted_run_error_detail")
+    migration = import_module("inference.migrations.0008_endpoint_key_encrypted_run_error_detail")
     ModelEndpoint.objects.bulk_create([ModelEndpoint(name="old", backend="openai", path_or_url="http://127.0.0.1/v1",
                                                      options={"api_key": "sk-plain", "mode": "chat"})])  # fmt: skip
     migration.encrypt_stored_keys(apps, None)

@@ -12,8 +12,11 @@ from inference.core.prompts import DEFAULT_TEMPLATE, PromptTemplate
 from inference.core.verdict import VERDICT_NO_LINE, VERDICT_YES_LINE
 from training.core.data import (
     DPOExample,
+    PreferencePair,
     SFTExample,
     TruncationError,
+    authors_side,
+    balance_pairs,
     build_preference_pairs,
     choose_max_length,
     length_stats,
@@ -84,7 +87,7 @@ def test_it_wants_exactly_one_prompt_form():
 
 def test_it_pairs_agreeing_with_disagreeing_critiques_capped_per_step():
     by_step = {"s1": samples("yes", "yes", "no", "yes", "no")}  # label correct: yes agrees
-    result = build_preference_pairs(by_step, {"s1": True}, max_pairs_per_step=2)
+    result = build_preference_pairs(by_step, {"s1": True}, max_pairs_per_step=2, order="spread")
     assert len(result.pairs) == 2
     for pair in result.pairs:
         assert by_step["s1"][pair.chosen_index].verdict == "yes"
@@ -103,11 +106,61 @@ def test_it_pairs_agreeing_with_disagreeing_critiques_capped_per_step():
 def test_it_caps_deterministically():
     by_step = {(7, i): samples("yes", "no", "yes", "no", "yes", "no") for i in range(20)}
     labels = dict.fromkeys(by_step, False)  # the step is wrong: "no" agrees
-    first = build_preference_pairs(by_step, labels, seed=3).pairs
-    assert first == build_preference_pairs(by_step, labels, seed=3).pairs
-    assert first != build_preference_pairs(by_step, labels, seed=4).pairs
+    first = build_preference_pairs(by_step, labels, seed=3, order="spread").pairs
+    assert first == build_preference_pairs(by_step, labels, seed=3, order="spread").pairs
+    assert first != build_preference_pairs(by_step, labels, seed=4, order="spread").pairs
     assert all(by_step[p.step][p.chosen_index].verdict == "no" for p in first)
     assert len(first) == 40
+
+
+def test_the_authors_order_is_chosen_by_rejected_in_sample_order():
+    by_step = {"s1": samples("yes", "no", "yes", "no", "yes")}
+    result = build_preference_pairs(by_step, {"s1": True}, max_pairs_per_step=2)
+    assert [(p.chosen_index, p.rejected_index) for p in result.pairs] == [(0, 1), (0, 3)]
+
+
+YES_LINE = "Verification: Is the step correct (Yes/No)? Yes"
+NO_LINE = "Verification: Is the step correct (Yes/No)? No"
+
+
+@pytest.mark.parametrize(
+    ("text", "correct", "side"),
+    [
+        (f"ok\n{YES_LINE}", True, "chosen"),
+        (f"ok\n{YES_LINE}.", True, "chosen"),
+        (f"ok\nSo {YES_LINE}\n\n", True, "chosen"),
+        (f"ok\n{YES_LINE}\nmore", True, "valid"),  # valid, agreeing line not at the end
+        (f"ok\n{NO_LINE}\nmore", True, "rejected"),  # the other line anywhere
+        (f"{YES_LINE}\n{NO_LINE}", True, None),
+        (f"{YES_LINE}\n{YES_LINE}", True, None),
+        ("no verdict", False, None),
+    ],
+)
+def test_it_reads_sides_from_text_as_the_authors_script(text, correct, side):
+    assert authors_side(text, correct) == side
+
+
+def test_the_authors_rule_counts_valid_non_final_lines_in_the_one_third_filter():
+    end = f"x\n{YES_LINE}"
+    mid = f"x\n{YES_LINE}\nthen more"
+    no = f"x\n{NO_LINE}"
+    by_step = {"s": [{"verdict": "", "text": t} for t in (end, mid, no, mid)]}  # 1 chosen of 4 valid
+    result = build_preference_pairs(by_step, {"s": True}, min_agree_fraction=1 / 3, rule="authors")
+    assert result.stats.steps_dropped_by_filter == 1
+    by_step = {"s": [{"verdict": "", "text": t} for t in (end, mid, no)]}  # 1 of 3: dropped too (<=)
+    assert not build_preference_pairs(by_step, {"s": True}, min_agree_fraction=1 / 3, rule="authors").pairs
+    by_step = {"s": [{"verdict": "", "text": t} for t in (end, end, no, mid)]}  # 2 of 4: kept
+    pairs = build_preference_pairs(by_step, {"s": True}, min_agree_fraction=1 / 3, rule="authors").pairs
+    assert [(p.chosen_index, p.rejected_index) for p in pairs] == [(0, 2), (1, 2)]
+
+
+def test_it_balances_chosen_yes_and_no_pairs():
+    pairs = [PreferencePair(s, i, 9) for s in ("a", "b", "c") for i in range(2)] + [PreferencePair("d", 0, 9)]
+    labels = {"a": True, "b": True, "c": True, "d": False}
+    kept, stats = balance_pairs(pairs, labels, seed=1)
+    assert (stats["chosen_yes"], stats["chosen_no"], stats["kept_each"], len(kept)) == (6, 1, 1, 2)
+    assert PreferencePair("d", 0, 9) in kept
+    assert kept == balance_pairs(pairs, labels, seed=1)[0]
 
 
 def test_it_drops_steps_where_agreeing_samples_are_at_most_a_third_of_valid_ones():

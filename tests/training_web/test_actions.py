@@ -115,7 +115,7 @@ def _pairs(run):
 
 def test_it_pairs_agreeing_with_disagreeing_critiques_capped_per_step(constructed):
     run, _cases, correct, incorrect = constructed
-    build = actions.build_preference_pairs_for(run, max_pairs_per_step=2)
+    build = actions.build_preference_pairs_for(run, max_pairs_per_step=2, min_agree_fraction=None, balance=False)
     pairs = _pairs(run)
     assert len(pairs) == len(build.pairs) == build.created == 6
     by_step = {
@@ -127,14 +127,12 @@ def test_it_pairs_agreeing_with_disagreeing_critiques_capped_per_step(constructe
         assert p.chosen.matches_label is True and p.rejected.matches_label is False
         assert p.chosen.step_id == p.rejected.step_id == p.step_id
         assert p.chosen.verdict != "unparseable" and p.rejected.verdict != "unparseable"
-    # The cap spreads pairs out: two different chosen critiques on the 3 x 1 step, and
-    # two different chosen and rejected ones on the 2 x 2 step.
+    # The authors' order: chosen x rejected in sample order, the first two kept: the
+    # first two chosen with the one rejected on the 3 x 1 step, the first chosen with
+    # both rejected on the 2 x 2 step.
     assert len({p.chosen_id for p in by_step[correct[0]]}) == 2
-    assert (
-        len({p.chosen_id for p in by_step[incorrect[1]]})
-        == 2
-        == len({p.rejected_id for p in by_step[incorrect[1]]})
-    )
+    assert len({p.chosen_id for p in by_step[incorrect[1]]}) == 1
+    assert len({p.rejected_id for p in by_step[incorrect[1]]}) == 2
     s = build.stats
     assert (s["steps_considered"], s["steps_unlabelled"], s["steps_with_pairs"], s["steps_without_pair"]) == (
         4,
@@ -153,14 +151,28 @@ def test_it_drops_steps_where_at_most_a_third_agree(constructed):
     assert actions.preview_pairs({"student_run": run.id, "min_agree_fraction": 1 / 3})["pairs"] == 4
 
 
+def test_the_default_rule_is_the_authors_filter_then_yes_no_balance(constructed):
+    run, _cases, correct, incorrect = constructed
+    build = actions.build_preference_pairs_for(run)  # cap 2 and the 1/3 drop together, then 1:1
+    steps = [step for step, _, _ in build.pairs]
+    assert incorrect[0].id not in steps  # 1 of 3 valid agrees: dropped
+    assert steps.count(correct[0].id) == 2 and steps.count(incorrect[1].id) == 2  # 2 chosen-Yes, 2 chosen-No
+    assert (build.stats["chosen_yes"], build.stats["chosen_no"], build.stats["dropped_for_balance"]) == (2, 2, 0)
+    unbalanced = actions.build_preference_pairs_for(run, max_pairs_per_step=4, balance=False)
+    balanced = actions.build_preference_pairs_for(run, max_pairs_per_step=4)
+    assert len(unbalanced.pairs) == 7 and len(balanced.pairs) == 6  # 3 chosen-Yes vs 4 chosen-No: one No dropped
+    assert balanced.stats["dropped_for_balance"] == 1
+
+
 def test_it_is_idempotent_and_keeps_the_rule_exact(constructed):
     run, *_ = constructed
-    first = actions.build_preference_pairs_for(run, max_pairs_per_step=2)
-    again = actions.build_preference_pairs_for(run, max_pairs_per_step=2)
+    old = {"min_agree_fraction": None, "balance": False}
+    first = actions.build_preference_pairs_for(run, max_pairs_per_step=2, **old)
+    again = actions.build_preference_pairs_for(run, max_pairs_per_step=2, **old)
     assert again.created == 0 and again.pairs == first.pairs
     assert PreferencePair.objects.filter(run=run).count() == 6
     # No cap: every chosen x rejected; the capped pairs are among them (same order).
-    uncapped = actions.build_preference_pairs_for(run, max_pairs_per_step=None)
+    uncapped = actions.build_preference_pairs_for(run, max_pairs_per_step=None, **old)
     assert len(uncapped.pairs) == 3 + 2 + 4 and uncapped.created == 3
     assert set(first.pairs) <= set(uncapped.pairs)
     # The capped rule still selects exactly its own 6 pairs.
@@ -192,7 +204,8 @@ def test_it_builds_dpo_rows_with_the_student_template(constructed, settings, tmp
     settings.MODELS_DIR = tmp_path / "models"
     run, *_ = constructed
     training = actions.launch_training(
-        "dpo", "some/sft-model", {"student_run": run.id, "val_fraction": 0}, queue=False
+        "dpo", "some/sft-model",
+        {"student_run": run.id, "val_fraction": 0, "min_agree_fraction": None, "balance": False}, queue=False,
     )
     assert training.template == run.template
     data = actions.build_dpo_data(training)
@@ -228,6 +241,7 @@ def test_it_launches_a_run_with_the_paper_defaults(seed_run, admin, settings, tm
         "val_fraction": 0.05,
         "seed": 0,
         "balance": True,
+        "per_step": "one",
     }
 
 
@@ -314,3 +328,24 @@ def test_it_registers_a_base_model_as_a_lineage_root(db):
     base = actions.register_base_model("Qwen/Qwen2.5-Math-7B-Instruct")
     assert base.kind == "base" and base.training_run is None and base.lineage() == [base]
     assert actions.register_base_model("Qwen/Qwen2.5-Math-7B-Instruct") == base
+
+
+def test_the_sft_pool_keeps_one_agreeing_critique_per_step_the_last_sample(demo_dataset):
+    """The authors' operate-PRM-CoT-data.py keeps target_list[-1]: the last agreeing sample."""
+    from inference.pools import build_sft_pool, eligible_critiques
+
+    correct = list(Step.objects.filter(solution__dataset=demo_dataset, label="correct").order_by("id"))
+    incorrect = list(Step.objects.filter(solution__dataset=demo_dataset, label="incorrect").order_by("id"))
+    run = student_run_with(
+        demo_dataset,
+        {correct[0]: ["Yes", "No", "Yes", "No"], correct[1]: ["No", "No"], incorrect[0]: ["No", "No", "Yes"]},
+    )
+    critiques = eligible_critiques(runs=GenerationRun.objects.filter(id=run.id))
+    one = build_sft_pool(critiques, val_fraction=0, balance=False)
+    kept = Critique.objects.filter(id__in=one.train_ids)
+    assert sorted((c.step_id, c.sample_index) for c in kept) == sorted([(correct[0].id, 2), (incorrect[0].id, 1)])
+    assert (one.stats["agreeing"], one.stats["eligible"], one.stats["per_step"]) == (4, 2, "one")
+    every = build_sft_pool(critiques, val_fraction=0, balance=False, per_step="all")
+    assert len(every.train_ids) == 4
+    with pytest.raises(ValueError, match="per_step"):
+        build_sft_pool(critiques, per_step="some")

@@ -5,11 +5,16 @@ Conversational rows carry message lists and are rendered with the model's chat
 template by TRL; plain rows carry the exact prompt text and TRL appends EOS to the
 completion. Either way the loss is on the critique only.
 
-The pair rule (R-PRM meta-optimisation): for each step, sampled critiques whose
-verdict agrees with the step's label are *chosen*, those that disagree are
-*rejected*, unparseable ones are ignored; pairs are chosen x rejected, capped per
-step; optionally, steps where agreeing critiques are at most a fraction (the
-authors: 1/3) of the valid ones are dropped.
+The pair rule (R-PRM meta-optimisation), as the authors' ``operate-PRM-CoT-data_paired.py``
+runs it: for each step, sampled critiques whose verdict agrees with the step's label
+are *chosen*, those that disagree are *rejected*, unparseable ones are ignored; pairs
+are chosen x rejected in sample order (chosen outer). Their ``--filter`` does two
+things together: at most 2 pairs per step (the first two of that order) and steps
+where agreeing critiques are at most 1/3 of the valid ones are dropped
+(``max_pairs_per_step=2, min_agree_fraction=1/3``). Then :func:`balance_pairs` keeps
+as many chosen-Yes as chosen-No pairs, before the split by problem. With
+``rule="authors"`` and critique texts, chosen / rejected / valid are read from the
+text exactly as their script does (see :func:`authors_side`).
 
 No torch import here; only :func:`length_stats` needs a tokenizer.
 """
@@ -189,6 +194,30 @@ def _label_is_correct(label: Any, step: Hashable) -> bool | None:
     raise ValueError(f"step {step!r}: label must be a bool, 'yes'/'no', 0/1 or None, got {label!r}")
 
 
+def authors_side(text: str, correct: bool) -> str | None:
+    """The authors' reading of one sampled critique for a step whose label is ``correct``.
+
+    None: not valid (the Yes line and the No line do not occur exactly once between
+    them). "chosen": the label's verdict line occurs once and, trailing full stops and
+    whitespace removed, ends the text. "rejected": the label's line is absent (so the
+    other one is there). "valid": the label's line is there but not at the end.
+    """
+    from inference.core.verdict import VERDICT_NO_LINE, VERDICT_YES_LINE, normalise_newlines
+
+    text = normalise_newlines(text or "").strip()
+    counts = (text.count(VERDICT_YES_LINE), text.count(VERDICT_NO_LINE))
+    if counts not in ((1, 0), (0, 1)):
+        return None
+    target = VERDICT_YES_LINE if correct else VERDICT_NO_LINE
+    if target not in text:
+        return "rejected"
+    return "chosen" if text.rstrip(".").strip().endswith(target) else "valid"
+
+
+PAIR_ORDERS = ("authors", "spread")
+PAIR_RULES = ("authors", "verdict")
+
+
 def _pair_order(n_chosen: int, n_rejected: int, rng: random.Random) -> list[tuple[int, int]]:
     """Every (chosen, rejected) position pair, spread out first.
 
@@ -212,8 +241,15 @@ def build_preference_pairs(
     max_pairs_per_step: int | None = 2,
     min_agree_fraction: float | Fraction | None = None,
     seed: int = 0,
+    order: str = "authors",
+    rule: str = "verdict",
 ) -> PairingResult:
     """Apply the R-PRM pair rule.
+
+    ``order="authors"``: chosen x rejected in sample order, chosen outer (their first
+    two pairs); ``"spread"``: a seeded order that uses distinct critiques first.
+    ``rule="authors"`` reads the sides from each sample's ``text`` (:func:`authors_side`);
+    ``"verdict"`` from its parsed ``verdict``.
 
     ``samples_by_step`` maps a step key to its sampled critiques; each sample has
     ``verdict`` ('yes' | 'no' | 'unparseable') and ``text`` (attribute or mapping
@@ -230,6 +266,10 @@ def build_preference_pairs(
     """
     if max_pairs_per_step is not None and max_pairs_per_step < 1:
         raise ValueError("max_pairs_per_step must be >= 1 or None")
+    if order not in PAIR_ORDERS:
+        raise ValueError(f"order must be one of {PAIR_ORDERS}, got {order!r}")
+    if rule not in PAIR_RULES:
+        raise ValueError(f"rule must be one of {PAIR_RULES}, got {rule!r}")
     threshold = None
     if min_agree_fraction is not None:
         # 1/3 given as a float must still compare exactly: 1 of 3 valid is dropped.
@@ -249,7 +289,17 @@ def build_preference_pairs(
         stats.steps_considered += 1
         agree: list[int] = []
         disagree: list[int] = []
+        other_valid = 0
         for i, sample in enumerate(samples):
+            if rule == "authors":
+                side = authors_side(_get(sample, "text"), correct)
+                if side is None:
+                    stats.samples_unparseable += 1
+                elif side == "valid":
+                    other_valid += 1
+                else:
+                    (agree if side == "chosen" else disagree).append(i)
+                continue
             verdict = _get(sample, "verdict")
             if verdict not in ("yes", "no", "unparseable"):
                 raise ValueError(
@@ -259,7 +309,7 @@ def build_preference_pairs(
                 stats.samples_unparseable += 1
                 continue
             (agree if (verdict == "yes") == correct else disagree).append(i)
-        valid = len(agree) + len(disagree)
+        valid = len(agree) + len(disagree) + other_valid
         stats.samples_valid += valid
         if valid == 0:
             stats.steps_without_pair += 1
@@ -270,13 +320,37 @@ def build_preference_pairs(
         if not agree or not disagree:
             stats.steps_without_pair += 1
             continue
-        order = _pair_order(len(agree), len(disagree), random.Random(f"{seed}:{step!r}"))
+        if order == "authors":
+            grid = [(a, b) for a in range(len(agree)) for b in range(len(disagree))]
+        else:
+            grid = _pair_order(len(agree), len(disagree), random.Random(f"{seed}:{step!r}"))
         if max_pairs_per_step is not None:
-            order = order[:max_pairs_per_step]
-        pairs.extend(PreferencePair(step, agree[a], disagree[b]) for a, b in order)
+            grid = grid[:max_pairs_per_step]
+        pairs.extend(PreferencePair(step, agree[a], disagree[b]) for a, b in grid)
         stats.steps_with_pairs += 1
     stats.pairs = len(pairs)
     return PairingResult(pairs=pairs, stats=stats)
+
+
+def balance_pairs(
+    pairs: Sequence[PreferencePair], labels: Mapping[Hashable, Any], seed: int = 0
+) -> tuple[list[PreferencePair], dict[str, int]]:
+    """Keep as many pairs whose chosen verdict is Yes as No (the authors' 1:1 step
+    before the split). Which pairs are kept is a hash of the seed and the pair, so the
+    choice is deterministic; kept pairs stay in their input order."""
+    import hashlib
+
+    def unit(p: PreferencePair) -> int:
+        key = f"{seed}:{p.step!r}:{p.chosen_index}:{p.rejected_index}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+
+    yes = [p for p in pairs if _label_is_correct(labels[p.step], p.step)]
+    no = [p for p in pairs if not _label_is_correct(labels[p.step], p.step)]
+    n = min(len(yes), len(no))
+    keep = {id(p) for p in sorted(yes, key=unit)[:n]} | {id(p) for p in sorted(no, key=unit)[:n]}
+    kept = [p for p in pairs if id(p) in keep]
+    return kept, {"chosen_yes": len(yes), "chosen_no": len(no), "kept_each": n,
+                  "dropped_for_balance": len(pairs) - len(kept)}
 
 
 def preference_examples(

@@ -1,9 +1,11 @@
 """The README's main job on the embedded default (SQLite + filesystem broker).
 
 Creates the database, the demo users and the demo dataset, builds the tiny
-model, then (with --serve) starts the web server and both Celery workers, runs
-the pipeline's jobs through them, prints the URL and a login, and keeps serving
-until Ctrl-C. Every step is idempotent: running it again reuses what exists.
+model, then (with --serve) starts the web server, both Celery workers and a local
+`transformers serve` of the tiny model (the scoring API's endpoint: the web
+process loads no model), runs the pipeline's jobs through them, scores a demo
+solution through the API, prints the URL and a login, and keeps serving until
+Ctrl-C. Every step is idempotent: running it again reuses what exists.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class Command(BaseCommand):
             url = f"http://127.0.0.1:{port}/"
             self.wait_for_http(url + "login/", procs)
             self.run_pipeline(dataset)
+            self.stdout.write("• Scoring API (gunicorn -> the local transformers serve)")
+            from annotations.quickstart_pipeline import try_scoring_api
+
+            try_scoring_api(self, url, self.scoring_url, procs[0], Path(settings.VAR_DIR) / "logs")
             self.stdout.write("")
             self.stdout.write(self.style.SUCCESS(f"R-PRM Studio is running at {url}"))
             self.stdout.write(f"  log in as admin / {DEMO_PASSWORD}  (or reviewer / {DEMO_PASSWORD})")
@@ -120,20 +126,28 @@ class Command(BaseCommand):
         log_dir = Path(settings.VAR_DIR) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {"TORCH_CPU_THREADS": "1", "HF_HUB_OFFLINE": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
+        from annotations.quickstart_pipeline import register_scoring_endpoint, start_scoring_server
+
+        # The scoring API's model server first: it loads while the pipeline runs.
+        serve, self.scoring_url, served_name = start_scoring_server(_free_port(port + 100), log_dir, env)
+        register_scoring_endpoint(self.scoring_url, served_name)
+        env = {**env, "RPRM_SCORING_ENDPOINT": self.scoring_url, "RPRM_SCORING_MODEL": served_name}
         py = sys.executable
         commands = {
-            "web": [py, "-m", "gunicorn", "rprm_web.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "120"],
+            # gthread: a scoring request waits on the model server, not on this process's CPU.
+            "web": [py, "-m", "gunicorn", "rprm_web.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread", "-w", "2",
+                    "--threads", "4", "--timeout", "120"],
             "worker": [py, "-m", "celery", "-A", "rprm_web", "worker", "-Q", "default", "-c", "2",
                        "-n", "default@%h", "--loglevel", "INFO"],
             "gpu-worker": [py, "-m", "celery", "-A", "rprm_web", "worker", "-Q", "gpu", "-c", "1",
                            "--pool", "solo", "-n", "gpu@%h", "--loglevel", "INFO"],
         }
-        procs = []
+        procs = [serve]
         for name, cmd in commands.items():
             log = (log_dir / f"{name}.log").open("ab")
             procs.append(subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=log,
                                           start_new_session=True))
-        self.stdout.write(f"• Started web and workers (logs in {log_dir})")
+        self.stdout.write(f"• Started web, workers and the scoring model server at {self.scoring_url} (logs in {log_dir})")
         return procs
 
     def wait_for_http(self, url: str, procs, timeout: float = 60) -> None:

@@ -1,5 +1,15 @@
 """Backend for OpenAI-compatible HTTP servers: ``vllm serve``, ``transformers serve``, others.
 
+Prompts and chat messages
+    A prompt is a text or a list of chat messages (a chat template's system, few-shot
+    pairs and user message). Messages are never flattened by hand: with the served
+    model's tokenizer (``tokenizer_path``) and a mode other than ``"chat"`` they are
+    rendered locally with its chat template (generation prompt added) and sent as a
+    completion, which keeps per-token log-probs; otherwise they go as they are to
+    ``/v1/chat/completions`` and the server applies the model's chat template.
+    :meth:`OpenAIBackend.request_prompt` is that rule; the HTTP transport
+    (``_post``) only carries the bodies built from it.
+
 Generation
     ``mode="completions"`` posts the rendered prompt as-is to ``/v1/completions``
     (``prompt, n, temperature, top_p, max_tokens, logprobs, seed``). ``mode="chat"``
@@ -85,6 +95,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..prompts import Messages, apply_chat
 from ..scoring import FALLBACK_SUFFIX, p_yes_from_logits, verdict_token_ids
 from ..verdict import VERDICT_QUESTION, verdict_question_end
 from .base import Completion, Sampling
@@ -283,16 +294,31 @@ class OpenAIBackend:
 
     # ----- public API -------------------------------------------------------------
 
-    def generate(self, prompts: list[str], n: int, sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, prompts: list[str | Messages], n: int, sampling: Sampling) -> list[list[Completion]]:
         if n < 1:
             raise ValueError("n must be >= 1")
         if not prompts:
             return []
-        return self._run(self._generate_all(list(prompts), n, sampling))
+        return self._run(self._generate_all([self.request_prompt(p) for p in prompts], n, sampling))
 
-    def read_p_yes(self, items: list[tuple[str, str]]) -> list[PYes]:
+    def read_p_yes(self, items: list[tuple[str | Messages, str]]) -> list[PYes]:
         """p_yes of existing ``(prompt, critique)`` pairs by one extra pass each (no inline read)."""
-        return self._run(self._gather([self._p_yes_extra_pass(p, c) for p, c in items]))
+        return self._run(
+            self._gather([self._p_yes_extra_pass(self.request_prompt(p), c) for p, c in items])
+        )
+
+    def request_prompt(self, prompt: str | Messages) -> str | Messages:
+        """What is sent: text for ``/completions``, or messages for ``/chat/completions``.
+
+        Messages become text only through the served model's own chat template (local
+        tokenizer, generation prompt added), when completions log-probs are wanted.
+        """
+        if isinstance(prompt, str):
+            return prompt
+        messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in prompt]
+        if self.tokenizer is not None and self.mode != "chat":
+            return apply_chat(self.tokenizer, messages)
+        return messages
 
     def close(self) -> None:
         with self._lock:
@@ -414,7 +440,7 @@ class OpenAIBackend:
             self.p_yes_via == "auto" and self._server_has_logprobs is not False
         )
 
-    async def _request_choices(self, prompt: str, n: int, sampling: Sampling, seed_offset: int) -> tuple:
+    async def _request_choices(self, prompt: str | Messages, n: int, sampling: Sampling, seed_offset: int) -> tuple:
         body: dict[str, Any] = {
             "model": self.model,
             "n": n,
@@ -425,6 +451,8 @@ class OpenAIBackend:
         if sampling.seed is not None:
             body["seed"] = sampling.seed + seed_offset
         logprobs = self._wants_logprobs()
+        if not isinstance(prompt, str):  # chat messages: only the server can apply the chat template
+            return await self._request_choices_in("chat", body, prompt, logprobs)
         if self._resolved_mode is None:  # auto: completions until the server says it has none
             try:
                 return await self._request_choices_in("completions", body, prompt, logprobs)
@@ -435,22 +463,22 @@ class OpenAIBackend:
                 self._resolved_mode = "chat"
         return await self._request_choices_in(self._resolved_mode, body, prompt, logprobs)
 
-    async def _request_choices_in(self, mode: str, body: dict, prompt: str, logprobs: bool) -> tuple:
+    async def _request_choices_in(self, mode: str, body: dict, prompt: str | Messages, logprobs: bool) -> tuple:
         if mode == "completions":
             body = {**body, "prompt": prompt}
             if logprobs:
                 body["logprobs"] = self.top_logprobs
             response = await self._post("/completions", {**body, **self.extra_body})
         else:
-            body = {**body, "messages": [{"role": "user", "content": prompt}]}
+            body = {**body, "messages": _as_messages(prompt)}
             if logprobs:
                 body |= {"logprobs": True, "top_logprobs": self.top_logprobs}
             response = await self._post("/chat/completions", {**body, **self.extra_body})
-        if self._resolved_mode is None:
+        if self._resolved_mode is None and isinstance(prompt, str):
             self._resolved_mode = mode
         return mode, response
 
-    async def _generate_one(self, prompt: str, n: int, sampling: Sampling) -> list[Completion]:
+    async def _generate_one(self, prompt: str | Messages, n: int, sampling: Sampling) -> list[Completion]:
         out: list[Completion] = []
         while len(out) < n:
             mode, response = await self._request_choices(prompt, n - len(out), sampling, len(out))
@@ -471,7 +499,7 @@ class OpenAIBackend:
         await self._gather([self._fill_p_yes(prompt, c) for c in out])
         return out
 
-    def _completions_from(self, mode: str, prompt: str, response: _Response, choices: list[dict]) -> list:
+    def _completions_from(self, mode: str, prompt: str | Messages, response: _Response, choices: list[dict]) -> list:
         usage = response.data.get("usage") or {}
         texts, token_lists = [], []
         for choice in choices:
@@ -515,7 +543,7 @@ class OpenAIBackend:
 
     # ----- p_yes ----------------------------------------------------------------------
 
-    async def _fill_p_yes(self, prompt: str, completion: Completion) -> None:
+    async def _fill_p_yes(self, prompt: str | Messages, completion: Completion) -> None:
         choice = completion.extra.pop("_choice")
         if self.p_yes_via == "none":
             return
@@ -562,21 +590,23 @@ class OpenAIBackend:
         reading.detail["p_yes_position"] = "verdict_question"
         return reading
 
-    async def _p_yes_extra_pass(self, prompt: str, critique: str, appended: bool = False) -> PYes:
+    async def _p_yes_extra_pass(self, prompt: str | Messages, critique: str, appended: bool = False) -> PYes:
         """One extra next-token read: at the critique's verdict question, or after an appended one."""
         end = None if appended else verdict_question_end(critique)
         if end is not None:
-            text, position = prompt + critique[:end], "verdict_question"
+            continuation, position = critique[:end], "verdict_question"
         else:
-            text, position = prompt + critique + FALLBACK_SUFFIX, "appended_question"
+            continuation, position = critique + FALLBACK_SUFFIX, "appended_question"
         via = await self._extra_pass_via()
         if isinstance(via, PYes):
             return via
         try:
             if via == "systemone":
-                reading = await self._systemone_p_yes(text)
+                if not isinstance(prompt, str):
+                    raise _Unsupported("/systemone reads text; these chat messages were sent without a tokenizer")
+                reading = await self._systemone_p_yes(prompt + continuation)
             else:
-                reading = await self._logprobs_p_yes(prompt, text[len(prompt) :])
+                reading = await self._logprobs_p_yes(prompt, continuation)
         except _Unsupported as exc:
             return PYes(None, None, {"p_yes_error": str(exc)})
         if reading.detail.pop("no_logprobs", False) and self.p_yes_via == "auto":
@@ -609,8 +639,8 @@ class OpenAIBackend:
         )
         return PYes(None, None, {"p_yes_error": f"server returns no log-probs and {reason}"})
 
-    async def _logprobs_p_yes(self, prompt: str, continuation: str) -> PYes:
-        mode = self._resolved_mode or "completions"
+    async def _logprobs_p_yes(self, prompt: str | Messages, continuation: str) -> PYes:
+        mode = "chat" if not isinstance(prompt, str) else (self._resolved_mode or "completions")
         if mode == "completions":
             body = {
                 "model": self.model,
@@ -628,10 +658,7 @@ class OpenAIBackend:
         else:
             body = {
                 "model": self.model,
-                "messages": [
-                    {"role": "user", "content": prompt},
-                    {"role": "assistant", "content": continuation},
-                ],
+                "messages": [*_as_messages(prompt), {"role": "assistant", "content": continuation}],
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "logprobs": True,
@@ -712,6 +739,11 @@ class OpenAIBackend:
             else:
                 self._systemone = True
             return self._systemone
+
+
+def _as_messages(prompt: str | Messages) -> Messages:
+    """Chat messages for a request: a text prompt is one user message."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

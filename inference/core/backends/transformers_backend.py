@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..prompts import Messages, prompt_text
 from ..reference import reference_p_yes
 from ..scoring import (
     VerdictQuestionDetector,
@@ -135,7 +136,7 @@ class TransformersBackend:
 
     def generate(
         self,
-        prompts: list[str],
+        prompts: Sequence[str | Messages],
         n: int,
         sampling: Sampling,
         *,
@@ -148,9 +149,11 @@ class TransformersBackend:
         of the returned text and counted in ``prompt_tokens``). ``logits_processors``
         run after the p_yes recorder. Both serve tests and constrained decoding.
         With temperature 0 the one greedy critique is returned ``n`` times.
+        A prompt given as chat messages goes through the tokenizer's own chat template.
         """
         import torch
 
+        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
         if n < 1:
             raise ValueError("n must be >= 1")
         prefill = list(prefill) if prefill is not None else [None] * len(prompts)
@@ -287,10 +290,11 @@ class TransformersBackend:
 
     # -- scoring existing critiques --------------------------------------------
 
-    def score_texts(self, prompts: Sequence[str], critiques: Sequence[str]) -> list[float]:
+    def score_texts(self, prompts: Sequence[str | Messages], critiques: Sequence[str]) -> list[float]:
         """p_yes of existing critiques, batched: cut after the last verdict question
         (or append it) exactly as :func:`reference_p_yes` does, one forward pass per
         batch reading only the last position."""
+        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
         if len(prompts) != len(critiques):
             raise ValueError("prompts and critiques must have the same length")
         contexts = [p + scoring_context(c)[0] for p, c in zip(prompts, critiques, strict=True)]

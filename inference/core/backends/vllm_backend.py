@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..prompts import Messages, prompt_text
 from ..scoring import (
     VerdictQuestionDetector,
     encode_prompt,
@@ -133,7 +134,9 @@ class VLLMBackend:
         # add special tokens to text prompts that already carry them).
         return [{"prompt_token_ids": encode_prompt(self.tokenizer, t)} for t in texts]
 
-    def generate(self, prompts: list[str], n: int, sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[str | Messages], n: int, sampling: Sampling) -> list[list[Completion]]:
+        # Chat messages go through the model's own chat template, as the authors' inference does.
+        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
         if n < 1:
             raise ValueError("n must be >= 1")
         greedy = sampling.temperature == 0
@@ -206,8 +209,9 @@ class VLLMBackend:
             scored.append(read if read is not None else (None, False))
         return scored
 
-    def score_texts(self, prompts: Sequence[str], critiques: Sequence[str]) -> list[float | None]:
+    def score_texts(self, prompts: Sequence[str | Messages], critiques: Sequence[str]) -> list[float | None]:
         """p_yes of existing critiques (same cut/append rule as the transformers backend)."""
+        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
         if len(prompts) != len(critiques):
             raise ValueError("prompts and critiques must have the same length")
         contexts = [p + scoring_context(c)[0] for p, c in zip(prompts, critiques, strict=True)]

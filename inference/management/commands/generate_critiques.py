@@ -24,14 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int)
         parser.add_argument("--batch-size", type=int)
         parser.add_argument("--seed", type=int)
-        parser.add_argument("--template", help="template name (latest version) instead of the default")
+        parser.add_argument("--template", help="NAME (latest version) or NAME@VERSION instead of the default")
         parser.add_argument("--kind", default="teacher_seed", choices=["teacher_seed", "student_sample"])
         parser.add_argument("--wait", action="store_true", help="run here to the end, with a progress bar")
         add_json_flag(parser)
 
     def handle(self, *args, **o):
         from inference.actions import create_run, endpoint_for
-        from inference.models import PromptTemplate
 
         dataset = Dataset.objects.filter(name=o["dataset"]).first()
         if dataset is None:
@@ -40,9 +39,12 @@ class Command(BaseCommand):
             raise CommandError("--samples must be at least 1")
         template = None
         if o["template"]:
-            template = PromptTemplate.objects.filter(name=o["template"]).order_by("-version").first()
-            if template is None:
-                raise CommandError(f"no prompt template named {o['template']!r}")
+            from inference.prompt_export import ExportError, find_template
+
+            try:
+                template = find_template(o["template"])
+            except ExportError as exc:
+                raise CommandError(str(exc)) from exc
         endpoint = endpoint_for(o["model"], backend=o["backend"], served_model_name=o["served_model_name"])
         step_filter = {"limit": o["limit"]} if o["limit"] else {}
         if o["labels"]:
@@ -81,7 +83,8 @@ class Command(BaseCommand):
             f"run {result.id} {result.status}: {s.get('critiques', 0)} critiques for {result.steps_total} steps; "
             f"strict parse rate {pct(s.get('parse_rate'))}; agreement with labels {pct(s.get('agreement'))} "
             f"(correct steps {pct(s.get('agreement_correct'))}, incorrect steps {pct(s.get('agreement_incorrect'))}); "
-            f"{s.get('sft_eligible', 0)} SFT-eligible"
+            f"{s.get('sft_eligible', 0)} SFT-eligible; {s.get('text_repaired', 0)} with text repaired "
+            f"(unstorable characters -> U+FFFD), {s.get('truncated', 0)} cut at the token limit"
         )
         write_json(self, o, {"run": result.id, "status": result.status, "steps_total": result.steps_total,
                              "summary": s})

@@ -11,17 +11,21 @@ class Command(BaseCommand):
         parser.add_argument("path")
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--model", required=True, help="name the critiques are credited to")
+        parser.add_argument("--template", help="NAME or NAME@VERSION the critiques were written with "
+                            "(e.g. the one given to export_prompts); default: the built-in template")
         add_json_flag(parser)
 
-    def handle(self, *args, path, dataset, model, **opts):
+    def handle(self, *args, path, dataset, model, template=None, **opts):
         from inference.critique_import import CritiqueImportError, import_critiques
+        from inference.prompt_export import ExportError, find_template
 
         ds = Dataset.objects.filter(name=dataset).first()
         if ds is None:
             raise CommandError(f"no dataset named {dataset!r}")
         try:
-            run, created = import_critiques(path, dataset=ds, model_name=model)
-        except (OSError, CritiqueImportError) as exc:
+            tpl = find_template(template) if template else None
+            run, created = import_critiques(path, dataset=ds, model_name=model, template=tpl)
+        except (OSError, CritiqueImportError, ExportError) as exc:
             raise CommandError(str(exc)) from exc
         verb = "imported" if created else "already imported"
         self.stdout.write(

@@ -16,8 +16,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--min-agree-fraction",
             type=float,
-            help="drop steps whose agreeing samples are at most this fraction (authors: 0.3333)",
+            default=1 / 3,
+            help="drop steps whose agreeing samples are at most this fraction (default: the authors' 1/3; 0: off)",
         )
+        parser.add_argument("--no-balance", action="store_true",
+                            help="keep every pair instead of as many chosen-Yes as chosen-No pairs")
         parser.add_argument("--seed", type=int, default=0)
         add_json_flag(parser)
 
@@ -32,7 +35,9 @@ class Command(BaseCommand):
         if fraction is not None and abs(fraction - 1 / 3) < 1e-3:
             fraction = 1 / 3  # the rule compares exactly: 0.3333 means the authors' 1/3
         try:
-            build = build_preference_pairs_for(run, o["max_pairs_per_step"] or None, fraction, o["seed"])
+            build = build_preference_pairs_for(
+                run, o["max_pairs_per_step"] or None, fraction or None, o["seed"], not o["no_balance"]
+            )
         except TrainingDataError as exc:
             raise CommandError(str(exc)) from exc
         s = build.stats
@@ -40,6 +45,7 @@ class Command(BaseCommand):
             f"{len(build.pairs)} pairs over {build.steps} steps ({build.created} new) from run {run.id}: "
             f"{s['steps_considered']} labelled steps, {s['steps_dropped_by_filter']} dropped by the filter, "
             f"{s['steps_without_pair']} without both sides, {s['samples_unparseable']} unparseable samples"
+            + (f", {s['dropped_for_balance']} dropped to balance chosen Yes/No" if "dropped_for_balance" in s else "")
         )
         write_json(self, o, {"run": run.id, "pairs": len(build.pairs), "steps": build.steps,
                              "created": build.created, "stats": s})

@@ -28,7 +28,7 @@ def decrypt_stored_keys(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inference', '0003_alter_generationrun_kind_alter_modelendpoint_backend'),
+        ('inference', '0007_critique_verdicts_by_the_authors_rule'),
     ]
 
     operations = [
