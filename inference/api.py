@@ -446,10 +446,10 @@ def score(request: HttpRequest) -> JsonResponse:
         args = parse_request(_body(request))
         endpoint = resolve_endpoint(args["model"])
         try:
-            template = template_for(args.template)
+            template = template_for(args["template"])
         except (PromptTemplate.DoesNotExist, ValueError):
             raise ApiError(
-                404, "unknown_template", f"no prompt template {args.template!r}", field="template"
+                404, "unknown_template", f"no prompt template {args['template']!r}", field="template"
             ) from None
         sampling = eval_sampling_values(endpoint, seed=args["seed"], max_new_tokens=args["max_new_tokens"])
         check_budget(args, sampling)
