@@ -203,7 +203,7 @@ def _error_types() -> list[tuple[str, ErrorType]]:
     global _error_types_cache
     at, rows = _error_types_cache
     if time.monotonic() - at > 60 or not rows:
-        rows = list(zip(DIGITS, ErrorType.objects.all(), strict=False))
+        rows = list(zip(DIGITS, ErrorType.objects.active(), strict=False))
         _error_types_cache = (time.monotonic(), rows)
     return rows
 
