@@ -23,9 +23,9 @@ def _beat(hostname: str, queues: str) -> None:
     from django.db import close_old_connections
     from django.utils import timezone
 
-    from .models import WorkerHeartbeat
-
     from rprm_web import runs
+
+    from .models import WorkerHeartbeat
 
     started, requeued = timezone.now(), {}
     while not _stop.is_set():

@@ -208,5 +208,7 @@ if __name__ == "__main__":
 
     current_app.loader.import_default_modules()  # registers every run type
     cmd, kind, arg = sys.argv[1], sys.argv[2], sys.argv[3]
-    result = {"setup": setup, "check": check, "cancel": cancel}[cmd](kind, arg if cmd == "setup" else int(arg))
+    result = {"setup": setup, "check": check, "cancel": cancel}[cmd](
+        kind, arg if cmd == "setup" else int(arg)
+    )
     print("RESULT " + json.dumps(result, default=str))

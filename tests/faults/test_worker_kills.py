@@ -30,7 +30,13 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
 
 SEED = int(os.environ.get("FAULTS_SEED", "0")) or random.SystemRandom().randrange(1, 10**6)
 REPEAT = int(os.environ.get("FAULTS_REPEAT", "1"))
-QUEUE = {"import": "default", "export": "default", "generation": "gpu", "evaluation": "gpu", "training": "gpu"}
+QUEUE = {
+    "import": "default",
+    "export": "default",
+    "generation": "gpu",
+    "evaluation": "gpu",
+    "training": "gpu",
+}
 # Restart with the same worker name or another one: cheap kinds try both on both stacks,
 # the model-loading ones one each, crossed between the stacks.
 CASES = [
@@ -91,7 +97,9 @@ def stack_for(transactional_db, tmp_path):
 
             redis.Redis.from_url(settings.REDIS_URL).flushdb()
             db = connection.settings_dict
-            env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            env["DATABASE_URL"] = (
+                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            )
             env["REDIS_URL"] = settings.REDIS_URL
         else:
             # The embedded default: no DATABASE_URL / REDIS_URL.
@@ -145,7 +153,9 @@ def _finished(stack: Stack, job: dict, timeout: float) -> dict:
 
 @pytest.mark.parametrize("repeat", range(REPEAT))
 @pytest.mark.parametrize(("stack_name", "kind", "restart"), CASES)
-def test_a_killed_worker_loses_and_duplicates_nothing(stack_name, kind, restart, repeat, stack_for, tiny_model_dir):
+def test_a_killed_worker_loses_and_duplicates_nothing(
+    stack_name, kind, restart, repeat, stack_for, tiny_model_dir
+):
     rng = random.Random(f"{SEED}:{repeat}:{stack_name}:{kind}:{restart}")
     stack = stack_for(stack_name)
     queue = QUEUE[kind]
@@ -198,7 +208,10 @@ def test_a_job_that_kills_its_worker_twice_fails_and_is_not_run_again(stack_name
         w.wait_ready = lambda timeout=60: None  # it may die before it logs "ready."
         w.start()
         wait_for(lambda w=w: w.proc.poll() is not None, timeout=120, what=f"crash {attempt}")
-        assert w.proc.returncode == -9 and stack.row(job["table"], job["id"], ["attempts"])["attempts"] == attempt
+        assert (
+            w.proc.returncode == -9
+            and stack.row(job["table"], job["id"], ["attempts"])["attempts"] == attempt
+        )
     # Third start (still poisoned): the resumed task sees two deaths and fails the job.
     last = Worker("default", "default@faults", poisoned, stack.tmp / "poisoned-3.log").start()
     try:
