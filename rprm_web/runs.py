@@ -19,8 +19,8 @@ taken for dead and replaced cannot overwrite its successor's result.
   without being imported here.
 * `register(model, task)` (in each app's tasks.py) lets `enqueue(model, id)` queue a
   run without importing its tasks module, and re-queues a model's interrupted runs
-  when a worker starts (its own runs; on the filesystem broker, stale runs too,
-  because that broker never redelivers an unacknowledged message).
+  when a worker starts (its own runs and stale ones: Redis gives an unacked message
+  back only after 12 h, the filesystem broker never; `sweep` does it periodically).
 """
 
 from __future__ import annotations
@@ -382,10 +382,6 @@ def enqueue(model, run_id: int, *, on_commit: bool = True) -> None:
     """Queue the task that processes `model` row `run_id` (after the transaction commits)."""
     task = _registered(model).task
     (task.delay_on_commit if on_commit else task.delay)(run_id)
-
-
-def filesystem_broker() -> bool:
-    return str(getattr(settings, "CELERY_BROKER_URL", "")).startswith("filesystem")
 
 
 def resume(worker: str, queues: set[str], *, stale_too: bool = True) -> list[tuple[str, int]]:
