@@ -26,6 +26,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotations.models import ErrorType
 from inference.models import Critique, GenerationRun
 from review.models import Review
+from review.reviews import sealed_q
 from rprm_web.access import AppRequest, require_reviewer
 
 from . import by_type, drill, models, operations, slices, summaries
@@ -731,7 +732,9 @@ def review_ops(request: AppRequest):
     matched_only = request.GET.get("signals") != "all"
     progress = operations.queue_progress(slc)
     activity = operations.reviewer_activity(slc, weeks=period)
-    pairs = operations.reviewer_pairs(slc)
+    # Blind double review: pair agreement moves with each decision (and anyone can refresh),
+    # so it would tell a reviewer whether the other one agreed. Admins only.
+    pairs = operations.reviewer_pairs(slc) if request.user.is_staff else []
     backlog = operations.adjudication_backlog(slc)
     signals = operations.signal_table(slc, matched_only=matched_only)
 
@@ -1069,17 +1072,18 @@ def critiques(request: AppRequest):
         page = max(1, int(request.GET.get("page") or 1))
     except ValueError:
         page = 1
-    qs = (
-        drill.drill_queryset(d)
-        .select_related(
-            "run__endpoint",
-            "run__template",
-            "step__solution__dataset",
-            "step__solution__error_type",
-            "review_item",
-        )
-        .order_by("-id")
-    )
+    qs = drill.drill_queryset(d)
+    if not request.user.is_staff:
+        # Blind double review: a reviewer may be the second one on any item still waiting for
+        # its second review or adjudication, so those are not listed (nor their tags) to them.
+        qs = qs.exclude(sealed_q("review_item__"))
+    qs = qs.select_related(
+        "run__endpoint",
+        "run__template",
+        "step__solution__dataset",
+        "step__solution__error_type",
+        "review_item",
+    ).order_by("-id")
     start = (page - 1) * PAGE_SIZE
     rows = list(qs[start : start + PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE
