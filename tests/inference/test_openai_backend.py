@@ -435,6 +435,16 @@ def test_it_sends_the_endpoint_key_and_never_the_environment_one(fake, monkeypat
     assert with_key["authorization"] == "Bearer endpoint-key" and "openai-organization" not in with_key
 
 
+def test_stored_backoff_options_are_accepted_and_said_to_be_ignored(fake, caplog):
+    """Endpoints saved with backoff/max_backoff still build; the SDK's backoff applies."""
+    server = fake(lambda path, body, i: (503, {"error": "busy"}) if i == 1 else ok_reply(path, body, i))
+    with backend(server.url, backoff=60.0, max_backoff=120.0, p_yes_via="none", max_retries=1) as b:
+        started = time.perf_counter()
+        [[c]] = b.generate([PROMPT], 1, Sampling())
+    assert c.extra["attempts"] == 2 and time.perf_counter() - started < 5  # not 60 s
+    assert "backoff/max_backoff are ignored" in caplog.text
+
+
 def test_it_normalises_base_urls():
     assert normalise_base_url("http://h:8000") == "http://h:8000/v1"
     assert normalise_base_url("http://h:8000/v1/") == "http://h:8000/v1"
