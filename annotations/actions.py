@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from rprm_web import runs
@@ -36,6 +37,7 @@ from rprm_web import runs
 from .importers import (
     OPTION_DEFAULTS,
     ImportValidationError,
+    Limits,
     Parser,
     RecordReader,
     detect_format,
@@ -50,7 +52,31 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, int], None]  # (bytes_done, file_size, solutions so far)
 PROGRESS_EVERY_S = 0.5
 MAX_WARNINGS_IN_COUNTS = 10
-NAME_SUFFIXES = (".gz", ".jsonl", ".json", ".ndjson")
+NAME_SUFFIXES = (".gz", ".zst", ".jsonl", ".json", ".ndjson", ".parquet")
+
+
+def import_limits() -> Limits:
+    """The readers' limits, from settings (IMPORT_MAX_*, env-driven)."""
+    return Limits(
+        max_record_bytes=settings.IMPORT_MAX_RECORD_BYTES,
+        max_decompressed_bytes=settings.IMPORT_MAX_DECOMPRESSED_BYTES,
+        max_ratio=settings.IMPORT_MAX_DECOMPRESSION_RATIO,
+        ratio_floor_bytes=settings.IMPORT_RATIO_FLOOR_BYTES,
+        max_depth=settings.IMPORT_MAX_DEPTH,
+        max_int_digits=settings.IMPORT_MAX_INT_DIGITS,
+    )
+
+
+def is_upload(path: str | Path) -> bool:
+    """A file the upload form saved (the job owns it), not one a command pointed at."""
+    uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
+    return Path(path).resolve().parent == uploads
+
+
+def remove_upload(job: ImportJob) -> None:
+    """Delete an uploaded file once its job has ended (never a file given on the command line)."""
+    if job.file_path and is_upload(job.file_path):
+        Path(job.file_path).unlink(missing_ok=True)
 
 
 @dataclass
@@ -181,10 +207,14 @@ def run_import_job(job_id: int) -> ImportResult | None:
                     job=job,
                 )
         except ImportValidationError:
-            return None  # recorded on the job
+            return None  # recorded on the job: failed for good, the task returns (no redelivery)
         except runs.LeaseLost:
             log.warning("import job %s was taken over by another worker; this import rolled back", job_id)
             return None
+        finally:
+            # Ended one way or another (a crash never gets here): the upload is not needed again.
+            if ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists():
+                remove_upload(job)
 
 
 JOB_LOCK_NAMESPACE = 0x5250524D  # "RPRM": first key of the two-key advisory lock
@@ -242,8 +272,9 @@ def import_file(
             created_by=user if user is not None and user.is_authenticated else None,
         )
     try:
-        reader = RecordReader(path, file_name)
-        fmt = fmt or detect_format(path, file_name)
+        limits = import_limits()
+        reader = RecordReader(path, file_name, limits)
+        fmt = fmt or detect_format(path, file_name, limits)
         parser = parser_class(fmt, file_name)(file_name, options)
         for value, limit, what in ((dataset_name, 200, "dataset name"), (split, 50, "split")):
             if len(value) > limit:
@@ -308,14 +339,25 @@ def _import(
             "dataset name",
             f"a dataset named {dataset_name!r} already exists; choose another name",
         )
-    dataset = Dataset.objects.create(
-        name=dataset_name,
-        source_format=fmt,
-        split=split,
-        description=f"Imported from {reader.name}",
-        import_options=parser.options,
-        created_by=user if user is not None and user.is_authenticated else None,
-    )
+    try:
+        # A savepoint: two imports racing for one name meet at the unique index, and the
+        # loser gets a message instead of a raw IntegrityError.
+        with transaction.atomic():
+            dataset = Dataset.objects.create(
+                name=dataset_name,
+                source_format=fmt,
+                split=split,
+                description=f"Imported from {reader.name}",
+                import_options=parser.options,
+                created_by=user if user is not None and user.is_authenticated else None,
+            )
+    except IntegrityError:
+        raise ImportValidationError(
+            reader.name,
+            "options",
+            "dataset name",
+            f"a dataset named {dataset_name!r} was created by another import meanwhile; choose another name",
+        ) from None
     writer = make_writer(dataset, reader.name, batch_solutions)
     live = _LiveProgress(job, reader, progress, live_db)
     try:

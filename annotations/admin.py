@@ -20,26 +20,45 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 @admin.register(ErrorType)
 class ErrorTypeAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "dimension", "definition"]
+    list_display = ["slug", "name", "dimension", "definition", "archived"]
+    list_filter = ["archived"]
+    readonly_fields = ["slug"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # archived, never deleted: reviews keep their tags
+
+
+class SourceDataReadOnly:
+    """Imported source data is never edited in the admin: it is what the file said."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Problem)
-class ProblemAdmin(admin.ModelAdmin):
+class ProblemAdmin(SourceDataReadOnly, admin.ModelAdmin):
     list_display = ["source_id", "dataset"]
     list_filter = ["dataset"]
     search_fields = ["source_id", "question"]
     list_select_related = ["dataset"]
 
 
-class StepInline(admin.TabularInline):
+class StepInline(SourceDataReadOnly, admin.TabularInline):
     model = Step
     extra = 0
+    can_delete = False
     fields = ["index", "text", "label", "source_rating"]
-    readonly_fields = ["index", "label", "source_rating"]
+    readonly_fields = fields
 
 
 @admin.register(Solution)
-class SolutionAdmin(admin.ModelAdmin):
+class SolutionAdmin(SourceDataReadOnly, admin.ModelAdmin):
     list_display = ["source_id", "dataset", "generator", "first_error_index", "n_steps"]
     list_filter = ["dataset"]
     search_fields = ["source_id"]
@@ -49,7 +68,7 @@ class SolutionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Step)
-class StepAdmin(admin.ModelAdmin):
+class StepAdmin(SourceDataReadOnly, admin.ModelAdmin):
     list_display = ["solution", "index", "label", "source_rating"]
     list_filter = ["label"]
     # Source data is never overwritten: corrections are rows of their own.

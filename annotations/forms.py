@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from .models import Dataset, Step
 
 
+def too_large(what: str) -> str:
+    limit = filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)
+    return (
+        f"{what}; uploads are limited to {limit} (IMPORT_MAX_UPLOAD_BYTES). "
+        "Import larger files with `manage.py import_dataset`."
+    )
+
+
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="JSON or JSONL (optionally .gz), streamed to disk.")
+    file = forms.FileField(help_text="JSON or JSONL (optionally .gz or .zst) or Parquet, streamed to disk.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
     format = forms.ChoiceField(
         choices=[("", "Auto-detect")] + list(Dataset.Format.choices), required=False
@@ -18,6 +28,24 @@ class ImportForm(forms.Form):
         initial="correct",
         help_text="Recorded with the dataset; the raw rating is always kept.",
     )
+
+    def __init__(self, *args, refused_upload: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused_upload = refused_upload  # a file UploadSizeLimitHandler dropped mid-stream
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        if upload is not None and upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(too_large(f"{upload.name} is {filesizeformat(upload.size)}"))
+        return upload
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.refused_upload is not None and self.is_bound:
+            self.errors["file"] = self.error_class(
+                [too_large(f"{self.refused_upload} is over {filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)}")]
+            )
+            self.cleaned_data.pop("file", None)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

@@ -116,14 +116,28 @@ class ImportJob(RunBase):
         return int(100 * self.bytes_done / self.file_size) if self.file_size else 0
 
 
+class ErrorTypeQuerySet(models.QuerySet):
+    def active(self):
+        """Types offered for new tags (archived ones stay on the reviews that carry them)."""
+        return self.filter(archived=False)
+
+
+
 class ErrorType(models.Model):
-    """The seeded taxonomy: PRMBench's nine classes plus calculation error."""
+    """The seeded taxonomy: PRMBench's nine classes plus calculation error.
+
+    Never deleted once used: a type that tags a review or an adjudication is protected
+    (review.models refuses the delete, since the tags live there); retire it with
+    `archived` instead."""
 
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
     dimension = models.CharField(max_length=50)
     definition = models.CharField(max_length=300)
     order = models.PositiveSmallIntegerField(default=0)
+    archived = models.BooleanField(default=False, help_text="Not offered for new tags; existing tags stay.")
+
+    objects = ErrorTypeQuerySet.as_manager()
 
     class Meta:
         ordering = ["order", "slug"]

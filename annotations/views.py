@@ -91,7 +91,9 @@ def import_new(request: AppRequest):
     from .actions import create_import_job
     from .tasks import import_dataset_task
 
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(
+        request.POST or None, request.FILES or None, refused_upload=getattr(request, "upload_refused", None)
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         upload = data["file"]

@@ -1,4 +1,4 @@
-"""Import benchmark: ProcessBench- and PRM800K-format files into a scratch Postgres database.
+"""Import benchmark: ProcessBench (JSON, Parquet, JSONL.zst) and PRM800K files into a scratch Postgres database.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/rprm .venv/bin/python bench/bench_import.py
     ... bench/bench_import.py --solutions 10000      # quick run
@@ -112,7 +112,46 @@ def write_prm800k(path: Path, n: int, seed: int = 2) -> int:
     return steps_total
 
 
+def write_processbench_parquet(path: Path, n: int, seed: int = 1) -> int:
+    """The same rows as write_processbench, as Parquet (how ProcessBench is published)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_suffix(".json")
+    steps = write_processbench(tmp, n, seed)
+    rows = json.loads(tmp.read_text(encoding="utf-8"))
+    tmp.unlink()
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=10_000)
+    return steps
+
+
+def write_processbench_zst(path: Path, n: int, seed: int = 1) -> int:
+    """The same rows as write_processbench, as zstd-compressed JSON Lines."""
+    import zstandard
+
+    tmp = path.with_suffix("")
+    steps = write_processbench(tmp, n, seed)
+    rows = json.loads(tmp.read_text(encoding="utf-8"))
+    tmp.unlink()
+    with open(path, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as out:
+        for row in rows:
+            out.write((json.dumps(row) + "\n").encode())
+    return steps
+
+
 # -- the child: one import, measured from inside -----------------------------------------
+def _peak_rss_kb() -> int:
+    """This process's peak RSS. VmHWM starts afresh at exec; getrusage's ru_maxrss can carry
+    the parent's peak at fork time (the parent holds a whole file while converting it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child(path: str, fmt: str, name: str) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
@@ -121,11 +160,11 @@ def child(path: str, fmt: str, name: str) -> None:
     django.setup()
     from annotations.actions import import_file
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _peak_rss_kb()
     t0 = time.perf_counter()
     result = import_file(path, dataset_name=name, fmt=fmt)
     seconds = time.perf_counter() - t0
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_peak = _peak_rss_kb()
     print(json.dumps({
         "seconds": seconds,
         "solutions": result.n_solutions,
@@ -158,7 +197,7 @@ def main() -> None:
         "--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rprm")
     )
     ap.add_argument("--db-name", default="rprm_bench", help="scratch database, created and dropped")
-    ap.add_argument("--formats", default="processbench,prm800k")
+    ap.add_argument("--formats", default="processbench,processbench-parquet,processbench-zst,prm800k")
     ap.add_argument("--child", nargs=3, metavar=("PATH", "FORMAT", "NAME"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -169,7 +208,12 @@ def main() -> None:
         sys.exit("bench_import needs Postgres: set DATABASE_URL=postgres://...")
     bench_url = _with_db(args.database_url, args.db_name)
     admin_url = _with_db(args.database_url, "postgres")
-    writers = {"processbench": (write_processbench, "json"), "prm800k": (write_prm800k, "jsonl")}
+    writers = {  # name: (writer, extension, format the importer detects)
+        "processbench": (write_processbench, "json", "processbench"),
+        "processbench-parquet": (write_processbench_parquet, "parquet", "processbench"),
+        "processbench-zst": (write_processbench_zst, "jsonl.zst", "processbench"),
+        "prm800k": (write_prm800k, "jsonl", "prm800k"),
+    }
     sizes = [max(1, args.solutions // 10), args.solutions]
     env = {**os.environ, "DATABASE_URL": bench_url, "PYTHONUNBUFFERED": "1"}
     runs = []
@@ -179,14 +223,14 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         with tempfile.TemporaryDirectory(prefix="rprm-bench-") as tmp:
             for fmt in args.formats.split(","):
-                write, ext = writers[fmt]
+                write, ext, import_fmt = writers[fmt]
                 for n in sizes:
                     path = Path(tmp) / f"{fmt}_{n}.{ext}"
                     t0 = time.perf_counter()
                     steps = write(path, n)
                     gen_s = time.perf_counter() - t0
                     proc = subprocess.run(
-                        [sys.executable, __file__, "--child", str(path), fmt, f"bench-{fmt}-{n}"],
+                        [sys.executable, __file__, "--child", str(path), import_fmt, f"bench-{fmt}-{n}"],
                         cwd=ROOT, env=env, capture_output=True, text=True,
                     )  # fmt: skip
                     if proc.returncode:
@@ -209,7 +253,7 @@ def main() -> None:
                     runs.append(run)
                     path.unlink()
                     print(
-                        f"{fmt:13s} {run['solutions']:>8,} solutions {run['steps']:>10,} steps "
+                        f"{fmt:20s} {run['solutions']:>8,} solutions {run['steps']:>10,} steps "
                         f"{run['file_mb']:>7.1f} MB  {run['seconds']:>6.2f} s  {run['steps_per_s']:>9,} steps/s  "
                         f"peak RSS {run['peak_rss_mb']:.0f} MB (before import {run['rss_before_import_mb']:.0f} MB)",
                         flush=True,

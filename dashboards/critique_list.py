@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from inference.models import Critique
 from review.models import Review
+from review.reviews import sealed_q
 
 from . import drill
 from .drill import Drill
@@ -25,19 +26,20 @@ SHORT_OUTCOMES = {
 }
 
 
-def page(d: Drill, number: int) -> tuple[list[Critique], bool]:
+def page(d: Drill, number: int, *, hide_sealed: bool) -> tuple[list[Critique], bool]:
     """Page `number` (from 1) of the drill-down's critiques, and whether another follows."""
-    qs = (
-        drill.drill_queryset(d)
-        .select_related(
-            "run__endpoint",
-            "run__template",
-            "step__solution__dataset",
-            "step__solution__error_type",
-            "review_item",
-        )
-        .order_by("-id")
-    )
+    qs = drill.drill_queryset(d)
+    if hide_sealed:
+        # Blind double review: a reviewer may be the second one on any item still waiting for
+        # its second review or adjudication, so those are not listed (nor their tags) to them.
+        qs = qs.exclude(sealed_q("review_item__"))
+    qs = qs.select_related(
+        "run__endpoint",
+        "run__template",
+        "step__solution__dataset",
+        "step__solution__error_type",
+        "review_item",
+    ).order_by("-id")
     start = (number - 1) * PAGE_SIZE
     rows = list(qs[start : start + PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE

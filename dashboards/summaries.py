@@ -302,16 +302,20 @@ def refresh_summaries() -> dict[str, int]:
             SELECT run_id, matches, flagged, outcome, COUNT(*) FROM dash_fact
             GROUP BY run_id, matches, flagged, outcome""",
         ),
-        # Reviewer agreement, as review.reviews.agreement defines it: active deciding
-        # reviews of items with two or more of them; pairs ordered by username.
+        # Reviewer agreement, as review.reviews.agreement defines it: the first
+        # independent decisions, i.e. the deciding reviews live at the first moment (t.at)
+        # two reviewers' decisions were in at once; pairs ordered by username.
         (
             None,
             """CREATE TEMP TABLE dash_pr AS
             SELECT r.id, r.item_id, r.reviewer_id, u.username, r.decision, ri.run_id
             FROM {review} r JOIN {user} u ON u.id = r.reviewer_id JOIN {item} ri ON ri.id = r.item_id
-            WHERE r.undone_at IS NULL AND r.decision <> 'skip' AND r.item_id IN (
-                SELECT item_id FROM {review} WHERE undone_at IS NULL AND decision <> 'skip'
-                GROUP BY item_id HAVING COUNT(*) >= 2)""",
+            JOIN (SELECT x.item_id, MIN(x.created_at) AS at
+                  FROM {review} x JOIN {review} y ON y.item_id = x.item_id AND y.reviewer_id <> x.reviewer_id
+                  WHERE x.decision <> 'skip' AND y.decision <> 'skip' AND y.created_at <= x.created_at
+                    AND (y.undone_at IS NULL OR y.undone_at > x.created_at)
+                  GROUP BY x.item_id) t ON t.item_id = r.item_id
+            WHERE r.decision <> 'skip' AND r.created_at <= t.at AND (r.undone_at IS NULL OR r.undone_at > t.at)""",
         ),
         (
             None,

@@ -138,7 +138,9 @@ def review_ops(request: AppRequest):
     numbers = {
         "progress": operations.queue_progress(slc),
         "activity": operations.reviewer_activity(slc, weeks=period),
-        "pairs": operations.reviewer_pairs(slc),
+        # Blind double review: pair agreement moves with each decision (and anyone can refresh),
+        # so it would tell a reviewer whether the other one agreed. Admins only.
+        "pairs": operations.reviewer_pairs(slc) if request.user.is_staff else [],
         "backlog": operations.adjudication_backlog(slc),
         "signals": operations.signal_table(slc, matched_only=matched_only),
     }
@@ -178,7 +180,7 @@ def critiques(request: AppRequest):
     form = SliceForm(request.GET or None)
     d = filters.drill_from(request.GET, form)
     page = filters.page_number(request.GET)
-    rows, has_next = critique_list.page(d, page)
+    rows, has_next = critique_list.page(d, page, hide_sealed=not request.user.is_staff)
     params = request.GET.copy()
     params.pop("page", None)
     context = {

@@ -59,6 +59,7 @@ class EvaluationRun(RunBase):
     backend_seconds = models.FloatField(default=0)
     # Metrics at the threshold, threshold sweep, K-scaling, contamination (evaluation.py).
     results = models.JSONField(default=dict, blank=True)
+    error_detail = models.TextField(blank=True)  # staff only: traceback and upstream body, truncated
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -189,6 +190,7 @@ class GuidanceRun(RunBase):
     problems_total = models.PositiveIntegerField(default=0)
     problems_done = models.PositiveIntegerField(default=0)
     results = models.JSONField(default=dict, blank=True)
+    error_detail = models.TextField(blank=True)  # staff only: traceback and upstream body, truncated
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -11,6 +11,7 @@ from inference.core.generation import TEACHER
 from rprm_web import runs
 
 from .models import GenerationRun, ModelEndpoint, PromptTemplate
+from .trust import check_endpoint
 
 # The method's defaults: seed run T=0.4, top_p=0.95, up to 8,192 new tokens, 4 samples.
 TEACHER_DEFAULTS = {k: v for k, v in TEACHER.fields().items() if v is not None}
@@ -77,15 +78,19 @@ def import_template_file(path: str | Path, *, name: str | None = None, user=None
     return save_template(core, source=core.source or Path(path).name, user=user)
 
 
+def guess_backend(model: str) -> str:
+    return ModelEndpoint.Backend.OPENAI if model.startswith(("http://", "https://")) \
+        else ModelEndpoint.Backend.TRANSFORMERS
+
+
 def endpoint_for(model: str, *, backend: str | None = None, role: str = ModelEndpoint.Role.TEACHER,
                  served_model_name: str = "") -> ModelEndpoint:
     """An endpoint by name, or one registered on the fly for a path or URL."""
     found = ModelEndpoint.objects.filter(name=model).first()
     if found:
         return found
-    if backend is None:
-        backend = ModelEndpoint.Backend.OPENAI if model.startswith(("http://", "https://")) \
-            else ModelEndpoint.Backend.TRANSFORMERS
+    backend = backend or guess_backend(model)
+    check_endpoint(backend, model, {})  # raises EndpointRejected (e.g. a host not allowed)
     endpoint, _ = ModelEndpoint.objects.get_or_create(
         name=model, defaults={"backend": backend, "path_or_url": model, "role": role,
                               "served_model_name": served_model_name},

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 
 from .models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
@@ -15,17 +16,45 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         return self.readonly_fields
 
 
+class ModelEndpointForm(forms.ModelForm):
+    # Write-only: the stored key is encrypted and never rendered back.
+    api_key = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored key. Stored encrypted; never shown again.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+
+    class Meta:
+        model = ModelEndpoint
+        fields = ["name", "role", "backend", "path_or_url", "served_model_name", "default_sampling", "options"]
+
+    def save(self, commit=True):
+        endpoint = super().save(commit=False)
+        if self.cleaned_data.get("clear_api_key"):
+            endpoint.api_key_encrypted = ""
+        elif self.cleaned_data.get("api_key"):
+            endpoint.set_api_key(self.cleaned_data["api_key"])
+        if commit:
+            endpoint.save()
+        return endpoint
+
+
 @admin.register(ModelEndpoint)
 class ModelEndpointAdmin(admin.ModelAdmin):
-    list_display = ["name", "role", "backend", "path_or_url"]
+    form = ModelEndpointForm
+    list_display = ["name", "role", "backend", "path_or_url", "has_api_key"]
     list_filter = ["role", "backend"]
+
+    @admin.display(boolean=True, description="API key")
+    def has_api_key(self, obj: ModelEndpoint) -> bool:
+        return obj.has_api_key
 
 
 @admin.register(GenerationRun)
 class GenerationRunAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "dataset", "endpoint", "status", "steps_done", "steps_total", "created_at"]
     list_filter = ["status", "kind"]
-    readonly_fields = ["uuid", "summary", "error", "started_at", "finished_at", "heartbeat_at", "worker"]
+    readonly_fields = ["uuid", "summary", "error", "error_detail", "started_at", "finished_at", "heartbeat_at", "worker"]
 
 
 @admin.register(Critique)

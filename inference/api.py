@@ -27,6 +27,11 @@ Errors are JSON `{"error": {"code", "field", "message"}}`: 400 bad JSON or field
 missing or bad token, 404 unknown model or template, 405 wrong method, 413, 422, 429,
 502 the model server refused the request, 503 the model server did not answer, 504
 timeout, 500 anything else (a reference to the log, never the exception's text).
+
+`parse_score_request` (and `_body` / `parse_request` under it) is the whole validation
+layer: every malformed body (bad syntax, deep nesting, huge integers, NaN, lone
+surrogates, invalid UTF-8, a chunked body over the limit, wrong types) is an ApiError
+with a 4xx status, never a 500.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -45,6 +51,8 @@ from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from annotations.importers.limits import Decoder, LimitExceeded
+from annotations.importers.limits import Limits as JsonLimits
 from inference.core.backends.openai_backend import OpenAIBackendError
 from inference.core.solution_scoring import DEFAULT_K, MAX_K, score_solution
 from inference.scorers import authenticate_token, eval_sampling_values, scorer_endpoint, template_for
@@ -93,6 +101,9 @@ def rate_per_minute() -> int:
 
 log = logging.getLogger(__name__)
 MAX_NEW_TOKENS = 4096
+MAX_SEED = 2**32 - 1  # what every backend's seeding accepts
+# The request is a flat object of strings and small integers: anything deeper or longer is hostile.
+BODY_LIMITS = JsonLimits(max_depth=8, max_int_digits=12)
 
 
 class ApiError(Exception):
@@ -117,27 +128,64 @@ def _bearer(request: HttpRequest) -> str:
     return token.strip()
 
 
-def _body(request: HttpRequest) -> dict[str, Any]:
-    limit = max_body_bytes()
+def _raw_body(request: HttpRequest, limit: int) -> bytes:
+    too_large = ApiError(413, "too_large", f"request body over {limit} bytes")
     try:
         declared = int(request.headers.get("Content-Length") or 0)
     except ValueError:
-        declared = 0
+        raise ApiError(400, "bad_request", "Content-Length is not a number") from None
     if declared > limit:
-        raise ApiError(413, "too_large", f"request body over {limit} bytes")
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise ApiError(413, "too_large", f"request body over {limit} bytes") from None
+        raise too_large
+    if not declared and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # Django reads nothing without a Content-Length; the server has de-chunked the
+        # stream, so read it here, one byte past the limit at most.
+        stream = request.META.get("wsgi.input")
+        raw = stream.read(limit + 1) if stream is not None else b""
+    else:
+        try:
+            raw = request.body
+        except RequestDataTooBig:
+            raise too_large from None
     if len(raw) > limit:
-        raise ApiError(413, "too_large", f"request body over {limit} bytes")
+        raise too_large
+    return raw
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    raw = _raw_body(request, max_body_bytes())
+    if not raw.strip():
+        raise ApiError(400, "bad_json", "the body is empty; send a JSON object", field="body")
     try:
-        data = json.loads(raw or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"body is not valid JSON ({exc})", field="body") from None
+        data = Decoder(BODY_LIMITS).loads(raw)
+    except LimitExceeded as exc:
+        field = exc.field.split(".")[0] if exc.field else "body"
+        raise ApiError(400, "bad_json", f"{exc.field or 'body'}: {exc.message}", field=field) from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "bad_json",
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            field="body",
+        ) from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "body must be a JSON object", field="body")
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRequest:
+    question: str
+    steps: list[str]
+    model: str | None  # None: the server of RPRM_SCORING_ENDPOINT
+    template: str | None
+    k: int
+    seed: int | None
+    max_new_tokens: int | None
+
+
+def parse_score_request(request: HttpRequest) -> ScoreRequest:
+    """The validated body of a scoring request; raises ApiError (a 4xx) for any malformed one."""
+    return ScoreRequest(**parse_request(_body(request)))
 
 
 def _int_field(data: dict, name: str, default: int | None, low: int, high: int | None) -> int | None:
@@ -181,7 +229,7 @@ def parse_request(data: dict[str, Any]) -> dict[str, Any]:
         "model": model.strip() if model is not None else None,
         "template": template,
         "k": _int_field(data, "K", DEFAULT_K, 1, MAX_K),
-        "seed": _int_field(data, "seed", None, 0, None),
+        "seed": _int_field(data, "seed", None, 0, MAX_SEED),
         "max_new_tokens": _int_field(data, "max_new_tokens", None, 1, MAX_NEW_TOKENS),
     }
 

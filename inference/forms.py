@@ -56,6 +56,15 @@ class RunForm(forms.Form):
         data = super().clean()
         if not data.get("endpoint") and not data.get("new_model"):
             raise forms.ValidationError("Pick a registered model or give a model path / URL.")
+        new_model = data.get("new_model")
+        if not data.get("endpoint") and new_model and not ModelEndpoint.objects.filter(name=new_model).exists():
+            from .actions import guess_backend
+            from .trust import EndpointRejected, check_endpoint
+
+            try:  # the same check endpoint_for makes, shown on the form
+                check_endpoint(data.get("new_backend") or guess_backend(new_model), new_model, {})
+            except EndpointRejected as exc:
+                self.add_error("new_model", str(exc))
         return data
 
     def clean_temperature(self) -> float:

@@ -84,8 +84,11 @@ class ModelEndpoint(models.Model):
     path_or_url = models.CharField(max_length=500, help_text="Model directory / hub id, or the server's base URL.")
     served_model_name = models.CharField(max_length=200, blank=True, help_text="OpenAI-compatible: the model name.")
     default_sampling = models.JSONField(default=dict, blank=True)
-    # Backend kwargs, e.g. {"tensor_parallel_size": 2} for vLLM or {"mode": "chat"} for a server.
+    # Backend kwargs, e.g. {"tensor_parallel_size": 2} for vLLM or {"mode": "chat"} for a server;
+    # only those inference.trust.ALLOWED_OPTIONS lists.
     options = models.JSONField(default=dict, blank=True)
+    # The server's API key, Fernet-encrypted (inference.trust); never shown. Or options.api_key_env.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -94,15 +97,53 @@ class ModelEndpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def set_api_key(self, key: str) -> None:
+        from .trust import encrypt_secret
+
+        self.api_key_encrypted = encrypt_secret(key)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted or self.options.get("api_key_env"))
+
+    def api_key(self) -> str:
+        """The key, decrypted or read from the environment at call time."""
+        import os
+
+        from .trust import decrypt_secret
+
+        if self.api_key_encrypted:
+            return decrypt_secret(self.api_key_encrypted)
+        env_name = self.options.get("api_key_env")
+        return os.environ.get(env_name, "") if env_name else ""
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .trust import EndpointRejected, check_endpoint
+
+        try:
+            check_endpoint(self.backend, self.path_or_url, self.options)
+        except EndpointRejected as exc:
+            raise ValidationError(str(exc)) from None
+
     def backend_kwargs(self) -> dict:
-        """Keyword arguments for inference.core.backends.make_backend."""
+        """Keyword arguments for inference.core.backends.make_backend; checked against the
+        trust boundaries at every call (raises inference.trust.EndpointRejected)."""
+        from .trust import check_endpoint
+
+        check_endpoint(self.backend, self.path_or_url, self.options)
+        options = {k: v for k, v in self.options.items() if k != "api_key_env"}
         if self.backend == self.Backend.OPENAI:
             target = {"base_url": self.path_or_url, "model": self.served_model_name or self.name}
+            key = self.api_key()
+            if key:
+                target["api_key"] = key
         elif self.backend == self.Backend.TRANSFORMERS:
             target = {"model_path": self.path_or_url}
         else:
             target = {"model": self.path_or_url}
-        return {**target, **self.options}
+        return {**target, **options}
 
 
 class GenerationRun(RunBase):
@@ -142,6 +183,7 @@ class GenerationRun(RunBase):
     orchestration_seconds = models.FloatField(default=0)
     # Summary written as the run goes: parse rate, agreement overall/correct/incorrect.
     summary = models.JSONField(default=dict, blank=True)
+    error_detail = models.TextField(blank=True)  # staff only: traceback and upstream body, truncated
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

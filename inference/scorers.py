@@ -9,6 +9,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from rprm_web.access import is_reviewer
+
 from .actions import default_template
 from .core.solution_scoring import EVAL_SAMPLING
 from .models import ApiToken, ModelEndpoint, PromptTemplate
@@ -35,7 +37,9 @@ def authenticate_token(raw: str) -> ApiToken | None:
         .filter(token_hash=ApiToken.hash(raw), revoked_at__isnull=True)
         .first()
     )
-    if token is None or not token.user.is_active:
+    # A token acts for its user: only while that user is active and holds a role
+    # (reviewer or admin); an account stripped of its groups loses API access too.
+    if token is None or not token.user.is_active or not is_reviewer(token.user):
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=60):

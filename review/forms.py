@@ -54,7 +54,7 @@ class QueueFilterForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=Review.Decision.choices)
     error_types = forms.ModelMultipleChoiceField(
-        ErrorType.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+        ErrorType.objects.active(), required=False, widget=forms.CheckboxSelectMultiple
     )
     note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
     time_on_task_ms = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
@@ -76,7 +76,7 @@ class AdjudicationForm(forms.Form):
         choices=[c for c in Review.Decision.choices if c[0] != Review.Decision.SKIP], widget=forms.RadioSelect
     )
     error_types = forms.ModelMultipleChoiceField(
-        ErrorType.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+        ErrorType.objects.active(), required=False, widget=forms.CheckboxSelectMultiple
     )
     note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 

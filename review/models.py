@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import ProtectedError
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 
 from annotations.models import Dataset, ErrorType, Step
 
@@ -298,3 +301,17 @@ class ReviewEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("ReviewEvent rows are insert-only")
+
+
+@receiver(pre_delete, sender=ErrorType)
+def _protect_used_error_types(sender, instance: ErrorType, **kwargs) -> None:
+    """PROTECT for the tag relations (auto-created many-to-many tables cascade in Django):
+    deleting a type would silently drop reviewers' tags, so refuse it; archive it instead.
+    Sent before anything is deleted, for `instance.delete()` and queryset deletes alike."""
+    reviews = list(Review.error_types.through.objects.filter(errortype_id=instance.pk)[:1])
+    adjudications = list(Adjudication.error_types.through.objects.filter(errortype_id=instance.pk)[:1])
+    if reviews or adjudications:
+        raise ProtectedError(
+            f"Error type {instance.slug!r} tags reviews or adjudications: archive it instead of deleting it.",
+            set(reviews + adjudications),
+        )

@@ -10,6 +10,11 @@ reviewers each get a different item without waiting on each other; a lease
 expires after `REVIEW_LEASE_MINUTES`. A deterministic, hash-chosen fraction
 (`REVIEW_DOUBLE_FRACTION`) of items needs two independent reviews; only those are
 ever decided by two people.
+
+Blind double review (docs/blind-review.md): deciding needs the lease; until a double-review
+item settles by agreement or adjudication (`sealed`), reviewers see nothing of the other
+review; an undo after both decisions were in sends the item to adjudication; kappa counts
+the first independent decisions.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import combinations
 
@@ -79,6 +84,9 @@ class QueueFilter:
     error_type_id: int | None = None
     search: str = ""
     model_text: str = ""  # "repaired" | "truncated": critiques whose model text was flagged
+    # Whose error tags the error-type filter may match (never in the URL): only the viewer's
+    # own, since another reviewer's tags on an open item belong to a blind review.
+    viewer_id: int | None = None
 
     def apply(self, qs: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
         if self.queue == "flagged":
@@ -90,10 +98,16 @@ class QueueFilter:
         if self.run_id:
             qs = qs.filter(run_id=self.run_id)
         if self.error_type_id:
-            tagged = Review.error_types.through.objects.filter(
-                review__item=OuterRef("pk"), review__undone_at__isnull=True, errortype_id=self.error_type_id
-            )
-            qs = qs.filter(Q(error_type_id=self.error_type_id) | Q(Exists(tagged)))
+            match = Q(error_type_id=self.error_type_id)
+            if self.viewer_id:
+                tagged = Review.error_types.through.objects.filter(
+                    review__item=OuterRef("pk"),
+                    review__undone_at__isnull=True,
+                    review__reviewer_id=self.viewer_id,
+                    errortype_id=self.error_type_id,
+                )
+                match |= Q(Exists(tagged))
+            qs = qs.filter(match)
         if self.search:
             s = self.search
             qs = qs.filter(
@@ -126,9 +140,21 @@ def open_items(flt: QueueFilter) -> QuerySet[ReviewItem]:
 
 def ensure_review_items(critique_ids: Sequence[int], suspicion: dict[int, float] | None = None) -> int:
     """Create the review items of these critiques (once). Returns how many were new."""
-    suspicion = suspicion or {}
     have = set(ReviewItem.objects.filter(critique_id__in=critique_ids).values_list("critique_id", flat=True))
-    rows = Critique.objects.filter(id__in=[c for c in critique_ids if c not in have]).values_list(
+    new = build_review_items([c for c in critique_ids if c not in have], suspicion)
+    ReviewItem.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
+    return len(new)
+
+
+def build_review_items(
+    critique_ids: Sequence[int], suspicion: dict[int, float] | None = None
+) -> list[ReviewItem]:
+    """Unsaved review items for these critiques, as `ensure_review_items` would store them.
+
+    A GET of a critique not audited yet shows one of these and writes nothing.
+    """
+    suspicion = suspicion or {}
+    rows = Critique.objects.filter(id__in=critique_ids).values_list(
         "id", "run_id", "step_id", "matches_label", "run__dataset_id", "step__solution__error_type_id"
     )
     new = []
@@ -156,8 +182,7 @@ def ensure_review_items(critique_ids: Sequence[int], suspicion: dict[int, float]
                 reviews_needed=2 if double else 1,
             )
         )
-    ReviewItem.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
-    return len(new)
+    return new
 
 
 def _live_lease(now) -> Q:
@@ -174,7 +199,7 @@ def claim_next(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> R
     A reviewer holds at most one lease: one that still fits the filter is renewed,
     any other is released first. Returns None when the queue has nothing for them.
     """
-    flt = flt or QueueFilter()
+    flt = replace(flt or QueueFilter(), viewer_id=reviewer.id)
     for attempt in range(3):
         try:
             return _claim_next(reviewer, flt, now=now)
@@ -241,11 +266,57 @@ def release_lease(reviewer: User) -> bool:
         return True
 
 
+def take_item(critique_id: int, reviewer: User, *, now=None) -> ReviewItem:
+    """Lease this one critique to `reviewer` (opened by link rather than from the queue).
+
+    The POST behind the review screen's "Review this critique" button: the item is made
+    here if the audit has not made it yet (a GET never writes), and any other lease of the
+    reviewer is released. The refusals name no other review of the item.
+    """
+    now = now or timezone.now()
+    ensure_review_items([critique_id])
+    with transaction.atomic():
+        item = ReviewItem.objects.select_for_update().get(critique_id=critique_id)
+        if item.lease_holder_id == reviewer.id and item.state == ReviewItem.State.OPEN:
+            item.lease_expires_at = now + timedelta(minutes=lease_minutes())
+            item.save(update_fields=["lease_expires_at", "updated_at"])
+            return item
+        if Review.objects.filter(item=item, reviewer=reviewer, undone_at__isnull=True).exists():
+            raise ReviewError("You have already reviewed this critique.")
+        if item.state != ReviewItem.State.OPEN:
+            raise ReviewError("This critique is not open for review.")
+        if item.lease_is_live(now):
+            raise ReviewError("Another reviewer holds this critique.")
+        mine = ReviewItem.objects.select_for_update().filter(lease_holder=reviewer).first()
+        if mine is not None:
+            _release(mine, reviewer, reason="moved on")
+        previous = item.lease_holder_id
+        item.lease_holder, item.leased_at = reviewer, now
+        item.lease_expires_at = now + timedelta(minutes=lease_minutes())
+        item.save(update_fields=["lease_holder", "leased_at", "lease_expires_at", "updated_at"])
+        record(
+            ReviewEvent.Kind.CLAIMED,
+            reviewer,
+            item,
+            expires_at=item.lease_expires_at.isoformat(),
+            by_link=True,
+            **({"expired_lease_of": previous} if previous else {}),
+        )
+        return item
+
+
 # --- decisions -------------------------------------------------------------------
 
 
 def _settle(item: ReviewItem) -> None:
-    """Recompute state / final decision from the active reviews (not after adjudication)."""
+    """Recompute state / final decision from the active reviews (not after adjudication).
+
+    A double-review item waits for both independent decisions, even when the first says
+    the label is wrong (the second reviewer must not find it gone from the queue). It goes
+    to adjudication on a label dispute, a disagreement, or when a reviewer undid a decision
+    after both were in: a re-decision made then may follow the other one, so it never
+    settles the item by agreement.
+    """
     if item.state == ReviewItem.State.ADJUDICATED:
         return
     decisions = list(
@@ -255,15 +326,59 @@ def _settle(item: ReviewItem) -> None:
     )
     item.reviews_done = len(decisions)
     item.final_decision = ""
-    if Decision.LABEL_WRONG in decisions:
-        item.state = ReviewItem.State.ADJUDICATION  # held out until an admin decides on the label
-    elif len(decisions) >= item.reviews_needed:
-        if len(set(decisions)) == 1:
-            item.state, item.final_decision = ReviewItem.State.DONE, decisions[0]
-        else:
-            item.state = ReviewItem.State.ADJUDICATION
-    else:
+    if len(decisions) < item.reviews_needed:
         item.state = ReviewItem.State.OPEN
+    elif Decision.LABEL_WRONG in decisions:
+        item.state = ReviewItem.State.ADJUDICATION  # held out until an admin decides on the label
+    elif len(set(decisions)) == 1 and not reopened_after_both(item):
+        item.state, item.final_decision = ReviewItem.State.DONE, decisions[0]
+    else:
+        item.state = ReviewItem.State.ADJUDICATION
+
+
+def _live_at(when, created, undone) -> bool:
+    return created <= when and (undone is None or undone > when)
+
+
+def reopened_after_both(item: ReviewItem) -> bool:
+    """Whether a decision on this double-review item was undone while the other was in."""
+    if item.reviews_needed < 2:
+        return False
+    rows = list(
+        Review.objects.filter(item=item, decision__in=DECIDING).values_list(
+            "reviewer_id", "created_at", "undone_at"
+        )
+    )
+    return any(
+        undone is not None and any(o != who and _live_at(undone, c, u) for o, c, u in rows)
+        for who, _created, undone in rows
+    )
+
+
+def sealed(item: ReviewItem) -> bool:
+    """Blind double review: until both decisions agree or an admin adjudicates, nobody who
+    may still decide it sees anything of the other review (see `others_hidden`)."""
+    return item.needs_double_review and item.state in (ReviewItem.State.OPEN, ReviewItem.State.ADJUDICATION)
+
+
+def sealed_q(prefix: str = "") -> Q:
+    """`sealed` as a filter (prefix "review_item__" from a critique)."""
+    return Q(
+        **{
+            f"{prefix}needs_double_review": True,
+            f"{prefix}state__in": [ReviewItem.State.OPEN, ReviewItem.State.ADJUDICATION],
+        }
+    )
+
+
+def others_hidden(item: ReviewItem, user: User, *, deciding: bool = False) -> bool:
+    """Whether `user` must not see other people's reviews of `item`: its state, review
+    count, decisions, tags, notes and label corrections.
+
+    Reviewers are blind to a sealed item. Admins adjudicate and audit, so they see
+    everything, except on the screen where they decide the item themselves.
+    """
+    return sealed(item) and (deciding or not user.is_staff)
 
 
 def default_correction(label: str) -> str | None:
@@ -292,6 +407,10 @@ def submit_review(
             raise ReviewError("This critique is no longer open for review.")
         if item.lease_is_live(now) and item.lease_holder_id != reviewer.id:
             raise ReviewError("Another reviewer holds this critique.")
+        # Deciding needs the lease (a lapsed one counts while nobody else took the item):
+        # nobody decides an item by its UUID alone.
+        if item.lease_holder_id != reviewer.id:
+            raise ReviewError("Take this critique first: you do not hold it.")
         if Review.objects.filter(item=item, reviewer=reviewer, undone_at__isnull=True).exists():
             raise ReviewError("You have already reviewed this critique.")
         if decision == Decision.LABEL_WRONG:
@@ -389,6 +508,7 @@ def undo_last(reviewer: User, *, now=None) -> Review | None:
             review=review.id,
             decision=review.decision,
             state=item.state,
+            **({"reopened_after_both": True} if reopened_after_both(item) else {}),
         )
         return review
 
@@ -594,20 +714,47 @@ class PairAgreement:
         return cohen_kappa(self.tag_pairs)
 
 
+def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple[int, int, str, str]]:
+    """(review id, item id, reviewer, decision) of the first independent decisions.
+
+    Per item: the decisions (not skips) each reviewer held at the first moment two
+    reviewers' decisions were in at once. A decision undone before that moment was the
+    reviewer's own second thought; one changed after it may follow the other reviewer,
+    so the one held at that moment counts (undone or not).
+    """
+    reviews = Review.objects.filter(decision__in=DECIDING)
+    if items is not None:
+        reviews = reviews.filter(item__in=items)
+    multi = (
+        reviews.values("item_id")
+        .annotate(n=Count("reviewer_id", distinct=True))
+        .filter(n__gte=2)
+        .values("item_id")
+    )
+    by_item: dict[int, list] = defaultdict(list)
+    for row in reviews.filter(item_id__in=multi).values_list(
+        "id", "item_id", "reviewer__username", "decision", "created_at", "undone_at"
+    ):
+        by_item[row[1]].append(row)
+    out = []
+    for rows in by_item.values():
+        for when in sorted(r[4] for r in rows):
+            live = [r for r in rows if _live_at(when, r[4], r[5])]
+            if len({r[2] for r in live}) >= 2:
+                out.extend(r[:4] for r in live)
+                break
+    return out
+
+
 def agreement(items: QuerySet[ReviewItem] | None = None) -> list[PairAgreement]:
     """Cohen's kappa per reviewer pair, on decisions and on error tags.
 
-    Items decided (not skipped, not undone) by both reviewers count. Tags are scored
-    per (item, error type) as tagged / not tagged by each reviewer, pooled over the
-    whole taxonomy.
+    Items decided (not skipped) by both reviewers count, with the first independent
+    decisions (`independent_reviews`): an undo and a re-decision after both were in
+    changes nothing here. Tags are scored per (item, error type) as tagged / not tagged
+    by each reviewer, pooled over the whole taxonomy.
     """
-    reviews = Review.objects.filter(undone_at__isnull=True, decision__in=DECIDING)
-    if items is not None:
-        reviews = reviews.filter(item__in=items)
-    multi = reviews.values("item_id").annotate(n=Count("id")).filter(n__gte=2).values("item_id")
-    rows = list(
-        reviews.filter(item_id__in=multi).values_list("id", "item_id", "reviewer__username", "decision")
-    )
+    rows = independent_reviews(items)
     tags: dict[int, set[str]] = defaultdict(set)
     for review_id, slug in Review.error_types.through.objects.filter(
         review_id__in=[r[0] for r in rows]

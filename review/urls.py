@@ -10,6 +10,7 @@ urlpatterns = [
     path("undo/", views.undo, name="undo"),
     path("critiques/<uuid:critique_uuid>/", views.item, name="item"),
     path("critiques/<uuid:critique_uuid>/decide/", views.decide, name="decide"),
+    path("critiques/<uuid:critique_uuid>/take/", views.take, name="take"),
     path("agreement/", views.agreement, name="agreement"),
     path("adjudication/", views.adjudication_list, name="adjudication_list"),
     path("adjudication/<uuid:critique_uuid>/", views.adjudicate, name="adjudicate"),

@@ -7,6 +7,7 @@ partial, URL pushed); without JavaScript every action is a plain POST + redirect
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -94,6 +95,7 @@ class CappedPage:
 def queue(request: AppRequest):
     require_reviewer(request)
     form, flt = _filter(request.GET)
+    flt = replace(flt, viewer_id=request.user.id)  # the error-type filter sees only your own tags
     items = (
         reviews.open_items(flt)
         # Few joins: with seven tables Postgres spent ~30 ms planning this query at 1M rows.
@@ -155,10 +157,13 @@ def release(request: AppRequest):
 _SCREEN_RELATED = ("critique__audit", "step__solution__problem")
 
 
-def _item_or_404(critique_uuid, user) -> ReviewItem:
+def _item_or_404(critique_uuid, user, *, create: bool = False) -> ReviewItem:
     """The item with what the screen needs in one query: scalar subqueries (not joins, which
     cost planning time) for the dataset name, run uuid, the user's own review and whether
-    the step has label corrections, so most screens skip those queries."""
+    the step has label corrections, so most screens skip those queries.
+
+    A critique the audit has not queued yet gets an unsaved item on GET (a GET never
+    writes); `create` (POSTs) stores it."""
     qs = (
         ReviewItem.objects.select_related(*_SCREEN_RELATED)
         .annotate(
@@ -177,8 +182,17 @@ def _item_or_404(critique_uuid, user) -> ReviewItem:
     if found:
         return found[0]
     critique = get_object_or_404(Critique.objects.only("id"), uuid=critique_uuid)
-    reviews.ensure_review_items([critique.id])  # audit not run yet: the item is made on first sight
-    return qs.get(critique_id=critique.id)
+    if create:
+        reviews.ensure_review_items([critique.id])  # audit not run yet: made on the first POST
+        return qs.get(critique_id=critique.id)
+    [unsaved] = reviews.build_review_items([critique.id])
+    unsaved.dataset_name = (
+        Dataset.objects.filter(id=unsaved.dataset_id).values_list("name", flat=True).first()
+    )
+    unsaved.run_uuid = GenerationRun.objects.filter(id=unsaved.run_id).values_list("uuid", flat=True).first()
+    unsaved.my_review_id = None
+    unsaved.has_corrections = LabelCorrection.objects.filter(step_id=unsaved.step_id).exists()
+    return unsaved
 
 
 _error_types_cache: tuple[float, list] = (0.0, [])
@@ -189,7 +203,7 @@ def _error_types() -> list[tuple[str, ErrorType]]:
     global _error_types_cache
     at, rows = _error_types_cache
     if time.monotonic() - at > 60 or not rows:
-        rows = list(zip(DIGITS, ErrorType.objects.all(), strict=False))
+        rows = list(zip(DIGITS, ErrorType.objects.active(), strict=False))
         _error_types_cache = (time.monotonic(), rows)
     return rows
 
@@ -220,19 +234,26 @@ def _screen_context(
         my_review = Review.objects.get(id=item.my_review_id)
     previous, following = reviews.neighbours(user, item, here=my_review, last=last_review)
     lease_live = item.lease_is_live()
-    holds_lease = lease_live and item.lease_holder_id == user.id
-    can_decide = (
-        not admin_view
-        and item.state == ReviewItem.State.OPEN
-        and my_review is None
-        and (not lease_live or holds_lease)
-    )
+    # Deciding needs the lease; a lapsed one still counts while nobody else took the item.
+    holds_lease = item.lease_holder_id == user.id
+    is_open = item.state == ReviewItem.State.OPEN and my_review is None and not admin_view
+    can_decide = is_open and holds_lease
+    can_take = is_open and not holds_lease and not lease_live
+    # Blind double review: while the item is sealed a reviewer (and an admin deciding it)
+    # sees no state, count or other review of it.
+    hide_others = reviews.others_hidden(item, user, deciding=can_decide or can_take)
     steps = list(item.step.solution.steps.all())
     corrections = []
     if item.has_corrections:
-        corrections = list(
-            LabelCorrection.objects.filter(step_id=item.step_id).select_related("author", "decided_by")
+        corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related(
+            "author", "decided_by"
         )
+        if not user.is_staff or can_decide or can_take:
+            # Corrections are per step, shared by sibling critiques: while deciding (and
+            # always for reviewers) only your own proposals and decided ones show.
+            decided = [LabelCorrection.Status.ACCEPTED, LabelCorrection.Status.REJECTED]
+            corrections = corrections.filter(Q(author=user) | Q(status__in=decided))
+        corrections = list(corrections)
     query = _query(flt)
     context = {
         "item": item,
@@ -252,6 +273,8 @@ def _screen_context(
         "lease_live": lease_live,
         "holds_lease": holds_lease,
         "can_decide": can_decide,
+        "can_take": can_take,
+        "hide_others": hide_others,
         "error_types": _error_types(),
         "form": form or DecisionForm(),
         "default_correction": reviews.default_correction(item.step.label),
@@ -273,11 +296,12 @@ def _screen_context(
             "decide": f"{reverse('review:decide', args=[critique.uuid])}?{query}",
             "undo": reverse("review:undo"),
             "claim": reverse("review:claim"),
+            "take": f"{reverse('review:take', args=[critique.uuid])}?{query}",
             "previous": item_url(previous, flt) if previous else "",
             "following": item_url(following, flt) if following else "",
         },
     }
-    if user.is_staff:
+    if user.is_staff and not hide_others and item.pk is not None:
         context["all_reviews"] = list(item.reviews.select_related("reviewer").prefetch_related("error_types"))
         context["events"] = list(item.events.select_related("actor").order_by("-created_at", "-id")[:30])
     return context
@@ -300,6 +324,9 @@ def decide(request: AppRequest, critique_uuid):
     require_reviewer(request)
     review_item = _item_or_404(critique_uuid, request.user)
     _, flt = _filter(request.GET)
+    if review_item.pk is None:  # never queued, so never taken: nothing to decide yet
+        messages.error(request, "Take this critique first: you do not hold it.")
+        return redirect(item_url(review_item, flt))
     form = DecisionForm(request.POST)
     if not form.is_valid():
         context = _screen_context(request, review_item, flt, form=form)
@@ -326,6 +353,19 @@ def decide(request: AppRequest, critique_uuid):
 
 
 @require_POST
+def take(request: AppRequest, critique_uuid):
+    """Lease the critique on this screen (it was opened by link, not claimed from the queue)."""
+    require_reviewer(request)
+    critique = get_object_or_404(Critique.objects.only("id", "uuid"), uuid=critique_uuid)
+    _, flt = _filter(request.GET)
+    try:
+        reviews.take_item(critique.id, request.user)
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    return redirect(f"{reverse('review:item', args=[critique.uuid])}?{_query(flt)}")
+
+
+@require_POST
 def undo(request: AppRequest):
     require_reviewer(request)
     _, flt = _filter(request.POST)
@@ -346,7 +386,9 @@ def undo(request: AppRequest):
 
 def agreement(request: AppRequest):
     require_reviewer(request)
-    pairs = reviews.agreement()
+    # A live kappa moves with each decision: a reviewer watching it would learn whether the
+    # other reviewer agreed. Pairs are for admins.
+    pairs = reviews.agreement() if request.user.is_staff else None
     per_reviewer = (
         Review.objects.filter(undone_at__isnull=True)
         .values("reviewer__username")
@@ -367,10 +409,10 @@ def agreement(request: AppRequest):
 
 def adjudication_list(request: AppRequest):
     require_admin(request)
+    # Undone decisions show too (marked): an item whose decision was undone after both were
+    # in comes here even when the reviews now agree.
     active = (
-        Review.objects.filter(undone_at__isnull=True)
-        .select_related("reviewer")
-        .prefetch_related("error_types")
+        Review.objects.order_by("created_at", "id").select_related("reviewer").prefetch_related("error_types")
     )
     items = (
         ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION)
@@ -387,7 +429,7 @@ def adjudication_list(request: AppRequest):
 
 def adjudicate(request: AppRequest, critique_uuid):
     require_admin(request)
-    review_item = _item_or_404(critique_uuid, request.user)
+    review_item = _item_or_404(critique_uuid, request.user, create=request.method == "POST")
     form = AdjudicationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data

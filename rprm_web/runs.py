@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import traceback
@@ -221,6 +222,10 @@ class heartbeat:  # noqa: N801  (used as `with heartbeat(run) as beat:`)
             connection.close()
 
 
+def _has_field(model, name: str) -> bool:
+    return any(f.name == name for f in model._meta.get_fields())
+
+
 def _storable(text: str) -> str:
     """An error message may quote model output: NUL and lone surrogates, which Postgres
     text cannot hold, become U+FFFD so recording the failure never fails too."""
@@ -259,6 +264,29 @@ def request_cancel(model, run_id: int) -> str:
     return "finished"
 
 
+MAX_DETAIL_CHARS = 2_000
+MAX_PUBLIC_CHARS = 200
+
+
+def split_error(exc: BaseException, detail: str) -> tuple[str, str]:
+    """(public, staff_detail) for a failed run: the public line names the error type and
+    its first line, cut short, with any upstream body left out; the detail is truncated."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    # A server's answer follows its status ("HTTP 500: <body>", the SDK's "Error code: 500 - {body}"):
+    # keep the status, leave the body to the detail.
+    status = re.search(r"(?:HTTP|Error code:?)\s*\d{3}", first)
+    if status:
+        first = first[: status.end()] + " (the server's answer is in the staff-only detail)"
+    else:
+        first = re.split(r"[:\-]\s*[{\[<]", first, maxsplit=1)[0].rstrip(" :-")
+    public = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if len(public) > MAX_PUBLIC_CHARS:
+        public = public[: MAX_PUBLIC_CHARS - 1] + "…"
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[:MAX_DETAIL_CHARS] + f"\n… ({len(detail) - MAX_DETAIL_CHARS:,} more characters cut)"
+    return public, detail
+
+
 def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
 
@@ -292,6 +320,11 @@ def execute(
         except Exception as exc:  # recorded on the run; the task itself does not retry
             log.exception("%s %s failed", model.__name__, run_id)
             status, error = RunStatus.FAILED, error_text(exc)
+            if _has_field(model, "error_detail"):
+                # Reviewers read `error`: one short line; the traceback and any upstream
+                # body (which a registered server controls) go to the staff-only detail.
+                error, detail = split_error(exc, error)
+                fields["error_detail"] = _storable(detail)
         if final is not None:
             fields = {**fields, **final(run, status)}
         finish(run, status, error=error, **fields)

@@ -8,6 +8,7 @@ at start-up, with a message that names the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
     # The pipeline, bottom to top: each app imports only the ones above it in this list.
     "annotations",
     "inference",
@@ -79,7 +81,44 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rprm_web.middleware.HtmxVaryMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one user name
+# from one address, that pair is locked out for AXES_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "rprm_web.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env("AXES_FAILURE_LIMIT", env.int, 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_env("AXES_COOLOFF_MINUTES", env.int, 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLED = _env("AXES_ENABLED", env.bool, True)
+# Behind a reverse proxy, the client address comes from X-Forwarded-For (count the proxies).
+AXES_IPWARE_PROXY_COUNT = _env("AXES_PROXY_COUNT", env.int, 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# Content Security Policy (django-csp): scripts only from this origin (no inline script,
+# no inline handlers); inline styles stay allowed (KaTeX and htmx set them).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "rprm_web.urls"
 WSGI_APPLICATION = "rprm_web.wsgi.application"
@@ -147,6 +186,20 @@ MEDIA_ROOT = _env("MEDIA_ROOT", env.path, VAR_DIR / "media")
 # Uploaded datasets can be large: stream them to disk, never hold them in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+# Import limits (annotations/importers/limits.py): a hostile file fails with a message.
+IMPORT_MAX_UPLOAD_BYTES = _env("IMPORT_MAX_UPLOAD_BYTES", env.int, 2 << 30)
+# Any upload over IMPORT_MAX_UPLOAD_BYTES is dropped while it streams in, before it fills the disk.
+FILE_UPLOAD_HANDLERS = [
+    "annotations.uploads.UploadSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+IMPORT_MAX_RECORD_BYTES = _env("IMPORT_MAX_RECORD_BYTES", env.int, 64 << 20)
+IMPORT_MAX_DECOMPRESSED_BYTES = _env("IMPORT_MAX_DECOMPRESSED_BYTES", env.int, 50 << 30)
+IMPORT_MAX_DECOMPRESSION_RATIO = _env("IMPORT_MAX_DECOMPRESSION_RATIO", env.int, 100)
+IMPORT_RATIO_FLOOR_BYTES = _env("IMPORT_RATIO_FLOOR_BYTES", env.int, 64 << 20)
+IMPORT_MAX_DEPTH = _env("IMPORT_MAX_DEPTH", env.int, 64)
+IMPORT_MAX_INT_DIGITS = _env("IMPORT_MAX_INT_DIGITS", env.int, 100)
 MODELS_DIR = _env("MODELS_DIR", env.path, VAR_DIR / "models")
 
 # --- Celery -----------------------------------------------------------------
@@ -195,6 +248,13 @@ VLLM_URL = _env("VLLM_URL", env.str, "")
 VLLM_SERVED_MODEL = _env("VLLM_SERVED_MODEL", env.str, "")
 DEFAULT_TEACHER_ENDPOINT = _env("DEFAULT_TEACHER_ENDPOINT", env.str, "vllm-teacher")
 DEFAULT_SCORER_ENDPOINT = _env("DEFAULT_SCORER_ENDPOINT", env.str, "vllm-scorer")
+# Trust boundaries of model endpoints (inference/trust.py): the hosts an OpenAI-compatible
+# endpoint may point at (exact names or "*.example.org"), checked at registration and at
+# every call. The host of VLLM_URL (compose's vllm service), set by the operator, is always
+# allowed too. And whether `trust_remote_code` (code from the model repository runs on the
+# GPU worker) may be set at all.
+MODEL_ENDPOINT_ALLOWED_HOSTS = _env("MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"])
+MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
 
@@ -210,3 +270,21 @@ if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
     X_FRAME_OPTIONS = "DENY"
+
+# --- HTTPS (production) ---------------------------------------------------------------
+# RPRM_REQUIRE_SECRET_KEY marks a production deployment (compose sets it): there every
+# setting below defaults to the strict value `manage.py check --deploy` asks for; each can
+# be turned off by its variable (e.g. SECURE_SSL_REDIRECT=0 when the proxy redirects).
+PRODUCTION = not DEBUG and env.bool("RPRM_REQUIRE_SECRET_KEY", default=False)
+SECURE_SSL_REDIRECT = _env("SECURE_SSL_REDIRECT", env.bool, PRODUCTION)
+SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", env.bool, PRODUCTION)
+CSRF_COOKIE_SECURE = _env("CSRF_COOKIE_SECURE", env.bool, PRODUCTION)
+SECURE_HSTS_SECONDS = _env("SECURE_HSTS_SECONDS", env.int, 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env("SECURE_HSTS_INCLUDE_SUBDOMAINS", env.bool, PRODUCTION)
+SECURE_HSTS_PRELOAD = _env("SECURE_HSTS_PRELOAD", env.bool, PRODUCTION)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# The TLS-terminating proxy says the original scheme in this header (Caddy, nginx, Traefik
+# all can); without it, SECURE_SSL_REDIRECT would loop. Off: set SECURE_PROXY_SSL_HEADER="".
+_proxy_header = _env("SECURE_PROXY_SSL_HEADER", env.str, "HTTP_X_FORWARDED_PROTO" if PRODUCTION else "")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None

@@ -34,6 +34,7 @@ from django.utils import timezone
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
 from review.models import Review, ReviewEvent, ReviewItem
+from review.reviews import sealed_q
 from rprm_web import runs
 
 from .models import ExportJob
@@ -106,11 +107,12 @@ def _scope(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
     if f["datasets"]:
         qs = qs.filter(step__solution__dataset_id__in=f["datasets"])
     if f["error_types"]:
+        # A pending review of an item still in blind double review selects nothing.
         tagged = Review.error_types.through.objects.filter(
             review__critique_id=OuterRef("pk"),
             review__undone_at__isnull=True,
             errortype__slug__in=f["error_types"],
-        )
+        ).exclude(sealed_q("review__item__"))
         qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | Q(Exists(tagged)))
     return qs
 

@@ -22,7 +22,7 @@ class ExportForm(forms.Form):
     dpo = forms.BooleanField(required=False, initial=True, label="DPO pairs (prompt/chosen/rejected)")
     datasets = forms.ModelMultipleChoiceField(Dataset.objects.order_by("name"), required=False)
     runs = forms.ModelMultipleChoiceField(GenerationRun.objects.order_by("-id"), required=False)
-    error_types = forms.ModelMultipleChoiceField(ErrorType.objects.all(), required=False)
+    error_types = forms.ModelMultipleChoiceField(ErrorType.objects.active(), required=False)
     require_review = forms.BooleanField(required=False, label="Only critiques reviewed as sound")
     balance = forms.BooleanField(required=False, initial=True, label="Balance yes/no 1:1")
     val_fraction = forms.FloatField(

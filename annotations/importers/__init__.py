@@ -29,6 +29,7 @@ from .base import (
 )
 from .errors import ImportValidationError
 from .generic import GenericParser
+from .limits import DEFAULT_LIMITS, Limits
 from .prm800k import PRM800KParser
 from .prmbench import PRMBenchParser
 from .processbench import ProcessBenchParser
@@ -45,6 +46,8 @@ __all__ = [
     "CORRECT",
     "FORMATS",
     "INCORRECT",
+    "DEFAULT_LIMITS",
+    "Limits",
     "NEUTRAL",
     "OPTION_DEFAULTS",
     "PARSERS",
@@ -74,10 +77,10 @@ def parser_class(fmt: str, file_name: str = "options") -> type[Parser]:
         ) from None
 
 
-def detect_format(path: str | Path, name: str | None = None) -> str:
+def detect_format(path: str | Path, name: str | None = None, limits: Limits | None = None) -> str:
     """The format of `path`, from its first record's keys (the file name breaks ties)."""
     path = Path(path)
-    loc, record = first_record(path, name)
+    loc, record = first_record(path, name, limits)
     name = name or path.name
     if not isinstance(record, dict):
         raise ImportValidationError(name, loc, None, "expected a JSON object, cannot detect the format")
@@ -98,18 +101,25 @@ def detect_format(path: str | Path, name: str | None = None) -> str:
 
 
 def open_source(
-    path: str | Path, fmt: str | None = None, options: dict[str, Any] | None = None, name: str | None = None
+    path: str | Path,
+    fmt: str | None = None,
+    options: dict[str, Any] | None = None,
+    name: str | None = None,
+    limits: Limits | None = None,
 ) -> tuple[RecordReader, Parser]:
     """A reader over the file and the parser for its format (detected when `fmt` is None)."""
-    reader = RecordReader(path, name)
-    cls = parser_class(fmt or detect_format(reader.path, reader.name), reader.name)
+    reader = RecordReader(path, name, limits)
+    cls = parser_class(fmt or detect_format(reader.path, reader.name, limits), reader.name)
     return reader, cls(reader.name, options)
 
 
 def parse_file(
-    path: str | Path, fmt: str | None = None, options: dict[str, Any] | None = None
+    path: str | Path,
+    fmt: str | None = None,
+    options: dict[str, Any] | None = None,
+    limits: Limits | None = None,
 ) -> Iterator[ParsedSolution]:
     """Every solution in the file, validated; no database needed."""
-    reader, parser = open_source(path, fmt, options)
+    reader, parser = open_source(path, fmt, options, limits=limits)
     with reader:
         yield from parser.parse(reader)

@@ -1,10 +1,12 @@
-"""Streaming record readers: JSONL and JSON arrays, plain or gzip, in flat memory.
+"""Streaming record readers: JSONL, JSON arrays and Parquet, plain, gzip or zstd, in flat memory.
 
 A reader yields `(location, value)` pairs, where location is `line N` (JSONL,
-1-based) or `record N` (JSON array, 0-based index), and exposes `bytes_done`
-(bytes of the file on disk consumed so far, compressed bytes for .gz) for progress.
-Memory stays flat in the file size: JSONL is read line by line, a JSON array is
-decoded element by element with `raw_decode` over a sliding buffer.
+1-based), `record N` (JSON array, 0-based index) or `row N` (Parquet, 0-based), and
+exposes `bytes_done` (bytes of the file on disk consumed so far, compressed bytes for
+.gz/.zst) for progress. Memory stays flat in the file size: JSONL is read line by line
+(each line capped), a JSON array is decoded element by element with `raw_decode` over a
+sliding buffer (each element capped), Parquet through pyarrow's record batches.
+Every value passes the checks of `limits.Limits` (see limits.py).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ImportValidationError
+from .limits import DEFAULT_LIMITS, Decoder, LimitExceeded, Limits, find_problem
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+PARQUET_MAGIC = b"PAR1"
 CHUNK_CHARS = 1 << 20
-# A JSON array element that still does not decode once this much text is buffered
-# is reported as invalid rather than read to the end of the file into memory.
-MAX_RECORD_CHARS = 64 << 20
+PARQUET_BATCH_ROWS = 2_048
 _WS = " \t\n\r"
 
 
@@ -30,42 +33,142 @@ def display_name(path: Path) -> str:
     return path.name
 
 
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+class _Guarded(io.RawIOBase):
+    """The decompressed stream, counting bytes: stops a file that expands too far, early."""
+
+    def __init__(self, inner: IO[bytes], raw: IO[bytes], limits: Limits, compressed: bool) -> None:
+        self.inner, self.raw, self.limits, self.compressed = inner, raw, limits, compressed
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.inner.readinto(b)
+        self.total += n
+        limits = self.limits
+        if self.total > limits.max_decompressed_bytes:
+            raise LimitExceeded(
+                f"the file holds more than {_mib(limits.max_decompressed_bytes)} of data "
+                "(IMPORT_MAX_DECOMPRESSED_BYTES)"
+            )
+        if self.compressed and self.total > limits.ratio_floor_bytes:
+            read = max(self.raw.tell(), 1)
+            if self.total > limits.max_ratio * read:
+                raise LimitExceeded(
+                    f"the file expands more than {limits.max_ratio}:1 when decompressed "
+                    f"({_mib(read)} became {_mib(self.total)}; IMPORT_MAX_DECOMPRESSION_RATIO)"
+                )
+        return n
+
+
+def _decompressor(kind: str, raw: IO[bytes]) -> IO[bytes]:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw)
+    if kind == "zstd":
+        return io.BufferedReader(_ZstdReader(raw), 1 << 16)
+    return raw
+
+
+class _ZstdReader(io.RawIOBase):
+    """zstd frames, one after another; a truncated frame is an error (zstandard's
+    stream_reader ends quietly there, which would drop the last records unseen)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        import zstandard
+
+        self.raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        self._d = self._new()
+        self._pending = b""
+        self._started = False  # a frame has begun and not ended
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._pending:
+            chunk = self.raw.read(1 << 16)
+            if not chunk:
+                if self._started:
+                    raise EOFError("the zstd stream ends in the middle of a frame (truncated file?)")
+                return 0
+            while chunk:
+                self._started = True
+                self._pending += self._d.decompress(chunk)
+                chunk = b""
+                if self._d.eof:  # a frame ended: the rest starts the next one
+                    chunk, self._d, self._started = self._d.unused_data, self._new(), False
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    """What a truncated or corrupt compressed stream raises."""
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError)
+    try:
+        import zstandard
+
+        errors += (zstandard.ZstdError,)
+    except ImportError:  # pragma: no cover - zstandard is a declared dependency
+        pass
+    return errors
+
+
 class RecordReader:
     """Iterate the top-level records of `path`; use as a context manager."""
 
-    def __init__(self, path: str | Path, name: str | None = None) -> None:
+    def __init__(self, path: str | Path, name: str | None = None, limits: Limits | None = None) -> None:
         self.path = Path(path)
         self.name = name or display_name(self.path)
+        self.limits = limits or DEFAULT_LIMITS
         if not self.path.is_file():
             raise ImportValidationError(self.name, "", None, "no such file")
         self.size = self.path.stat().st_size
         self._raw: IO[bytes] | None = None
-        self.compressed, self.layout = self._sniff()
+        self._rows_done = 0
+        self._rows_total = 0
+        self.compression, self.layout = self._sniff()
+        self.compressed = self.compression != ""
 
     # -- opening -------------------------------------------------------------
-    def _sniff(self) -> tuple[bool, str]:
+    def _sniff(self) -> tuple[str, str]:
         with open(self.path, "rb") as raw:
-            compressed = raw.read(2) == GZIP_MAGIC
+            magic = raw.read(4)
+            if magic == PARQUET_MAGIC:
+                return "", "parquet"
+            kind = "gzip" if magic[:2] == GZIP_MAGIC else "zstd" if magic == ZSTD_MAGIC else ""
             raw.seek(0)
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if compressed else raw
+            stream = _decompressor(kind, raw)
             try:
                 head = stream.read(64 * 1024)
-            except (OSError, EOFError) as exc:
+            except _stream_errors() as exc:
                 raise ImportValidationError(self.name, "", None, f"cannot decompress: {exc}") from exc
         head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
         if not head:
             raise ImportValidationError(self.name, "", None, "the file is empty")
         if head[:1] == b"[":
-            return compressed, "array"
+            return kind, "array"
         if head[:1] == b"{":
-            return compressed, "jsonl"
+            return kind, "jsonl"
         raise ImportValidationError(
-            self.name, "", None, f"expected JSON Lines or a JSON array, file starts with {head[:20]!r}"
+            self.name,
+            "",
+            None,
+            f"expected JSON Lines, a JSON array or Parquet, file starts with {head[:20]!r}",
         )
 
     def _open(self) -> IO[bytes]:
         self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        return gzip.GzipFile(fileobj=self._raw) if self.compressed else self._raw
+        guarded = _Guarded(
+            _decompressor(self.compression, self._raw), self._raw, self.limits, self.compressed
+        )
+        return io.BufferedReader(guarded, 1 << 16)
 
     def close(self) -> None:
         if self._raw is not None:
@@ -79,47 +182,117 @@ class RecordReader:
 
     @property
     def bytes_done(self) -> int:
+        if self.layout == "parquet":
+            return self.size * self._rows_done // self._rows_total if self._rows_total else 0
         try:
             return self._raw.tell() if self._raw is not None and not self._raw.closed else 0
         except (OSError, ValueError):
             return 0
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
+        if self.layout == "parquet":
+            yield from self._iter_parquet()
+            return
         stream = self._open()
         try:
             if self.layout == "array":
                 yield from self._iter_array(stream)
             else:
                 yield from self._iter_jsonl(stream)
-        except (OSError, EOFError) as exc:  # truncated or corrupt gzip stream
+        except _stream_errors() as exc:  # truncated or corrupt compressed stream
             raise ImportValidationError(self.name, "", None, f"cannot read the file: {exc}") from exc
         finally:
             self.close()
 
+    def _limit_error(self, loc: str, exc: LimitExceeded) -> ImportValidationError:
+        return ImportValidationError(self.name, loc, exc.field, exc.message)
+
     # -- JSON Lines ----------------------------------------------------------
     def _iter_jsonl(self, stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
-        loads = json.loads
-        for lineno, line in enumerate(stream, 1):
+        decoder = Decoder(self.limits)
+        cap = self.limits.max_record_bytes
+        lineno = 0
+        while True:
+            lineno += 1
+            try:
+                # Read at most one byte over the cap: a 2 GiB line costs the cap, not 2 GiB.
+                line = stream.readline(cap + 1)
+            except LimitExceeded as exc:
+                raise self._limit_error(f"line {lineno}", exc) from None
+            if not line:
+                return
+            if len(line) > cap and not line.endswith(b"\n"):
+                raise ImportValidationError(
+                    self.name,
+                    f"line {lineno}",
+                    None,
+                    f"the line is longer than {_mib(cap)} (IMPORT_MAX_RECORD_BYTES)",
+                )
             if lineno == 1:
                 line = line.removeprefix(b"\xef\xbb\xbf")
-            if line.isspace() or not line:
+            if line.isspace():
                 continue
             try:
-                value = loads(line)
-            except UnicodeDecodeError as exc:
-                raise ImportValidationError(
-                    self.name, f"line {lineno}", None, f"not valid UTF-8: {exc}"
-                ) from exc
+                value = decoder.loads(line)
+            except LimitExceeded as exc:
+                raise self._limit_error(f"line {lineno}", exc) from None
             except json.JSONDecodeError as exc:
                 raise ImportValidationError(
                     self.name, f"line {lineno}", None, f"invalid JSON: {exc.msg} at column {exc.colno}"
                 ) from exc
             yield f"line {lineno}", value
 
+    # -- Parquet -------------------------------------------------------------
+    def _iter_parquet(self) -> Iterator[tuple[str, Any]]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            # No pre-buffering: it reads every requested row group's bytes ahead (the whole file).
+            pf = pq.ParquetFile(self.path, pre_buffer=False)
+        except (pa.ArrowException, OSError) as exc:
+            raise ImportValidationError(self.name, "", None, f"cannot read the Parquet file: {exc}") from exc
+        has_float = False
+        for field in pf.schema_arrow:
+            has_float |= _check_parquet_type(self.name, field.name, field.type)
+        self._rows_total = pf.metadata.num_rows
+        max_depth = self.limits.max_depth
+        index = 0
+        try:
+            # One row group at a time, one thread: memory is one row group, whatever the file size.
+            batches = (
+                batch
+                for group in range(pf.num_row_groups)
+                for batch in pf.iter_batches(
+                    batch_size=PARQUET_BATCH_ROWS, row_groups=[group], use_threads=False
+                )
+            )
+            for batch in batches:
+                for row in batch.to_pylist():
+                    loc = f"row {index}"
+                    if has_float:  # NaN and infinities are valid Parquet doubles, not valid JSON
+                        try:
+                            find_problem(row, max_depth)
+                        except LimitExceeded as exc:
+                            raise self._limit_error(loc, exc) from None
+                    self._rows_done = index
+                    yield loc, row
+                    index += 1
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+            raise ImportValidationError(
+                self.name, f"row {index}", None, f"cannot read the Parquet file: {exc}"
+            ) from exc
+        finally:
+            self._rows_done = index
+
     # -- JSON array ----------------------------------------------------------
     def _iter_array(self, stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig")
-        decode = json.JSONDecoder().raw_decode
+        # surrogateescape: an invalid byte becomes a lone surrogate that the decoder's
+        # check reports with its record and field, not a position in a 1 MiB chunk.
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape")
+        decode = Decoder(self.limits).raw_decode
+        cap = self.limits.max_record_bytes
+        index = 0
         buf = ""
         pos = 0
         eof = False
@@ -133,8 +306,8 @@ class RecordReader:
             line += buf.count("\n", counted, pos)
             try:
                 more = text.read(max(CHUNK_CHARS, len(buf) - pos))
-            except UnicodeDecodeError as exc:
-                raise ImportValidationError(self.name, "", None, f"not valid UTF-8: {exc}") from exc
+            except LimitExceeded as exc:
+                raise self._limit_error(f"record {index}", exc) from None
             if not more:
                 eof = True
             buf = buf[pos:] + more
@@ -163,7 +336,6 @@ class RecordReader:
         if skip_ws() != "[":  # pragma: no cover - _sniff checked it
             raise ImportValidationError(self.name, "", None, "expected a JSON array")
         pos += 1
-        index = 0
         while True:
             ch = skip_ws()
             if index and ch == ",":
@@ -194,8 +366,12 @@ class RecordReader:
             while True:
                 try:
                     value, end = decode(buf, pos)
+                except LimitExceeded as exc:
+                    raise self._limit_error(f"record {index}", exc) from None
                 except json.JSONDecodeError as exc:
-                    if eof or len(buf) - pos > MAX_RECORD_CHARS:
+                    if len(buf) - pos > cap:
+                        raise self._too_long(index, cap, where()) from None
+                    if eof:
                         raise ImportValidationError(
                             self.name,
                             f"record {index}",
@@ -208,15 +384,46 @@ class RecordReader:
                     fill()  # a number or literal may continue in the next chunk
                     continue
                 break
+            if end - pos > cap:
+                raise self._too_long(index, cap, where())
             where()
             pos = end
             yield f"record {index}", value
             index += 1
 
+    def _too_long(self, index: int, cap: int, where: str) -> ImportValidationError:
+        return ImportValidationError(
+            self.name,
+            f"record {index}",
+            None,
+            f"the record is longer than {_mib(cap)} (IMPORT_MAX_RECORD_BYTES; it starts at {where})",
+        )
 
-def first_record(path: str | Path, name: str | None = None) -> tuple[str, Any]:
+
+def _check_parquet_type(file: str, column: str, typ: Any) -> bool:
+    """Refuse column types with no JSON equivalent; True when a float can occur (NaN check)."""
+    import pyarrow.types as t
+
+    if t.is_string(typ) or t.is_large_string(typ) or t.is_integer(typ) or t.is_boolean(typ) or t.is_null(typ):
+        return False
+    if t.is_floating(typ):
+        return True
+    if t.is_list(typ) or t.is_large_list(typ) or t.is_fixed_size_list(typ):
+        return _check_parquet_type(file, column, typ.value_type)
+    if t.is_struct(typ):
+        return any(
+            [_check_parquet_type(file, f"{column}.{f.name}", f.type) for f in typ]
+        )  # check every field
+    if t.is_dictionary(typ):
+        return _check_parquet_type(file, column, typ.value_type)
+    raise ImportValidationError(
+        file, "", column, f"Parquet type {typ} has no JSON equivalent (use strings, numbers, booleans, lists)"
+    )
+
+
+def first_record(path: str | Path, name: str | None = None, limits: Limits | None = None) -> tuple[str, Any]:
     """The first record of the file (for format detection)."""
-    reader = RecordReader(path, name)
+    reader = RecordReader(path, name, limits)
     with reader:
         for item in reader:
             return item

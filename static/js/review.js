@@ -1,6 +1,7 @@
 // Keyboard-first review. Every key presses a real button or link in the page, so
 // the server sees exactly what a mouse (or a browser without JavaScript) would send.
 //   s f l x   decide: sound / flawed / label wrong / skip (then the next item loads)
+//   t         take a critique opened by link (deciding needs its lease)
 //   1-9 0     toggle error types      u   undo the last decision
 //   j n / k p next / previous         e   write a note (Esc leaves it)   ?  key help
 // Time on task: visible time since the screen loaded, posted with the decision.
@@ -65,6 +66,8 @@
     } else if (/^[0-9]$/.test(key)) {
       const box = root.querySelector('#decision-form input[data-digit="' + key + '"]');
       if (box) { box.checked = !box.checked; box.dispatchEvent(new Event("change", { bubbles: true })); done = true; }
+    } else if (key === "t") {
+      done = press(root.querySelector('[data-action="take"]'));
     } else if (key === "u") {
       done = press(root.querySelector('[data-action="undo"]'));
     } else if (key === "j" || key === "n") {

@@ -18,6 +18,10 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { renderMath(document); });
+  // <select data-autosubmit> submits its form on change (no inline handlers: the CSP forbids them).
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[data-autosubmit]") && e.target.form) e.target.form.submit();
+  });
   // Whole document: an outerHTML swap detaches the event target; typeset spans are skipped.
   document.addEventListener("htmx:afterSettle", function () { renderMath(document); });
   window.rprmRenderMath = renderMath;

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotations.importers import ImportValidationError, RecordReader, readers
+from annotations.importers import ImportValidationError, Limits, RecordReader, readers
 from tests.annotations.factories_files import gzipped, write_json_array, write_jsonl
 
 
@@ -66,7 +66,7 @@ def test_it_reports_bytes_done_as_it_goes(tmp_path):
     [
         ('{"a": 1}\n{"a": }\n', "a.jsonl: line 2: invalid JSON: Expecting value at column 7"),
         ("", "a.jsonl: the file is empty"),
-        ("hello", "a.jsonl: expected JSON Lines or a JSON array, file starts with b'hello'"),
+        ("hello", "a.jsonl: expected JSON Lines, a JSON array or Parquet, file starts with b'hello'"),
     ],
 )
 def test_it_names_the_line_of_invalid_jsonl(tmp_path, content, message):
@@ -99,12 +99,15 @@ def test_it_names_the_record_of_an_invalid_array(tmp_path, content, message):
 
 
 def test_it_stops_buffering_at_the_record_size_limit(tmp_path, monkeypatch):
+    # Not "Unterminated string": the record is too long, and the message says so.
     monkeypatch.setattr(readers, "CHUNK_CHARS", 16)
-    monkeypatch.setattr(readers, "MAX_RECORD_CHARS", 64)
     path = tmp_path / "a.json"
     path.write_text('[{"a": "' + "x" * 10_000 + "]")  # an unterminated string
-    with pytest.raises(ImportValidationError, match=r"a.json: record 0: invalid JSON: Unterminated string"):
-        read(path)
+    with pytest.raises(ImportValidationError) as exc, RecordReader(path, limits=Limits(max_record_bytes=64)) as r:
+        list(r)
+    assert str(exc.value) == (
+        "a.json: record 0: the record is longer than 64 bytes (IMPORT_MAX_RECORD_BYTES; it starts at line 1)"
+    )
 
 
 def test_it_keeps_memory_flat_on_a_long_array(tmp_path):

@@ -137,7 +137,7 @@ def build_cast(tmp_path, admin, reviewer, reviewer2) -> Cast:
 
     from dashboards.summaries import refresh_now
     from review.audit import audit_run
-    from review.reviews import adjudicate, submit_review, undo_last
+    from review.reviews import adjudicate, submit_review, take_item, undo_last
 
     ensure_taxonomy()
     rows = [prmbench_row(idx, cls, errs, n, question=f"Question {idx}?") for idx, cls, errs, n in PRM_ROWS]
@@ -191,6 +191,7 @@ def build_cast(tmp_path, admin, reviewer, reviewer2) -> Cast:
     types = {t.slug: t for t in ErrorType.objects.all()}
 
     def review(user, key, decision, ms, tags=()):
+        take_item(cast.item(*key).critique_id, user)  # deciding needs the lease
         return submit_review(
             cast.item(*key), user, decision, time_on_task_ms=ms, error_types=[types[t] for t in tags]
         )
@@ -256,7 +257,7 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
     from inference.critique_import import import_critiques
     from inference.models import Critique
     from review.audit import audit_run
-    from review.reviews import adjudicate, submit_review
+    from review.reviews import adjudicate, submit_review, take_item
 
     rng = random.Random(seed)
     ensure_taxonomy()
@@ -355,6 +356,7 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
             if first == reviewer
             else int(rng.lognormvariate(3.0, 0.4) * 1000)
         )
+        take_item(item.critique_id, first)
         submit_review(item, first, decision, time_on_task_ms=ms, error_types=tags)
         if item.needs_double_review and decision != "label_wrong":
             second = reviewers[(n + 1) % 2]
@@ -363,6 +365,7 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
                 if rng.random() < 0.8 or decision == "skip"
                 else ("sound" if decision == "flawed" else "flawed")
             )
+            take_item(item.critique_id, second)
             submit_review(item, second, other, time_on_task_ms=int(rng.uniform(10, 60) * 1000))
         flawed = decision == "flawed"
         kinds = []

@@ -368,8 +368,9 @@ def test_a_refresh_rebuilds_the_same_rows_and_is_claimed_once(cast):
 
 
 def test_new_reviews_show_after_a_refresh(cast, reviewer):
-    from review.reviews import submit_review
+    from review.reviews import submit_review, take_item
 
+    take_item(cast.item("A1", "d", 1).critique_id, reviewer)
     submit_review(cast.item("A1", "d", 1), reviewer, "flawed")
     row = by_slug(by_type.error_type_table(teacher_a(cast), "class"))["deception"]
     assert row["reviewed"] == 1  # the summary is a snapshot
@@ -475,7 +476,7 @@ def test_summary_agreement_and_live_percentiles_match_their_references(
 
 
 def test_run_sliced_throughput_includes_reviews_newer_than_the_summary(cast, reviewer):
-    from review.reviews import submit_review
+    from review.reviews import submit_review, take_item
 
     def in_a1():
         return {
@@ -484,5 +485,6 @@ def test_run_sliced_throughput_includes_reviews_newer_than_the_summary(cast, rev
         }
 
     assert in_a1() == {"reviewer": (9, 1), "reviewer2": (1, 0)}
+    take_item(cast.item("A1", "d", 1).critique_id, reviewer)
     submit_review(cast.item("A1", "d", 1), reviewer, "sound", time_on_task_ms=1_000)  # after the refresh
     assert in_a1() == {"reviewer": (10, 1), "reviewer2": (1, 0)}

@@ -144,3 +144,11 @@ def xss_item(tmp_path, make_run):
     dataset = import_file(path, dataset_name="xss", fmt="processbench").dataset
     run = make_run(evil_teacher, n_samples=2, dataset=dataset)
     return ReviewItem.objects.filter(run=run).select_related("critique").order_by("step__index").first()
+
+
+def decide(item, user, decision, **kwargs):
+    """Take the item as `user` (deciding needs the lease), then decide it."""
+    from review.reviews import submit_review, take_item
+
+    take_item(item.critique_id, user)
+    return submit_review(item, user, decision, **kwargs)

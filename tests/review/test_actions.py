@@ -25,6 +25,8 @@ from review.reviews import (
 )
 from training.pools import eligible_critiques
 
+from .conftest import decide
+
 
 def matched_items(run, n):
     return list(ReviewItem.objects.filter(run=run, queue="matched").order_by("id")[:n])
@@ -111,7 +113,7 @@ def test_label_wrong_files_a_correction_and_never_touches_the_step(make_run, rev
     make_run(n_samples=1)
     item = ReviewItem.objects.filter(queue="disagreed").select_related("step").first()
     assert item.step.label == "incorrect"
-    submit_review(item, reviewer, "label_wrong", note="the step is actually fine")
+    decide(item, reviewer, "label_wrong", note="the step is actually fine")
     correction = LabelCorrection.objects.get()
     assert (correction.original_label, correction.proposed_label, correction.status) == (
         "incorrect",
@@ -140,10 +142,10 @@ def test_disagreement_goes_to_adjudication_and_the_admin_decides(
     settings.REVIEW_DOUBLE_FRACTION = 1.0
     run = make_run(n_samples=1)
     item = matched_items(run, 1)[0]
-    submit_review(item, reviewer, "sound")
+    decide(item, reviewer, "sound")
     item.refresh_from_db()
     assert item.state == "open" and item.reviews_done == 1  # waits for the second review
-    submit_review(item, reviewer2, "flawed")
+    decide(item, reviewer2, "flawed")
     item.refresh_from_db()
     assert item.state == "adjudication"
     with pytest.raises(ReviewError):
@@ -162,7 +164,7 @@ def test_disagreement_goes_to_adjudication_and_the_admin_decides(
 def test_adjudicating_label_wrong_accepts_the_correction(make_run, reviewer, admin):
     make_run(n_samples=1)
     item = ReviewItem.objects.filter(queue="disagreed").first()
-    submit_review(item, reviewer, "label_wrong")
+    decide(item, reviewer, "label_wrong")
     adjudicate(ReviewItem.objects.get(pk=item.pk), admin, "label_wrong")
     correction = LabelCorrection.objects.get()
     assert correction.status == "accepted" and correction.decided_by == admin
@@ -181,8 +183,8 @@ def test_kappa_per_pair_matches_the_hand_computation(make_run, reviewer, reviewe
         ("sound", [], "sound", []),
     ]
     for item, (da, ta, db, tb) in zip(matched_items(run, 4), plan, strict=True):
-        submit_review(item, reviewer, da, error_types=ta)
-        submit_review(item, reviewer2, db, error_types=tb)
+        decide(item, reviewer, da, error_types=ta)
+        decide(item, reviewer2, db, error_types=tb)
     [pair] = agreement()
     assert (pair.reviewer_a, pair.reviewer_b, pair.items) == ("reviewer", "reviewer2", 4)
     # Decisions: p_o = 3/4; A = 3 sound + 1 flawed, B = 2 + 2, p_e = (3*2 + 1*2)/16 = 1/2; kappa = 1/2.
@@ -203,9 +205,9 @@ def test_training_exclusion_keeps_flawed_and_disputed_critiques_out(
     eligible = set(eligible_critiques(runs=[run]).values_list("id", flat=True))
     assert len(eligible) == Critique.objects.filter(run=run).sft_eligible().count() == 40
     sound, flawed, label_wrong = matched_items(run, 3)
-    submit_review(sound, reviewer, "sound")
-    submit_review(flawed, reviewer, "flawed")
-    submit_review(label_wrong, reviewer, "label_wrong")
+    decide(sound, reviewer, "sound")
+    decide(flawed, reviewer, "flawed")
+    decide(label_wrong, reviewer, "label_wrong")
     sibling = (
         Critique.objects.filter(step_id=label_wrong.step_id, run=run)
         .exclude(id=label_wrong.critique_id)
@@ -229,7 +231,7 @@ def test_one_flawed_review_holds_out_a_double_review_item_until_it_settles(
     settings.REVIEW_DOUBLE_FRACTION = 1.0
     run = make_run(n_samples=1)
     item = matched_items(run, 1)[0]
-    submit_review(item, reviewer, "flawed")
+    decide(item, reviewer, "flawed")
     assert not eligible_critiques(runs=[run]).filter(id=item.critique_id).exists()
-    submit_review(item, reviewer2, "sound")  # now a disagreement: adjudication, still held out
+    decide(item, reviewer2, "sound")  # now a disagreement: adjudication, still held out
     assert not eligible_critiques(runs=[run]).filter(id=item.critique_id).exists()

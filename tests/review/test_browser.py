@@ -110,15 +110,15 @@ def test_html_in_the_data_stays_inert_while_math_renders(page, live_server, xss_
 def test_an_admin_adjudicates_and_exports(
     page, live_server, make_run, reviewer, reviewer2, admin, shot, settings, tmp_path
 ):
-    from review.reviews import submit_review
+    from .conftest import decide
 
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the export runs in the web process here
     settings.REVIEW_DOUBLE_FRACTION = 1.0
     make_run(split_teacher, n_samples=2)
     item = ReviewItem.objects.filter(queue="matched").select_related("critique").first()
-    submit_review(item, reviewer, "sound", note="checks out")
-    submit_review(item, reviewer2, "flawed", note="the calculation analysis never redoes $3 \\times 12$")
+    decide(item, reviewer, "sound", note="checks out")
+    decide(item, reviewer2, "flawed", note="the calculation analysis never redoes $3 \\times 12$")
     log_in(page, live_server, "admin", PASSWORD)
     page.goto(f"{live_server.url}/review/adjudication/")
     page.click("#adjudication-items a.button")
@@ -137,4 +137,54 @@ def test_an_admin_adjudicates_and_exports(
     page.goto(f"{live_server.url}/review/agreement/")
     assert page.locator("#pairs tbody tr").count() == 1
     shot(page, "review-agreement")
+    assert page.js_errors == []
+
+
+def test_the_second_reviewer_sees_nothing_of_the_first_review(
+    page, live_server, make_run, reviewer, reviewer2, shot, settings
+):
+    from annotations.models import ErrorType
+    from inference.models import Critique
+    from review.models import LabelCorrection
+
+    from .conftest import decide
+
+    settings.REVIEW_DOUBLE_FRACTION = 1.0
+    run = make_run(split_teacher, n_samples=2)
+    item = ReviewItem.objects.filter(run=run, queue="matched").select_related("critique").first()
+    sibling = Critique.objects.filter(run=run, step_id=item.step_id).exclude(id=item.critique_id).get()
+    calc = ErrorType.objects.get(slug="calculation")
+    decide(item, reviewer, "flawed", error_types=[calc], note="FIRST-REVIEWER-NOTE")
+    decide(ReviewItem.objects.get(critique=sibling), reviewer, "label_wrong", reason="FIRST-REVIEWER-LABEL")
+    assert LabelCorrection.objects.filter(step_id=item.step_id, status="pending").count() == 1
+
+    log_in(page, live_server, "reviewer2", PASSWORD)
+    page.goto(f"{live_server.url}/review/critiques/{item.critique.uuid}/?queue=matched")
+    page.wait_for_selector("#take-form")  # opened by link: deciding starts with taking it
+    assert ReviewItem.objects.get(pk=item.pk).lease_holder is None  # the GET wrote nothing
+    shot(page, "review-blind-take")
+    page.keyboard.press("t")
+    page.wait_for_selector("#decision-form")
+    assert ReviewItem.objects.get(pk=item.pk).lease_holder == reviewer2
+    page.wait_for_selector("#steps .katex")
+    text = page.locator("#review-screen").inner_text()
+    for leak in (
+        "1/2",
+        "double review",
+        "needs review",
+        "awaiting adjudication",
+        "FIRST-REVIEWER",
+        "Label corrections",
+        "Reviews",
+    ):
+        assert leak not in text, leak
+    assert page.locator("#item-state, #corrections, #all-reviews").count() == 0
+    shot(page, "review-blind-second-reviewer")
+    page.keyboard.press("s")
+    page.wait_for_function(f"!location.pathname.includes('{item.critique.uuid}')")
+    assert ReviewItem.objects.get(pk=item.pk).state == "adjudication"
+    page.goto(f"{live_server.url}/review/critiques/{item.critique.uuid}/")
+    page.wait_for_selector("#my-decision")
+    assert "adjudication" not in page.locator("#review-screen").inner_text()
+    shot(page, "review-blind-after-deciding")
     assert page.js_errors == []

@@ -10,10 +10,9 @@ from django.core.management import call_command
 from annotations.models import ErrorType
 from inference.models import Critique
 from review.models import ReviewItem
-from review.reviews import submit_review
 from training.export import create_export_job, preference_pairs, run_export_job
 
-from .conftest import split_teacher
+from .conftest import decide, split_teacher
 
 
 @pytest.fixture
@@ -112,9 +111,9 @@ def test_review_decisions_filter_the_snapshot(run, admin, reviewer):
     items = {i.critique_id: i for i in ReviewItem.objects.filter(run=run, queue="matched")}
     flawed_item, sound_item, label_item = [items[k] for k in sorted(items)[:3]]
     calc = ErrorType.objects.get(slug="calculation")
-    submit_review(flawed_item, reviewer, "flawed")
-    submit_review(sound_item, reviewer, "sound", error_types=[calc])
-    submit_review(label_item, reviewer, "label_wrong")
+    decide(flawed_item, reviewer, "flawed")
+    decide(sound_item, reviewer, "sound", error_types=[calc])
+    decide(label_item, reviewer, "label_wrong")
     job = export(admin, runs=[run.id], balance=False, val_fraction=0.0)
     sft = {r["critique_uuid"] for r in read_jsonl(job.folder() / "sft_train.jsonl")}
     uuid = dict(Critique.objects.values_list("id", "uuid"))

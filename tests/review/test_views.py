@@ -10,9 +10,11 @@ from django.urls import reverse
 
 from inference.models import Critique
 from review.models import LabelCorrection, Review, ReviewItem
-from review.reviews import QueueFilter, claim_next, correct_label, submit_review
+from review.reviews import QueueFilter, claim_next, correct_label
 from training.export import create_export_job, run_export_job
 from training.models import ExportJob
+
+from .conftest import decide as take_and_decide
 
 
 def _login(client, user):
@@ -109,7 +111,7 @@ def test_the_last_item_returns_to_the_queue(client, make_run, reviewer):
     _login(client, reviewer)
     first, *rest = ReviewItem.objects.filter(queue="disagreed")
     for item in rest:
-        submit_review(item, reviewer, "sound")
+        take_and_decide(item, reviewer, "sound")
     last = claim_next(reviewer, QueueFilter(queue="disagreed"))
     assert last.pk == first.pk
     decide = reverse("review:decide", args=[last.critique.uuid]) + "?queue=disagreed"
@@ -141,8 +143,8 @@ def test_htmx_gets_the_screen_partial_and_the_url_to_push(client, make_run, revi
 def test_pages_keep_their_query_counts(client, make_run, reviewer, django_assert_max_num_queries):
     make_run(n_samples=2)
     _login(client, reviewer)
+    take_and_decide(ReviewItem.objects.filter(queue="disagreed").first(), reviewer, "sound")
     item = claim_next(reviewer, QueueFilter())
-    submit_review(ReviewItem.objects.filter(queue="disagreed").first(), reviewer, "sound")
     with django_assert_max_num_queries(12):
         assert client.get(reverse("review:queue") + "?queue=matched").status_code == 200
     with django_assert_max_num_queries(20):
@@ -174,7 +176,7 @@ def test_an_admin_adjudicates_and_exports_from_the_browser_pages(
 ):
     run = make_run(n_samples=1)
     item = ReviewItem.objects.filter(run=run, queue="disagreed").first()
-    submit_review(item, reviewer, "label_wrong", note="fine step")
+    take_and_decide(item, reviewer, "label_wrong", note="fine step")
     _login(client, admin)
     listing = client.get(reverse("review:adjudication_list")).content.decode()
     assert str(item.critique.uuid) in listing

@@ -59,12 +59,13 @@ def test_it_builds_sft_rows_from_the_kept_critiques(seed_run, settings, tmp_path
 
 
 def test_it_leaves_out_critiques_reviewed_as_flawed(seed_run, reviewer, settings, tmp_path):
-    from review.reviews import ensure_review_items, submit_review
+    from review.reviews import ensure_review_items, submit_review, take_item
 
     settings.MODELS_DIR = tmp_path / "models"
     before = actions.preview_sft({"runs": [seed_run.id], "val_fraction": 0, "balance": False})
     kept = Critique.objects.filter(run=seed_run, strict=True, matches_label=True, verdict="no").first()
     ensure_review_items([kept.id])
+    take_item(kept.id, reviewer)
     submit_review(ReviewItem.objects.get(critique=kept), reviewer, "flawed")
     after = actions.preview_sft({"runs": [seed_run.id], "val_fraction": 0, "balance": False})
     assert after["train"]["no"] == before["train"]["no"] - 1
@@ -181,11 +182,12 @@ def test_it_is_idempotent_and_keeps_the_rule_exact(constructed):
 
 
 def test_it_leaves_flawed_student_critiques_out_of_pairs(constructed, reviewer):
-    from review.reviews import ensure_review_items, submit_review
+    from review.reviews import ensure_review_items, submit_review, take_item
 
     run, _cases, correct, _incorrect = constructed
     lone_rejected = Critique.objects.get(run=run, step=correct[0], verdict="no")
     ensure_review_items([lone_rejected.id])
+    take_item(lone_rejected.id, reviewer)
     submit_review(ReviewItem.objects.get(critique=lone_rejected), reviewer, "flawed")
     build = actions.build_preference_pairs_for(run)
     assert correct[0].id not in {step for step, _, _ in build.pairs}

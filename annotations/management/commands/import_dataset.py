@@ -11,7 +11,7 @@ from rprm_web.cli import Progress, add_json_flag, write_json
 
 class Command(BaseCommand):
     help = (
-        "Import a step-labelled dataset file (JSONL or JSON array, optionally .gz). The format is "
+        "Import a step-labelled dataset file (JSONL or JSON array, optionally .gz or .zst, or Parquet). The format is "
         "detected from the first record unless --format is given. Nothing is written if any record is "
         "invalid; a file already imported with the same format and options is reported and skipped."
     )
