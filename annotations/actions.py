@@ -6,7 +6,9 @@ a file (sha256) already imported with the same format and options is reported as
 "already imported" and nothing is written.
 
 The upload page and the Celery task go through `create_import_job` and
-`run_import_job`; the job row carries status, counts and live progress.
+`run_import_job`; the job row carries status, counts and live progress. Its writes are
+fenced like every run's (`rprm_web.runs`): the outcome goes through `runs.finish`, and a
+worker that lost the job to another one writes nothing and rolls its import back.
 
 Live progress on Postgres: the import transaction must not hide progress, so
 `bytes_done` is written through a second, autocommit connection (with a short
@@ -206,6 +208,9 @@ def run_import_job(job_id: int) -> ImportResult | None:
                 )
         except ImportValidationError:
             return None  # recorded on the job: failed for good, the task returns (no redelivery)
+        except runs.LeaseLost:
+            log.warning("import job %s was taken over by another worker; this import rolled back", job_id)
+            return None
         finally:
             # Ended one way or another (a crash never gets here): the upload is not needed again.
             if ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists():
@@ -245,7 +250,10 @@ def import_file(
     batch_solutions: int = BATCH_SOLUTIONS,
 ) -> ImportResult:
     """Import one file as one dataset, in one transaction. Raises ImportValidationError
-    (file, line/record, field) on bad input, with nothing written but the failed job."""
+    (file, line/record, field) on bad input, with nothing written but the failed job.
+
+    `job`, when given, is one this worker holds (`runs.claim`): every write to it is
+    fenced, and `runs.LeaseLost` (everything rolled back) when another worker took it."""
     started = time.monotonic()
     path = Path(path)
     file_name = job.file_name if job is not None and job.file_name else path.name
@@ -278,17 +286,16 @@ def import_file(
         job.dataset_name = dataset_name
         job.status = ImportJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()
-        job.save(
-            update_fields=[
-                "file_size",
-                "file_sha256",
-                "detected_format",
-                "options",
-                "dataset_name",
-                "status",
-                "started_at",
-            ]
+        started_row = runs.held(job).update(
+            file_size=job.file_size,
+            file_sha256=job.file_sha256,
+            detected_format=fmt,
+            options=job.options,
+            dataset_name=dataset_name,
+            started_at=job.started_at,
         )
+        if not started_row:
+            raise runs.LeaseLost(f"import job {job.id} is no longer held by {job.worker or 'this process'}")
         # Live progress needs the job row committed and unlocked: only when this import
         # owns its transaction (not inside a caller's atomic block, e.g. a test case).
         live_db = connection.vendor == "postgresql" and not connection.in_atomic_block
@@ -321,12 +328,7 @@ def _import(
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
     previous = _previous_import(job, fmt, parser.options)
     if previous is not None:
-        job.status = ImportJob.Status.DUPLICATE
-        job.dataset = previous.dataset
-        job.counts = previous.counts
-        job.bytes_done = job.file_size
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "dataset", "counts", "bytes_done", "finished_at"])
+        _finish(job, ImportJob.Status.DUPLICATE, dataset=previous.dataset, counts=previous.counts)
         return ImportResult(
             job, previous.dataset, fmt, True, dict(previous.counts), seconds=time.monotonic() - started
         )
@@ -382,13 +384,7 @@ def _import(
     counts["warnings"] = parser.n_warnings
     if parser.warnings:
         counts["warning_samples"] = parser.warnings[:MAX_WARNINGS_IN_COUNTS]
-    job.status = ImportJob.Status.SUCCEEDED
-    job.dataset = dataset
-    job.counts = counts
-    job.bytes_done = job.file_size
-    job.error = ""
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "dataset", "counts", "bytes_done", "error", "finished_at"])
+    _finish(job, ImportJob.Status.SUCCEEDED, dataset=dataset, counts=counts)
     return ImportResult(job, dataset, fmt, False, counts, list(parser.warnings), time.monotonic() - started)
 
 
@@ -405,15 +401,19 @@ def _previous_import(job: ImportJob, fmt: str, options: dict[str, Any]) -> Impor
     return next((c for c in candidates if c.options == options and c.dataset is not None), None)
 
 
+def _finish(job: ImportJob, status: str, *, dataset: Dataset, counts: dict[str, Any]) -> None:
+    """The outcome, inside the import's transaction: a lost job raises, so its import rolls back."""
+    if not runs.finish(job, status, dataset=dataset, counts=counts, bytes_done=job.file_size):
+        raise runs.LeaseLost(f"import job {job.id} was taken over; its {status} was not written")
+
+
 def _fail(job: ImportJob, exc: BaseException) -> None:
     message = str(exc) if isinstance(exc, ImportValidationError) else f"{type(exc).__name__}: {exc}"
     try:
-        ImportJob.objects.filter(id=job.id).update(
-            status=ImportJob.Status.FAILED, error=message[:10_000], finished_at=timezone.now()
-        )
+        runs.finish(job, ImportJob.Status.FAILED, error=message[:10_000])  # nothing when lost
     except DatabaseError:  # the database itself may be what failed
         log.exception("could not mark import job %s failed", job.id)
-    job.status, job.error = ImportJob.Status.FAILED, message
+        job.status, job.error = ImportJob.Status.FAILED, message
 
 
 class _LiveProgress:
@@ -422,13 +422,13 @@ class _LiveProgress:
     def __init__(
         self, job: ImportJob, reader: RecordReader, callback: ProgressCallback | None, live_db: bool
     ) -> None:
-        self.job_id = job.pk
+        self.job_id, self.worker, self.attempts = job.pk, job.worker, job.attempts
         self.reader = reader
         self.callback = callback
         self.last = time.monotonic()
         self.sql = (
             f"UPDATE {connection.ops.quote_name(ImportJob._meta.db_table)} "
-            "SET bytes_done = %s, counts = %s WHERE id = %s"
+            "SET bytes_done = %s, counts = %s WHERE id = %s AND status = 'running' AND worker = %s AND attempts = %s"
         )
         self.conn = None
         if live_db:
@@ -459,7 +459,9 @@ class _LiveProgress:
         try:
             with self.conn.cursor() as cur:
                 cur.execute(
-                    self.sql, [done, f'{{"solutions": {n_solutions}, "steps": {n_steps}}}', self.job_id]
+                    self.sql,
+                    [done, f'{{"solutions": {n_solutions}, "steps": {n_steps}}}', self.job_id, self.worker,
+                     self.attempts],
                 )
         except DatabaseError:
             log.warning("live progress for import job %s disabled", self.job_id, exc_info=True)

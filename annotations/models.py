@@ -116,10 +116,26 @@ class ImportJob(RunBase):
         return int(100 * self.bytes_done / self.file_size) if self.file_size else 0
 
 
+# Apps above this one that tag rows with error types (review) register a check here that
+# raises ProtectedError for a type in use. It runs before a delete starts, so the caller's
+# transaction stays usable (a pre_delete signal would fire inside the delete's transaction).
+ERROR_TYPE_DELETE_GUARDS: list = []
+
+
+def _guard_error_type_delete(error_type) -> None:
+    for guard in ERROR_TYPE_DELETE_GUARDS:
+        guard(error_type)
+
+
 class ErrorTypeQuerySet(models.QuerySet):
     def active(self):
         """Types offered for new tags (archived ones stay on the reviews that carry them)."""
         return self.filter(archived=False)
+
+    def delete(self):
+        for error_type in self:
+            _guard_error_type_delete(error_type)
+        return super().delete()
 
 
 
@@ -127,8 +143,8 @@ class ErrorType(models.Model):
     """The seeded taxonomy: PRMBench's nine classes plus calculation error.
 
     Never deleted once used: a type that tags a review or an adjudication is protected
-    (review.models refuses the delete, since the tags live there); retire it with
-    `archived` instead."""
+    (review.models registers the check in ERROR_TYPE_DELETE_GUARDS, since the tags live
+    there); retire it with `archived` instead."""
 
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
@@ -144,6 +160,10 @@ class ErrorType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def delete(self, *args, **kwargs):
+        _guard_error_type_delete(self)
+        return super().delete(*args, **kwargs)
 
 
 class Problem(models.Model):

@@ -32,6 +32,7 @@ class EvaluationRun(RunBase):
     Status = RunStatus
     ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
+    PROGRESS = ("solutions_done", "solutions_total")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200, help_text="Row label on the results page.")
     benchmark = models.CharField(max_length=12, choices=Benchmark.choices)
@@ -87,16 +88,6 @@ class EvaluationRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_benchmark_display()} evaluation #{self.pk} of {self.name}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status not in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == RunStatus.SUCCEEDED:
-            return 100
-        return int(100 * self.solutions_done / self.solutions_total) if self.solutions_total else 0
 
     def sampling(self):
         from inference.core.backends.base import Sampling
@@ -169,6 +160,7 @@ class GuidanceRun(RunBase):
     Status = RunStatus
     ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
+    PROGRESS = ("problems_done", "problems_total")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=14, choices=Kind.choices)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="guidance_runs")
@@ -206,16 +198,6 @@ class GuidanceRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run #{self.pk} on {self.dataset}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status not in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == RunStatus.SUCCEEDED:
-            return 100
-        return int(100 * self.problems_done / self.problems_total) if self.problems_total else 0
 
 
 class GuidanceResult(models.Model):

@@ -386,6 +386,15 @@ def default_endpoint() -> ModelEndpoint | None:
     if not url:
         return None
     name = settings.SCORING_ENDPOINT_MODEL
+    # The same server registered as an endpoint brings its options (its tokenizer for chat
+    # templates, concurrency, timeouts): the quickstart registers its local server so.
+    registered = (
+        ModelEndpoint.objects.filter(backend=ModelEndpoint.Backend.OPENAI, path_or_url=url, served_model_name=name)
+        .order_by("id")
+        .first()
+    )
+    if registered is not None:
+        return registered
     return ModelEndpoint(name=name, role=ModelEndpoint.Role.SCORER, backend=ModelEndpoint.Backend.OPENAI,
                          path_or_url=url, served_model_name=name)  # fmt: skip
 

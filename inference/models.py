@@ -49,6 +49,11 @@ class PromptTemplate(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
+    def save(self, *args, **kwargs):
+        # Validates placeholders and fixes the hash; templates are immutable once used.
+        self.content_hash = self.to_core().content_hash
+        super().save(*args, **kwargs)
+
     def to_core(self):
         from inference.core.prompts import PromptTemplate as CoreTemplate
 
@@ -57,11 +62,6 @@ class PromptTemplate(models.Model):
             few_shot=tuple(tuple(p) for p in self.few_shot), chat=self.chat,
             style=self.style, rendering=self.rendering, source=self.source, source_sha256=self.source_sha256,
         )
-
-    def save(self, *args, **kwargs):
-        # Validates placeholders and fixes the hash; templates are immutable once used.
-        self.content_hash = self.to_core().content_hash
-        super().save(*args, **kwargs)
 
 
 class ModelEndpoint(models.Model):
@@ -161,6 +161,7 @@ class GenerationRun(RunBase):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
+    PROGRESS = ("steps_done", "steps_total")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEACHER_SEED)
     endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="runs")
@@ -199,16 +200,6 @@ class GenerationRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run {self.pk} on {self.dataset}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status not in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        return int(100 * self.steps_done / self.steps_total) if self.steps_total else 0
 
     @property
     def tokens_per_second(self) -> float | None:

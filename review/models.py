@@ -11,7 +11,7 @@ from django.db.models import ProtectedError
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
-from annotations.models import Dataset, ErrorType, Step
+from annotations.models import ERROR_TYPE_DELETE_GUARDS, Dataset, ErrorType, Step
 
 # --- review ---------------------------------------------------------------------
 # Humans auditing teacher critiques (issue 4). Append-only history: a review is never
@@ -303,11 +303,9 @@ class ReviewEvent(models.Model):
         raise TypeError("ReviewEvent rows are insert-only")
 
 
-@receiver(pre_delete, sender=ErrorType)
-def _protect_used_error_types(sender, instance: ErrorType, **kwargs) -> None:
+def _refuse_if_used(instance: ErrorType) -> None:
     """PROTECT for the tag relations (auto-created many-to-many tables cascade in Django):
-    deleting a type would silently drop reviewers' tags, so refuse it; archive it instead.
-    Sent before anything is deleted, for `instance.delete()` and queryset deletes alike."""
+    deleting a type would silently drop reviewers' tags, so refuse it; archive it instead."""
     reviews = list(Review.error_types.through.objects.filter(errortype_id=instance.pk)[:1])
     adjudications = list(Adjudication.error_types.through.objects.filter(errortype_id=instance.pk)[:1])
     if reviews or adjudications:
@@ -315,3 +313,12 @@ def _protect_used_error_types(sender, instance: ErrorType, **kwargs) -> None:
             f"Error type {instance.slug!r} tags reviews or adjudications: archive it instead of deleting it.",
             set(reviews + adjudications),
         )
+
+
+ERROR_TYPE_DELETE_GUARDS.append(_refuse_if_used)
+
+
+@receiver(pre_delete, sender=ErrorType)
+def _protect_used_error_types(sender, instance: ErrorType, **kwargs) -> None:
+    """The last line of defence (a delete that reaches ErrorType by some other path)."""
+    _refuse_if_used(instance)

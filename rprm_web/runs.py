@@ -97,7 +97,7 @@ class RunBase(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status not in ACTIVE
+        return self.status not in self.ACTIVE
 
     @property
     def percent(self) -> int:

@@ -103,6 +103,7 @@ class TrainingRun(RunBase):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
+    PROGRESS = ("step", "max_steps")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(
         max_length=200, blank=True, help_text="Name of the registered model; empty: automatic."
@@ -152,16 +153,6 @@ class TrainingRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run #{self.pk}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status not in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        return int(100 * self.step / self.max_steps) if self.max_steps else 0
 
     @property
     def duration_s(self) -> float | None:
@@ -246,6 +237,7 @@ class ExportJob(RunBase):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    PROGRESS = ("rows_done", "rows_total")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # {"datasets": [ids], "runs": [ids], "error_types": [slugs], "require_review": bool,
     #  "balance": bool, "val_fraction": float, "seed": int, "dpo_pairs_per_step": int, "kinds": [...]}
@@ -266,16 +258,6 @@ class ExportJob(RunBase):
 
     def __str__(self) -> str:
         return f"export {self.uuid} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status not in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0
 
     def folder(self):
         from pathlib import Path

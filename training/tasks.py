@@ -28,7 +28,8 @@ from django.utils import timezone
 from rprm_web import runs
 from rprm_web.runs import worker_name
 
-from .actions import build_training_data, json_safe, register_trained_model, train_config
+from .actions import json_safe, register_trained_model, train_config
+from .data import build_training_data
 from .export import run_export_job
 from .models import ExportJob, TrainingMetric, TrainingRun
 

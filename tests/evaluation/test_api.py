@@ -141,6 +141,20 @@ def test_the_default_endpoint_comes_from_the_environment(client, token, served_t
     assert response.json()["model"] == model and len(response.json()["rewards"]) == 2
 
 
+def test_the_default_endpoint_uses_the_registered_server_and_its_tokenizer(
+    client, token, served_endpoint, settings, no_model_loading
+):
+    # The quickstart's case: RPRM_SCORING_ENDPOINT names a server that is also registered with
+    # its options; its tokenizer renders the chat prompt, so p_yes is read (not None).
+    settings.SCORING_ENDPOINT_URL = served_endpoint.path_or_url
+    settings.SCORING_ENDPOINT_MODEL = served_endpoint.served_model_name
+    body = {k: v for k, v in BODY.items() if k != "model"}
+    response = post(client, {**body, "K": 1, "max_new_tokens": 6}, token=token)
+    assert response.status_code == 200, response.content
+    assert response.json()["model"] == served_endpoint.name
+    assert all(r is not None and 0 <= r <= 1 for r in response.json()["rewards"])
+
+
 def test_a_model_that_runs_inside_a_worker_is_refused(client, token, tiny_endpoint, no_model_loading):
     response = post(client, {**BODY, "model": "tiny-scorer"}, token=token)
     assert response.status_code == 422 and error(response)["code"] == "model_not_served"

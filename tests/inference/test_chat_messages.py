@@ -92,13 +92,13 @@ def test_the_openai_backend_renders_locally_for_completions_or_sends_messages(fa
         return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
 
     server = fake(app)
-    with OpenAIBackend(server.url, "m", tokenizer_path=tiny_model_dir, p_yes_via="none", backoff=0.01) as b:
+    with OpenAIBackend(server.url, "m", tokenizer_path=tiny_model_dir, p_yes_via="none") as b:
         b.generate([MESSAGES], 1, GREEDY)
     assert server.requests[-1][0] == "/v1/completions"
     assert server.requests[-1][1]["prompt"] == chat_text(tokenizer, MESSAGES)
     # No local tokenizer (or mode="chat"): the messages as they are, to chat completions.
     for kwargs in ({}, {"tokenizer_path": tiny_model_dir, "mode": "chat"}):
-        with OpenAIBackend(server.url, "m", p_yes_via="none", backoff=0.01, **kwargs) as b:
+        with OpenAIBackend(server.url, "m", p_yes_via="none", **kwargs) as b:
             b.generate([MESSAGES], 1, GREEDY)
         assert server.requests[-1][0] == "/v1/chat/completions"
         assert server.requests[-1][1]["messages"] == MESSAGES

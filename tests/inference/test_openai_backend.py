@@ -7,6 +7,7 @@ equals a local forward pass; the fake shows what a live server cannot do on dema
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -49,6 +51,7 @@ class FakeServer:
     def __init__(self, app):
         self.app = app
         self.requests: list[tuple[str, dict]] = []
+        self.headers: list[dict[str, str]] = []  # lower-cased, one per request
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -59,6 +62,7 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
                 with fake._lock:
                     fake.requests.append((self.path, body))
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                     count = len(fake.requests)
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
@@ -113,7 +117,7 @@ def fake():
 
 
 def backend(url: str, **kwargs) -> OpenAIBackend:
-    kwargs = {"backoff": 0.01, "timeout_s": 5.0, **kwargs}
+    kwargs = {"timeout_s": 5.0, **kwargs}
     return OpenAIBackend(url, "fake-model", **kwargs)
 
 
@@ -333,22 +337,36 @@ def ok_reply(path, body, i):
     return 200, completions_reply([completion_choice(["x"], [{"x": -0.1}])])
 
 
-def test_it_retries_503_and_429_with_backoff_then_succeeds(fake):
-    replies = [(503, {"error": "busy"}), (429, {"error": "slow down"}, 0.0, {"Retry-After": "0"})]
+def test_the_sdk_waits_the_retry_after_of_a_429_then_succeeds(fake):
+    replies = [(429, {"error": "slow down"}, 0.0, {"Retry-After": "1.5"})]
     server = fake(lambda path, body, i: replies[i - 1] if i <= len(replies) else ok_reply(path, body, i))
     started = time.perf_counter()
-    with backend(server.url, backoff=0.05, p_yes_via="none") as b:
+    with backend(server.url, p_yes_via="none") as b:
         [[c]] = b.generate([PROMPT], 1, Sampling())
-    assert len(server.requests) == 3 and c.extra["attempts"] == 3
-    assert time.perf_counter() - started >= 0.05 + 0.1  # 0.05 * 2**0 + 0.05 * 2**1
-    assert c.text == "x"
+    # The SDK's own backoff for a first retry is at most 0.5 s: 1.5 s is the server's Retry-After.
+    assert time.perf_counter() - started >= 1.5
+    assert len(server.requests) == 2 and c.extra["attempts"] == 2 and c.text == "x"
+    assert [h["x-stainless-retry-count"] for h in server.headers] == ["0", "1"]
+
+
+def test_it_retries_503_with_backoff_and_gives_up_after_max_retries(fake):
+    server = fake(lambda path, body, i: (503, {"error": "busy"}) if i <= 2 else ok_reply(path, body, i))
+    with backend(server.url, p_yes_via="none", max_retries=2) as b:
+        [[c]] = b.generate([PROMPT], 1, Sampling())
+    assert len(server.requests) == 3 and c.extra["attempts"] == 3 and c.text == "x"
+
+    busy = fake(lambda path, body, i: (429, {"error": "slow down"}, 0.0, {"Retry-After": "0.1"}))
+    with backend(busy.url, p_yes_via="none", max_retries=1) as b, pytest.raises(OpenAIBackendError) as info:
+        b.generate([PROMPT], 1, Sampling())
+    assert len(busy.requests) == 2 and info.value.status == 429  # the scoring API answers 503 for it
+    assert "2 attempt(s)" in str(info.value) and "HTTP 429" in str(info.value)
 
 
 def test_it_does_not_retry_a_400_and_names_status_and_url(fake):
     server = fake(lambda path, body, i: (400, {"error": {"message": "max_tokens too large"}}))
     with backend(server.url) as b, pytest.raises(OpenAIBackendError) as info:
         b.generate([PROMPT], 1, Sampling())
-    assert len(server.requests) == 1
+    assert len(server.requests) == 1  # 4xx other than 408/409/429: no retry
     message = str(info.value)
     assert (
         "HTTP 400" in message
@@ -386,6 +404,45 @@ def test_it_honours_the_concurrency_limit(fake):
         out = b.generate([f"p{i}" for i in range(12)], 1, Sampling())
     assert len(out) == 12 and len(server.requests) == 12
     assert server.max_in_flight == 3
+
+
+def test_it_is_a_blocking_call_from_threads_and_from_inside_a_running_event_loop(fake):
+    """The scoring API calls it from request threads, Celery synchronously, notebooks from a loop."""
+    server = fake(lambda path, body, i: (*ok_reply(path, body, i), 0.1))
+    with backend(server.url, max_concurrency=2, p_yes_via="none") as b:
+
+        async def inside_a_loop():
+            return b.generate(["in-loop"], 1, Sampling())
+
+        [[c]] = asyncio.run(inside_a_loop())
+        assert c.text == "x"
+        with ThreadPoolExecutor(4) as pool:
+            outs = list(pool.map(lambda i: b.generate([f"t{i}a", f"t{i}b"], 1, Sampling()), range(4)))
+    assert [len(o) for o in outs] == [2, 2, 2, 2] and len(server.requests) == 9
+    assert server.max_in_flight == 2  # one cap across all calling threads
+
+
+def test_it_sends_the_endpoint_key_and_never_the_environment_one(fake, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-the-environment")
+    server = fake(ok_reply)
+    with backend(server.url, p_yes_via="none") as b:
+        b.generate([PROMPT], 1, Sampling())
+    with backend(server.url, p_yes_via="none", api_key="endpoint-key") as b:
+        b.generate([PROMPT], 1, Sampling())
+    without, with_key = server.headers
+    assert "authorization" not in without and "openai-organization" not in without
+    assert with_key["authorization"] == "Bearer endpoint-key" and "openai-organization" not in with_key
+
+
+def test_stored_backoff_options_are_accepted_and_said_to_be_ignored(fake, caplog):
+    """Endpoints saved with backoff/max_backoff still build; the SDK's backoff applies."""
+    server = fake(lambda path, body, i: (503, {"error": "busy"}) if i == 1 else ok_reply(path, body, i))
+    with backend(server.url, backoff=60.0, max_backoff=120.0, p_yes_via="none", max_retries=1) as b:
+        started = time.perf_counter()
+        [[c]] = b.generate([PROMPT], 1, Sampling())
+    assert c.extra["attempts"] == 2 and time.perf_counter() - started < 5  # not 60 s
+    assert "backoff/max_backoff are ignored" in caplog.text
 
 
 def test_it_normalises_base_urls():

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,10 +119,6 @@ def test_dockerignore_keeps_environments_and_data_out_of_the_context():
 
 # The HTTPS settings (SECURE_SSL_REDIRECT, HSTS, secure cookies) come from the environment
 # once branch `inputs` lands in settings.py; until then Django warns about them (4 warnings).
-_SETTINGS_READ_HTTPS_ENV = "SECURE_SSL_REDIRECT" in (ROOT / "rprm_web" / "settings.py").read_text()
-
-
-@pytest.mark.xfail(not _SETTINGS_READ_HTTPS_ENV, strict=True, reason="settings.py does not read the HTTPS env yet")
 def test_check_deploy_is_clean_with_the_compose_environment(tmp_path):
     env = {k: interpolate(v) for k, v in SERVICES["web"]["environment"].items()}
     env["SECRET_KEY"] = secrets.token_urlsafe(50)

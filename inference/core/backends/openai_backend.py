@@ -1,5 +1,17 @@
 """Backend for OpenAI-compatible HTTP servers: ``vllm serve``, ``transformers serve``, others.
 
+Transport
+    The official ``openai`` SDK (``AsyncOpenAI``) sends every request: its
+    ``completions`` and ``chat.completions`` resources (vLLM-only fields such as
+    ``continue_final_message`` and the endpoint's ``extra_body`` go in the SDK's
+    ``extra_body``), and its generic ``post`` for ``transformers serve``'s
+    non-standard ``/v1/systemone``. The SDK does retries and timeouts; an
+    ``asyncio.Semaphore`` caps the requests in flight at ``max_concurrency``. The
+    client lives on the backend's own event-loop thread, so :meth:`OpenAIBackend.generate`
+    is a plain blocking call from sync code, worker threads and code already inside a
+    running event loop alike. Responses are read as the server's JSON, not as the SDK's
+    models: vLLM's and transformers' log-prob layouts are read as they come.
+
 Prompts and chat messages
     A prompt is a text or a list of chat messages (a chat template's system, few-shot
     pairs and user message). Messages are never flattened by hand: with the served
@@ -7,8 +19,8 @@ Prompts and chat messages
     rendered locally with its chat template (generation prompt added) and sent as a
     completion, which keeps per-token log-probs; otherwise they go as they are to
     ``/v1/chat/completions`` and the server applies the model's chat template.
-    :meth:`OpenAIBackend.request_prompt` is that rule; the HTTP transport
-    (``_post``) only carries the bodies built from it.
+    :meth:`OpenAIBackend.request_prompt` is that rule; the transport (``_call``)
+    only carries the bodies built from it.
 
 Generation
     ``mode="completions"`` posts the rendered prompt as-is to ``/v1/completions``
@@ -69,15 +81,19 @@ Token counts
 
 Latency
     ``latency_s`` is the wall time of the HTTP request that produced the choice,
-    retries included (shared by the choices of one request); the extra p_yes request
-    is in ``extra["p_yes_latency_s"]``.
+    retries and waits for a concurrency slot included (shared by the choices of one
+    request); the extra p_yes request is in ``extra["p_yes_latency_s"]``;
+    ``extra["attempts"]`` counts the SDK's tries.
 
 Errors
-    Connect errors, timeouts (``timeout_s`` per attempt, whole request), dropped
-    connections, 429 and 5xx are retried ``max_retries`` times, waiting ``backoff *
-    2**attempt`` seconds (at most ``max_backoff``; a larger ``Retry-After`` wins, up to
-    ``max_backoff``). Other statuses raise :class:`OpenAIBackendError` at once; every
-    error names the URL, and the status and body when there is one.
+    The SDK retries connect errors, timeouts (``timeout_s`` for each of connect, read,
+    write and pool wait, per attempt), 408, 409, 429 and 5xx ``max_retries`` times: it
+    waits ``Retry-After`` (or ``retry-after-ms``) when the server sends one of at most two
+    minutes, else 0.5 s doubling up to 8 s with jitter. Other statuses fail at once. Every
+    failure is raised as :class:`OpenAIBackendError`, naming the URL, the attempts, and
+    the status and body when there is one (the scoring API answers 502 for a refusal,
+    503 otherwise). ``backoff``/``max_backoff`` are accepted for stored endpoint options
+    but no longer used: the SDK's own backoff applies.
 """
 
 from __future__ import annotations
@@ -87,13 +103,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2  # the openai SDK's own HTTP library (a dependency of it)
+from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI, Omit
 
 from ..prompts import Messages, apply_chat
 from ..scoring import FALLBACK_SUFFIX, p_yes_from_logits, verdict_token_ids
@@ -244,12 +261,12 @@ class OpenAIBackend:
         max_concurrency: int = 8,
         timeout_s: float = 600.0,
         max_retries: int = 4,
-        backoff: float = 1.0,
+        backoff: float | None = None,
         mode: str = "completions",
         top_logprobs: int = 20,
         tokenizer_path: str | Path | None = None,
         p_yes_via: str = "auto",
-        max_backoff: float = 30.0,
+        max_backoff: float | None = None,
         extra_body: dict | None = None,
     ) -> None:
         if mode not in MODES:
@@ -260,14 +277,19 @@ class OpenAIBackend:
             raise ValueError("max_concurrency must be >= 1")
         if top_logprobs < 1:
             raise ValueError("top_logprobs must be >= 1")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if backoff is not None or max_backoff is not None:
+            logger.warning(
+                "OpenAIBackend: backoff/max_backoff are ignored; the openai SDK backs off "
+                "(Retry-After when sent, else 0.5 s doubling up to 8 s)"
+            )
         self.base_url = normalise_base_url(base_url)
         self.model = model
         self.api_key = api_key
         self.max_concurrency = max_concurrency
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
         self.mode = mode
         self.top_logprobs = int(top_logprobs)
         self.p_yes_via = p_yes_via
@@ -287,7 +309,7 @@ class OpenAIBackend:
         self._systemone: bool | str | None = None  # True, or the reason it cannot be used
         self._systemone_lock: asyncio.Lock | None = None
         self._runner: _LoopThread | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -326,7 +348,7 @@ class OpenAIBackend:
         if runner is None:
             return
         if self._client is not None:
-            runner.run(self._client.aclose())
+            runner.run(self._client.close())
         self._client = None
         self._semaphore = None
         self._systemone_lock = None
@@ -359,71 +381,93 @@ class OpenAIBackend:
             raise
 
     def _ensure_client(self) -> None:
+        """Create the SDK client, semaphore and lock on the loop thread (they belong to its loop)."""
         if self._client is None:
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            self._client = httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(self.timeout_s),
-                limits=httpx.Limits(max_connections=self.max_concurrency + 1),
+            # The one place the endpoint's base URL reaches the transport.
+            self._client = AsyncOpenAI(
+                base_url=self.base_url,
+                # Always explicit, so OPENAI_API_KEY from the environment never goes to this server;
+                # without a key the Authorization header is omitted per request (_headers).
+                api_key=self.api_key or "unused",
+                timeout=self.timeout_s,
+                max_retries=self.max_retries,
+                default_headers={"OpenAI-Organization": Omit(), "OpenAI-Project": Omit()},
             )
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
             self._systemone_lock = asyncio.Lock()
 
-    async def _post(self, path: str, body: dict) -> _Response:
-        """POST with the concurrency limit, per-attempt timeout and retries on transient errors."""
+    @property
+    def _headers(self) -> dict[str, Any] | None:
+        return None if self.api_key else {"Authorization": Omit()}
+
+    async def _completions(self, params: dict, extra_body: dict | None) -> _Response:
+        """``/completions``: standard fields in ``params``, server-specific ones in ``extra_body``."""
+
+        async def send(client: AsyncOpenAI) -> httpx2.Response:
+            raw = await client.completions.with_raw_response.create(
+                **params, extra_body=extra_body or None, extra_headers=self._headers
+            )
+            return raw.http_response
+
+        return await self._call("/completions", send)
+
+    async def _chat(self, params: dict, extra_body: dict | None) -> _Response:
+        async def send(client: AsyncOpenAI) -> httpx2.Response:
+            raw = await client.chat.completions.with_raw_response.create(
+                **params, extra_body=extra_body or None, extra_headers=self._headers
+            )
+            return raw.http_response
+
+        return await self._call("/chat/completions", send)
+
+    async def _post_systemone(self, body: dict) -> _Response:
+        """``transformers serve``'s ``/v1/systemone`` has no SDK resource: the SDK's generic POST."""
+
+        async def send(client: AsyncOpenAI) -> httpx2.Response:
+            options = {"headers": self._headers} if self._headers else {}
+            return await client.post(_SYSTEMONE_PATH, cast_to=httpx2.Response, body=body, options=options)
+
+        return await self._call(_SYSTEMONE_PATH, send)
+
+    async def _call(self, path: str, send: Callable[[AsyncOpenAI], Awaitable[httpx2.Response]]) -> _Response:
+        """One request under the concurrency cap; the SDK retries, SDK errors become OpenAIBackendError."""
         self._ensure_client()
         assert self._client is not None and self._semaphore is not None
         url = f"{self.base_url}{path}"
         started = time.perf_counter()
-        attempt = 0
-        while True:
-            retry_after: float | None = None
-            async with self._semaphore:  # held per attempt, not while backing off
-                try:
-                    async with asyncio.timeout(self.timeout_s):
-                        response = await self._client.post(url, json=body)
-                    problem = None
-                except (TimeoutError, httpx.TimeoutException):
-                    response, problem = None, f"timed out after {self.timeout_s:g} s"
-                except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                    response, problem = None, f"{type(exc).__name__}: {exc}"
-            if response is not None:
-                if response.status_code < 400:
-                    try:
-                        data = response.json()
-                    except ValueError as exc:
-                        raise OpenAIBackendError(
-                            f"POST {url}: HTTP {response.status_code} with a body that is not JSON: "
-                            f"{response.text[:300]!r}",
-                            url=url,
-                            status=response.status_code,
-                            body=response.text,
-                        ) from exc
-                    return _Response(data, time.perf_counter() - started, attempt + 1)
-                problem = f"HTTP {response.status_code}: {response.text[:500]}"
-                if response.status_code != 429 and response.status_code < 500:
-                    raise OpenAIBackendError(
-                        f"POST {url} failed: {problem}",
-                        url=url,
-                        status=response.status_code,
-                        body=response.text,
-                    )
-                retry_after = _retry_after(response)
-            if attempt >= self.max_retries:
-                raise OpenAIBackendError(
-                    f"POST {url} failed after {attempt + 1} attempt(s): {problem}",
-                    url=url,
-                    status=response.status_code if response is not None else None,
-                    body=response.text if response is not None else None,
-                )
-            delay = min(self.backoff * 2**attempt, self.max_backoff)
-            if retry_after is not None:
-                delay = min(max(delay, retry_after), self.max_backoff)
-            logger.warning(
-                "POST %s: %s; retry %d/%d in %.2f s", url, problem, attempt + 1, self.max_retries, delay
-            )
-            await asyncio.sleep(delay)
-            attempt += 1
+        try:
+            async with self._semaphore:
+                response = await send(self._client)
+        except APITimeoutError as exc:
+            raise OpenAIBackendError(
+                f"POST {url} timed out after {self.timeout_s:g} s ({_attempts(exc.request)} attempt(s))",
+                url=url,
+            ) from exc
+        except APIStatusError as exc:
+            text = exc.response.text
+            raise OpenAIBackendError(
+                f"POST {url} failed after {_attempts(exc.response.request)} attempt(s): "
+                f"HTTP {exc.status_code}: {text[:500]}",
+                url=url,
+                status=exc.status_code,
+                body=text,
+            ) from exc
+        except APIConnectionError as exc:
+            cause = exc.__cause__
+            problem = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+            raise OpenAIBackendError(
+                f"POST {url} failed after {_attempts(exc.request)} attempt(s): {problem}", url=url
+            ) from exc
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise OpenAIBackendError(
+                f"POST {url}: HTTP {response.status_code} with a body that is not JSON: {response.text[:300]!r}",
+                url=url,
+                status=response.status_code,
+                body=response.text,
+            ) from exc
+        return _Response(data, time.perf_counter() - started, _attempts(response.request))
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -468,12 +512,12 @@ class OpenAIBackend:
             body = {**body, "prompt": prompt}
             if logprobs:
                 body["logprobs"] = self.top_logprobs
-            response = await self._post("/completions", {**body, **self.extra_body})
+            response = await self._completions(body, self.extra_body)
         else:
             body = {**body, "messages": _as_messages(prompt)}
             if logprobs:
                 body |= {"logprobs": True, "top_logprobs": self.top_logprobs}
-            response = await self._post("/chat/completions", {**body, **self.extra_body})
+            response = await self._chat(body, self.extra_body)
         if self._resolved_mode is None and isinstance(prompt, str):
             self._resolved_mode = mode
         return mode, response
@@ -649,7 +693,7 @@ class OpenAIBackend:
                 "temperature": 0.0,
                 "logprobs": self.top_logprobs,
             }
-            response = await self._post("/completions", {**body, **self.extra_body})
+            response = await self._completions(body, self.extra_body)
             choice = (response.data.get("choices") or [{}])[0]
             if not choice.get("logprobs"):
                 return PYes(None, None, {"p_yes_error": "server returned no log-probs", "no_logprobs": True})
@@ -663,12 +707,11 @@ class OpenAIBackend:
                 "temperature": 0.0,
                 "logprobs": True,
                 "top_logprobs": self.top_logprobs,
-                # vLLM extensions: read the next token of the assistant message itself.
-                "continue_final_message": True,
-                "add_generation_prompt": False,
             }
+            # vLLM extensions: read the next token of the assistant message itself.
+            vllm = {"continue_final_message": True, "add_generation_prompt": False}
             try:
-                response = await self._post("/chat/completions", {**body, **self.extra_body})
+                response = await self._chat(body, {**vllm, **self.extra_body})
             except OpenAIBackendError as exc:
                 if exc.status is not None and 400 <= exc.status < 500:
                     raise _Unsupported(f"chat fallback (continue_final_message) refused: {exc}") from exc
@@ -693,7 +736,7 @@ class OpenAIBackend:
 
     async def _systemone_p_yes(self, text: str) -> PYes:
         body = {"model": self.model, "state": text, "questions": _SYSTEMONE_QUESTION}
-        response = await self._post(_SYSTEMONE_PATH, body)
+        response = await self._post_systemone(body)
         try:
             p = float(response.data["answers"]["verdict"]["noul"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -719,11 +762,8 @@ class OpenAIBackend:
             # Same text both ways: identical token counts mean the decision template adds nothing.
             probe = VERDICT_QUESTION
             try:
-                s1 = await self._post(
-                    _SYSTEMONE_PATH,
-                    {"model": self.model, "state": probe, "questions": _SYSTEMONE_QUESTION},
-                )
-                c = await self._post("/completions", {"model": self.model, "prompt": probe, "max_tokens": 1})
+                s1 = await self._post_systemone({"model": self.model, "state": probe, "questions": _SYSTEMONE_QUESTION})
+                c = await self._completions({"model": self.model, "prompt": probe, "max_tokens": 1}, None)
             except OpenAIBackendError as exc:
                 if exc.status is None or exc.status >= 500:
                     raise
@@ -746,9 +786,9 @@ def _as_messages(prompt: str | Messages) -> Messages:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _attempts(request: httpx2.Request) -> int:
+    """Tries the SDK made: it numbers each in the ``x-stainless-retry-count`` header."""
     try:
-        return max(float(value), 0.0) if value is not None else None
+        return int(request.headers.get("x-stainless-retry-count", 0)) + 1
     except ValueError:
-        return None
+        return 1

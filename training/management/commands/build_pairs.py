@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         from inference.models import GenerationRun
-        from training.actions import TrainingDataError, build_preference_pairs_for
+        from training.data import TrainingDataError, build_preference_pairs_for
 
         run = GenerationRun.objects.filter(id=o["run"]).first()
         if run is None:
