@@ -62,6 +62,13 @@ def no_horizontal_overflow(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
+def take(page) -> None:
+    """A critique opened by link is taken (a POST, key `t`) before it can be decided."""
+    page.wait_for_selector("#take-form")
+    page.keyboard.press("t")
+    page.wait_for_selector("#decision-form")
+
+
 def test_public_text_reads_as_written_on_every_page(page, live_server, admin, real, shot, tmp_path):
     ds, run = real
     log_in(page, live_server, "admin", PASSWORD)
@@ -100,7 +107,7 @@ def test_public_text_reads_as_written_on_every_page(page, live_server, admin, re
     # Review screen with the odd sibling sample: GSM8K step as written, flags, layout holds.
     normal = Critique.objects.get(run=run, step__solution__source_id="gsm8k-4", step__index=0, sample_index=0)
     page.goto(f"{live_server.url}{reverse('review:item', args=[normal.uuid])}")
-    page.wait_for_selector("#decision-form")
+    take(page)
     assert "She spends $60, and $60 / $20 = 3." in page.inner_text("#steps")
     assert page.inner_text("#problem") == GSM8K_Q
     sections = page.inner_text("#critique-sections")
@@ -113,7 +120,7 @@ def test_public_text_reads_as_written_on_every_page(page, live_server, admin, re
     odd = Critique.objects.get(run=run, step__solution__source_id="gsm8k-4", step__index=0, sample_index=1)
     assert odd.text_repaired and len(odd.text) > 200_000
     page.goto(f"{live_server.url}{reverse('review:item', args=[odd.uuid])}")
-    page.wait_for_selector("#decision-form")
+    take(page)
     assert page.locator("#text-repaired").is_visible()
     assert "שלום עולם" in page.inner_text("#critique-sections") and "NUL:\ufffd end." in page.inner_text(
         "#critique-sections")  # fmt: skip
