@@ -137,10 +137,14 @@ def _kill_mid_job(stack: Stack, job: dict, worker: Worker, rng: random.Random) -
         # Imports and exports are one short transaction: a random moment after the claim.
         time.sleep(rng.uniform(0.0, 0.4))
     worker.kill()
+    # A COMMIT the worker sent just before dying still lands: read the row once it has.
+    time.sleep(1)
     row = stack.row(job["table"], job["id"], fields)
-    assert row["status"] == "running", f"the kill did not interrupt the job: {row}"
-    print(f"[faults seed {SEED}] {stack.name} {job['kind']}: killed at {done_f}={row[done_f]} of {row[total_f]} "
-          f"(target {target})")  # fmt: skip
+    assert row["status"] in ("running", "succeeded"), f"the kill left {row}"
+    print(
+        f"[faults seed {SEED}] {stack.name} {job['kind']}: killed at {done_f}={row[done_f]} of {row[total_f]} "
+        f"(target {target})" + ("" if row["status"] == "running" else ": the kill landed on the final commit")
+    )  # fmt: skip
     return row
 
 
@@ -163,7 +167,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
     first = stack.worker(queue, f"{queue}@faults")
     try:
         killed = _kill_mid_job(stack, job, first, rng)
-        if kind == "export":  # the killed export's files are only in its hidden partial folder
+        if kind == "export" and killed["status"] == "running":  # its files: only in the hidden partial
             assert not Path(job["folder"]).exists()
         second = stack.worker(queue, f"{queue}@faults" if restart == "same" else f"{queue}@faults-2")
         try:
@@ -173,9 +177,13 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
             second.stop()
     finally:
         first.stop()
-    # Succeeded exactly once: claimed twice (the killed claim and the resumed one), by the new worker.
+    # Succeeded exactly once: claimed twice (the killed claim and the resumed one), by the new
+    # worker; or once, by the killed one, when the kill landed on its final commit.
     assert facts["status"] == "succeeded", facts["error"][-2000:]
-    assert facts["attempts"] == 2 and facts["worker"] == second.name, facts
+    interrupted = killed["status"] == "running"
+    assert (facts["attempts"], facts["worker"]) == ((2, second.name) if interrupted else (1, first.name)), (
+        facts
+    )
     assert facts["active_elsewhere"] == [], facts
     if kind == "import":
         assert facts["datasets"] == 1 and facts["duplicates"] == 0
@@ -237,6 +245,7 @@ def test_a_cancel_on_a_dead_workers_run_is_settled(stack_name, kind, stack_for, 
         killed = _kill_mid_job(stack, job, first, rng)
     finally:
         first.stop()
+    assert killed["status"] == "running", killed
     time.sleep(5)  # past RUN_STALE_AFTER_S: the heartbeat says the worker is dead
     answer = stack.driver("cancel", kind, str(job["id"]))
     assert answer["asked"] and answer["status"] == "cancelled" and answer["finished_at"], answer
