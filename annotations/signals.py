@@ -23,9 +23,11 @@ def _beat(hostname: str, queues: str) -> None:
     from django.db import close_old_connections
     from django.utils import timezone
 
+    from rprm_web import runs
+
     from .models import WorkerHeartbeat
 
-    started = timezone.now()
+    started, requeued = timezone.now(), {}
     while not _stop.is_set():
         try:
             close_old_connections()
@@ -33,6 +35,8 @@ def _beat(hostname: str, queues: str) -> None:
                 hostname=hostname,
                 defaults={"queues": queues, "pid": os.getpid(), "started_at": started, "last_seen": timezone.now()},
             )
+            # A run whose worker died while no worker restarts after it: queue it again.
+            runs.sweep(hostname, set(queues.split(",")), requeued)
         except Exception:  # the DB may be briefly unavailable; keep beating
             log.exception("worker heartbeat failed")
         _stop.wait(HEARTBEAT_EVERY_S)

@@ -19,8 +19,8 @@ taken for dead and replaced cannot overwrite its successor's result.
   without being imported here.
 * `register(model, task)` (in each app's tasks.py) lets `enqueue(model, id)` queue a
   run without importing its tasks module, and re-queues a model's interrupted runs
-  when a worker starts (its own runs; on the filesystem broker, stale runs too,
-  because that broker never redelivers an unacknowledged message).
+  when a worker starts (its own runs and stale ones: Redis gives an unacked message
+  back only after 12 h, the filesystem broker never; `sweep` does it periodically).
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = timedelta(minutes=10)
-HEARTBEAT_EVERY_S = 30.0
+# Settings (env RUN_STALE_AFTER_S, RUN_HEARTBEAT_EVERY_S): the fault tests shorten them.
+STALE_AFTER = timedelta(seconds=getattr(settings, "RUN_STALE_AFTER_S", 600))
+HEARTBEAT_EVERY_S = float(getattr(settings, "RUN_HEARTBEAT_EVERY_S", 30))
 MAX_CRASHES = 2
 
 # sent after a run's outcome was written: sender=model class, run=the run, status=str
@@ -159,7 +160,19 @@ def claim(
     )
     if not claimed:
         return None
+    _fault_point(model)
     return model.objects.select_related(*select_related).get(id=run_id)
+
+
+def _fault_point(model) -> None:
+    """Test-only (settings.FAULT_KILL_ON_CLAIM, never set in production): this process
+    dies by SIGKILL right after claiming a run of the named model, like a poisoned input
+    that segfaults the worker every time (the fault suite's crash-loop case)."""
+    if model.__name__ in getattr(settings, "FAULT_KILL_ON_CLAIM", ()):
+        import signal
+
+        log.error("FAULT_KILL_ON_CLAIM: killing this worker after claiming a %s", model.__name__)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def worker_hint(rows) -> str:
@@ -371,14 +384,11 @@ def enqueue(model, run_id: int, *, on_commit: bool = True) -> None:
     (task.delay_on_commit if on_commit else task.delay)(run_id)
 
 
-def filesystem_broker() -> bool:
-    return str(getattr(settings, "CELERY_BROKER_URL", "")).startswith("filesystem")
-
-
-def resume(worker: str, queues: set[str], *, stale_too: bool | None = None) -> list[tuple[str, int]]:
-    """Re-queue the interrupted runs of `worker` (and stale ones, on the filesystem
-    broker), for the registered models whose queue this worker consumes."""
-    stale_too = filesystem_broker() if stale_too is None else stale_too
+def resume(worker: str, queues: set[str], *, stale_too: bool = True) -> list[tuple[str, int]]:
+    """Re-queue the interrupted runs of `worker` and stale ones (a dead worker's), for
+    the registered models whose queue this worker consumes. Stale runs on every broker:
+    Redis gives an unacknowledged message back only after its visibility timeout (12 h),
+    the filesystem broker never."""
     now, out = timezone.now(), []
     for r in _REGISTRY:
         if not r.resume or r.queue not in queues:
@@ -388,6 +398,29 @@ def resume(worker: str, queues: set[str], *, stale_too: bool | None = None) -> l
             log.info("re-queueing interrupted %s %s", r.model.__name__, run_id)
             r.task.delay(run_id)
             out.append((r.model.__name__, run_id))
+    return out
+
+
+def sweep(worker: str, queues: set[str], requeued: dict) -> list[tuple[str, int]]:
+    """Periodically, from a live worker: re-queue runs whose worker died while no worker
+    started after it. `requeued` ((model, id) -> monotonic time) keeps this worker from
+    queueing one run more than once per STALE_AFTER (claims are conditional anyway)."""
+    import time
+
+    now, out = time.monotonic(), []
+    for r in _REGISTRY:
+        if not r.resume or r.queue not in queues:
+            continue
+        for run_id in r.model.objects.filter(_stale(timezone.now()), status=RunStatus.RUNNING).values_list(
+            "id", flat=True
+        ):
+            key = (r.model.__name__, run_id)
+            if now - requeued.get(key, -1e9) < STALE_AFTER.total_seconds():
+                continue
+            requeued[key] = now
+            log.info("re-queueing stale %s %s", r.model.__name__, run_id)
+            r.task.delay(run_id)
+            out.append(key)
     return out
 
 

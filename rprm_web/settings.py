@@ -257,6 +257,14 @@ MODEL_ENDPOINT_ALLOWED_HOSTS = _env("MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["
 MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
+# Run lifecycle (rprm_web/runs.py): a running job whose heartbeat is older than this
+# was left by a dead worker and is taken over; heartbeats are written this often.
+RUN_STALE_AFTER_S = _env("RUN_STALE_AFTER_S", env.int, 600)
+RUN_HEARTBEAT_EVERY_S = _env("RUN_HEARTBEAT_EVERY_S", env.float, 30.0)
+if not 0 < RUN_HEARTBEAT_EVERY_S * 2 <= RUN_STALE_AFTER_S:
+    raise ImproperlyConfigured("RUN_STALE_AFTER_S must be at least twice RUN_HEARTBEAT_EVERY_S")
+# Test-only fault injection (tests/faults): model names whose claim kills the worker.
+FAULT_KILL_ON_CLAIM = _env("RPRM_FAULT_KILL_ON_CLAIM", env.list, [])
 
 LOGGING = {
     "version": 1,

@@ -220,6 +220,45 @@ def test_resume_requeues_own_runs_and_stale_ones_on_the_filesystem_broker(row, m
     assert sent == [row.id, row.id]
 
 
+def test_a_starting_worker_requeues_stale_runs_on_every_broker(row, monkeypatch, settings):
+    """Redis gives an unacked message back only after its 12 h visibility timeout: a
+    worker with another name must pick up a dead worker's stale run at start on Redis too."""
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    sent = []
+    entry = runs._registered(type(row))
+    monkeypatch.setattr(entry.task, "delay", lambda run_id: sent.append(run_id))
+    runs.claim(type(row), row.id, "gpu@dead")
+    assert runs.resume("gpu@new", {entry.queue}) == []  # its heartbeat is fresh: alive
+    type(row).objects.filter(id=row.id).update(heartbeat_at=timezone.now() - runs.STALE_AFTER * 2)
+    assert runs.resume("gpu@new", {entry.queue}) == [(type(row).__name__, row.id)] and sent == [row.id]
+
+
+def test_a_live_worker_sweeps_stale_runs_once_per_stale_period(row, monkeypatch):
+    """No worker restarts after the dead one: a live one's periodic sweep re-queues the
+    run, at most once per STALE_AFTER (the claim is conditional, duplicates do nothing)."""
+    sent = []
+    entry = runs._registered(type(row))
+    monkeypatch.setattr(entry.task, "delay", lambda run_id: sent.append(run_id))
+    runs.claim(type(row), row.id, "gpu@dead")
+    requeued: dict = {}
+    assert runs.sweep("gpu@live", {entry.queue}, requeued) == []
+    type(row).objects.filter(id=row.id).update(heartbeat_at=timezone.now() - runs.STALE_AFTER * 2)
+    assert runs.sweep("gpu@live", {"nothing"}, requeued) == []
+    assert runs.sweep("gpu@live", {entry.queue}, requeued) == [(type(row).__name__, row.id)]
+    assert runs.sweep("gpu@live", {entry.queue}, requeued) == [] and sent == [row.id]
+    # The re-queued message is taken by the live worker: a takeover of the stale run.
+    taken = runs.claim(type(row), row.id, "gpu@live")
+    assert taken is not None and taken.worker == "gpu@live" and taken.attempts == 2
+
+
+def test_the_stale_timeout_and_heartbeat_come_from_settings():
+    from django.conf import settings
+
+    assert runs.STALE_AFTER == timedelta(seconds=settings.RUN_STALE_AFTER_S)
+    assert runs.HEARTBEAT_EVERY_S == settings.RUN_HEARTBEAT_EVERY_S
+    assert settings.FAULT_KILL_ON_CLAIM == []  # the test-only kill hook is off unless set
+
+
 MAKERS_BY_MODEL = {
     GenerationRun: MAKERS["generation"],
     EvaluationRun: MAKERS["evaluation"],

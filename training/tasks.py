@@ -35,8 +35,8 @@ from .models import ExportJob, TrainingMetric, TrainingRun
 
 log = logging.getLogger(__name__)
 
-# A RUNNING run whose heartbeat is older than this was abandoned by a dead worker.
-HEARTBEAT_EVERY_S = 30.0
+# How often the heartbeat is written (RUN_HEARTBEAT_EVERY_S; stale after RUN_STALE_AFTER_S).
+HEARTBEAT_EVERY_S = runs.HEARTBEAT_EVERY_S
 LOG_LINES = 200
 METRIC_COLUMNS = ("loss", "eval_loss", "learning_rate", "grad_norm", "epoch")
 # What the log tail shows of each log (everything is kept in TrainingMetric.extra).
