@@ -8,7 +8,7 @@ with manage.py, fills it in SQL (generate_series: problems, solutions, 5 steps e
 4 critiques per step with realistic text and sections, their audits and review items),
 then, in this process, measures with Django's test client and the real actions:
 
-* `claim`: `reviews.claim_next` for the default queue (each of 40 reviewers releases
+* `claim`: `review.queue.claim_next` for the default queue (each of 40 reviewers releases
   their lease and takes the next item), then the reviewer decides it (`submit`), so the
   top of the queue moves like in real use;
 * `claim_flagged_dataset`: the same on the "flagged by signals" queue of one dataset;
@@ -192,7 +192,8 @@ def measure(users, dataset2: int, requests: int, log) -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from review.reviews import QueueFilter, claim_next, submit_review
+    from review.queue import QueueFilter, claim_next
+    from review.reviews import submit_review
 
     clients = {}
     for u in users:

@@ -194,7 +194,7 @@ def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None
 
 def reviewer_pairs(slc: Slice) -> list[dict[str, Any]]:
     """Cohen's kappa per reviewer pair on decisions and on error tags, from the summed
-    agreement counts (DashboardPair): the same definition as review.reviews.agreement
+    agreement counts (DashboardPair): the same definition as review.agreement.agreement
     (items both decided, skips and undone reviews left out; tags per item and error type,
     tagged or not)."""
     rows = (

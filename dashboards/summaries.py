@@ -136,7 +136,7 @@ def _vendor_sql() -> dict[str, str]:
     if connection.vendor == "postgresql":
         return {
             "week": "(date_trunc('week', c.created_at AT TIME ZONE 'UTC'))::date",
-            # Byte order, as Python sorts usernames (reviews.agreement orders pairs so).
+            # Byte order, as Python sorts usernames (review.agreement orders pairs so).
             "binary": 'COLLATE "C"',
             "cohort": "',' || string_agg(x.run_id::text, ',' ORDER BY x.run_id) || ','",
             "kinds": "SELECT DISTINCT a.critique_id, e.value ->> 'kind' AS signal "
@@ -302,7 +302,7 @@ def refresh_summaries() -> dict[str, int]:
             SELECT run_id, matches, flagged, outcome, COUNT(*) FROM dash_fact
             GROUP BY run_id, matches, flagged, outcome""",
         ),
-        # Reviewer agreement, as review.reviews.agreement defines it: the first
+        # Reviewer agreement, as review.agreement.agreement defines it: the first
         # independent decisions, i.e. the deciding reviews live at the first moment (t.at)
         # two reviewers' decisions were in at once; pairs ordered by username.
         (

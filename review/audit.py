@@ -32,7 +32,7 @@ from functools import lru_cache
 
 from inference.core.stats import cohen_kappa as kappa
 
-from .reviews import FLAG_THRESHOLD, ensure_review_items
+from .queue import FLAG_THRESHOLD, ensure_review_items
 
 AUDIT_VERSION = 1
 

@@ -8,7 +8,7 @@ from annotations.models import Dataset, ErrorType, Step
 from inference.models import GenerationRun
 
 from .models import Review
-from .reviews import QueueFilter
+from .queue import QueueFilter
 
 
 class QueueFilterForm(forms.Form):

@@ -12,7 +12,7 @@ from celery import shared_task
 
 from .audit import audit_run
 from .models import ReviewEvent
-from .reviews import record
+from .queue import record
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,12 @@ from inference.core.verdict import SECTION_KEYS
 from inference.models import Critique, GenerationRun
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 
+from . import agreement as pair_agreement
+from . import queue as review_queue
 from . import reviews
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
 from .models import LabelCorrection, Review, ReviewItem
-from .reviews import QueueFilter, ReviewError
+from .queue import QueueFilter, ReviewError
 
 DIGITS = "1234567890"
 SECTION_TITLES = {k: k.replace("_", " ").capitalize() for k in SECTION_KEYS}
@@ -97,7 +99,7 @@ def queue(request: AppRequest):
     form, flt = _filter(request.GET)
     flt = replace(flt, viewer_id=request.user.id)  # the error-type filter sees only your own tags
     items = (
-        reviews.open_items(flt)
+        review_queue.open_items(flt)
         # Few joins: with seven tables Postgres spent ~30 ms planning this query at 1M rows.
         .select_related("critique__audit", "step__solution")
         .annotate(
@@ -110,7 +112,7 @@ def queue(request: AppRequest):
     tabs = []
     for q, label in QueueFilterForm.base_fields["queue"].choices:
         scope = QueueFilter(queue=q, dataset_id=flt.dataset_id, run_id=flt.run_id)
-        n = reviews.open_items(scope).order_by()[: COUNT_CAP + 1].count()
+        n = review_queue.open_items(scope).order_by()[: COUNT_CAP + 1].count()
         tabs.append((q, label, f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"))
     context = {
         "form": form,
@@ -134,7 +136,7 @@ def queue(request: AppRequest):
 def claim(request: AppRequest):
     require_reviewer(request)
     _, flt = _filter(request.POST)
-    item = reviews.claim_next(request.user, flt)
+    item = review_queue.claim_next(request.user, flt)
     if item is None:
         messages.info(request, "Nothing left for you in this queue.")
         return _to_queue(request, flt)
@@ -145,7 +147,7 @@ def claim(request: AppRequest):
 def release(request: AppRequest):
     require_reviewer(request)
     _, flt = _filter(request.POST)
-    reviews.release_lease(request.user)
+    review_queue.release_lease(request.user)
     return _to_queue(request, flt)
 
 
@@ -183,9 +185,9 @@ def _item_or_404(critique_uuid, user, *, create: bool = False) -> ReviewItem:
         return found[0]
     critique = get_object_or_404(Critique.objects.only("id"), uuid=critique_uuid)
     if create:
-        reviews.ensure_review_items([critique.id])  # audit not run yet: made on the first POST
+        review_queue.ensure_review_items([critique.id])  # audit not run yet: made on the first POST
         return qs.get(critique_id=critique.id)
-    [unsaved] = reviews.build_review_items([critique.id])
+    [unsaved] = review_queue.build_review_items([critique.id])
     unsaved.dataset_name = (
         Dataset.objects.filter(id=unsaved.dataset_id).values_list("name", flat=True).first()
     )
@@ -345,7 +347,7 @@ def decide(request: AppRequest, critique_uuid):
     except ReviewError as exc:
         messages.error(request, str(exc))
         return redirect(item_url(review_item, flt))
-    following = reviews.claim_next(request.user, flt)  # auto-advance
+    following = review_queue.claim_next(request.user, flt)  # auto-advance
     if following is None:
         messages.success(request, "Saved. Nothing left for you in this queue.")
         return _to_queue(request, flt)
@@ -359,7 +361,7 @@ def take(request: AppRequest, critique_uuid):
     critique = get_object_or_404(Critique.objects.only("id", "uuid"), uuid=critique_uuid)
     _, flt = _filter(request.GET)
     try:
-        reviews.take_item(critique.id, request.user)
+        review_queue.take_item(critique.id, request.user)
     except ReviewError as exc:
         messages.error(request, str(exc))
     return redirect(f"{reverse('review:item', args=[critique.uuid])}?{_query(flt)}")
@@ -388,7 +390,7 @@ def agreement(request: AppRequest):
     require_reviewer(request)
     # A live kappa moves with each decision: a reviewer watching it would learn whether the
     # other reviewer agreed. Pairs are for admins.
-    pairs = reviews.agreement() if request.user.is_staff else None
+    pairs = pair_agreement.agreement() if request.user.is_staff else None
     per_reviewer = (
         Review.objects.filter(undone_at__isnull=True)
         .values("reviewer__username")

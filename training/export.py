@@ -70,7 +70,7 @@ def normalize_filters(filters: dict | None) -> dict:
 
 
 def create_export_job(user: User | None, filters: dict | None = None, *, queue: bool = True) -> ExportJob:
-    from review.reviews import record
+    from review.queue import record
 
     job = ExportJob.objects.create(filters=normalize_filters(filters), created_by=user)
     record(ReviewEvent.Kind.EXPORT_REQUESTED, user, None, export=str(job.uuid), filters=job.filters)

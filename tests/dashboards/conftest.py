@@ -137,7 +137,8 @@ def build_cast(tmp_path, admin, reviewer, reviewer2) -> Cast:
 
     from dashboards.summaries import refresh_now
     from review.audit import audit_run
-    from review.reviews import adjudicate, submit_review, take_item, undo_last
+    from review.queue import take_item
+    from review.reviews import adjudicate, submit_review, undo_last
 
     ensure_taxonomy()
     rows = [prmbench_row(idx, cls, errs, n, question=f"Question {idx}?") for idx, cls, errs, n in PRM_ROWS]
@@ -257,7 +258,8 @@ def build_showcase(tmp_path, admin, reviewer, reviewer2, *, seed: int = 7) -> di
     from inference.critique_import import import_critiques
     from inference.models import Critique
     from review.audit import audit_run
-    from review.reviews import adjudicate, submit_review, take_item
+    from review.queue import take_item
+    from review.reviews import adjudicate, submit_review
 
     rng = random.Random(seed)
     ensure_taxonomy()

@@ -368,7 +368,8 @@ def test_a_refresh_rebuilds_the_same_rows_and_is_claimed_once(cast):
 
 
 def test_new_reviews_show_after_a_refresh(cast, reviewer):
-    from review.reviews import submit_review, take_item
+    from review.queue import take_item
+    from review.reviews import submit_review
 
     take_item(cast.item("A1", "d", 1).critique_id, reviewer)
     submit_review(cast.item("A1", "d", 1), reviewer, "flawed")
@@ -437,10 +438,10 @@ def test_summary_agreement_and_live_percentiles_match_their_references(
     db, tmp_path, admin, reviewer, reviewer2
 ):
     """On the bigger showcase data: kappa per pair from the summary equals
-    review.reviews.agreement (the review app's definition), per run too, and the
+    review.agreement.agreement (the review app's definition), per run too, and the
     database's percentiles equal percentile_cont over the raw times."""
+    from review.agreement import agreement
     from review.models import Review, ReviewItem
-    from review.reviews import agreement
     from tests.dashboards.conftest import build_showcase
 
     data = build_showcase(tmp_path, admin, reviewer, reviewer2)
@@ -476,7 +477,8 @@ def test_summary_agreement_and_live_percentiles_match_their_references(
 
 
 def test_run_sliced_throughput_includes_reviews_newer_than_the_summary(cast, reviewer):
-    from review.reviews import submit_review, take_item
+    from review.queue import take_item
+    from review.reviews import submit_review
 
     def in_a1():
         return {

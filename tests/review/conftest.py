@@ -148,7 +148,8 @@ def xss_item(tmp_path, make_run):
 
 def decide(item, user, decision, **kwargs):
     """Take the item as `user` (deciding needs the lease), then decide it."""
-    from review.reviews import submit_review, take_item
+    from review.queue import take_item
+    from review.reviews import submit_review
 
     take_item(item.critique_id, user)
     return submit_review(item, user, decision, **kwargs)

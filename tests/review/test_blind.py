@@ -13,8 +13,10 @@ from django.urls import reverse
 
 from annotations.models import ErrorType
 from inference.models import Critique
+from review.agreement import agreement
 from review.models import LabelCorrection, Review, ReviewEvent, ReviewItem
-from review.reviews import QueueFilter, ReviewError, agreement, claim_next, submit_review, undo_last
+from review.queue import QueueFilter, ReviewError, claim_next
+from review.reviews import submit_review, undo_last
 from training.export import create_export_job, run_export_job
 
 MATCHED = QueueFilter(queue="matched")

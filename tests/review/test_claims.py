@@ -11,7 +11,8 @@ from django.db import connection
 from django.utils import timezone
 
 from review.models import ReviewEvent, ReviewItem
-from review.reviews import QueueFilter, claim_next, needs_double_review, release_lease, submit_review
+from review.queue import QueueFilter, claim_next, needs_double_review, release_lease
+from review.reviews import submit_review
 
 DISAGREED = QueueFilter(queue="disagreed")
 

@@ -11,7 +11,8 @@ from django.urls import reverse
 from annotations.models import ErrorType
 from review.forms import DecisionForm
 from review.models import Review
-from review.reviews import QueueFilter, claim_next, submit_review
+from review.queue import QueueFilter, claim_next
+from review.reviews import submit_review
 from tests.conftest import PASSWORD
 
 

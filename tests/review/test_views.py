@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from inference.models import Critique
 from review.models import LabelCorrection, Review, ReviewItem
-from review.reviews import QueueFilter, claim_next, correct_label
+from review.queue import QueueFilter, claim_next
+from review.reviews import correct_label
 from training.export import create_export_job, run_export_job
 from training.models import ExportJob
 

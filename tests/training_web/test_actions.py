@@ -59,7 +59,8 @@ def test_it_builds_sft_rows_from_the_kept_critiques(seed_run, settings, tmp_path
 
 
 def test_it_leaves_out_critiques_reviewed_as_flawed(seed_run, reviewer, settings, tmp_path):
-    from review.reviews import ensure_review_items, submit_review, take_item
+    from review.queue import ensure_review_items, take_item
+    from review.reviews import submit_review
 
     settings.MODELS_DIR = tmp_path / "models"
     before = actions.preview_sft({"runs": [seed_run.id], "val_fraction": 0, "balance": False})
@@ -182,7 +183,8 @@ def test_it_is_idempotent_and_keeps_the_rule_exact(constructed):
 
 
 def test_it_leaves_flawed_student_critiques_out_of_pairs(constructed, reviewer):
-    from review.reviews import ensure_review_items, submit_review, take_item
+    from review.queue import ensure_review_items, take_item
+    from review.reviews import submit_review
 
     run, _cases, correct, _incorrect = constructed
     lone_rejected = Critique.objects.get(run=run, step=correct[0], verdict="no")
