@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from annotations.models import Dataset, Step
 from inference.models import Critique, GenerationRun, PromptTemplate
 
 from .models import PreferencePair, TrainingRun
+from .pools import excluded_by_review
 
 SFT_SELECTION_DEFAULTS: dict[str, Any] = {
     "runs": [],
@@ -65,14 +66,6 @@ def _template_info(template: PromptTemplate | None) -> dict:
         "hash": template.content_hash,
     }
 
-
-def _excluded_by_review() -> Q:
-    # The same rule as the SFT pool: flawed / label-wrong / disputed critiques never train.
-    try:
-        from review.reviews import training_exclusion_q
-    except ImportError:  # pragma: no cover - review app absent
-        return Q(pk__in=[])
-    return training_exclusion_q()
 
 
 def _problem_split(question: str, seed: int, val_fraction: float) -> str:
@@ -269,7 +262,7 @@ def _pairing(
     samples: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     rows = (
         Critique.objects.filter(run=student_run)
-        .exclude(_excluded_by_review())
+        .exclude(excluded_by_review())
         .order_by("step_id", "sample_index")
         .values_list("id", "step_id", "verdict", "text")
     )

@@ -25,7 +25,6 @@ import logging
 import shutil
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from itertools import product
 
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -34,8 +33,10 @@ from django.utils import timezone
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
 from review.models import Review, ReviewEvent, ReviewItem
-from review.reviews import sealed_q
+from review.queue import record
+from review.reviews import label_dispute_q, sealed_q
 from rprm_web import runs
+from training.core.data import build_preference_pairs
 
 from .models import ExportJob
 
@@ -70,8 +71,6 @@ def normalize_filters(filters: dict | None) -> dict:
 
 
 def create_export_job(user: User | None, filters: dict | None = None, *, queue: bool = True) -> ExportJob:
-    from review.queue import record
-
     job = ExportJob.objects.create(filters=normalize_filters(filters), created_by=user)
     record(ReviewEvent.Kind.EXPORT_REQUESTED, user, None, export=str(job.uuid), filters=job.filters)
     if queue:
@@ -129,8 +128,6 @@ def accepted_critiques(f: dict) -> QuerySet[Critique]:
 
 def rejected_candidates(f: dict) -> QuerySet[Critique]:
     """Strict critiques that disagree with a label nobody disputes (DPO's rejected side)."""
-    from review.reviews import label_dispute_q
-
     qs = _scope(Critique.objects.filter(strict=True, matches_label=False), f)
     return qs.exclude(label_dispute_q()).exclude(
         Exists(
@@ -141,27 +138,11 @@ def rejected_candidates(f: dict) -> QuerySet[Critique]:
     )
 
 
-def _unit(seed: int, kind: str, key) -> float:
-    digest = hashlib.blake2b(f"{seed}:{kind}:{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
-def preference_pairs(
-    chosen: Sequence[int], rejected: Sequence[int], *, cap: int, min_agree_fraction: float, seed: int = 0
-) -> list[tuple[int, int]]:
-    """Pairs for one step: chosen x rejected in a seeded hash order, at most `cap`."""
-    valid = len(chosen) + len(rejected)
-    if not chosen or not rejected or len(chosen) <= min_agree_fraction * valid:
-        return []
-    pairs = sorted(product(chosen, rejected), key=lambda p: _unit(seed, "pair", p))
-    return pairs[:cap]
-
-
 def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
     """(chosen id, rejected id) pairs per (step, template): the prompt must be identical.
 
-    Uses training.core.data.build_preference_pairs (the project's one pair rule) when
-    it is there, else the equivalent `preference_pairs` above. Returns pairs and stats.
+    The pairs come from training.core.data.build_preference_pairs, the project's one pair
+    rule (the authors' filter and balancing). Returns pairs and stats.
     """
     groups: dict[tuple[int, int], list[dict]] = defaultdict(list)
     labels: dict[tuple[int, int], bool | None] = {}
@@ -179,24 +160,9 @@ def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
         groups[key].sort(key=lambda s: s["id"])
     ordered = {key: groups[key] for key in sorted(groups)}
     cap, min_agree, seed = int(f["dpo_pairs_per_step"]), float(f["dpo_min_agree_fraction"]), int(f["seed"])
-    try:
-        from training.core.data import build_preference_pairs
-    except ImportError:
-        build_preference_pairs = None
-    if build_preference_pairs is not None:
-        result = build_preference_pairs(
-            ordered, labels, max_pairs_per_step=cap, min_agree_fraction=min_agree, seed=seed
-        )
-        pairs = [
-            (ordered[p.step][p.chosen_index]["id"], ordered[p.step][p.rejected_index]["id"]) for p in result
-        ]
-        return pairs, result.stats.as_dict()
-    pairs = []
-    for key, samples in ordered.items():
-        agree = [s["id"] for s in samples if (s["verdict"] == "yes") == labels[key]]
-        disagree = [s["id"] for s in samples if (s["verdict"] == "yes") != labels[key]]
-        pairs += preference_pairs(agree, disagree, cap=cap, min_agree_fraction=min_agree, seed=seed)
-    return pairs, {"pairs": len(pairs)}
+    result = build_preference_pairs(ordered, labels, max_pairs_per_step=cap, min_agree_fraction=min_agree, seed=seed)
+    pairs = [(ordered[p.step][p.chosen_index]["id"], ordered[p.step][p.rejected_index]["id"]) for p in result]
+    return pairs, result.stats.as_dict()
 
 
 # --- rendering -------------------------------------------------------------------

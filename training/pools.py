@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from inference.models import Critique
+from review.reviews import training_exclusion_q
 
 
 def _problem_key(question: str) -> str:
@@ -44,17 +45,12 @@ def eligible_critiques(runs=None, datasets=None) -> QuerySet[Critique]:
         qs = qs.filter(run__in=runs)
     if datasets is not None:
         qs = qs.filter(step__solution__dataset__in=datasets)
-    return qs.exclude(_excluded_by_review())
+    return qs.exclude(excluded_by_review())
 
 
-def _excluded_by_review():
-    """Critiques reviewers marked flawed, or whose label is disputed, never reach training data."""
-    from django.db.models import Q
-
-    try:
-        from review.reviews import training_exclusion_q
-    except ImportError:  # review app not installed yet
-        return Q(pk__in=[])
+def excluded_by_review() -> Q:
+    """Critiques reviewers marked flawed, or whose label is disputed, never reach training
+    data: the one exclusion rule, for the SFT pool, DPO pairs and exports alike."""
     return training_exclusion_q()
 
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from annotations.models import ErrorType
 from inference.models import Critique
 from review.models import ReviewItem
-from training.export import create_export_job, preference_pairs, run_export_job
+from training.export import create_export_job, run_export_job
 
 from .conftest import decide, split_teacher
 
@@ -137,13 +137,6 @@ def test_review_decisions_filter_the_snapshot(run, admin, reviewer):
         admin, runs=[run.id], kinds=["sft"], error_types=["calculation"], balance=False, val_fraction=0.0
     )
     assert tagged.manifest["counts"]["sft_train"] == 1
-
-
-def test_pairs_follow_the_authors_rule():
-    assert len(preference_pairs([1, 2], [3, 4], cap=2, min_agree_fraction=1 / 3)) == 2
-    assert preference_pairs([1], [2, 3, 4], cap=2, min_agree_fraction=1 / 3) == []  # 1/4 agree: dropped
-    assert preference_pairs([1, 2], [], cap=2, min_agree_fraction=1 / 3) == []
-    assert sorted(preference_pairs([1, 2], [3], cap=5, min_agree_fraction=0)) == [(1, 3), (2, 3)]
 
 
 def test_the_command_exports(run, admin, capsys):
