@@ -9,7 +9,7 @@
 - Keys: an endpoint's API key is encrypted at rest (Fernet, keyed from SECRET_KEY and its
   fallbacks) or named as an environment variable (`api_key_env`); it is never shown.
 - Upstream errors: the public run error is one short line without the server's body;
-  the detail, truncated, is for staff.
+  the detail, truncated, is for staff (rprm_web.runs.split_error, applied by the lifecycle).
 """
 
 from __future__ import annotations
@@ -121,14 +121,3 @@ def decrypt_secret(token: str) -> str:
         raise EndpointRejected(
             "the endpoint's stored API key cannot be decrypted (SECRET_KEY changed?): enter the key again"
         ) from None
-
-
-# -- errors ---------------------------------------------------------------------------------
-# The split itself lives in the run lifecycle (rprm_web.runs), which records every failure.
-from rprm_web.runs import MAX_DETAIL_CHARS, MAX_PUBLIC_CHARS, split_error  # noqa: E402, F401
-
-
-def record_failure(run: Any, exc: BaseException, detail: str) -> None:
-    """Set the run's public error (saved by the caller's finish) and store the staff-only detail now."""
-    run.error, run.error_detail = split_error(exc, detail)
-    type(run).objects.filter(pk=run.pk).update(error_detail=run.error_detail)

@@ -9,7 +9,7 @@ from annotations.actions import import_file
 from annotations.demo import write_demo_processbench
 from inference.actions import create_run
 from inference.models import ModelEndpoint
-from inference.trust import record_failure
+from rprm_web.runs import split_error
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
 
@@ -32,9 +32,10 @@ def test_the_upload_limit_and_the_staff_only_detail(page, live_server, admin, re
     endpoint = ModelEndpoint.objects.create(name="srv", backend="openai", path_or_url="http://127.0.0.1:9/v1")
     run = create_run(dataset=demo, endpoint=endpoint, queue=False, n_samples=1)
     exc = RuntimeError("POST http://127.0.0.1:9/v1/completions failed: HTTP 500: SECRET-BODY token=abc")
-    record_failure(run, exc, f"{exc}\n\nTraceback (most recent call last): ...")
+    # What rprm_web.runs.execute writes for a failed run.
+    run.error, run.error_detail = split_error(exc, f"{exc}\n\nTraceback (most recent call last): ...")
     run.status = "failed"
-    run.save(update_fields=["status", "error"])
+    run.save(update_fields=["status", "error", "error_detail"])
     page.goto(f"{live_server.url}/runs/{run.uuid}/")
     page.click("text=Detail (staff only)")
     assert "SECRET-BODY" in page.inner_text(".error-detail")

@@ -21,7 +21,8 @@ from inference.actions import create_run, endpoint_for
 from inference.forms import RunForm
 from inference.models import GenerationRun, ModelEndpoint
 from inference.runner import process_run
-from inference.trust import EndpointRejected, decrypt_secret, split_error
+from inference.trust import EndpointRejected, decrypt_secret
+from rprm_web.runs import split_error
 from tests.conftest import PASSWORD
 
 
