@@ -1,5 +1,5 @@
 # The staff-only error detail of evaluation and guidance runs (the public `error` is one
-# short line; see inference.trust.split_error).
+# short line; see rprm_web.runs.split_error).
 
 from django.db import migrations, models
 
