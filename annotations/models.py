@@ -8,12 +8,13 @@ their own (review issue). Integer keys inside, UUIDs in URLs.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Count
 
-from rprm_web.runs import RunBase
+from rprm_web.runs import RunBase, RunStatus
 
 
 class Dataset(models.Model):
@@ -69,13 +70,10 @@ class Dataset(models.Model):
 class ImportJob(RunBase):
     """One import of one file: the dataset's import history and the upload page's progress."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-        DUPLICATE = "duplicate", "already imported"
+    # The run statuses plus one outcome of its own: the file was imported before.
+    Status = models.TextChoices(
+        "ImportStatus", [(m.name, (m.value, m.label)) for m in RunStatus] + [("DUPLICATE", ("duplicate", "already imported"))]
+    )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="imports")
@@ -104,6 +102,16 @@ class ImportJob(RunBase):
 
     def __str__(self) -> str:
         return f"import of {self.file_name} ({self.status})"
+
+    def is_upload(self) -> bool:
+        """Its file is one the upload form saved (the job owns it), not one a command pointed at."""
+        uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
+        return bool(self.file_path) and Path(self.file_path).resolve().parent == uploads
+
+    def discard_inputs(self) -> None:
+        """Delete the uploaded file once the job has ended (never a file given on the command line)."""
+        if self.is_upload():
+            Path(self.file_path).unlink(missing_ok=True)
 
     @property
     def is_finished(self) -> bool:

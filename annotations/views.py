@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 
 from .forms import ImportForm, SolutionFilterForm
@@ -89,7 +90,6 @@ def _original_question(solution: Solution) -> str:
 def import_new(request: AppRequest):
     require_admin(request)
     from .actions import create_import_job
-    from .tasks import import_dataset_task
 
     form = ImportForm(
         request.POST or None, request.FILES or None, refused_upload=getattr(request, "upload_refused", None)
@@ -111,7 +111,7 @@ def import_new(request: AppRequest):
             split=data["split"],
             file_name=Path(upload.name).name,
         )
-        import_dataset_task.delay_on_commit(job.id)
+        runs.enqueue(ImportJob, job.id)  # a broker error fails the job and answers 503 (EnqueueError)
         return redirect("annotations:import_detail", job_uuid=job.uuid)
     return render(request, "annotations/import_new.html", {"form": form})
 

@@ -20,30 +20,23 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from rprm_web.runs import RunBase
+
 OUTCOMES = ("unqueued", "open", "partial", "adjudication", "sound", "flawed", "label_wrong")
 REVIEWED = ("sound", "flawed", "label_wrong")
 
 
-class DashboardRefresh(models.Model):
-    """One rebuild of the summaries; the latest succeeded one dates the numbers shown."""
+class DashboardRefresh(RunBase):
+    """One rebuild of the summaries; the latest succeeded one dates the numbers shown. A run
+    like any other (rprm_web.runs): claimed, heartbeat, a dead worker's refresh taken over."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
     # Rows written per table and critiques summarised.
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
 
     class Meta:
         db_table = "annotations_dashboardrefresh"

@@ -152,15 +152,6 @@ class GenerationRun(RunBase):
         STUDENT_SAMPLE = "student_sample", "student sampling"
         IMPORTED = "imported", "imported critiques"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
-
     PROGRESS = ("steps_done", "steps_total")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEACHER_SEED)
