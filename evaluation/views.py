@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseStopPolling
 from inference.core import metrics
 from inference.core.metrics import POSITIVE_ONLY_CLASSES, PRMBENCH_DIMENSIONS, PROCESSBENCH_SUBSETS
 from rprm_web.access import AppRequest, require_admin, require_reviewer
+from rprm_web.inputs import short_upload_name
 
 from . import guidance_runs
 from . import workflow as evaluation
@@ -184,7 +185,9 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
         for chunk in upload.chunks():
             out.write(chunk)
     try:
-        return evaluation.create_evaluation(scores_path=path, scores_name=upload.name, **common)
+        return evaluation.create_evaluation(
+            scores_path=path, scores_name=short_upload_name(upload.name), **common
+        )
     except Exception:
         path.unlink(missing_ok=True)
         raise

@@ -107,6 +107,7 @@ def prompt_text(prompt: str | Messages, tokenizer: Any) -> str:
         raise ValueError("a chat prompt needs the model's tokenizer to apply its chat template")
     return apply_chat(tokenizer, prompt)
 
+
 Piece = tuple[str, int | None]  # literal text (escapes resolved), then the value index or None
 
 
@@ -115,7 +116,9 @@ def _plain_index(field_name: str, spec: str, conversion: str | None, auto: int) 
     shown = "{" + field_name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
     shown = shown if len(shown) <= 40 else shown[:37] + "...}"
     if conversion or spec:
-        raise ValueError(f"field {shown} has a conversion or format spec; only plain '{{}}' fields are allowed")
+        raise ValueError(
+            f"field {shown} has a conversion or format spec; only plain '{{}}' fields are allowed"
+        )
     if field_name == "":
         return auto
     if not _INDEX_RE.fullmatch(field_name):
@@ -137,7 +140,9 @@ def positional_pieces(user: str) -> tuple[Piece, ...]:
     try:
         parsed = list(string.Formatter().parse(user))
     except ValueError as exc:
-        raise ValueError(f"has unbalanced braces ({exc}); write literal braces as '{{{{' and '}}}}'") from None
+        raise ValueError(
+            f"has unbalanced braces ({exc}); write literal braces as '{{{{' and '}}}}'"
+        ) from None
     for literal, field_name, spec, conversion in parsed:
         if field_name is None:
             pieces.append((literal, None))
@@ -167,7 +172,9 @@ def _check_sizes(system: str, user: str, few_shot: tuple[tuple[str, str], ...]) 
     named += [(f"few_shot[{i}]", text) for i, pair in enumerate(few_shot) for text in pair]
     for key, text in named:
         if len(text) > MAX_TEMPLATE_CHARS:
-            raise ValueError(f"field {key!r} is {len(text):,} characters, over the limit of {MAX_TEMPLATE_CHARS:,}")
+            raise ValueError(
+                f"field {key!r} is {len(text):,} characters, over the limit of {MAX_TEMPLATE_CHARS:,}"
+            )
 
 
 @dataclass(frozen=True)
@@ -414,7 +421,9 @@ def load_template_file(
     try:
         size = path.stat().st_size
         if size > MAX_TEMPLATE_FILE_BYTES:
-            raise TemplateFileError(path, None, f"is {size:,} bytes, over the limit of {MAX_TEMPLATE_FILE_BYTES:,}")
+            raise TemplateFileError(
+                path, None, f"is {size:,} bytes, over the limit of {MAX_TEMPLATE_FILE_BYTES:,}"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise TemplateFileError(path, None, f"cannot read the file ({exc.strerror or exc})") from None
@@ -433,7 +442,9 @@ def load_template_file(
         try:
             version = int(fields.get("version") or 1)
         except (TypeError, ValueError):
-            raise TemplateFileError(path, "version", f"must be an integer, got {fields.get('version')!r}") from None
+            raise TemplateFileError(
+                path, "version", f"must be an integer, got {fields.get('version')!r}"
+            ) from None
     fields["version"] = version
     fields.setdefault("style", "named")
     fields["rendering"] = "rprm"
@@ -509,7 +520,9 @@ def _load_text_template(raw: str, path: Path) -> dict[str, Any]:
             if meta_match:
                 meta[meta_match.group(1).lower()] = meta_match.group(2)
             elif line.strip():
-                raise TemplateFileError(path, None, f"unexpected text before the first '### ' marker: {line!r}")
+                raise TemplateFileError(
+                    path, None, f"unexpected text before the first '### ' marker: {line!r}"
+                )
             continue
         blocks[-1][1].append(line)
 

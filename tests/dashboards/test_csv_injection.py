@@ -86,7 +86,16 @@ def test_no_csv_cell_a_spreadsheet_would_execute(client, hostile, admin):
 
 def test_the_app_writes_csv_only_through_the_one_helper():
     root = Path(__file__).resolve().parents[2]
-    apps = ("rprm_web", "annotations", "inference", "review", "training", "evaluation", "dashboards", "studio")
+    apps = (
+        "rprm_web",
+        "annotations",
+        "inference",
+        "review",
+        "training",
+        "evaluation",
+        "dashboards",
+        "studio",
+    )
     offenders = [
         str(path.relative_to(root))
         for app in apps
