@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0003_training_and_export_run_lifecycle'),
+        ('training', '0004_training_snapshot_ids'),
     ]
 
     operations = [
