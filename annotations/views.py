@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 from rprm_web.inputs import short_upload_name
 
@@ -20,8 +21,10 @@ from .models import Dataset, ErrorType, ImportJob, Solution, Step
 def dataset_list(request: AppRequest):
     require_reviewer(request)
     datasets = Dataset.objects.select_related("created_by")
-    imports = ImportJob.objects.select_related("dataset", "created_by")[:20]
-    return render(request, "annotations/dataset_list.html", {"datasets": datasets, "imports": imports})
+    show_archived = request.GET.get("archived") == "1"
+    imports = runs.listed(ImportJob.objects.select_related("dataset", "created_by"), show_archived)[:20]
+    context = {"datasets": datasets, "imports": imports, "show_archived": show_archived}
+    return render(request, "annotations/dataset_list.html", context)
 
 
 def dataset_detail(request: AppRequest, dataset_uuid):

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     # The pipeline, bottom to top: each app imports only the ones above it in this list.
+    "rprm_web",  # the kernel: run lifecycle and its commands (retry_run, archive_run)
     "annotations",
     "inference",
     "review",
