@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from annotations.models import Dataset, Problem, Solution
 from inference.core.generation import EVALUATION
@@ -99,6 +100,18 @@ class EvaluationRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_benchmark_display()} evaluation #{self.pk} of {self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("evaluation:run_detail", args=[self.uuid])
+
+    @classmethod
+    def retry_where(cls) -> Q:
+        # External scores are computed at creation: no task to run again.
+        return Q(source=cls.Source.MODEL)
+
+    @property
+    def can_retry(self) -> bool:
+        return super().can_retry and self.source == self.Source.MODEL
 
     def sampling(self):
         from inference.core.backends.base import Sampling
@@ -209,6 +222,9 @@ class GuidanceRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run #{self.pk} on {self.dataset}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("evaluation:guidance_detail", args=[self.uuid])
 
 
 class GuidanceResult(models.Model):

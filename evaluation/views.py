@@ -19,7 +19,9 @@ from django_htmx.http import HttpResponseStopPolling
 
 from inference.core import metrics
 from inference.core.metrics import POSITIVE_ONLY_CLASSES, PRMBENCH_DIMENSIONS, PROCESSBENCH_SUBSETS
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
+from rprm_web.inputs import short_upload_name
 
 from . import guidance_runs
 from . import workflow as evaluation
@@ -118,6 +120,7 @@ def _latest(benchmark: str) -> EvaluationRun | None:
 
 def results(request: AppRequest):
     require_reviewer(request)
+    show_archived = request.GET.get("archived") == "1"
     table = results_table()
     for row in table:
         row["values"] = [row["cells"].get(key) for key, _, _ in BENCHMARKS]
@@ -142,7 +145,10 @@ def results(request: AppRequest):
         "breakdown": class_breakdown(prm_runs),
         "worst": [(r, worst_examples(r, 5)) for r in latest],
         "contamination": [(r, r.results["contamination"]) for r in latest if r.results.get("contamination")],
-        "recent": EvaluationRun.objects.select_related("endpoint").order_by("-created_at")[:10],
+        "recent": runs.listed(EvaluationRun.objects.select_related("endpoint"), show_archived).order_by(
+            "-created_at"
+        )[:10],
+        "show_archived": show_archived,
         "form": EvaluationForm() if request.user.is_staff else None,
         "published_guidance": PUBLISHED_GUIDANCE,
     }
@@ -196,7 +202,9 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
         for chunk in upload.chunks():
             out.write(chunk)
     try:
-        return evaluation.create_evaluation(scores_path=path, scores_name=upload.name, **common)
+        return evaluation.create_evaluation(
+            scores_path=path, scores_name=short_upload_name(upload.name), **common
+        )
     except Exception:
         path.unlink(missing_ok=True)
         raise
@@ -305,13 +313,15 @@ def run_cancel(request: AppRequest, run_uuid):
 
 def guidance_list(request: AppRequest):
     require_reviewer(request)
-    runs = GuidanceRun.objects.select_related("dataset", "policy", "scorer").order_by("-created_at")[:50]
+    show_archived = request.GET.get("archived") == "1"
+    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), show_archived)
     form = GuidanceForm() if request.user.is_staff else None
     return render(
         request,
         "evaluation/guidance_list.html",
         {
-            "runs": runs,
+            "runs": rows.order_by("-created_at")[:50],
+            "show_archived": show_archived,
             "form": form,
             "published": PUBLISHED_GUIDANCE,
             "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
@@ -343,12 +353,12 @@ def guidance_new(request: AppRequest):
             form.add_error(None, str(exc))
         else:
             return redirect("evaluation:guidance_detail", run_uuid=run.uuid)
-    runs = GuidanceRun.objects.select_related("dataset", "policy", "scorer").order_by("-created_at")[:50]
+    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), False)
     return render(
         request,
         "evaluation/guidance_list.html",
         {
-            "runs": runs,
+            "runs": rows.order_by("-created_at")[:50],
             "form": form,
             "published": PUBLISHED_GUIDANCE,
             "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
