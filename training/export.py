@@ -37,6 +37,7 @@ from review.queue import record
 from review.reviews import has_final_tag, label_dispute_q
 from rprm_web import runs
 from training.core.data import build_preference_pairs
+from training.core.snapshot import content_hash
 
 from .models import ExportJob
 
@@ -84,7 +85,12 @@ def run_export_job(job_id: int) -> ExportJob | None:
 
     def body(job: ExportJob) -> dict:
         manifest = write_snapshot(job)
-        return {"manifest": manifest, "files": job.files, "rows_done": job.rows_total}
+        return {
+            "manifest": manifest,
+            "files": job.files,
+            "rows_done": job.rows_total,
+            "content_sha256": job.content_sha256,
+        }
 
     job = runs.execute(ExportJob, job_id, body, select_related=("created_by",))
     if job is not None and job.status != ExportJob.Status.SUCCEEDED:
@@ -390,6 +396,8 @@ def write_snapshot(job: ExportJob) -> dict:
             )
         ],
         "files": files,
+        # What a training run from this snapshot must read back (training.core.snapshot).
+        "content_sha256": content_hash(folder),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     # Complete: into place in one rename (a killed export leaves only the hidden partial).
@@ -397,6 +405,7 @@ def write_snapshot(job: ExportJob) -> dict:
         shutil.rmtree(final)
     folder.rename(final)
     job.manifest = manifest
+    job.content_sha256 = manifest["content_sha256"]
     job.files = sorted(files) + ["manifest.json"]
     job.rows_done = job.rows_total
     return manifest
