@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.db.models import Count
+from django.urls import reverse
 
 from rprm_web.runs import RunBase, RunStatus
 
@@ -112,6 +113,9 @@ class ImportJob(RunBase):
         """Delete the uploaded file once the job has ended (never a file given on the command line)."""
         if self.is_upload():
             Path(self.file_path).unlink(missing_ok=True)
+
+    def get_absolute_url(self) -> str:
+        return reverse("annotations:import_detail", args=[self.uuid])
 
     @property
     def is_finished(self) -> bool:

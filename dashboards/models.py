@@ -13,12 +13,16 @@ Dimensions shared by the tables:
   decision `sound` / `flawed` / `label_wrong`.
 * `runs`: the runs that critiqued the step, as ",3,7," (comparisons "on the same
   steps" keep the rows whose step was critiqued by both sides).
+* `sealed`: the critique's review item is in blind double review (awaiting its second
+  review or adjudication). Reviewers' pages leave these rows out (docs/blind-review.md);
+  admins' pages sum over both.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 from rprm_web.runs import RunBase
 
@@ -49,6 +53,9 @@ class DashboardRefresh(RunBase):
     def __str__(self) -> str:
         return f"dashboard refresh {self.pk} ({self.status})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("dashboards:error_types")  # the numbers it refreshed, with their age
+
 
 class DashboardCell(models.Model):
     """Critiques counted per run, week, error type and review outcome.
@@ -70,6 +77,7 @@ class DashboardCell(models.Model):
     matches = models.BooleanField(null=True)
     outcome = models.CharField(max_length=12)
     runs = models.TextField()
+    sealed = models.BooleanField(default=False)
     n = models.PositiveIntegerField()
 
     class Meta:
@@ -92,6 +100,9 @@ class DashboardSteps(models.Model):
     basis = models.CharField(max_length=6)
     label = models.CharField(max_length=10)
     runs = models.TextField()
+    # Distinct counts cannot be summed over a sealed/unsealed split: `blind` rows count the
+    # steps of unsealed critiques only (reviewers' pages), the others every critique (admins').
+    blind = models.BooleanField(default=False)
     n_steps = models.PositiveIntegerField()
 
     class Meta:
@@ -110,6 +121,7 @@ class DashboardSignal(models.Model):
     signal = models.CharField(max_length=40)
     matches = models.BooleanField(null=True)
     outcome = models.CharField(max_length=12)
+    sealed = models.BooleanField(default=False)
     n = models.PositiveIntegerField()
 
     class Meta:
@@ -127,6 +139,7 @@ class DashboardQueue(models.Model):
     matches = models.BooleanField(null=True)
     flagged = models.BooleanField()
     outcome = models.CharField(max_length=12)
+    sealed = models.BooleanField(default=False)
     n = models.PositiveIntegerField()
 
     class Meta:
