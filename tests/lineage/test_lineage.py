@@ -18,6 +18,7 @@ from lineage.compare import data_diff, result_pairs
 from lineage.graph import downstream_of_dataset, downstream_of_run, version_lineage
 from review.audit import audit_run
 from review.models import ReviewItem
+from review.queue import take_item
 from review.reviews import submit_review
 from training.export import create_export_job, run_export_job
 from training.models import ExportJob, ModelVersion, TrainingRun
@@ -50,7 +51,7 @@ def _evaluate(version: ModelVersion, dataset, value: float | None) -> Evaluation
     endpoint.path_or_url = version.path
     endpoint.save(update_fields=["path_or_url"])
     run = EvaluationRun.objects.create(
-        name=version.name, benchmark="processbench", endpoint=endpoint, status="succeeded",
+        name=version.name, benchmark="processbench", source="model", endpoint=endpoint, status="succeeded",
         results={"headline": {"metric": "avg_f1", "label": "avg F1", "value": value,
                               "undefined": "" if value is not None else "no correct solutions in this subset"}},
     )  # fmt: skip
@@ -65,7 +66,7 @@ def reviewed_pair(admin, reviewer, seed_run, tmp_path):
     before = _snapshot(admin, seed_run)
     v1 = _version("tiny-v1", before, tmp_path)
     first_row_uuid = _first_sft_uuid(before)
-    item = ReviewItem.objects.get(critique__uuid=first_row_uuid)
+    item = take_item(ReviewItem.objects.get(critique__uuid=first_row_uuid).critique_id, reviewer)
     submit_review(item, reviewer, "flawed")
     after = _snapshot(admin, seed_run)
     v2 = _version("tiny-v2", after, tmp_path)
