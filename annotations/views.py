@@ -12,6 +12,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
+from rprm_web.inputs import short_upload_name
 
 from .forms import ImportForm, SolutionFilterForm
 from .models import Dataset, ErrorType, ImportJob, Solution, Step
@@ -51,8 +52,11 @@ def dataset_detail(request: AppRequest, dataset_uuid):
             solutions = solutions.filter(problem__question__icontains=data["q"])
     page = Paginator(solutions.order_by("id"), 50).get_page(request.GET.get("page"))
     generators = (
-        Solution.objects.filter(dataset=dataset).exclude(generator="")
-        .values_list("generator", flat=True).distinct().order_by("generator")[:50]
+        Solution.objects.filter(dataset=dataset)
+        .exclude(generator="")
+        .values_list("generator", flat=True)
+        .distinct()
+        .order_by("generator")[:50]
     )
     context = {"dataset": dataset, "form": form, "page": page, "generators": generators}
     template = "annotations/dataset_detail.html"
@@ -100,7 +104,8 @@ def import_new(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         upload = data["file"]
-        target = Path(settings.MEDIA_ROOT) / "uploads" / f"{uuid.uuid4().hex}-{Path(upload.name).name}"
+        name = short_upload_name(upload.name)
+        target = Path(settings.MEDIA_ROOT) / "uploads" / f"{uuid.uuid4().hex}-{name}"
 
         def start() -> ImportJob:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,12 +114,12 @@ def import_new(request: AppRequest):
                     out.write(chunk)
             job = create_import_job(
                 target,
-                dataset_name=data["name"] or Path(upload.name).stem,
+                dataset_name=data["name"] or Path(name).stem,
                 fmt=data["format"] or None,
                 options={"rating0": data["rating0"]},
                 user=request.user,
                 split=data["split"],
-                file_name=Path(upload.name).name,
+                file_name=name,
             )
             import_dataset_task.delay_on_commit(job.id)
             return job
