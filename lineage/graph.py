@@ -21,7 +21,6 @@ from inference.models import GenerationRun, ModelEndpoint
 from review.models import LabelCorrection, Review, ReviewItem
 from training.models import ExportJob, ModelVersion, TrainingRun
 
-
 # The row counts a snapshot's manifest keeps per file (training.export).
 SNAPSHOT_FILES = ("sft_train", "sft_val", "dpo")
 
