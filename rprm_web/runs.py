@@ -640,8 +640,8 @@ RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 def kind_of(model) -> str:
     """The run type's short name in URLs and commands: GenerationRun -> "generation",
-    ImportJob -> "import"."""
-    return re.sub(r"(run|job)$", "", model.__name__.lower())
+    ImportJob -> "import", DashboardRefresh -> "dashboard"."""
+    return re.sub(r"(run|job|refresh)$", "", model.__name__.lower())
 
 
 def run_models() -> list[Any]:
