@@ -62,7 +62,14 @@ MAX_CRASHES = 2
 # retried this many times, with backoff, before the run fails (env RUN_TRANSIENT_RETRIES).
 TRANSIENT_RETRIES = int(getattr(settings, "RUN_TRANSIENT_RETRIES", 5))
 TRANSIENT_BACKOFF_S = float(getattr(settings, "RUN_TRANSIENT_BACKOFF_S", 1.0))
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+try:  # the driver's own, where code talks to psycopg directly (the importer's COPY)
+    from psycopg import InterfaceError as DriverInterfaceError
+    from psycopg import OperationalError as DriverOperationalError
+
+    _DRIVER_TRANSIENT: tuple[type[Exception], ...] = (DriverOperationalError, DriverInterfaceError)
+except ImportError:  # an install on the embedded SQLite default only
+    _DRIVER_TRANSIENT = ()
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, *_DRIVER_TRANSIENT)
 # A queued run older than this (env RUN_REQUEUE_QUEUED_AFTER_S) is queued again by the sweep.
 QUEUED_REQUEUE_AFTER = timedelta(seconds=int(getattr(settings, "RUN_REQUEUE_QUEUED_AFTER_S", 600)))
 
