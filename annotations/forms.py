@@ -7,6 +7,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 
+from rprm_web.forms import LaunchKeyForm
+
 from .models import Dataset, Step
 
 
@@ -36,7 +38,7 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)]
 
 
-class ImportForm(forms.Form):
+class ImportForm(LaunchKeyForm):
     file = MultipleFileField(
         label="File(s)",
         help_text="JSON or JSONL (optionally .gz or .zst) or Parquet, streamed to disk. Several files of one "

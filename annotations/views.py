@@ -104,16 +104,26 @@ def import_new(request: AppRequest):
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        sources = [_save_upload(upload) for upload in data["file"]]
-        job = create_import_job(
-            sources,
-            dataset_name=data["name"] or None,
-            fmt=data["format"] or None,
-            options={"rating0": data["rating0"]},
-            user=request.user,
-            split=data["split"],
-        )
-        import_dataset_task.delay_on_commit(job.id)
+        saved: list[tuple[Path, str]] = []
+
+        def start() -> ImportJob:
+            saved.extend(_save_upload(upload) for upload in data["file"])
+            job = create_import_job(
+                saved,
+                dataset_name=data["name"] or None,
+                fmt=data["format"] or None,
+                options={"rating0": data["rating0"]},
+                user=request.user,
+                split=data["split"],
+            )
+            import_dataset_task.delay_on_commit(job.id)
+            return job
+
+        # A second POST of the same form gets the first job; the copies it wrote go.
+        job, created = runs.launch_once(ImportJob, form.launch_key_value(), start)
+        if not created:
+            for path, _ in saved:
+                path.unlink(missing_ok=True)
         return redirect("annotations:import_detail", job_uuid=job.uuid)
     return render(request, "annotations/import_new.html", {"form": form})
 
