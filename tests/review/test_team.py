@@ -39,7 +39,7 @@ def team_urls(admin, reviewer, make_run):
 
 def _adjudicator() -> User:
     user = User.objects.create_user("judge", "judge@example.org", PASSWORD)
-    user.groups.add(Group.objects.get(name="adjudicator"))
+    user.groups.add(Group.objects.get_or_create(name="adjudicator")[0])
     return user
 
 
