@@ -37,6 +37,7 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
         "reason": "" if role else str(exception or ""),
         "held": held,
         "admins": admins_to_ask(),
+        "hide_nav": not held,  # every link there would answer this page again
     }
     return render(request, "403.html", context, status=403)
 
