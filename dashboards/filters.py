@@ -15,6 +15,7 @@ from django.http import QueryDict
 
 from annotations.models import ErrorType
 from inference.models import GenerationRun
+from rprm_web import inputs
 
 from . import drill, slices
 from .drill import Drill
@@ -76,12 +77,18 @@ class SliceForm(forms.Form):
     def clean_basis(self) -> str:
         return self.cleaned_data.get("basis") or "either"
 
-    def slice(self) -> Slice:
+    def slice(self, *, blind: bool = False) -> Slice:
+        """The chosen slice; `blind` for a reviewer's page (see `Slice`)."""
         if not self.is_valid():
-            return Slice()
+            return Slice(blind=blind)
         d = self.cleaned_data
         return Slice(
-            teacher=d["teacher"], template=d["template"], dataset=d["dataset"], run=d["run"], weeks=d["weeks"]
+            teacher=d["teacher"],
+            template=d["template"],
+            dataset=d["dataset"],
+            run=d["run"],
+            weeks=d["weeks"],
+            blind=blind,
         )
 
     def chosen_basis(self) -> str:
@@ -124,10 +131,7 @@ def period(get: QueryDict, default: int = 8) -> int:
 
 
 def page_number(get: QueryDict) -> int:
-    try:
-        return max(1, int(get.get("page") or 1))
-    except ValueError:
-        return 1
+    return inputs.page_number(get.get("page"))
 
 
 # --- compare: two sides -------------------------------------------------------------
@@ -178,7 +182,7 @@ def side_key(side: Side | None) -> str:
 # --- drill-down: a cell's coordinates -----------------------------------------------
 
 
-def drill_from(get: QueryDict, form: SliceForm) -> Drill:
+def drill_from(get: QueryDict, form: SliceForm, *, blind: bool = False) -> Drill:
     """The drill-down page's parameters; anything unknown is dropped."""
     g = get
     week = None
@@ -192,14 +196,14 @@ def drill_from(get: QueryDict, form: SliceForm) -> Drill:
     if g.get("same"):
         try:
             sides_ = [s.split(":") for s in g["same"].split(",")]
-            same = tuple((k, int(pk)) for k, pk in sides_)
+            same = tuple((k, inputs.db_id(pk)) for k, pk in sides_)
             if len(same) != 2 or any(k not in slices.SLICE_KINDS for k, _ in same):
                 same = None
         except ValueError:
             same = None
     outcome = g.get("outcome", "")
     return Drill(
-        slice=form.slice(),
+        slice=form.slice(blind=blind),
         basis=form.chosen_basis(),
         type=g.get("type", "")
         if g.get("type", "") in {"none", *ErrorType.objects.values_list("slug", flat=True)}

@@ -34,9 +34,10 @@ from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
 from review.models import Review, ReviewEvent, ReviewItem
 from review.queue import record
-from review.reviews import label_dispute_q, sealed_q
+from review.reviews import has_final_tag, label_dispute_q
 from rprm_web import runs
 from training.core.data import build_preference_pairs
+from training.core.snapshot import content_hash
 
 from .models import ExportJob
 
@@ -84,7 +85,12 @@ def run_export_job(job_id: int) -> ExportJob | None:
 
     def body(job: ExportJob) -> dict:
         manifest = write_snapshot(job)
-        return {"manifest": manifest, "files": job.files, "rows_done": job.rows_total}
+        return {
+            "manifest": manifest,
+            "files": job.files,
+            "rows_done": job.rows_total,
+            "content_sha256": job.content_sha256,
+        }
 
     job = runs.execute(ExportJob, job_id, body, select_related=("created_by",))
     if job is not None and job.status != ExportJob.Status.SUCCEEDED:
@@ -106,13 +112,10 @@ def _scope(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
     if f["datasets"]:
         qs = qs.filter(step__solution__dataset_id__in=f["datasets"])
     if f["error_types"]:
-        # A pending review of an item still in blind double review selects nothing.
-        tagged = Review.error_types.through.objects.filter(
-            review__critique_id=OuterRef("pk"),
-            review__undone_at__isnull=True,
-            errortype__slug__in=f["error_types"],
-        ).exclude(sealed_q("review__item__"))
-        qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | Q(Exists(tagged)))
+        # The final decision's tags; a pending review of an item still in blind double
+        # review selects nothing.
+        tagged = has_final_tag(blind=True, errortype__slug__in=f["error_types"])
+        qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | tagged)
     return qs
 
 
@@ -160,7 +163,9 @@ def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
         groups[key].sort(key=lambda s: s["id"])
     ordered = {key: groups[key] for key in sorted(groups)}
     cap, min_agree, seed = int(f["dpo_pairs_per_step"]), float(f["dpo_min_agree_fraction"]), int(f["seed"])
-    result = build_preference_pairs(ordered, labels, max_pairs_per_step=cap, min_agree_fraction=min_agree, seed=seed)
+    result = build_preference_pairs(
+        ordered, labels, max_pairs_per_step=cap, min_agree_fraction=min_agree, seed=seed
+    )
     pairs = [(ordered[p.step][p.chosen_index]["id"], ordered[p.step][p.rejected_index]["id"]) for p in result]
     return pairs, result.stats.as_dict()
 
@@ -391,6 +396,8 @@ def write_snapshot(job: ExportJob) -> dict:
             )
         ],
         "files": files,
+        # What a training run from this snapshot must read back (training.core.snapshot).
+        "content_sha256": content_hash(folder),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     # Complete: into place in one rename (a killed export leaves only the hidden partial).
@@ -398,6 +405,7 @@ def write_snapshot(job: ExportJob) -> dict:
         shutil.rmtree(final)
     folder.rename(final)
     job.manifest = manifest
+    job.content_sha256 = manifest["content_sha256"]
     job.files = sorted(files) + ["manifest.json"]
     job.rows_done = job.rows_total
     return manifest

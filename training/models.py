@@ -15,6 +15,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
@@ -46,6 +47,12 @@ class ModelVersion(models.Model):
     data_manifest = models.JSONField(default=dict, blank=True)
     # Headline numbers copied from the run's result (best eval loss, tokens/s, steps).
     metrics = models.JSONField(default=dict, blank=True)
+    # The export snapshot the run trained on (copied from the run): what this model saw.
+    snapshot = models.ForeignKey(
+        "ExportJob", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
+    )
+    snapshot_sha256 = models.CharField(max_length=64, blank=True)
+    snapshot_rows = models.JSONField(default=dict, blank=True)
     # One click makes these; SET_NULL: deleting an endpoint must not need the registry's consent.
     student_endpoint = models.ForeignKey(
         ModelEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -128,6 +135,13 @@ class TrainingRun(RunBase):
     # {"train": n, "val": n, "train_yes": .., "pool": {...}} or pair stats for DPO.
     data_counts = models.JSONField(default=dict, blank=True)
     data_manifest = models.JSONField(default=dict, blank=True)
+    # The export snapshot trained on (chosen at launch, or taken at launch), the row counts
+    # per split file and the sha256 of the rows the trainer received (ExportJob.content_sha256).
+    snapshot = models.ForeignKey(
+        "ExportJob", null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs"
+    )
+    snapshot_sha256 = models.CharField(max_length=64, blank=True)
+    snapshot_rows = models.JSONField(default=dict, blank=True)
     # TrainResult.to_dict() without the metric history (that is in TrainingMetric).
     result = models.JSONField(default=dict, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
@@ -153,6 +167,9 @@ class TrainingRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("training:run_detail", args=[self.uuid])
 
     @property
     def duration_s(self) -> float | None:
@@ -248,8 +265,11 @@ class ExportJob(RunBase):
     manifest = models.JSONField(default=dict, blank=True)
     # File names inside the job's folder (MEDIA_ROOT/exports/<uuid>/).
     files = models.JSONField(default=list, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
+    # sha256 over the split files' rows (training.export.content_hash): a retrain compares it.
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -258,6 +278,9 @@ class ExportJob(RunBase):
 
     def __str__(self) -> str:
         return f"export {self.uuid} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("review:export_detail", args=[self.uuid])
 
     def folder(self):
         from pathlib import Path
