@@ -50,11 +50,12 @@ def roles(user: User) -> set[str]:
 
 def is_reviewer(user: User) -> bool:
     """Any role lets a user browse and review (adjudicators and admins review too)."""
-    return bool(roles(user))
+    # Staff are admins: no query for their groups.
+    return (user.is_active and user.is_staff) or bool(roles(user))
 
 
 def is_adjudicator(user: User) -> bool:
-    return bool(roles(user) & {ADJUDICATOR, ADMIN})
+    return (user.is_active and user.is_staff) or bool(roles(user) & {ADJUDICATOR, ADMIN})
 
 
 def require_reviewer(request: AppRequest) -> None:
