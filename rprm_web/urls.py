@@ -26,4 +26,5 @@ urlpatterns = [
     path("team/", include("review.team_urls")),
     path("", include("evaluation.urls")),
     path("", include("training.urls")),
+    path("", include("lineage.urls")),
 ]
