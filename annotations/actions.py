@@ -69,21 +69,6 @@ def import_limits() -> Limits:
     )
 
 
-<<<<<<< HEAD
-=======
-def is_upload(path: str | Path) -> bool:
-    """A file the upload form saved (the job owns it), not one a command pointed at."""
-    uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
-    return Path(path).resolve().parent == uploads
-
-
-def remove_upload(job: ImportJob) -> None:
-    """Delete uploaded files once their job has ended (never a file given on the command line)."""
-    for path, _ in job_sources(job):
-        if is_upload(path):
-            path.unlink(missing_ok=True)
-
-
 Source = tuple[Path, str]  # a file on disk and the name people know it by (an upload's own name)
 
 
@@ -123,7 +108,6 @@ def default_name_of(names: list[str]) -> str:
     return common if len(stems) > 1 and len(common) >= 2 else stems[0]
 
 
->>>>>>> main
 @dataclass
 class ImportResult:
     job: ImportJob
@@ -241,7 +225,7 @@ def run_import_job(job_id: int) -> ImportResult | None:
             options = dict(job.options)
             split = options.pop("split", "")
             try:
-                outcome.append(import_file(job.file_path, dataset_name=job.dataset_name,
+                outcome.append(import_file(job_sources(job), dataset_name=job.dataset_name,
                                            fmt=job.requested_format or None, options=options,
                                            user=job.created_by, split=split, job=job))
             except ImportValidationError:
@@ -253,41 +237,11 @@ def run_import_job(job_id: int) -> ImportResult | None:
             return None
         # Running but unlocked on Postgres: its runner died. Elsewhere (SQLite) a dead
         # runner is known by its stale heartbeat or by its own restarted worker name.
-<<<<<<< HEAD
         job = runs.execute(ImportJob, job_id, body, select_related=("created_by",),
                            holder_dead=connection.vendor == "postgresql", claim_fields={"bytes_done": 0})
     if job is not None and ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists():
         job.discard_inputs()  # ended one way or another (a crash never gets here)
     return outcome[0] if outcome else None
-=======
-        job = runs.claim(ImportJob, job_id, runs.worker_name(), select_related=("created_by",),
-                         holder_dead=connection.vendor == "postgresql", bytes_done=0)
-        if job is None:
-            log.info("import job %s is not claimable (finished or held by a live worker)", job_id)
-            return None
-        options = dict(job.options)
-        split = options.pop("split", "")
-        try:
-            with runs.heartbeat(job):
-                return import_file(
-                    job_sources(job),
-                    dataset_name=job.dataset_name,
-                    fmt=job.requested_format or None,
-                    options=options,
-                    user=job.created_by,
-                    split=split,
-                    job=job,
-                )
-        except ImportValidationError:
-            return None  # recorded on the job: failed for good, the task returns (no redelivery)
-        except runs.LeaseLost:
-            log.warning("import job %s was taken over by another worker; this import rolled back", job_id)
-            return None
-        finally:
-            # Ended one way or another (a crash never gets here): the upload is not needed again.
-            if ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists():
-                remove_upload(job)
->>>>>>> main
 
 
 JOB_LOCK_NAMESPACE = 0x5250524D  # "RPRM": first key of the two-key advisory lock

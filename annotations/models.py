@@ -106,15 +106,14 @@ class ImportJob(RunBase):
     def __str__(self) -> str:
         return f"import of {self.file_name} ({self.status})"
 
-    def is_upload(self) -> bool:
-        """Its file is one the upload form saved (the job owns it), not one a command pointed at."""
-        uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
-        return bool(self.file_path) and Path(self.file_path).resolve().parent == uploads
-
     def discard_inputs(self) -> None:
-        """Delete the uploaded file once the job has ended (never a file given on the command line)."""
-        if self.is_upload():
-            Path(self.file_path).unlink(missing_ok=True)
+        """Delete its uploaded files once the job has ended or can never run (never a file
+        given on the command line: only files the upload form saved, which the job owns)."""
+        uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
+        paths = [f["path"] for f in self.files] if self.files else [self.file_path] if self.file_path else []
+        for path in map(Path, paths):
+            if path.resolve().parent == uploads:
+                path.unlink(missing_ok=True)
 
     def get_absolute_url(self) -> str:
         return reverse("annotations:import_detail", args=[self.uuid])
