@@ -98,7 +98,7 @@ def review_outcomes(run_ids: Iterable[int]) -> dict[int, ReviewOutcome]:
     )
     decided = Q(final_decision__in=[d for d in Review.Decision.values if d != Review.Decision.SKIP])
     items: dict[int, dict[str, int]] = {
-        row["run_id"]: row
+        row["run_id"]: {k: row[k] for k in ("reviewed", "flawed", "label_wrong")}
         for row in ReviewItem.objects.filter(run_id__in=ids)
         .values("run_id")
         .annotate(
