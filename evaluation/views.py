@@ -75,7 +75,8 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
         published = dict(PUBLISHED_K_SCALING)
         data["published"] = [published.get(k) for k in ks]
         data["published_name"] = "R-PRM-7B DPO (published)"
-    return {"run": run, "data": data, "points": points}
+    # Resamples of a resampled K (a skipped K has none; K_max needs one).
+    return {"run": run, "data": data, "points": points, "n_resamples": max(p["n_resamples"] for p in points)}
 
 
 def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
