@@ -34,13 +34,15 @@ from .data import (  # noqa: F401
     build_preference_pairs_for,
     build_sft_data,
     build_training_data,
+    check_snapshot,
     dpo_selection,
     pairs_for,
     preview_pairs,
     preview_sft,
     sft_selection,
 )
-from .models import ModelVersion, TrainingRun
+from .export import create_export_job
+from .models import ExportJob, ModelVersion, TrainingRun
 
 # TrainConfig fields a run may set; kind, base_model and output_dir come from the row.
 _ROW_FIELDS = {"kind", "base_model", "output_dir"}
@@ -98,9 +100,14 @@ def launch_training(
     *,
     name: str = "",
     queue: bool = True,
+    snapshot: ExportJob | None = None,
+    take_snapshot: bool = False,
 ) -> TrainingRun:
     """Create a run and (by default) queue it on the gpu queue once the transaction commits.
 
+    `snapshot`: train on exactly that export snapshot's rows; `take_snapshot` (SFT): take
+    one of the selection now, written by the training task before it trains. Either way the
+    run records the snapshot, and its rows' hash once read.
     Unknown hyperparameters and values TrainConfig rejects fail here, not on the worker.
     """
     if kind not in TrainingRun.Kind.values:
@@ -117,7 +124,13 @@ def launch_training(
         sft_selection(data_selection) if kind == TrainingRun.Kind.SFT else dpo_selection(data_selection)
     )
     template = None
-    if kind == TrainingRun.Kind.DPO:
+    if snapshot is not None:
+        check_snapshot(snapshot, kind)
+    elif take_snapshot:
+        if kind != TrainingRun.Kind.SFT:
+            raise ValueError("a DPO run takes an existing snapshot with DPO rows (or its student run)")
+        snapshot = create_export_job(user, snapshot_filters(selection), queue=False)
+    elif kind == TrainingRun.Kind.DPO:
         student = GenerationRun.objects.filter(id=selection["student_run"]).select_related("template").first()
         if student is None:
             raise ValueError("a DPO run needs a student sampling run")
@@ -131,6 +144,7 @@ def launch_training(
         data_selection=selection,
         hyperparameters=hyper,
         template=template,
+        snapshot=snapshot,
         created_by=user,
     )
     run.output_dir = str(Path(settings.MODELS_DIR) / "training" / str(run.uuid))
@@ -140,6 +154,13 @@ def launch_training(
     if queue:
         runs.enqueue(TrainingRun, run.id)
     return run
+
+
+def snapshot_filters(selection: dict) -> dict:
+    """The export filters that snapshot an SFT selection (same pool rule, same seed)."""
+    sel = sft_selection(selection)
+    keys = ("runs", "datasets", "val_fraction", "seed", "balance", "per_step")
+    return {"kinds": ["sft"], **{k: sel[k] for k in keys}}
 
 
 def request_cancel(run: TrainingRun) -> bool:
@@ -195,6 +216,9 @@ def register_trained_model(run: TrainingRun, result) -> ModelVersion:
         template=run.template,
         data_manifest=manifest,
         metrics=metrics,
+        snapshot_id=run.snapshot_id,
+        snapshot_sha256=run.snapshot_sha256,
+        snapshot_rows=run.snapshot_rows,
         created_by=run.created_by,
     )
 
