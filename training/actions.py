@@ -39,6 +39,7 @@ from .data import (  # noqa: F401
     pairs_for,
     preview_pairs,
     preview_sft,
+    preview_snapshot,
     sft_selection,
 )
 from .export import create_export_job

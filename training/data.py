@@ -18,7 +18,6 @@ from django.db.models import QuerySet
 
 from annotations.models import Dataset, Step
 from inference.models import Critique, GenerationRun, PromptTemplate
-
 from training.core.snapshot import SnapshotError, SnapshotRows, read_snapshot
 
 from .models import ExportJob, PreferencePair, TrainingRun
@@ -488,6 +487,24 @@ def _dpo_examples_from_rows(rows: list[dict], seed: int, val_fraction: float) ->
         side = _problem_split(ctx[int(row["step_id"])][0], seed, val_fraction)
         (val if side == "val" else train).append(example)
     return train, val
+
+
+def preview_snapshot(kind: str, snapshot_id: int) -> dict:
+    """The launch form's counts for a chosen snapshot: its rows, as the export wrote them."""
+    job = ExportJob.objects.filter(id=snapshot_id).first()
+    out: dict[str, Any] = {"kind": kind, "snapshot": job, "error": ""}
+    if job is None:
+        out["error"] = "No such snapshot."
+        return out
+    try:
+        check_snapshot(job, kind)
+    except TrainingDataError as exc:
+        out["error"] = str(exc)
+    counts = (job.manifest or {}).get("counts", {})
+    out["rows"] = {name: counts.get(name, 0) for name in SNAPSHOT_SPLITS[kind] if name in counts}
+    out["content_sha256"] = job.content_sha256
+    out["template"] = ", ".join(f"{t['name']} v{t['version']}" for t in (job.manifest or {}).get("templates", []))
+    return out
 
 
 def build_snapshot_data(run: TrainingRun) -> TrainingData:

@@ -44,6 +44,8 @@ def _kind_or_404(kind: str) -> str:
 def _preview(kind: str, selection: dict | None) -> dict:
     if selection is None:
         return {"error": "Fix the data fields to see the counts."}
+    if selection.get("snapshot"):
+        return actions.preview_snapshot(kind, selection["snapshot"])
     if kind == TrainingRun.Kind.SFT:
         return actions.preview_sft(selection)
     return actions.preview_pairs(selection)
@@ -65,6 +67,7 @@ def run_new(request: AppRequest, kind: str):
                     form.hyperparameters(),
                     request.user,
                     name=form.cleaned_data["name"],
+                    **form.snapshot_choice(),
                 )
             except ValueError as exc:
                 form.add_error(None, str(exc))
