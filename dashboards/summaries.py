@@ -35,13 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "DASHBOARD_STALE_SECONDS", 600)))
+    return timedelta(seconds=settings.DASHBOARD_STALE_SECONDS)
 
 
 def sync_limit() -> int:
     """At most this many critiques, a stale summary is rebuilt in the request itself
     (well under a second), so small installs need no worker for fresh numbers."""
-    return int(getattr(settings, "DASHBOARD_SYNC_LIMIT", 20_000))
+    return settings.DASHBOARD_SYNC_LIMIT
 
 
 # A queued refresh older than this has lost its worker; a new one may be queued.

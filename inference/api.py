@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -47,7 +46,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -62,15 +61,8 @@ from .models import ModelEndpoint, PromptTemplate
 
 
 def _limit(name: str, default: int) -> int:
-    """A setting, else an environment variable, else the default; bad values fail loudly."""
-    value = getattr(settings, name, None) or os.environ.get(name) or default
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-    if value < 1:
-        raise ImproperlyConfigured(f"{name} must be >= 1, got {value}")
-    return value
+    """The setting (parsed and validated at start-up in settings.py)."""
+    return int(getattr(settings, name))
 
 
 def max_body_bytes() -> int:
@@ -389,7 +381,9 @@ def default_endpoint() -> ModelEndpoint | None:
     # The same server registered as an endpoint brings its options (its tokenizer for chat
     # templates, concurrency, timeouts): the quickstart registers its local server so.
     registered = (
-        ModelEndpoint.objects.filter(backend=ModelEndpoint.Backend.OPENAI, path_or_url=url, served_model_name=name)
+        ModelEndpoint.objects.filter(
+            backend=ModelEndpoint.Backend.OPENAI, path_or_url=url, served_model_name=name
+        )
         .order_by("id")
         .first()
     )

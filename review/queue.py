@@ -38,11 +38,11 @@ class ReviewError(Exception):
 
 
 def lease_minutes() -> int:
-    return int(getattr(settings, "REVIEW_LEASE_MINUTES", 20))
+    return settings.REVIEW_LEASE_MINUTES
 
 
 def double_review_fraction() -> float:
-    return float(getattr(settings, "REVIEW_DOUBLE_FRACTION", 0.1))
+    return settings.REVIEW_DOUBLE_FRACTION
 
 
 def needs_double_review(critique_id: int, fraction: float | None = None) -> bool:

@@ -8,6 +8,8 @@ at start-up, with a message that names the variable.
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -97,6 +99,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=_env("AXES_COOLOFF_MINUTES", env.int, 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = _env("AXES_ENABLED", env.bool, True)
+# No start-up banner on every command and no log line per successful login: axes logs
+# only what needs a look (a failed login, a lockout), through its own logger below.
+AXES_VERBOSE = False
 # Behind a reverse proxy, the client address comes from X-Forwarded-For (count the proxies).
 AXES_IPWARE_PROXY_COUNT = _env("AXES_PROXY_COUNT", env.int, 0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
@@ -234,10 +239,33 @@ SCORING_ENDPOINT_MODEL = _env("RPRM_SCORING_MODEL", env.str, "")
 if SCORING_ENDPOINT_URL and not SCORING_ENDPOINT_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"RPRM_SCORING_ENDPOINT must be an http(s) URL, got {SCORING_ENDPOINT_URL!r}")
 if SCORING_ENDPOINT_URL and not SCORING_ENDPOINT_MODEL:
-    raise ImproperlyConfigured("RPRM_SCORING_MODEL (the served model name) must be set with RPRM_SCORING_ENDPOINT")
+    raise ImproperlyConfigured(
+        "RPRM_SCORING_MODEL (the served model name) must be set with RPRM_SCORING_ENDPOINT"
+    )
+
+
+def _at_least(name: str, reader, default, minimum):
+    value = _env(name, reader, default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"Environment variable {name} must be >= {minimum}, got {value}")
+    return value
+
+
+# Scoring API limits (inference/api.py): body size, steps per request, the token budget
+# (steps x K x max_new_tokens), the whole-request deadline, per-token concurrency and rate.
+SCORING_API_MAX_BODY_BYTES = _at_least("SCORING_API_MAX_BODY_BYTES", env.int, 256 * 1024, 1)
+SCORING_API_MAX_STEPS = _at_least("SCORING_API_MAX_STEPS", env.int, 64, 1)
+SCORING_API_MAX_TOKENS = _at_least("SCORING_API_MAX_TOKENS", env.int, 262_144, 1)
+SCORING_API_TIMEOUT_S = _at_least("SCORING_API_TIMEOUT_S", env.int, 25, 1)
+SCORING_API_MAX_CONCURRENT = _at_least("SCORING_API_MAX_CONCURRENT", env.int, 4, 1)
+SCORING_API_RATE_PER_MINUTE = _at_least("SCORING_API_RATE_PER_MINUTE", env.int, 60, 1)
+# Dashboards: a summary older than this is refreshed; up to this many critiques it is
+# rebuilt in the request itself (0: always by the worker).
+DASHBOARD_STALE_SECONDS = _at_least("DASHBOARD_STALE_SECONDS", env.int, 600, 1)
+DASHBOARD_SYNC_LIMIT = _at_least("DASHBOARD_SYNC_LIMIT", env.int, 20_000, 0)
 # Review workflow: how long a claimed item stays leased, and the share of items
 # sampled (deterministically) for a second, independent review.
-REVIEW_LEASE_MINUTES = _env("REVIEW_LEASE_MINUTES", env.int, 20)
+REVIEW_LEASE_MINUTES = _at_least("REVIEW_LEASE_MINUTES", env.int, 20, 1)
 REVIEW_DOUBLE_FRACTION = _env("REVIEW_DOUBLE_FRACTION", env.float, 0.1)
 if not 0 <= REVIEW_DOUBLE_FRACTION <= 1:
     raise ImproperlyConfigured("REVIEW_DOUBLE_FRACTION must be between 0 and 1")
@@ -253,7 +281,9 @@ DEFAULT_SCORER_ENDPOINT = _env("DEFAULT_SCORER_ENDPOINT", env.str, "vllm-scorer"
 # every call. The host of VLLM_URL (compose's vllm service), set by the operator, is always
 # allowed too. And whether `trust_remote_code` (code from the model repository runs on the
 # GPU worker) may be set at all.
-MODEL_ENDPOINT_ALLOWED_HOSTS = _env("MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"])
+MODEL_ENDPOINT_ALLOWED_HOSTS = _env(
+    "MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"]
+)
 MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
@@ -266,12 +296,24 @@ if not 0 < RUN_HEARTBEAT_EVERY_S * 2 <= RUN_STALE_AFTER_S:
 # Test-only fault injection (tests/faults): model names whose claim kills the worker.
 FAULT_KILL_ON_CLAIM = _env("RPRM_FAULT_KILL_ON_CLAIM", env.list, [])
 
+# Progress bars (tqdm, Hugging Face model loading) only on a terminal: in worker, CI and
+# service logs they are noise. Set here, before any ML library is imported.
+if not sys.stderr.isatty():
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", env.str, "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # A 403 for a missing role or a 404 is a page the user sees, not an incident: Django
+        # would log each with a traceback at WARNING. Server errors (5xx) are still logged.
+        "django.request": {"level": "ERROR"},
+        "axes": {"level": "WARNING"},
+    },
 }
 
 if not DEBUG:
