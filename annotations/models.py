@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Count
+from django.urls import reverse
 
 from rprm_web.runs import RunBase
 
@@ -104,6 +105,9 @@ class ImportJob(RunBase):
 
     def __str__(self) -> str:
         return f"import of {self.file_name} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("annotations:import_detail", args=[self.uuid])
 
     @property
     def is_finished(self) -> bool:

@@ -10,7 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
+from rprm_web.inputs import short_upload_name
 
 from .forms import ImportForm, SolutionFilterForm
 from .models import Dataset, ErrorType, ImportJob, Solution, Step
@@ -19,8 +21,10 @@ from .models import Dataset, ErrorType, ImportJob, Solution, Step
 def dataset_list(request: AppRequest):
     require_reviewer(request)
     datasets = Dataset.objects.select_related("created_by")
-    imports = ImportJob.objects.select_related("dataset", "created_by")[:20]
-    return render(request, "annotations/dataset_list.html", {"datasets": datasets, "imports": imports})
+    show_archived = request.GET.get("archived") == "1"
+    imports = runs.listed(ImportJob.objects.select_related("dataset", "created_by"), show_archived)[:20]
+    context = {"datasets": datasets, "imports": imports, "show_archived": show_archived}
+    return render(request, "annotations/dataset_list.html", context)
 
 
 def dataset_detail(request: AppRequest, dataset_uuid):
@@ -48,8 +52,11 @@ def dataset_detail(request: AppRequest, dataset_uuid):
             solutions = solutions.filter(problem__question__icontains=data["q"])
     page = Paginator(solutions.order_by("id"), 50).get_page(request.GET.get("page"))
     generators = (
-        Solution.objects.filter(dataset=dataset).exclude(generator="")
-        .values_list("generator", flat=True).distinct().order_by("generator")[:50]
+        Solution.objects.filter(dataset=dataset)
+        .exclude(generator="")
+        .values_list("generator", flat=True)
+        .distinct()
+        .order_by("generator")[:50]
     )
     context = {"dataset": dataset, "form": form, "page": page, "generators": generators}
     template = "annotations/dataset_detail.html"
@@ -97,19 +104,20 @@ def import_new(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         upload = data["file"]
-        target = Path(settings.MEDIA_ROOT) / "uploads" / f"{uuid.uuid4().hex}-{Path(upload.name).name}"
+        name = short_upload_name(upload.name)
+        target = Path(settings.MEDIA_ROOT) / "uploads" / f"{uuid.uuid4().hex}-{name}"
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
         job = create_import_job(
             target,
-            dataset_name=data["name"] or Path(upload.name).stem,
+            dataset_name=data["name"] or Path(name).stem,
             fmt=data["format"] or None,
             options={"rating0": data["rating0"]},
             user=request.user,
             split=data["split"],
-            file_name=Path(upload.name).name,
+            file_name=name,
         )
         import_dataset_task.delay_on_commit(job.id)
         return redirect("annotations:import_detail", job_uuid=job.uuid)

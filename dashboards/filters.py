@@ -15,6 +15,7 @@ from django.http import QueryDict
 
 from annotations.models import ErrorType
 from inference.models import GenerationRun
+from rprm_web import inputs
 
 from . import drill, slices
 from .drill import Drill
@@ -124,10 +125,7 @@ def period(get: QueryDict, default: int = 8) -> int:
 
 
 def page_number(get: QueryDict) -> int:
-    try:
-        return max(1, int(get.get("page") or 1))
-    except ValueError:
-        return 1
+    return inputs.page_number(get.get("page"))
 
 
 # --- compare: two sides -------------------------------------------------------------
@@ -192,7 +190,7 @@ def drill_from(get: QueryDict, form: SliceForm) -> Drill:
     if g.get("same"):
         try:
             sides_ = [s.split(":") for s in g["same"].split(",")]
-            same = tuple((k, int(pk)) for k, pk in sides_)
+            same = tuple((k, inputs.db_id(pk)) for k, pk in sides_)
             if len(same) != 2 or any(k not in slices.SLICE_KINDS for k, _ in same):
                 same = None
         except ValueError:

@@ -10,7 +10,6 @@ always carries the page's numbers.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from django.http import HttpResponse
 
 from review.models import Review
+from rprm_web.spreadsheet import csv_writer
 
 from . import models
 
@@ -70,7 +70,7 @@ def values(cols: list[Col], row: Any) -> list[Any]:
 def csv_response(filename: str, cols: list[Col], rows: Iterable[Any]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
+    writer = csv_writer(response)
     writer.writerow(header(cols))
     for row in rows:
         writer.writerow(

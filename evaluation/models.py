@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from annotations.models import Dataset, Problem, Solution
 from inference.core.generation import EVALUATION
@@ -28,6 +29,14 @@ class EvaluationRun(RunBase):
     class Source(models.TextChoices):
         MODEL = "model", "model endpoint"
         EXTERNAL = "external", "external scores file"
+
+    class ScoredSteps(models.TextChoices):
+        # ProcessBench's numbers depend only on the steps through the labelled first error
+        # (at any threshold), so by default nothing after it is critiqued: the authors' rows.
+        ALL = "all", "every step"
+        FIRST_ERROR = "first_error", "through the first labelled error"
+        # Beyond the authors: exact only at the run's threshold (no sweep, no K curve).
+        PREDICTED_ERROR = "predicted_error", "through the first labelled or predicted error"
 
     Status = RunStatus
     ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -51,6 +60,9 @@ class EvaluationRun(RunBase):
     seed = models.IntegerField(null=True, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=4, help_text="Solutions per backend call.")
     solution_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Score only the first N.")
+    # The stratified, seeded first N (evaluation.selection.Selection); empty: every solution.
+    selection = models.JSONField(default=dict, blank=True)
+    scored_steps = models.CharField(max_length=16, choices=ScoredSteps.choices, default=ScoredSteps.ALL)
     threshold = models.FloatField(default=0.5)
 
     solutions_total = models.PositiveIntegerField(default=0)
@@ -88,6 +100,18 @@ class EvaluationRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_benchmark_display()} evaluation #{self.pk} of {self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("evaluation:run_detail", args=[self.uuid])
+
+    @classmethod
+    def retry_where(cls) -> Q:
+        # External scores are computed at creation: no task to run again.
+        return Q(source=cls.Source.MODEL)
+
+    @property
+    def can_retry(self) -> bool:
+        return super().can_retry and self.source == self.Source.MODEL
 
     def sampling(self):
         from inference.core.backends.base import Sampling
@@ -198,6 +222,9 @@ class GuidanceRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run #{self.pk} on {self.dataset}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("evaluation:guidance_detail", args=[self.uuid])
 
 
 class GuidanceResult(models.Model):

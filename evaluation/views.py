@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import TypedDict
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -18,7 +19,9 @@ from django_htmx.http import HttpResponseStopPolling
 
 from inference.core import metrics
 from inference.core.metrics import POSITIVE_ONLY_CLASSES, PRMBENCH_DIMENSIONS, PROCESSBENCH_SUBSETS
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
+from rprm_web.inputs import short_upload_name
 
 from . import guidance_runs
 from . import workflow as evaluation
@@ -26,7 +29,13 @@ from .forms import EvaluationForm, GuidanceForm
 from .models import EvaluationRun, GuidanceResult, GuidanceRun, SolutionScore
 from .results import PUBLISHED_GUIDANCE, PUBLISHED_K_SCALING, results_table
 from .score_files import ScoreFileError
+from .selection import describe as describe_selection
 
+# What a step the run did not critique is shown as (never as a score of 0 or 1).
+NOT_SCORED = {
+    EvaluationRun.ScoredSteps.FIRST_ERROR: "not scored: after the first error",
+    EvaluationRun.ScoredSteps.PREDICTED_ERROR: "not scored: after the first (labelled or predicted) error",
+}
 CLASS_DIMENSION = {cls: dim for dim, classes in PRMBENCH_DIMENSIONS.items() for cls in classes}
 CLASS_ORDER = [cls for classes in PRMBENCH_DIMENSIONS.values() for cls in classes]
 SUBSET_ORDER = list(PROCESSBENCH_SUBSETS)
@@ -87,12 +96,15 @@ def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
     return rows
 
 
-def worst_examples(run: EvaluationRun, limit: int = 10):
-    return (
+def worst_examples(run: EvaluationRun, limit: int = 10) -> list[SolutionScore]:
+    rows = list(
         SolutionScore.objects.filter(run=run, loss__isnull=False)
         .select_related("solution__problem", "solution__error_type", "solution__dataset")
         .order_by("-loss", "id")[:limit]
     )
+    for row in rows:  # steps after the first error may not be scored: say how many
+        row.n_not_scored = max(0, row.solution.n_steps - len(row.step_scores))  # type: ignore[attr-defined]
+    return rows
 
 
 def _latest(benchmark: str) -> EvaluationRun | None:
@@ -108,6 +120,7 @@ def _latest(benchmark: str) -> EvaluationRun | None:
 
 def results(request: AppRequest):
     require_reviewer(request)
+    show_archived = request.GET.get("archived") == "1"
     table = results_table()
     for row in table:
         row["values"] = [row["cells"].get(key) for key, _, _ in BENCHMARKS]
@@ -132,7 +145,10 @@ def results(request: AppRequest):
         "breakdown": class_breakdown(prm_runs),
         "worst": [(r, worst_examples(r, 5)) for r in latest],
         "contamination": [(r, r.results["contamination"]) for r in latest if r.results.get("contamination")],
-        "recent": EvaluationRun.objects.select_related("endpoint").order_by("-created_at")[:10],
+        "recent": runs.listed(EvaluationRun.objects.select_related("endpoint"), show_archived).order_by(
+            "-created_at"
+        )[:10],
+        "show_archived": show_archived,
         "form": EvaluationForm() if request.user.is_staff else None,
         "published_guidance": PUBLISHED_GUIDANCE,
     }
@@ -174,6 +190,8 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
             n_samples=data["n_samples"],
             max_new_tokens=data["max_new_tokens"],
             solution_limit=data["solution_limit"],
+            solution_seed=data["solution_seed"],
+            scored_steps=data["scored_steps"],
             **common,
         )
     # Kept under MEDIA_ROOT: the run records the file's name and sha256.
@@ -184,7 +202,9 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
         for chunk in upload.chunks():
             out.write(chunk)
     try:
-        return evaluation.create_evaluation(scores_path=path, scores_name=upload.name, **common)
+        return evaluation.create_evaluation(
+            scores_path=path, scores_name=short_upload_name(upload.name), **common
+        )
     except Exception:
         path.unlink(missing_ok=True)
         raise
@@ -232,8 +252,52 @@ def run_detail(request: AppRequest, run_uuid):
         "worst": worst_examples(run, 20) if run.status == EvaluationRun.Status.SUCCEEDED else [],
         "contamination": r.get("contamination"),
         "clean": r.get("clean"),
+        "selection": describe_selection(run.selection),
+        "not_scored": NOT_SCORED.get(run.scored_steps, ""),
     }
     return render(request, "evaluation/run_detail.html", context)
+
+
+class StepRow(TypedDict):
+    """One step of a solution as one run scored it (None reward and samples: not scored)."""
+
+    index: int
+    text: str
+    label: str
+    scored: bool
+    reward: float | None
+    samples: list[tuple[float | None, str]]  # (p_yes, verdict) per critique
+
+
+def run_solution(request: AppRequest, run_uuid: uuid.UUID, solution_uuid: uuid.UUID) -> HttpResponse:
+    """One solution's steps with the run's reward and critiques; unscored steps say so."""
+    require_reviewer(request)
+    run = get_object_or_404(EvaluationRun, uuid=run_uuid)
+    score = get_object_or_404(
+        SolutionScore.objects.select_related(
+            "solution__problem", "solution__error_type", "solution__dataset"
+        ),
+        run=run,
+        solution__uuid=solution_uuid,
+    )
+    rows: list[StepRow] = []
+    for step in score.solution.steps.order_by("index"):
+        scored = step.index < len(score.step_scores)
+        samples = score.samples[step.index] if scored and step.index < len(score.samples) else []
+        verdicts = score.verdicts[step.index] if scored and step.index < len(score.verdicts) else []
+        rows.append(
+            {
+                "index": step.index,
+                "text": step.text,
+                "label": step.label,
+                "scored": scored,
+                "reward": score.step_scores[step.index] if scored else None,
+                "samples": list(zip(samples, verdicts or [""] * len(samples), strict=False)),
+            }
+        )
+    context = {"run": run, "score": score, "solution": score.solution, "steps": rows,
+               "not_scored": NOT_SCORED.get(run.scored_steps, "not scored")}  # fmt: skip
+    return render(request, "evaluation/run_solution.html", context)
 
 
 @require_POST
@@ -249,13 +313,15 @@ def run_cancel(request: AppRequest, run_uuid):
 
 def guidance_list(request: AppRequest):
     require_reviewer(request)
-    runs = GuidanceRun.objects.select_related("dataset", "policy", "scorer").order_by("-created_at")[:50]
+    show_archived = request.GET.get("archived") == "1"
+    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), show_archived)
     form = GuidanceForm() if request.user.is_staff else None
     return render(
         request,
         "evaluation/guidance_list.html",
         {
-            "runs": runs,
+            "runs": rows.order_by("-created_at")[:50],
+            "show_archived": show_archived,
             "form": form,
             "published": PUBLISHED_GUIDANCE,
             "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
@@ -287,12 +353,12 @@ def guidance_new(request: AppRequest):
             form.add_error(None, str(exc))
         else:
             return redirect("evaluation:guidance_detail", run_uuid=run.uuid)
-    runs = GuidanceRun.objects.select_related("dataset", "policy", "scorer").order_by("-created_at")[:50]
+    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), False)
     return render(
         request,
         "evaluation/guidance_list.html",
         {
-            "runs": runs,
+            "runs": rows.order_by("-created_at")[:50],
             "form": form,
             "published": PUBLISHED_GUIDANCE,
             "published_pass1": PUBLISHED_GUIDANCE["pass@1"],

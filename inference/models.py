@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from annotations.models import Dataset, Step
 from inference.core.generation import TEACHER
@@ -203,6 +204,9 @@ class GenerationRun(RunBase):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run {self.pk} on {self.dataset}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("inference:run_detail", args=[self.uuid])
 
     @property
     def tokens_per_second(self) -> float | None:

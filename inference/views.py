@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 
 from . import actions
@@ -14,8 +15,10 @@ from .models import Critique, GenerationRun, PromptTemplate
 
 def run_list(request: AppRequest):
     require_reviewer(request)
-    runs = GenerationRun.objects.select_related("dataset", "endpoint", "template", "created_by")[:100]
-    return render(request, "inference/run_list.html", {"runs": runs})
+    show_archived = request.GET.get("archived") == "1"
+    rows = runs.listed(GenerationRun.objects.select_related("dataset", "endpoint", "template", "created_by"),
+                       show_archived)
+    return render(request, "inference/run_list.html", {"runs": rows[:100], "show_archived": show_archived})
 
 
 def run_new(request: AppRequest):
@@ -36,9 +39,6 @@ def run_new(request: AppRequest):
 def run_detail(request: AppRequest, run_uuid):
     require_reviewer(request)
     run = get_object_or_404(GenerationRun.objects.select_related("dataset", "endpoint", "template"), uuid=run_uuid)
-    if request.htmx and request.htmx.target == "run-progress":
-        response = render(request, "inference/run_detail.html#progress", {"run": run})
-        return HttpResponseStopPolling(response.content) if run.is_finished else response
     critiques = Critique.objects.filter(run=run).select_related("step__solution").order_by("step_id", "sample_index")
     verdict = request.GET.get("verdict")
     if verdict in Critique.Verdict.values:
@@ -54,6 +54,10 @@ def run_detail(request: AppRequest, run_uuid):
         critiques = critiques.filter(strict=False).exclude(verdict=Critique.Verdict.UNPARSEABLE)
     page = Paginator(critiques, 50).get_page(request.GET.get("page"))
     context = {"run": run, "page": page, "verdict": verdict, "match": match, "format": fmt}
+    if request.htmx and request.htmx.target == "run-live":
+        # The poll: the live part; once the run has ended, its final state and a stop.
+        response = render(request, "inference/run_detail.html#live", context)
+        return HttpResponseStopPolling(response.content) if run.is_finished else response
     return render(request, "inference/run_detail.html", context)
 
 

@@ -24,6 +24,7 @@ from annotations.models import Dataset, ErrorType
 from inference.core.verdict import SECTION_KEYS
 from inference.models import Critique, GenerationRun
 from rprm_web.access import AppRequest, require_admin, require_reviewer
+from rprm_web.inputs import page_number
 
 from . import agreement as pair_agreement
 from . import queue as review_queue
@@ -71,10 +72,7 @@ class CappedPage:
     """A page of the queue without a total count (LIMIT size + 1 tells if there is more)."""
 
     def __init__(self, qs, number) -> None:
-        try:
-            self.number = max(1, int(number or 1))
-        except ValueError:
-            self.number = 1
+        self.number = page_number(number)
         start = (self.number - 1) * PAGE_SIZE
         rows = list(qs[start : start + PAGE_SIZE + 1])
         self.object_list = rows[:PAGE_SIZE]

@@ -1,4 +1,6 @@
-"""`Vary` for htmx: a URL that answers htmx with a partial and a browser with the full page
+"""Request middleware: `Vary` for htmx, and a guard against NUL bytes in query strings.
+
+`Vary` for htmx: a URL that answers htmx with a partial and a browser with the full page
 must say so, or a cache (the browser's own, on back/forward) serves one for the other.
 
 The middleware watches what a view (or its template) reads of ``request.htmx`` and adds
@@ -9,6 +11,9 @@ Views that never look at htmx get no extra ``Vary``. Goes after django-htmx's mi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.cache import patch_vary_headers
 
 # HtmxDetails attribute -> the request header it reads.
@@ -55,3 +60,23 @@ class HtmxVaryMiddleware:
         if tracked is not None and tracked.headers_read:
             patch_vary_headers(response, sorted(tracked.headers_read))
         return response
+
+
+class QueryStringGuardMiddleware:
+    """400 for a NUL byte in a query parameter's name or value.
+
+    Postgres refuses NUL in text (``ValueError: A string literal cannot contain NUL``), so a
+    ``?reviewer=%00`` that reached a filter was a 500; no parameter of this app may hold one.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                return HttpResponseBadRequest(
+                    f"The query parameter {key.replace(chr(0), '')[:40]!r} holds a NUL byte.",
+                    content_type="text/plain; charset=utf-8",
+                )
+        return self.get_response(request)

@@ -37,7 +37,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, models
+from django.db import IntegrityError, close_old_connections, connection, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
@@ -91,6 +91,13 @@ class RunBase(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # `attempts` when the run was last retried by hand: the crash-loop rule counts only the
+    # claims since (attempts itself never goes back, it fences the holder's writes).
+    attempts_at_retry = models.PositiveSmallIntegerField(default=0)
+    # Hidden from run lists (never deleted); `set_archived`.
+    archived = models.BooleanField(default=False)
+    # The launch form's idempotency key: a second POST with the same key gets this run.
+    launch_key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         abstract = True
@@ -98,6 +105,19 @@ class RunBase(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in self.ACTIVE
+
+    @property
+    def run_kind(self) -> str:
+        return kind_of(type(self))
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (RunStatus.FAILED, RunStatus.CANCELLED)
+
+    @classmethod
+    def retry_where(cls) -> Q:
+        """The rows a task of this type can process again (`retry`); all by default."""
+        return Q()
 
     @property
     def percent(self) -> int:
@@ -141,7 +161,7 @@ def claim(
     takeover = Q(status=RunStatus.RUNNING) & dead
     # A cancel that arrived while the holder was dead: settle it rather than run.
     rows.filter(takeover, cancel_requested=True).update(status=RunStatus.CANCELLED, finished_at=now)
-    if rows.filter(takeover, attempts__gte=MAX_CRASHES).update(
+    if rows.filter(takeover, attempts__gte=F("attempts_at_retry") + MAX_CRASHES).update(
         status=RunStatus.FAILED,
         finished_at=now,
         error=f"The worker running this job died {MAX_CRASHES} times (last holder: {worker_hint(rows)}); "
@@ -431,3 +451,93 @@ def on_worker_ready(sender=None, **kwargs) -> None:
     except AttributeError:
         return
     resume(hostname, queues)
+
+
+# ------------------------------------------------ retry, archive, launch once (by hand)
+
+RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+def kind_of(model) -> str:
+    """The run type's short name in URLs and commands: GenerationRun -> "generation",
+    ImportJob -> "import"."""
+    return re.sub(r"(run|job)$", "", model.__name__.lower())
+
+
+def run_models() -> list[Any]:
+    """Every registered model that is a run (their tasks.py register them)."""
+    if not _REGISTRY:
+        from celery import current_app
+
+        current_app.loader.import_default_modules()
+    return [r.model for r in _REGISTRY if issubclass(r.model, RunBase)]
+
+
+def model_for(kind: str):
+    """The run model of a `kind_of` name; LookupError if there is none."""
+    for model in run_models():
+        if kind_of(model) == kind:
+            return model
+    raise LookupError(f"no run type {kind!r} (one of: {', '.join(sorted(kind_of(m) for m in run_models()))})")
+
+
+def retry(model, run_id: int) -> bool:
+    """Put a failed or cancelled run back in the queue (one conditional UPDATE) and queue
+    its task. It keeps what it stored, so the task does only what is missing; the error and
+    cancel flag go, and the crash-loop count starts again. False when not retryable."""
+    fields: dict[str, Any] = {
+        "status": RunStatus.QUEUED,
+        "cancel_requested": False,
+        "error": "",
+        "worker": "",
+        "heartbeat_at": None,
+        "finished_at": None,
+        "attempts_at_retry": F("attempts"),
+    }
+    if _has_field(model, "error_detail"):
+        fields["error_detail"] = ""
+    rows = model.objects.filter(model.retry_where(), id=run_id, status__in=RETRYABLE)
+    with transaction.atomic():
+        if not rows.update(**fields):
+            return False
+        enqueue(model, run_id)  # on commit: the worker sees the queued row
+    log.info("%s %s retried", model.__name__, run_id)
+    return True
+
+
+def set_archived(model, run_id: int, archived: bool = True) -> bool:
+    """Hide a finished run from the run lists (or show it again); never deletes. False when
+    nothing changed (unknown, still active, or already so)."""
+    rows = model.objects.filter(id=run_id).exclude(archived=archived)
+    if archived:
+        rows = rows.exclude(status__in=ACTIVE)
+    return bool(rows.update(archived=archived))
+
+
+def listed(queryset, show_archived: bool):
+    """A run list as its page shows it: archived runs only when asked for."""
+    return queryset if show_archived else queryset.filter(archived=False)
+
+
+def launch_once(model, key, create: Callable[[], Any]) -> tuple[Any, bool]:
+    """Create a run at most once per launch key (the launch form's hidden field): a second
+    POST with the same key, even one racing the first, gets the first run. Returns
+    (run, created). `create` runs in a transaction that is rolled back for the loser, with
+    whatever it queued on commit."""
+    if key is None:
+        return create(), True
+    existing = model.objects.filter(launch_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            run = create()
+            # The unique index makes a racing twin wait here for our commit, then fail.
+            model.objects.filter(id=run.id).update(launch_key=key)
+    except IntegrityError:
+        existing = model.objects.filter(launch_key=key).first()
+        if existing is None:
+            raise
+        return existing, False
+    run.launch_key = key
+    return run, True

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     # The pipeline, bottom to top: each app imports only the ones above it in this list.
+    "rprm_web",  # the kernel: run lifecycle and its commands (retry_run, archive_run)
     "annotations",
     "inference",
     "review",
@@ -73,6 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads request.GET: a NUL byte in a query parameter is a 400.
+    "rprm_web.middleware.QueryStringGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

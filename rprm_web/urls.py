@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from review import urls as review_urls
+from rprm_web import run_views
 from training import export_urls
 
 urlpatterns = [
@@ -11,6 +12,9 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Retry and archive, for every run type (`kind`: rprm_web.runs.kind_of).
+    path("run-actions/<slug:kind>/<uuid:run_uuid>/retry/", run_views.run_retry, name="run_retry"),
+    path("run-actions/<slug:kind>/<uuid:run_uuid>/archive/", run_views.run_archive, name="run_archive"),
     path("", include("annotations.urls")),
     path("", include("inference.urls")),
     # The review namespace also serves training's export screens (their URL names and

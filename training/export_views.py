@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from annotations.models import Dataset, ErrorType
 from inference.models import GenerationRun
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin
 
 from .export import create_export_job
@@ -61,8 +62,9 @@ def export_list(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         job = create_export_job(request.user, form.filters())
         return redirect("review:export_detail", export_uuid=job.uuid)
-    jobs = ExportJob.objects.select_related("created_by")[:30]
-    return render(request, "review/exports.html", {"form": form, "jobs": jobs})
+    show_archived = request.GET.get("archived") == "1"
+    jobs = runs.listed(ExportJob.objects.select_related("created_by"), show_archived)[:30]
+    return render(request, "review/exports.html", {"form": form, "jobs": jobs, "show_archived": show_archived})
 
 
 def export_detail(request: AppRequest, export_uuid):

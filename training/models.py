@@ -15,6 +15,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
@@ -167,6 +168,9 @@ class TrainingRun(RunBase):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run #{self.pk}"
 
+    def get_absolute_url(self) -> str:
+        return reverse("training:run_detail", args=[self.uuid])
+
     @property
     def duration_s(self) -> float | None:
         if not self.started_at:
@@ -274,6 +278,9 @@ class ExportJob(RunBase):
 
     def __str__(self) -> str:
         return f"export {self.uuid} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("review:export_detail", args=[self.uuid])
 
     def folder(self):
         from pathlib import Path

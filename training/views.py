@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from inference.models import GenerationRun, ModelEndpoint
+from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 
 from . import actions
@@ -29,8 +30,9 @@ from .models import ModelVersion, TrainingRun
 
 def run_list(request: AppRequest):
     require_reviewer(request)
-    runs = TrainingRun.objects.select_related("base_version", "output_version", "template")[:100]
-    return render(request, "training/run_list.html", {"runs": runs})
+    show_archived = request.GET.get("archived") == "1"
+    rows = runs.listed(TrainingRun.objects.select_related("base_version", "output_version", "template"), show_archived)
+    return render(request, "training/run_list.html", {"runs": rows[:100], "show_archived": show_archived})
 
 
 def _kind_or_404(kind: str) -> str:

@@ -28,9 +28,11 @@ messages by hand.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,13 @@ RENDERINGS: tuple[str, ...] = ("rprm", "legacy")
 STYLES: tuple[str, ...] = ("named", "positional")
 
 _PLACEHOLDER_RE = re.compile(r"\{(question|previous_steps|now_step)\}")
+# A positional field is ``{}`` or ``{0}``..``{2}``: nothing else reaches str.format's machinery.
+_INDEX_RE = re.compile(r"[0-2]")
+
+# Size limits: a template is a page of text, not a payload (the /templates/ page shows it whole).
+MAX_TEMPLATE_CHARS = 64 * 1024
+MAX_TEMPLATE_FILE_BYTES = 1024 * 1024  # the whole file, few-shot examples included
+MAX_RENDERED_CHARS = 1_000_000  # far above any model context; a guard against blow-ups
 
 Messages = list[dict[str, str]]
 
@@ -99,6 +108,75 @@ def prompt_text(prompt: str | Messages, tokenizer: Any) -> str:
     return apply_chat(tokenizer, prompt)
 
 
+Piece = tuple[str, int | None]  # literal text (escapes resolved), then the value index or None
+
+
+def _plain_index(field_name: str, spec: str, conversion: str | None, auto: int) -> int:
+    """The value index of one field, refusing anything but ``{}`` and ``{0}``..``{2}``."""
+    shown = "{" + field_name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+    shown = shown if len(shown) <= 40 else shown[:37] + "...}"
+    if conversion or spec:
+        raise ValueError(
+            f"field {shown} has a conversion or format spec; only plain '{{}}' fields are allowed"
+        )
+    if field_name == "":
+        return auto
+    if not _INDEX_RE.fullmatch(field_name):
+        raise ValueError(f"field {shown} is not a plain positional field ('{{}}' or '{{0}}'..'{{2}}')")
+    return int(field_name)
+
+
+@functools.lru_cache(maxsize=64)
+def positional_pieces(user: str) -> tuple[Piece, ...]:
+    """Parse a positional template with :class:`string.Formatter` (``{{``/``}}`` are text, not fields).
+
+    Exactly three plain fields (question, previous steps, now step), each value used once;
+    a ``ValueError`` says which field is wrong.
+    """
+    if len(user) > MAX_TEMPLATE_CHARS:
+        raise ValueError(f"is {len(user):,} characters, over the limit of {MAX_TEMPLATE_CHARS:,}")
+    pieces: list[Piece] = []
+    auto = 0
+    try:
+        parsed = list(string.Formatter().parse(user))
+    except ValueError as exc:
+        raise ValueError(
+            f"has unbalanced braces ({exc}); write literal braces as '{{{{' and '}}}}'"
+        ) from None
+    for literal, field_name, spec, conversion in parsed:
+        if field_name is None:
+            pieces.append((literal, None))
+            continue
+        index = _plain_index(field_name, spec or "", conversion, auto)
+        auto += field_name == ""
+        pieces.append((literal, index))
+    fields = [i for _, i in pieces if i is not None]
+    if 0 < auto < len(fields):
+        raise ValueError("mixes '{}' with numbered fields; use one kind")
+    if sorted(fields) != [0, 1, 2]:
+        raise ValueError(
+            f"must hold exactly three '{{}}' placeholders (question, previous steps, now step), "
+            f"found {len(fields)} field(s)"
+        )
+    return tuple(pieces)
+
+
+def _fill_positional(user: str, values: tuple[str, str, str]) -> str:
+    """What ``user.format(*values)`` gives for plain fields, without str.format."""
+    return "".join(literal + (values[i] if i is not None else "") for literal, i in positional_pieces(user))
+
+
+def _check_sizes(system: str, user: str, few_shot: tuple[tuple[str, str], ...]) -> None:
+    """Each text field of a template stays under :data:`MAX_TEMPLATE_CHARS`."""
+    named = [("system", system), ("user", user)]
+    named += [(f"few_shot[{i}]", text) for i, pair in enumerate(few_shot) for text in pair]
+    for key, text in named:
+        if len(text) > MAX_TEMPLATE_CHARS:
+            raise ValueError(
+                f"field {key!r} is {len(text):,} characters, over the limit of {MAX_TEMPLATE_CHARS:,}"
+            )
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     name: str
@@ -126,17 +204,9 @@ class PromptTemplate:
             if self.rendering != "rprm":
                 raise ValueError("positional templates always render the R-PRM way")
             try:
-                self.user.format("q", "p", "n")
-            except (IndexError, KeyError, ValueError) as exc:
-                raise ValueError(
-                    f"template of {self.name!r} must hold exactly three '{{}}' placeholders "
-                    f"(question, previous steps, now step) and no other braces ({exc})"
-                ) from None
-            if self.user.count("{}") != 3:
-                raise ValueError(
-                    f"template of {self.name!r} must hold exactly three '{{}}' placeholders, "
-                    f"found {self.user.count('{}')}"
-                )
+                positional_pieces(self.user)
+            except ValueError as exc:
+                raise ValueError(f"template of {self.name!r} {exc}") from None
         else:
             missing = [p for p in PLACEHOLDERS if "{" + p + "}" not in self.user]
             if missing:
@@ -145,6 +215,7 @@ class PromptTemplate:
         # Accept lists from JSON / callers but store hashable tuples.
         pairs = tuple((str(u), str(a)) for u, a in self.few_shot)
         object.__setattr__(self, "few_shot", pairs)
+        _check_sizes(self.system, self.user, pairs)
 
     # -- identity ---------------------------------------------------------------
 
@@ -185,10 +256,15 @@ class PromptTemplate:
     def render_user_from_row(self, question: str, previous_steps: str, now_step: str) -> str:
         """The user message from already formatted row fields (the authors' step rows)."""
         if self.style == "positional":
-            text = self.user.format(question, previous_steps, now_step)
+            text = _fill_positional(self.user, (question, previous_steps, now_step))
         else:
             values = {"question": question, "previous_steps": previous_steps, "now_step": now_step}
             text = _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], self.user)
+        if len(text) > MAX_RENDERED_CHARS:
+            where = f"{self.source or self.name}: field 'user'"
+            raise ValueError(
+                f"{where}: the rendered prompt is {len(text):,} characters, over the limit of {MAX_RENDERED_CHARS:,}"
+            )
         return replace_brackets(text) if self.rendering == "rprm" else text
 
     def wrap_user(self, user: str) -> Messages:
@@ -343,6 +419,11 @@ def load_template_file(
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_TEMPLATE_FILE_BYTES:
+            raise TemplateFileError(
+                path, None, f"is {size:,} bytes, over the limit of {MAX_TEMPLATE_FILE_BYTES:,}"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise TemplateFileError(path, None, f"cannot read the file ({exc.strerror or exc})") from None
@@ -361,7 +442,9 @@ def load_template_file(
         try:
             version = int(fields.get("version") or 1)
         except (TypeError, ValueError):
-            raise TemplateFileError(path, "version", f"must be an integer, got {fields.get('version')!r}") from None
+            raise TemplateFileError(
+                path, "version", f"must be an integer, got {fields.get('version')!r}"
+            ) from None
     fields["version"] = version
     fields.setdefault("style", "named")
     fields["rendering"] = "rprm"
@@ -437,7 +520,9 @@ def _load_text_template(raw: str, path: Path) -> dict[str, Any]:
             if meta_match:
                 meta[meta_match.group(1).lower()] = meta_match.group(2)
             elif line.strip():
-                raise TemplateFileError(path, None, f"unexpected text before the first '### ' marker: {line!r}")
+                raise TemplateFileError(
+                    path, None, f"unexpected text before the first '### ' marker: {line!r}"
+                )
             continue
         blocks[-1][1].append(line)
 

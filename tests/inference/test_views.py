@@ -59,8 +59,11 @@ def test_it_shows_a_run_with_its_summary_and_filters(
     n = Critique.objects.filter(run=demo_run, matches_label=False).count()
     assert n > 0 and disagreeing.count('<span class="badge incorrect">no</span>') == n
     # A finished run tells the polling partial to stop (htmx status 286).
-    poll = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-progress")
+    poll = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-live")
     assert poll.status_code == 286
+    # ... with the final page in it: summary and critiques, no Cancel.
+    final = poll.content.decode()
+    assert 'id="run-summary"' in final and 'id="critiques"' in final and "Cancel run" not in final
 
 
 def test_it_renders_a_critique_in_context_with_its_sections(client, demo_run, reviewer):
