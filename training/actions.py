@@ -20,6 +20,7 @@ from annotations.models import Dataset, Step
 from inference.actions import create_run
 from inference.core.generation import STUDENT
 from inference.models import GenerationRun, ModelEndpoint
+from inference.trust import check_endpoint
 from rprm_web import runs
 
 # The training data a run is built from lives in .data; its builders are re-exported here
@@ -227,27 +228,64 @@ def register_trained_model(run: TrainingRun, result) -> ModelVersion:
 _ROLE_FIELDS = {ModelEndpoint.Role.STUDENT: "student_endpoint", ModelEndpoint.Role.SCORER: "scorer_endpoint"}
 
 
-def register_endpoint(version: ModelVersion, role: str) -> ModelEndpoint:
-    """The version as a transformers endpoint (student: samples critiques; scorer: evaluations). Idempotent."""
+def register_endpoint(
+    version: ModelVersion, role: str, *, served_url: str = "", served_model_name: str = ""
+) -> ModelEndpoint:
+    """Use as scorer / use as student: the version as an endpoint of that role, so the
+    evaluation, guidance and sampling forms list it. Idempotent.
+
+    Without `served_url`: a transformers endpoint on the version's folder (loaded by the gpu
+    worker). With it: the OpenAI-compatible server that serves the folder (`vllm serve <path>
+    --served-model-name <version name>`), which the scoring API can call too; it replaces a
+    worker endpoint of the same role. The host must pass the endpoint trust check.
+    """
     if role not in _ROLE_FIELDS:
         raise ValueError(f"role must be student or scorer, got {role!r}")
     attr = _ROLE_FIELDS[role]
+    fields = _endpoint_fields(version, role, served_url.strip(), served_model_name.strip())
+    # EndpointRejected (a ValueError) before anything is written.
+    check_endpoint(fields["backend"], fields["path_or_url"], fields["options"])
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         current = getattr(version, attr)
-        if current is not None:
+        if current is not None and (not served_url or _same_target(current, fields)):
             return current
-        endpoint, _ = ModelEndpoint.objects.get_or_create(
-            name=f"{version.name} · {role}"[:200],
-            defaults={
-                "role": role,
-                "backend": ModelEndpoint.Backend.TRANSFORMERS,
-                "path_or_url": version.path,
-            },
+        suffix = " · served" if served_url else ""
+        endpoint, _ = ModelEndpoint.objects.update_or_create(
+            name=f"{version.name} · {role}{suffix}"[:200], defaults=fields
         )
         setattr(version, attr, endpoint)
         version.save(update_fields=[attr])
     return endpoint
+
+
+def _endpoint_fields(version: ModelVersion, role: str, served_url: str, served_model_name: str) -> dict:
+    if not served_url:
+        backend = ModelEndpoint.Backend.TRANSFORMERS
+        return {"role": role, "backend": backend, "path_or_url": version.path, "options": {}}
+    # The folder's tokenizer renders chat prompts locally (p(yes) needs the exact prompt tokens).
+    options = {"tokenizer_path": version.path} if Path(version.path).is_dir() else {}
+    return {
+        "role": role,
+        "backend": ModelEndpoint.Backend.OPENAI,
+        "path_or_url": served_url,
+        "served_model_name": served_model_name or version.name,
+        "options": options,
+    }
+
+
+def _same_target(endpoint: ModelEndpoint, fields: dict) -> bool:
+    target = (fields["backend"], fields["path_or_url"], fields.get("served_model_name", ""))
+    return (endpoint.backend, endpoint.path_or_url, endpoint.served_model_name) == target
+
+
+def version_endpoint_ids(name: str) -> list[int]:
+    """A model version's own name as a scoring model: its scorer endpoint, then its student one
+    (inference.scorers.NAME_RESOLVERS; registered in TrainingConfig.ready)."""
+    row = ModelVersion.objects.filter(name=name).values("scorer_endpoint_id", "student_endpoint_id").first()
+    if row is None:
+        return []
+    return [i for i in (row["scorer_endpoint_id"], row["student_endpoint_id"]) if i is not None]
 
 
 def sample_student(

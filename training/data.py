@@ -459,7 +459,7 @@ def read_checked_snapshot(job: ExportJob) -> SnapshotRows:
 def _snapshot_template(job: ExportJob) -> PromptTemplate | None:
     ids = [t["id"] for t in (job.manifest or {}).get("templates", [])]
     if len(ids) > 1:
-        raise TrainingDataError(f"snapshot {job.uuid} mixes {len(ids)} prompt templates; a model is trained on one")
+        raise TrainingDataError(f"snapshot {job.uuid} mixes {len(ids)} prompt templates; train on one")
     return PromptTemplate.objects.filter(id=ids[0]).first() if ids else None
 
 
@@ -503,7 +503,8 @@ def preview_snapshot(kind: str, snapshot_id: int) -> dict:
     counts = (job.manifest or {}).get("counts", {})
     out["rows"] = {name: counts.get(name, 0) for name in SNAPSHOT_SPLITS[kind] if name in counts}
     out["content_sha256"] = job.content_sha256
-    out["template"] = ", ".join(f"{t['name']} v{t['version']}" for t in (job.manifest or {}).get("templates", []))
+    templates = (job.manifest or {}).get("templates", [])
+    out["template"] = ", ".join(f"{t['name']} v{t['version']}" for t in templates)
     return out
 
 
@@ -532,7 +533,9 @@ def build_snapshot_data(run: TrainingRun) -> TrainingData:
         "runs": sorted(r["id"] for r in (job.manifest or {}).get("source_runs", [])),
         "template": _template_info(template),
     }
-    return TrainingData(train, val, template, counts, manifest, snapshot_sha256=snap.sha256, snapshot_rows=snap.counts)
+    return TrainingData(
+        train, val, template, counts, manifest, snapshot_sha256=snap.sha256, snapshot_rows=snap.counts
+    )
 
 
 def build_training_data(run: TrainingRun) -> TrainingData:

@@ -229,9 +229,24 @@ def model_register(request: AppRequest, version_uuid):
     role = request.POST.get("role", "")
     if role not in (ModelEndpoint.Role.STUDENT, ModelEndpoint.Role.SCORER):
         messages.error(request, "Unknown role.")
+        return redirect("training:model_detail", version_uuid=version.uuid)
+    try:
+        endpoint = actions.register_endpoint(
+            version,
+            role,
+            served_url=request.POST.get("served_url", ""),
+            served_model_name=request.POST.get("served_model_name", ""),
+        )
+    except ValueError as exc:  # the served URL failed the endpoint trust check
+        messages.error(request, f"Not registered: {exc}")
     else:
-        endpoint = actions.register_endpoint(version, role)
-        messages.success(request, f"Registered as the {role} endpoint “{endpoint.name}”.")
+        scorer = role == ModelEndpoint.Role.SCORER
+        where = "evaluation and guidance" if scorer else "sampling, evaluation and guidance"
+        messages.success(
+            request,
+            f"{version.name} is the {role} endpoint “{endpoint.name}” ({endpoint.get_backend_display()}); "
+            f"the {where} forms list it, and the scoring API accepts “{version.name}”.",
+        )
     return redirect("training:model_detail", version_uuid=version.uuid)
 
 
