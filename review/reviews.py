@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import ErrorType, Step
@@ -101,6 +101,46 @@ def sealed_q(prefix: str = "") -> Q:
             f"{prefix}state__in": [ReviewItem.State.OPEN, ReviewItem.State.ADJUDICATION],
         }
     )
+
+
+def counted_review_q(prefix: str = "") -> Q:
+    """Reviews whose error tags are their critique's tags: active ones, and once an admin
+    adjudicated the item only those whose decision the adjudication upheld (an overruled
+    reviewer's tags are not the item's tags). The adjudicator's own tags always count."""
+    return Q(**{f"{prefix}undone_at__isnull": True}) & (
+        ~Q(**{f"{prefix}item__state": ReviewItem.State.ADJUDICATED})
+        | Q(**{f"{prefix}decision": F(f"{prefix}item__final_decision")})
+    )
+
+
+def has_final_tag(critique_field: str = "pk", *, blind: bool = False, **tag_filter) -> Q:
+    """Critiques (the outer query's `critique_field`) tagged with an error type matching
+    `tag_filter` (e.g. `errortype_id=3`) by the rule of `counted_review_q`. `blind`: a
+    review of a sealed item tags nothing (exports, reviewers' views)."""
+    reviews = Review.error_types.through.objects.filter(
+        counted_review_q("review__"), review__critique_id=OuterRef(critique_field), **tag_filter
+    )
+    if blind:
+        reviews = reviews.exclude(sealed_q("review__item__"))
+    adjudicated = Adjudication.error_types.through.objects.filter(
+        adjudication__item__critique_id=OuterRef(critique_field), **tag_filter
+    )
+    return Q(Exists(reviews)) | Q(Exists(adjudicated))
+
+
+def final_tags(critique_ids: Iterable[int], field: str = "errortype__name") -> dict[int, set]:
+    """critique id -> its error tags' `field`, by the rule of `counted_review_q`."""
+    ids = list(critique_ids)
+    out: dict[int, set] = {}
+    reviews = Review.error_types.through.objects.filter(
+        counted_review_q("review__"), review__critique_id__in=ids
+    ).values_list("review__critique_id", field)
+    adjudicated = Adjudication.error_types.through.objects.filter(
+        adjudication__item__critique_id__in=ids
+    ).values_list("adjudication__item__critique_id", field)
+    for critique_id, value in [*reviews, *adjudicated]:
+        out.setdefault(critique_id, set()).add(value)
+    return out
 
 
 def others_hidden(item: ReviewItem, user: User, *, deciding: bool = False) -> bool:

@@ -34,7 +34,7 @@ from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
 from review.models import Review, ReviewEvent, ReviewItem
 from review.queue import record
-from review.reviews import label_dispute_q, sealed_q
+from review.reviews import has_final_tag, label_dispute_q
 from rprm_web import runs
 from training.core.data import build_preference_pairs
 from training.core.snapshot import content_hash
@@ -114,13 +114,10 @@ def _scope(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
     if f["datasets"]:
         qs = qs.filter(step__solution__dataset_id__in=f["datasets"])
     if f["error_types"]:
-        # A pending review of an item still in blind double review selects nothing.
-        tagged = Review.error_types.through.objects.filter(
-            review__critique_id=OuterRef("pk"),
-            review__undone_at__isnull=True,
-            errortype__slug__in=f["error_types"],
-        ).exclude(sealed_q("review__item__"))
-        qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | Q(Exists(tagged)))
+        # The final decision's tags; a pending review of an item still in blind double
+        # review selects nothing.
+        tagged = has_final_tag(blind=True, errortype__slug__in=f["error_types"])
+        qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | tagged)
     return qs
 
 
