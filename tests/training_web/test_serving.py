@@ -13,7 +13,7 @@ from evaluation.forms import EvaluationForm, GuidanceForm
 from inference.models import ApiToken, ModelEndpoint
 from inference.scorers import create_api_token, scorer_endpoint
 from tests.conftest import PASSWORD
-from tests.evaluation.conftest import free_port
+from tests.evaluation.conftest import free_port, served_tiny  # noqa: F401 - a fixture, used by name
 from training import actions
 from training.models import ModelVersion, TrainingRun
 
@@ -25,7 +25,12 @@ def version(seed_run, settings, tmp_path, tiny_model_dir) -> ModelVersion:
 
     class Result:
         final_path, best_metric, train_loss, global_step, tokens_per_second, max_length = (
-            str(tiny_model_dir), 1.2, 1.0, 6, 50.0, 256,
+            str(tiny_model_dir),
+            1.2,
+            1.0,
+            6,
+            50.0,
+            256,
         )
 
     TrainingRun.objects.filter(id=run.id).update(status="succeeded")
@@ -33,11 +38,19 @@ def version(seed_run, settings, tmp_path, tiny_model_dir) -> ModelVersion:
 
 
 def use(client, version, role, **served):
-    return client.post(reverse("training:model_register", args=[version.uuid]), {"role": role, **served}, follow=True)
+    return client.post(
+        reverse("training:model_register", args=[version.uuid]), {"role": role, **served}, follow=True
+    )
 
 
 def score(client, token, model):
-    body = {"question": "What is 2 + 3?", "steps": ["2 + 3 = 5."], "K": 1, "max_new_tokens": 6, "model": model}
+    body = {
+        "question": "What is 2 + 3?",
+        "steps": ["2 + 3 = 5."],
+        "K": 1,
+        "max_new_tokens": 6,
+        "model": model,
+    }
     return client.post("/api/v1/score", data=json.dumps(body), content_type="application/json",
                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 
@@ -73,11 +86,19 @@ def test_use_as_scorer_with_a_served_url_registers_the_server(client, admin, ver
     use(client, version, "scorer", served_url="http://127.0.0.1:8000/v1")
     version.refresh_from_db()
     served = version.scorer_endpoint
-    assert (served.backend, served.path_or_url, served.served_model_name) == ("openai", "http://127.0.0.1:8000/v1", "ux-sft")
+    assert (served.backend, served.path_or_url, served.served_model_name) == (
+        "openai",
+        "http://127.0.0.1:8000/v1",
+        "ux-sft",
+    )
     assert served.options == {"tokenizer_path": version.path}
     body = use(client, version, "student", served_url="http://evil.example/v1").content.decode()
     version.refresh_from_db()
-    assert "Not registered" in body and "MODEL_ENDPOINT_ALLOWED_HOSTS" in body and version.student_endpoint is None
+    assert (
+        "Not registered" in body
+        and "MODEL_ENDPOINT_ALLOWED_HOSTS" in body
+        and version.student_endpoint is None
+    )
 
 
 def test_the_scoring_api_accepts_the_model_versions_name(client, admin, reviewer, version):
@@ -94,7 +115,7 @@ def test_the_scoring_api_accepts_the_model_versions_name(client, admin, reviewer
     assert ApiToken.objects.get().last_used_at is not None
 
 
-def test_the_scoring_api_scores_through_a_served_model_version(client, reviewer, version, served_tiny):
+def test_the_scoring_api_scores_through_a_served_model_version(client, reviewer, version, served_tiny):  # noqa: F811
     url, model = served_tiny
     endpoint = actions.register_endpoint(version, "scorer", served_url=url, served_model_name=model)
     ModelEndpoint.objects.filter(id=endpoint.id).update(

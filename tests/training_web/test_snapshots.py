@@ -51,16 +51,22 @@ def received(monkeypatch):
 
 
 @pytest.mark.slow
-def test_it_retrains_from_a_snapshot_on_byte_identical_rows(seed_run, demo_dataset, admin, tiny_model_dir, received):
+def test_it_retrains_from_a_snapshot_on_byte_identical_rows(
+    seed_run, demo_dataset, admin, tiny_model_dir, received
+):
     torch.set_num_threads(1)
     job = snapshot_of(admin)
     hyper = {**TRAIN_FAST, "max_steps": 2, "eval_steps": 2, "save_steps": 2}
-    first = actions.launch_training("sft", str(tiny_model_dir), {}, hyper, admin, name="snap-a", queue=False, snapshot=job)
+    first = actions.launch_training(
+        "sft", str(tiny_model_dir), {}, hyper, admin, name="snap-a", queue=False, snapshot=job
+    )
     first = execute(first.id, worker="gpu@test")
     assert first.status == "succeeded", first.error
     # New teacher critiques after the snapshot change the live pool, not the snapshot.
     teacher_run(demo_dataset, endpoint_name="another-teacher")
-    second = actions.launch_training("sft", str(tiny_model_dir), {}, hyper, admin, name="snap-b", queue=False, snapshot=job)
+    second = actions.launch_training(
+        "sft", str(tiny_model_dir), {}, hyper, admin, name="snap-b", queue=False, snapshot=job
+    )
     second = execute(second.id, worker="gpu@test")
     assert second.status == "succeeded", second.error
 
@@ -71,15 +77,22 @@ def test_it_retrains_from_a_snapshot_on_byte_identical_rows(seed_run, demo_datas
         assert run.snapshot_rows == counts and run.data_counts["train"] == counts["sft_train"] > 0
         version = ModelVersion.objects.get(training_run=run)
         assert (version.snapshot_id, version.snapshot_sha256, version.snapshot_rows) == (
-            job.id, job.content_sha256, counts,
+            job.id,
+            job.content_sha256,
+            counts,
         )
         assert version.template == seed_run.template
 
 
 def test_it_takes_a_snapshot_at_launch_and_records_it(seed_run, admin, tmp_path):
     run = actions.launch_training(
-        "sft", str(tmp_path / "no-such-model"), {"runs": [seed_run.id], "val_fraction": 0.3}, {}, admin,
-        queue=False, take_snapshot=True,
+        "sft",
+        str(tmp_path / "no-such-model"),
+        {"runs": [seed_run.id], "val_fraction": 0.3},
+        {},
+        admin,
+        queue=False,
+        take_snapshot=True,
     )
     assert run.snapshot.status == ExportJob.Status.QUEUED
     assert run.snapshot.filters["runs"] == [seed_run.id] and run.snapshot.filters["kinds"] == ["sft"]
@@ -110,7 +123,10 @@ def test_it_refuses_a_snapshot_without_rows_of_the_kind(seed_run, admin, tmp_pat
 
 
 def test_the_default_sft_pool_is_the_teachers(seed_run, demo_dataset, admin):
-    steps = {c.step: ["Yes" if c.step.label == "correct" else "No"] for c in seed_run.critiques.select_related("step")}
+    steps = {
+        c.step: ["Yes" if c.step.label == "correct" else "No"]
+        for c in seed_run.critiques.select_related("step")
+    }
     student = student_run_with(demo_dataset, steps)
     teacher_ids = set(eligible_critiques().values_list("run_id", flat=True))
     assert teacher_ids == {seed_run.id}
