@@ -4,9 +4,11 @@ the model version's own name."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from evaluation.forms import EvaluationForm, GuidanceForm
@@ -99,6 +101,19 @@ def test_use_as_scorer_with_a_served_url_registers_the_server(client, admin, ver
         and "MODEL_ENDPOINT_ALLOWED_HOSTS" in body
         and version.student_endpoint is None
     )
+
+
+def test_the_command_registers_a_served_version(version):
+    out = io.StringIO()
+    call_command(
+        "use_model", "ux-sft", "--as", "scorer", "--served-url", "http://localhost:8001/v1", stdout=out
+    )
+    version.refresh_from_db()
+    assert version.scorer_endpoint.backend == "openai" and "ux-sft · scorer · served" in out.getvalue()
+    with pytest.raises(CommandError, match="no model version named"):
+        call_command("use_model", "nope", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="MODEL_ENDPOINT_ALLOWED_HOSTS"):
+        call_command("use_model", "ux-sft", "--served-url", "http://evil.example/v1", stdout=io.StringIO())
 
 
 def test_the_scoring_api_accepts_the_model_versions_name(client, admin, reviewer, version):
