@@ -5,10 +5,12 @@ teacher's (student samples join only when asked for by run)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 import pytest
 import torch
+from django.core.management import CommandError, call_command
 
 from inference.models import GenerationRun
 from training import actions
@@ -138,3 +140,16 @@ def test_the_default_sft_pool_is_the_teachers(seed_run, demo_dataset, admin):
     assert preview["pool"]["agreeing"] == seed_run.critiques.filter(matches_label=True).count()
     run = actions.launch_training("sft", "some/base", {}, {}, admin, queue=False, take_snapshot=True)
     assert TrainingRun.objects.get(id=run.id).snapshot.filters["runs"] == []
+
+
+def test_the_train_command_takes_a_snapshot(seed_run, admin, tmp_path):
+    job = snapshot_of(admin)
+    out = io.StringIO()
+    call_command("train", "sft", "--base", "some/base", "--snapshot", str(job.uuid), "--hold", stdout=out)
+    run = TrainingRun.objects.get()
+    assert run.snapshot_id == job.id
+    call_command("train", "sft", "--base", "some/base", "--runs", str(seed_run.id), "--take-snapshot", "--hold",
+                 stdout=out)  # fmt: skip
+    assert TrainingRun.objects.latest("id").snapshot.filters["runs"] == [seed_run.id]
+    with pytest.raises(CommandError, match="no export snapshot"):
+        call_command("train", "sft", "--base", "some/base", "--snapshot", "nope", "--hold", stdout=out)
