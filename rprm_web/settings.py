@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "training",
     "evaluation",
     "dashboards",
+    "lineage",  # reads every layer: a model's chain and what stands downstream
     "studio",
 ]
 

@@ -23,4 +23,5 @@ urlpatterns = [
     path("dashboards/", include("dashboards.urls")),
     path("", include("evaluation.urls")),
     path("", include("training.urls")),
+    path("", include("lineage.urls")),
 ]
