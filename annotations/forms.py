@@ -4,6 +4,8 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from rprm_web.forms import LaunchKeyForm
+
 from .models import Dataset, Step
 
 
@@ -15,7 +17,7 @@ def too_large(what: str) -> str:
     )
 
 
-class ImportForm(forms.Form):
+class ImportForm(LaunchKeyForm):
     file = forms.FileField(help_text="JSON or JSONL (optionally .gz or .zst) or Parquet, streamed to disk.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
     format = forms.ChoiceField(

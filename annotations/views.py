@@ -106,20 +106,28 @@ def import_new(request: AppRequest):
         upload = data["file"]
         name = short_upload_name(upload.name)
         target = Path(settings.MEDIA_ROOT) / "uploads" / f"{uuid.uuid4().hex}-{name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-        job = create_import_job(
-            target,
-            dataset_name=data["name"] or Path(name).stem,
-            fmt=data["format"] or None,
-            options={"rating0": data["rating0"]},
-            user=request.user,
-            split=data["split"],
-            file_name=name,
-        )
-        import_dataset_task.delay_on_commit(job.id)
+
+        def start() -> ImportJob:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+            job = create_import_job(
+                target,
+                dataset_name=data["name"] or Path(name).stem,
+                fmt=data["format"] or None,
+                options={"rating0": data["rating0"]},
+                user=request.user,
+                split=data["split"],
+                file_name=name,
+            )
+            import_dataset_task.delay_on_commit(job.id)
+            return job
+
+        # A second POST of the same form gets the first job; a copy it wrote goes.
+        job, created = runs.launch_once(ImportJob, form.launch_key_value(), start)
+        if not created:
+            target.unlink(missing_ok=True)
         return redirect("annotations:import_detail", job_uuid=job.uuid)
     return render(request, "annotations/import_new.html", {"form": form})
 

@@ -169,14 +169,14 @@ def evaluation_new(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            run = _launch(request, data)
+            run, _ = runs.launch_once(EvaluationRun, form.launch_key_value(), lambda: _launch(request, data))
         except ScoreFileError as exc:
             form.add_error("scores_file", str(exc))
         except ValueError as exc:
             form.add_error(None, str(exc))
         else:
             if request.htmx:
-                return render(request, "evaluation/results.html#launched", {"run": run})
+                return render(request, "evaluation/results.html#launched", {"run": run, "poll_progress": True})
             return redirect("evaluation:run_detail", run_uuid=run.uuid)
     if request.htmx:
         return render(request, "evaluation/results.html#launch-form", {"form": form})
@@ -221,10 +221,17 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
 def run_detail(request: AppRequest, run_uuid):
     require_reviewer(request)
     run = get_object_or_404(EvaluationRun.objects.select_related("endpoint", "template"), uuid=run_uuid)
-    if request.htmx and request.htmx.target == "eval-progress":
-        return _progress_response(
-            request, "evaluation/run_detail.html#progress", {"run": run}, run.is_finished
-        )
+    if request.htmx and request.htmx.target == "eval-progress":  # the launch panel on the results page
+        context = {"run": run, "poll_progress": True}
+        return _progress_response(request, "evaluation/run_detail.html#progress", context, run.is_finished)
+    context = _run_context(run)
+    if request.htmx and request.htmx.target == "eval-live":
+        # The poll: the live part; once the run has ended, its results in place and a stop.
+        return _progress_response(request, "evaluation/run_detail.html#live", context, run.is_finished)
+    return render(request, "evaluation/run_detail.html", context)
+
+
+def _run_context(run: EvaluationRun) -> dict:
     r = run.results or {}
     # jsonb does not keep key order: official subset order first, then the rest by name.
     subsets = sorted(
@@ -249,7 +256,7 @@ def run_detail(request: AppRequest, run_uuid):
         for k in PRMBENCH_DIMENSIONS
         if k in dims
     ]
-    context = {
+    return {
         "run": run,
         "datasets": list(run.datasets.all()),
         "subsets": subsets,
@@ -263,7 +270,6 @@ def run_detail(request: AppRequest, run_uuid):
         "selection": describe_selection(run.selection),
         "not_scored": NOT_SCORED.get(run.scored_steps, ""),
     }
-    return render(request, "evaluation/run_detail.html", context)
 
 
 class StepRow(TypedDict):
@@ -343,19 +349,23 @@ def guidance_new(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
-            run = guidance_runs.create_guidance_run(
-                kind=d["kind"],
-                dataset=d["dataset"],
-                policy=d["policy"],
-                scorer=d["scorer"],
-                user=request.user,
-                n_candidates=d["n_candidates"],
-                n_samples=d["n_samples"],
-                max_steps=d["max_steps"],
-                problem_limit=d["problem_limit"],
-                policy_max_new_tokens=d["policy_max_new_tokens"],
-                max_new_tokens=d["max_new_tokens"],
-                seed=d["seed"],
+            run, _ = runs.launch_once(
+                GuidanceRun,
+                form.launch_key_value(),
+                lambda: guidance_runs.create_guidance_run(
+                    kind=d["kind"],
+                    dataset=d["dataset"],
+                    policy=d["policy"],
+                    scorer=d["scorer"],
+                    user=request.user,
+                    n_candidates=d["n_candidates"],
+                    n_samples=d["n_samples"],
+                    max_steps=d["max_steps"],
+                    problem_limit=d["problem_limit"],
+                    policy_max_new_tokens=d["policy_max_new_tokens"],
+                    max_new_tokens=d["max_new_tokens"],
+                    seed=d["seed"],
+                ),
             )
         except ValueError as exc:
             form.add_error(None, str(exc))
@@ -379,10 +389,18 @@ def guidance_detail(request: AppRequest, run_uuid):
     run = get_object_or_404(
         GuidanceRun.objects.select_related("dataset", "policy", "scorer", "template"), uuid=run_uuid
     )
-    if request.htmx and request.htmx.target == "guidance-progress":
-        return _progress_response(
-            request, "evaluation/guidance_detail.html#progress", {"run": run}, run.is_finished
-        )
+    context = {"run": run, "problems": _guidance_problems(run), "stats": _guidance_stats(run)}
+    if request.htmx and request.htmx.target == "guidance-live":
+        # The poll: the live part; once the run has ended, its results in place and a stop.
+        return _progress_response(request, "evaluation/guidance_detail.html#live", context, run.is_finished)
+    return render(request, "evaluation/guidance_detail.html", context)
+
+
+def _guidance_stats(run: GuidanceRun) -> dict:
+    return {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
+
+
+def _guidance_problems(run: GuidanceRun) -> list[GuidanceResult]:
     problems = list(
         GuidanceResult.objects.filter(run=run).select_related("problem").order_by("problem_id")[:100]
     )
@@ -397,10 +415,7 @@ def guidance_detail(request: AppRequest, run_uuid):
                 ]
                 for r in p.candidates
             ]
-    stats = {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
-    return render(
-        request, "evaluation/guidance_detail.html", {"run": run, "problems": problems, "stats": stats}
-    )
+    return problems
 
 
 @require_POST

@@ -21,6 +21,9 @@ from inference.models import GenerationRun, ModelEndpoint
 from review.models import LabelCorrection, Review, ReviewItem
 from training.models import ExportJob, ModelVersion, TrainingRun
 
+# The row counts a snapshot's manifest keeps per file (training.export).
+SNAPSHOT_FILES = ("sft_train", "sft_val", "dpo")
+
 
 @dataclass(frozen=True)
 class ReviewOutcome:
@@ -175,8 +178,7 @@ def version_lineage(version: ModelVersion) -> VersionLineage:
         training_run=training_run,
         snapshot=snapshot,
         snapshot_sha256=version.snapshot_sha256 or (snapshot.content_sha256 if snapshot else ""),
-        snapshot_rows=version.snapshot_rows
-        or ({k: v for k, v in counts.items() if k.startswith(("sft_", "dpo"))}),
+        snapshot_rows=version.snapshot_rows or {k: v for k, v in counts.items() if k in SNAPSHOT_FILES},
         excluded_by_review=counts.get("excluded_by_review"),
         datasets=datasets,
         source_runs=sources,

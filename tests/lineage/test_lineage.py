@@ -35,7 +35,7 @@ def _snapshot(user, run) -> ExportJob:
 
 
 def _version(name: str, snapshot: ExportJob, tmp_path) -> ModelVersion:
-    rows = {k: v for k, v in snapshot.manifest["counts"].items() if k.startswith("sft_")}
+    rows = {k: v for k, v in snapshot.manifest["counts"].items() if k in ("sft_train", "sft_val", "dpo")}
     run = TrainingRun.objects.create(
         kind="sft", base_model="tiny", output_dir=str(tmp_path / name), status="succeeded",
         snapshot=snapshot, snapshot_sha256=snapshot.content_sha256, snapshot_rows=rows,
@@ -60,8 +60,9 @@ def _evaluate(version: ModelVersion, dataset, value: float | None) -> Evaluation
 
 
 @pytest.fixture
-def reviewed_pair(admin, reviewer, seed_run, tmp_path):
+def reviewed_pair(admin, reviewer, seed_run, tmp_path, settings):
     """v1 trained before review, v2 after a reviewer found one accepted critique flawed."""
+    settings.REVIEW_DOUBLE_FRACTION = 0.0  # one review settles an item
     audit_run(seed_run.id)
     before = _snapshot(admin, seed_run)
     v1 = _version("tiny-v1", before, tmp_path)
