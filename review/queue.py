@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from inference.models import Critique, GenerationRun
 
+from .assignments import serving_tiers
 from .models import Review, ReviewEvent, ReviewItem
 
 Decision = Review.Decision
@@ -59,6 +60,11 @@ def record(kind: str, actor: User | None, item: ReviewItem | None = None, **payl
 # --- queue -----------------------------------------------------------------------
 
 
+def role_kinds(role: str) -> tuple[str, ...]:
+    """The generation run kinds of a queue role ("teacher" or "student")."""
+    return GenerationRun.TEACHER_KINDS if role == "teacher" else (GenerationRun.Kind.STUDENT_SAMPLE,)
+
+
 @dataclass(frozen=True)
 class QueueFilter:
     """Which open items a reviewer works through; also what the URLs carry."""
@@ -88,11 +94,7 @@ class QueueFilter:
         if self.run_id:
             qs = qs.filter(run_id=self.run_id)
         elif self.role != "all":
-            kinds = (
-                GenerationRun.TEACHER_KINDS
-                if self.role == "teacher"
-                else (GenerationRun.Kind.STUDENT_SAMPLE,)
-            )
+            kinds = role_kinds(self.role)
             qs = qs.filter(run_id__in=GenerationRun.objects.filter(kind__in=kinds).values("id"))
         if self.error_type_id:
             match = Q(error_type_id=self.error_type_id)
@@ -224,13 +226,7 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
                 mine.save(update_fields=["lease_expires_at", "updated_at"])
                 return mine
             _release(mine, reviewer, reason="moved on")
-        candidate = (
-            open_items(flt)
-            .filter(~_live_lease(now))
-            .exclude(_reviewed_by(reviewer))
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
+        candidate = _first_free(reviewer, flt, now)
         if candidate is None:
             return None
         previous = candidate.lease_holder_id
@@ -246,6 +242,22 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
             **({"expired_lease_of": previous} if previous else {}),
         )
         return candidate
+
+
+def _first_free(reviewer: User, flt: QueueFilter, now) -> ReviewItem | None:
+    """The most suspicious free item, locked: assigned work first (review/assignments.py)."""
+    for tier in serving_tiers(reviewer):
+        candidate = (
+            open_items(flt)
+            .filter(tier)
+            .filter(~_live_lease(now))
+            .exclude(_reviewed_by(reviewer))
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if candidate is not None:
+            return candidate
+    return None
 
 
 def _release(item: ReviewItem, actor: User, *, reason: str) -> None:
