@@ -153,6 +153,10 @@ class GenerationRun(RunBase):
         STUDENT_SAMPLE = "student_sample", "student sampling"
         IMPORTED = "imported", "imported critiques"
 
+    # The teacher's critiques (seed runs and critiques imported from elsewhere); student
+    # samples feed DPO only. Queues, agreement and the default SFT pool take these.
+    TEACHER_KINDS = (Kind.TEACHER_SEED, Kind.IMPORTED)
+
     PROGRESS = ("steps_done", "steps_total")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEACHER_SEED)
