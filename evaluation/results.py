@@ -133,6 +133,7 @@ class EvaluationResults(TypedDict):
     contamination: dict[str, Any] | None
     clean: NotRequired[dict[str, Any]]
     critiques: Critiques
+    partial: NotRequired[bool]  # the run failed or was cancelled: these are its scored solutions
 
 
 def _items(run: EvaluationRun) -> list[Item]:
