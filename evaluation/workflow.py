@@ -211,7 +211,22 @@ def process_evaluation(
         body,
         where=Q(source=EvaluationRun.Source.MODEL),
         select_related=("endpoint", "template"),
+        final=_partial_results,
     )
+
+
+def _partial_results(run: EvaluationRun, status: str) -> dict[str, Any]:
+    """A run that failed or was cancelled still shows the numbers of what it scored (marked
+    partial); a retry finishes it. Nothing here may turn an outcome into a crash."""
+    if status == EvaluationRun.Status.SUCCEEDED or not SolutionScore.objects.filter(run=run).exists():
+        return {}
+    try:
+        results = compute_results(run)
+    except Exception:  # the run's own error is what counts; these numbers are a bonus
+        log.exception("partial results of evaluation %s could not be computed", run.id)
+        return {}
+    results["partial"] = True
+    return {"results": results}
 
 
 def _score_missing(run: EvaluationRun, backend, progress) -> None:
