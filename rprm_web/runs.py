@@ -520,6 +520,8 @@ def enqueue(model, run_id: int, *, on_commit: bool = True) -> None:
 
 
 def publish(entry: Registered, run_id: int) -> None:
+    """Send the run's message now; EnqueueError (the run failed with the reason) if the broker
+    refuses it or does not answer within the BROKER_*_TIMEOUT_S settings."""
     if entry.task.app.conf.task_always_eager:
         entry.task.delay(run_id)  # tests and the eager mode: the task runs here, no broker
         return
