@@ -72,7 +72,7 @@ class ImportJob(RunBase):
     """One import of one file: the dataset's import history and the upload page's progress."""
 
     # The run statuses plus one outcome of its own: the file was imported before.
-    Status = models.TextChoices(
+    Status = models.TextChoices(  # type: ignore[call-overload]  # the stubs know only the class syntax
         "ImportStatus", [(m.name, (m.value, m.label)) for m in RunStatus] + [("DUPLICATE", ("duplicate", "already imported"))]
     )
 
