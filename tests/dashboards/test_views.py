@@ -289,3 +289,26 @@ def test_the_nav_links_to_the_dashboards(client, cast, reviewer):
     client.force_login(reviewer)
     html = client.get(reverse("dashboards:reviews")).content.decode()
     assert re.search(r'<a href="/dashboards/" aria-current="page">Dashboards</a>', html)
+
+
+def test_the_drill_down_has_the_dashboards_filters_and_a_csv_of_every_row(client, cast, reviewer):
+    client.force_login(reviewer)
+    url = reverse("dashboards:critiques")
+    params = {"teacher": cast.a1.endpoint_id, "basis": "tag", "type": "deception"}
+    html = client.get(url, params).content.decode()
+    shown = set(re.findall(r'<tr data-critique="([0-9a-f-]+)">', html))
+    assert shown == {str(cast.c("A1", "d", 0).uuid)}
+    # The same slice controls as the dashboards, plus the drill-down's own coordinates.
+    for control in ('name="teacher"', 'name="basis"', 'name="weeks"', 'name="outcome"', 'name="reviewer"'):
+        assert control in html, control
+    assert '<option value="deception" selected>' in html and 'id="critiques-csv"' in html
+    rows = _csv(client.get(url, {**params, "csv": "critiques"}))
+    assert [(r["critique"], r["tags"], r["outcome"]) for r in rows] == [
+        (str(cast.c("A1", "d", 0).uuid), "Deception", "flawed")
+    ]
+    # The CSV carries every page, not the first 50.
+    everything = _csv(client.get(url, {"csv": "critiques"}))
+    assert len(everything) == 18 and len({r["critique"] for r in everything}) == 18
+    # A filter change swaps only the body.
+    partial = client.get(url, params, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dash-body").content.decode()
+    assert partial.lstrip().startswith('<div id="dash-body">') and "<html" not in partial
