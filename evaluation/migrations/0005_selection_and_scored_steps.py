@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("evaluation", "0003_run_error_detail"),
+        ("evaluation", "0004_runs_retry_archive_launch_key"),
     ]
 
     operations = [
