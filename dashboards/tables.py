@@ -202,7 +202,12 @@ PAIR_COLS = [
     Col("critiques", "items"),
     Col("percent_agree"),
     Col("kappa_decisions"),
+    Col("kappa_decisions_ci_low", get=lambda p: p["decisions"]["lo"]),
+    Col("kappa_decisions_ci_high", get=lambda p: p["decisions"]["hi"]),
     Col("kappa_tags"),
+    Col("kappa_tags_ci_low", get=lambda p: p["tags"]["lo"]),
+    Col("kappa_tags_ci_high", get=lambda p: p["tags"]["hi"]),
+    Col("under_30_items", get=lambda p: p["decisions"]["few"]),
 ]
 SIGNAL_COLS = [
     Col("signal"),

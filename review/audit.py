@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-from inference.core.stats import cohen_kappa as kappa
-
 from .queue import FLAG_THRESHOLD, ensure_review_items
 
 AUDIT_VERSION = 1
@@ -448,17 +446,6 @@ def audit_facts(facts: CritiqueFacts, step_equations: list[Equation] | None = No
         )
     found = [s for s in signals if s is not None]
     return sorted(found, key=lambda s: -s.weight * s.strength)
-
-
-# --- agreement -------------------------------------------------------------------
-
-
-def cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """Cohen's kappa of reviewer pairs; None when undefined (the project's one kappa)."""
-    return kappa(pairs)
-
-
-_cohen_kappa = cohen_kappa  # the name the agreement tests use
 
 
 # --- Django shell ----------------------------------------------------------------

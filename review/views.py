@@ -388,10 +388,12 @@ def agreement(request: AppRequest):
     require_reviewer(request)
     # A live kappa moves with each decision: a reviewer watching it would learn whether the
     # other reviewer agreed. Pairs are for admins.
-    pairs = pair_agreement.agreement() if request.user.is_staff else None
+    pairs, by_type = pair_agreement.agreement_tables() if request.user.is_staff else (None, None)
+    decided = Review.objects.filter(undone_at__isnull=True)
+    if not request.user.is_staff:  # blind: decisions on sealed items are not counted yet
+        decided = decided.exclude(reviews.sealed_q("item__"))
     per_reviewer = (
-        Review.objects.filter(undone_at__isnull=True)
-        .values("reviewer__username")
+        decided.values("reviewer__username")
         .annotate(
             n=Count("id"),
             sound=Count("id", filter=Q(decision="sound")),
@@ -401,7 +403,8 @@ def agreement(request: AppRequest):
         )
         .order_by("reviewer__username")
     )
-    return render(request, "review/agreement.html", {"pairs": pairs, "per_reviewer": per_reviewer})
+    context = {"pairs": pairs, "by_type": by_type, "per_reviewer": per_reviewer}
+    return render(request, "review/agreement.html", context)
 
 
 # --- adjudication (admins) -----------------------------------------------------------
