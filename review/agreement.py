@@ -81,7 +81,7 @@ def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple
     reviewer's own second thought; one changed after it may follow the other reviewer,
     so the one held at that moment counts (undone or not).
     """
-    reviews = Review.objects.filter(decision__in=DECIDING)
+    reviews = Review.objects.filter(decision__in=DECIDING, critique__gold_copy=False)
     if items is not None:
         reviews = reviews.filter(item__in=items)
     multi = (

@@ -27,8 +27,8 @@ from rprm_web.access import AppRequest, require_admin, require_reviewer
 from rprm_web.inputs import page_number
 
 from . import agreement as pair_agreement
+from . import gold, reviews
 from . import queue as review_queue
-from . import reviews
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
 from .models import LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
@@ -134,7 +134,7 @@ def queue(request: AppRequest):
 def claim(request: AppRequest):
     require_reviewer(request)
     _, flt = _filter(request.POST)
-    item = review_queue.claim_next(request.user, flt)
+    item = gold.claim_next(request.user, flt)  # now and then an unseen gold item
     if item is None:
         messages.info(request, "Nothing left for you in this queue.")
         return _to_queue(request, flt)
@@ -215,8 +215,9 @@ def _screen_context(
     user = request.user
     audit = getattr(critique, "audit", None)  # None until the run is audited
     siblings = list(
-        Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id)
-        .exclude(id=critique.id)
+        Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id, gold_copy=False)
+        # A gold copy looks like any other item: its source (same sample) is not shown beside it.
+        .exclude(sample_index=critique.sample_index)
         .select_related("audit")
         .order_by("sample_index")
     )
@@ -345,7 +346,7 @@ def decide(request: AppRequest, critique_uuid):
     except ReviewError as exc:
         messages.error(request, str(exc))
         return redirect(item_url(review_item, flt))
-    following = review_queue.claim_next(request.user, flt)  # auto-advance
+    following = gold.claim_next(request.user, flt)  # auto-advance
     if following is None:
         messages.success(request, "Saved. Nothing left for you in this queue.")
         return _to_queue(request, flt)
