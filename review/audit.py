@@ -466,8 +466,9 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
     from .models import CritiqueAudit, ReviewItem
 
     run = GenerationRun.objects.get(id=run_id)
+    # Gold copies (review/gold.py) are audited when served, never as the run's samples.
     critiques = (
-        Critique.objects.filter(run=run)
+        Critique.objects.filter(run=run, gold_copy=False)
         .select_related("step")
         .only(
             "id",
@@ -484,7 +485,9 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
         .order_by("step_id", "sample_index")
     )
     verdicts: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for cid, sid, verdict in Critique.objects.filter(run=run).values_list("id", "step_id", "verdict"):
+    for cid, sid, verdict in Critique.objects.filter(run=run, gold_copy=False).values_list(
+        "id", "step_id", "verdict"
+    ):
         verdicts[sid].append((cid, verdict))
 
     now = timezone.now()

@@ -29,8 +29,18 @@ from inference.core.metrics import wilson_interval
 from inference.core.verdict import missing_sections, parse_sections
 from inference.models import Critique
 
-from .models import Adjudication, GoldItem, GoldServing, Review, ReviewEvent, ReviewItem
-from .queue import DECIDING, QueueFilter, ReviewError, _release, build_review_items, lease_minutes, record
+from .audit import AUDIT_VERSION, CritiqueFacts, audit_facts, find_equations, suspicion
+from .models import Adjudication, CritiqueAudit, GoldItem, GoldServing, Review, ReviewEvent, ReviewItem
+from .queue import (
+    DECIDING,
+    FLAG_THRESHOLD,
+    QueueFilter,
+    ReviewError,
+    _release,
+    build_review_items,
+    lease_minutes,
+    record,
+)
 from .queue import claim_next as queue_claim_next
 from .seeding import plant
 
@@ -177,6 +187,35 @@ def _copy(gold: GoldItem) -> Critique:
     )
 
 
+def _audit_copy(copy: Critique, source: Critique) -> CritiqueAudit | None:
+    """The copy audited as the run's own critiques are (a planted false equation shows up
+    as it would on any critique), when the source was; None when the run is not audited."""
+    if not CritiqueAudit.objects.filter(critique=source).exists():
+        return None
+    siblings = Critique.objects.filter(run_id=copy.run_id, step_id=copy.step_id, gold_copy=False).exclude(
+        pk=source.pk
+    )
+    facts = CritiqueFacts(
+        verdict=copy.verdict,
+        text=copy.text,
+        sections=copy.sections or {},
+        missing_sections=copy.missing_sections or [],
+        p_yes=copy.p_yes,
+        now_step_text=copy.step.text,
+        now_step_number=copy.step.index + 1,
+        sibling_verdicts=list(siblings.values_list("verdict", flat=True)),
+        format_problem=copy.format_problem,
+    )
+    signals = audit_facts(facts, find_equations(copy.step.text))
+    return CritiqueAudit.objects.create(
+        critique=copy,
+        signals=[s.as_json() for s in signals],
+        suspicion=suspicion(signals),
+        version=AUDIT_VERSION,
+        computed_at=timezone.now(),
+    )
+
+
 def serve(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> ReviewItem | None:
     """Lease a fresh copy of an unseen gold item to `reviewer` (None when there is none).
     The copy's item is theirs alone (`gold_for`), one review, never double."""
@@ -189,11 +228,11 @@ def serve(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> Review
         if mine is not None:
             _release(mine, reviewer, reason="moved on")
         copy = _copy(gold)
-        source_item = ReviewItem.objects.filter(critique_id=gold.critique_id).first()
         item = build_review_items([copy.id])[0]
         item.needs_double_review, item.reviews_needed, item.gold_for = False, 1, reviewer
-        if source_item is not None:
-            item.suspicion, item.flagged = source_item.suspicion, source_item.flagged
+        audit = _audit_copy(copy, gold.critique)
+        if audit is not None:
+            item.suspicion, item.flagged = audit.suspicion, audit.suspicion >= FLAG_THRESHOLD
         item.lease_holder, item.leased_at = reviewer, now
         item.lease_expires_at = now + timedelta(minutes=lease_minutes())
         item.save()

@@ -35,6 +35,8 @@ def test_a_seeded_flaw_on_the_review_screen_and_the_calibration_page(
     assert str(copy.uuid) in page.url
     body = page.locator("body").inner_text()
     assert "7 * 8 = 57" in body and "gold" not in body.lower() and "seeded" not in body.lower()
+    # Audited like the run's own critiques: the planted false equation shows as it would anywhere.
+    assert "Not computed yet" not in body and "7 * 8 = 57" in page.locator("#signals").inner_text()
     shot(page, "gold-item-review")
     page.keyboard.press("f")
     page.wait_for_function(f"!location.pathname.includes('{copy.uuid}')")
