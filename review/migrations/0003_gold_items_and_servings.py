@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('annotations', '0008_importjob_retry_archive_launch_key'),
         ('inference', '0012_critique_gold_copy'),
-        ('review', '0001_review_tables_from_annotations'),
+        ('review', '0002_team_roles_assignments_progress'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
