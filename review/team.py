@@ -36,6 +36,12 @@ from .queue import ReviewError, _release, record
 log = logging.getLogger(__name__)
 
 
+def _audit(actor: User, member: User, **change) -> None:
+    """Who changed whom, in the insert-only event log (and the server log)."""
+    record(ReviewEvent.Kind.MEMBER_CHANGED, actor, member=member.id, username=member.username, **change)
+    log.info("team: %s changed %s: %s", actor.username, member.username, change)
+
+
 def _check_admin_kept(actor: User, user: User, *, losing: bool) -> None:
     if not losing or not user.is_staff:
         return
@@ -69,7 +75,7 @@ def create_member(
             raise ReviewError(f"The user name {username!r} is taken.")
         user = User.objects.create_user(username, email, password or None)
         _apply_roles(user, roles)
-    log.info("team: %s created %s with roles %s", actor.username, username, sorted(set(roles)))
+        _audit(actor, user, created=True, roles=granted_roles(user), invited=password is None)
     return user
 
 
@@ -79,7 +85,7 @@ def set_roles(actor: User, user: User, roles: Iterable[str]) -> None:
         user = User.objects.select_for_update().get(pk=user.pk)
         _check_admin_kept(actor, user, losing=ADMIN not in wanted)
         _apply_roles(user, wanted)
-    log.info("team: %s set the roles of %s to %s", actor.username, user.username, sorted(wanted))
+        _audit(actor, user, roles=granted_roles(user))
 
 
 def set_active(actor: User, user: User, active: bool) -> None:
@@ -93,7 +99,7 @@ def set_active(actor: User, user: User, active: bool) -> None:
         if not active:
             for item in ReviewItem.objects.select_for_update().filter(lease_holder=user):
                 _release(item, actor, reason="reviewer deactivated")
-    log.info("team: %s %s %s", actor.username, "reactivated" if active else "deactivated", user.username)
+        _audit(actor, user, active=active)
 
 
 def granted_roles(user: User) -> list[str]:
@@ -115,9 +121,10 @@ def invite_path(user: User) -> str:
 
 def reset_to_invite(actor: User, user: User) -> None:
     """Forget the member's password: they sign in again through a new set-password link."""
-    user.set_unusable_password()
-    user.save(update_fields=["password"])
-    log.info("team: %s reset the password of %s (new invite link)", actor.username, user.username)
+    with transaction.atomic():
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        _audit(actor, user, password_cleared=True)
 
 
 def join(user: User, token: str, password: str) -> None:

@@ -30,7 +30,7 @@ from . import agreement as pair_agreement
 from . import progress, reviews
 from . import queue as review_queue
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
-from .models import Adjudication, LabelCorrection, Review, ReviewItem
+from .models import Adjudication, Assignment, LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
 
 DIGITS = "1234567890"
@@ -120,6 +120,10 @@ def queue(request: AppRequest):
         "tabs": tabs,
         "mine": ReviewItem.objects.filter(lease_holder=request.user).select_related("critique").first(),
         "progress": progress.scope_progress(flt, request.user, left=left),
+        # Your assignments and targets (a few grouped queries, only when you have some).
+        "assigned": progress.assignment_rows(
+            list(Assignment.objects.filter(reviewer=request.user).select_related("dataset"))
+        ),
         "adjudication_waiting": ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION).count()
         if is_adjudicator(request.user)
         else None,
