@@ -12,11 +12,13 @@ a second reviewer's decision moves it the same way whether or not the two agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Func, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from annotations.models import Dataset
@@ -49,7 +51,7 @@ class Count_:
         return f"{self.n:,}+" if self.capped else f"{self.n:,}"
 
 
-def capped(qs) -> Count_:
+def capped(qs: QuerySet[ReviewItem]) -> Count_:
     n = qs.order_by()[: COUNT_CAP + 1].count()
     return Count_(COUNT_CAP, True) if n > COUNT_CAP else Count_(n)
 
@@ -143,7 +145,7 @@ def reviewer_rows(users: list[User]) -> list[ReviewerRow]:
     }
     rows = []
     for user in users:
-        s = stats.get(user.id, {})
+        s: Mapping[str, Any] = stats.get(user.id, {})
         week_n = s.get("week", 0)
         rows.append(
             ReviewerRow(
@@ -188,14 +190,17 @@ def assignment_rows(assignments: list[Assignment]) -> list[AssignmentRow]:
     rows = []
     for a in assignments:
         if a.dataset_id:
-            done, left = by_dataset.get((a.reviewer_id, a.dataset_id), 0), left_dataset.get(a.dataset_id, 0)
+            done, left = (
+                by_dataset.get((a.reviewer_id, a.dataset_id), 0),
+                left_dataset.get(a.dataset_id or 0, 0),
+            )
         else:
-            done, left = by_run.get((a.reviewer_id, a.run_id), 0), left_run.get(a.run_id, 0)
+            done, left = by_run.get((a.reviewer_id, a.run_id), 0), left_run.get(a.run_id or 0, 0)
         rows.append(AssignmentRow(a, done, Count_(min(left, COUNT_CAP), left > COUNT_CAP)))
     return rows
 
 
-def _grouped(qs, *keys: str) -> dict[tuple, int]:
+def _grouped(qs: QuerySet[Any], *keys: str) -> dict[tuple[Any, ...], int]:
     return {
         tuple(row[k] for k in keys): row["n"] for row in qs.values(*keys).annotate(n=Count("id")).order_by()
     }
@@ -242,7 +247,7 @@ def dataset_rows() -> list[DatasetRow]:
     }
     rows = []
     for d in datasets.order_by("name").values("id", "name", "left"):
-        p = pace.get(d["id"], {})
+        p: Mapping[str, Any] = pace.get(d["id"], {})
         rows.append(
             DatasetRow(
                 d["id"],
@@ -264,7 +269,7 @@ class CappedCount(Func):
     output_field = IntegerField()
 
 
-def _open_ids(**scope) -> Subquery:
+def _open_ids(**scope: Any) -> Subquery:
     return Subquery(
         ReviewItem.objects.filter(state=ReviewItem.State.OPEN, **scope)
         .order_by()

@@ -36,9 +36,10 @@ from .queue import ReviewError, _release, record
 log = logging.getLogger(__name__)
 
 
-def _audit(actor: User, member: User, **change) -> None:
+def _audit(actor: User, member: User, **change: object) -> None:
     """Who changed whom, in the insert-only event log (and the server log)."""
-    record(ReviewEvent.Kind.MEMBER_CHANGED, actor, member=member.id, username=member.username, **change)
+    payload = {"member": member.id, "username": member.username, **change}
+    ReviewEvent.objects.create(kind=ReviewEvent.Kind.MEMBER_CHANGED, actor=actor, payload=payload)
     log.info("team: %s changed %s: %s", actor.username, member.username, change)
 
 
@@ -162,7 +163,7 @@ def assign(
             dataset=dataset.id if dataset else None,
             run=run.id if run else None,
             target=target,
-            **({} if created else {"updated": True}),
+            updated=not created,
         )
     return assignment
 
@@ -243,7 +244,7 @@ class ItemFilter:
 BULK_EVENT_BATCH = 1000
 
 
-def _events(kind: str, actor: User, ids: list[int], **payload) -> None:
+def _events(kind: str, actor: User, ids: list[int], **payload: object) -> None:
     ReviewEvent.objects.bulk_create(
         [ReviewEvent(kind=kind, actor=actor, item_id=i, payload=payload) for i in ids],
         batch_size=BULK_EVENT_BATCH,
