@@ -35,9 +35,9 @@ def start_of_today(now: datetime | None = None) -> datetime:
     return timezone.localtime(now or timezone.now()).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def per_hour(n: int, ms: int | None) -> float | None:
+def per_hour(n: int, ms: int | None) -> int | None:
     """Decisions per hour on task (the browser's timer), None without time to go by."""
-    return round(n * 3_600_000 / ms, 1) if n and ms else None
+    return round(n * 3_600_000 / ms) if n and ms else None
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ScopeProgress:
     today: int
     mine_done: int
     mine_today: int
-    mine_per_hour: float | None
+    mine_per_hour: int | None
 
     @property
     def total(self) -> Count_:
@@ -125,7 +125,7 @@ class ReviewerRow:
     total: int
     today: int
     week: int
-    per_hour: float | None  # this week, on task
+    per_hour: int | None  # this week, on task
 
 
 def reviewer_rows(users: list[User]) -> list[ReviewerRow]:
