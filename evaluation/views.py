@@ -75,7 +75,8 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
         published = dict(PUBLISHED_K_SCALING)
         data["published"] = [published.get(k) for k in ks]
         data["published_name"] = "R-PRM-7B DPO (published)"
-    return {"run": run, "data": data, "points": points}
+    # Resamples of a resampled K (a skipped K has none; K_max needs one).
+    return {"run": run, "data": data, "points": points, "n_resamples": max(p["n_resamples"] for p in points)}
 
 
 def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
@@ -94,6 +95,20 @@ def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
             }
         )
     return rows
+
+
+def scaling_options(**family) -> list[dict]:
+    """Every finished, unarchived run the K-scaling panel can show (K > 1), grouped by family
+    (name and benchmark) for its selector, newest first within a family. `family`: one only."""
+    rows = (
+        EvaluationRun.objects.filter(
+            status=EvaluationRun.Status.SUCCEEDED, archived=False, results__k_max__gt=1, **family
+        )
+        .order_by("name", "benchmark", "-created_at")
+        .values("id", "uuid", "name", "benchmark", "n_samples", "created_at")[:200]
+    )
+    labels = dict(EvaluationRun.Benchmark.choices)
+    return [{**r, "family": f"{r['name']} · {labels.get(r['benchmark'], r['benchmark'])}"} for r in rows]
 
 
 def worst_examples(run: EvaluationRun, limit: int = 10) -> list[SolutionScore]:
@@ -124,11 +139,12 @@ def results(request: AppRequest):
     table = results_table()
     for row in table:
         row["values"] = [row["cells"].get(key) for key, _, _ in BENCHMARKS]
-    scaling_run = (
-        EvaluationRun.objects.filter(status=EvaluationRun.Status.SUCCEEDED, results__k_max__gt=1)
-        .order_by("-created_at")
-        .first()
-    )
+    scaling = scaling_options()
+    wanted = request.GET.get("kscaling")
+    chosen = next((o["id"] for o in scaling if str(o["uuid"]) == wanted), None)
+    if chosen is None and scaling:
+        chosen = max(scaling, key=lambda o: o["created_at"])["id"]
+    scaling_run = EvaluationRun.objects.filter(id=chosen).first() if chosen else None
     latest_prm = {}
     for run in EvaluationRun.objects.filter(
         benchmark="prmbench", status=EvaluationRun.Status.SUCCEEDED
@@ -141,6 +157,7 @@ def results(request: AppRequest):
         "table": table,
         "benchmarks": BENCHMARKS,
         "chart": kscaling_chart(scaling_run),
+        "scaling_options": scaling,
         "prm_runs": prm_runs,
         "breakdown": class_breakdown(prm_runs),
         "worst": [(r, worst_examples(r, 5)) for r in latest],
@@ -256,6 +273,7 @@ def _run_context(run: EvaluationRun) -> dict:
         "dimensions": dimensions,
         "sweep": r.get("sweep") or [],
         "chart": kscaling_chart(run),
+        "scaling_options": scaling_options(name=run.name, benchmark=run.benchmark),
         "worst": worst_examples(run, 20) if run.status == EvaluationRun.Status.SUCCEEDED else [],
         "contamination": r.get("contamination"),
         "clean": r.get("clean"),

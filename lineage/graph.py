@@ -97,8 +97,8 @@ def review_outcomes(run_ids: Iterable[int]) -> dict[int, ReviewOutcome]:
         GenerationRun.objects.filter(id__in=ids).annotate(n=Count("critiques")).values_list("id", "n")
     )
     decided = Q(final_decision__in=[d for d in Review.Decision.values if d != Review.Decision.SKIP])
-    items = {
-        row["run_id"]: row
+    items: dict[int, dict[str, int]] = {
+        row["run_id"]: {k: row[k] for k in ("reviewed", "flawed", "label_wrong")}
         for row in ReviewItem.objects.filter(run_id__in=ids)
         .values("run_id")
         .annotate(
@@ -117,12 +117,13 @@ def review_outcomes(run_ids: Iterable[int]) -> dict[int, ReviewOutcome]:
             .distinct()
             .count()
         )
+    none = {"reviewed": 0, "flawed": 0, "label_wrong": 0}
     return {
         run_id: ReviewOutcome(
             critiques=critiques.get(run_id, 0),
-            reviewed=items.get(run_id, {}).get("reviewed", 0),
-            flawed=items.get(run_id, {}).get("flawed", 0),
-            label_wrong=items.get(run_id, {}).get("label_wrong", 0),
+            reviewed=items.get(run_id, none)["reviewed"],
+            flawed=items.get(run_id, none)["flawed"],
+            label_wrong=items.get(run_id, none)["label_wrong"],
             corrections_accepted=corrections[run_id],
         )
         for run_id in ids
