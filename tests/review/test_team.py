@@ -280,7 +280,7 @@ def test_it_shows_reviewers_their_assignments_and_keeps_list_query_counts(
         decide(item, reviewer, "sound")
         decide(item, reviewer2, "flawed")  # three disagreements to adjudicate
     client.force_login(reviewer)
-    with django_assert_max_num_queries(19):  # the queue's 14 and four for the assignments
+    with django_assert_max_num_queries(19):  # the queue's 15 and four for the assignments' counts
         page = client.get(reverse("review:queue")).content.decode()
     assert 'id="assigned-to-you"' in page and page.count("of your target <b>10</b>") == 2
     client.force_login(admin)
