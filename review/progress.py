@@ -91,10 +91,15 @@ def _scope_q(flt: QueueFilter, prefix: str = "") -> Q:
 def scope_progress(flt: QueueFilter, user: User, *, left: Count_ | None = None) -> ScopeProgress:
     """Progress of the queue scope (search and error-type filters aside); `left` when the
     caller has counted it already (the queue page's tab)."""
-    scope = QueueFilter(queue=flt.queue, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id)
+    # Your own gold copies count like any item (review/gold.py: they must look like one);
+    # other people's are theirs.
+    scope = QueueFilter(
+        queue=flt.queue, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=user.id
+    )
     if left is None:
         left = capped(open_items(scope))
-    done = ReviewItem.objects.filter(_scope_q(scope), state__in=ReviewItem.REVIEWED_STATES).count()
+    yours = Q(gold_for__isnull=True) | Q(gold_for=user)
+    done = ReviewItem.objects.filter(yours, _scope_q(scope), state__in=ReviewItem.REVIEWED_STATES).count()
     today = start_of_today()
     # One query for the team's and the user's decisions (a BitmapOr of two indexes).
     mine_q, today_q = Q(reviewer=user), Q(created_at__gte=today)
@@ -235,7 +240,10 @@ def dataset_rows() -> list[DatasetRow]:
     today and this week. Four queries, each served by an index."""
     now = timezone.now()
     today, week = start_of_today(now), now - timedelta(days=WEEK_DAYS)
-    reviewed = _grouped(ReviewItem.objects.filter(state__in=ReviewItem.REVIEWED_STATES), "dataset_id")
+    # The work itself: gold copies served to reviewers (review/gold.py) are not items to do.
+    reviewed = _grouped(
+        ReviewItem.objects.filter(gold_for__isnull=True, state__in=ReviewItem.REVIEWED_STATES), "dataset_id"
+    )
     skipped = _grouped(ReviewItem.objects.filter(state=ReviewItem.State.SKIPPED), "dataset_id")
     datasets = Dataset.objects.annotate(left=CappedCount(_open_ids(dataset_id=OuterRef("id")))).filter(
         Q(left__gt=0) | Q(id__in=[d for (d,) in reviewed] + [d for (d,) in skipped])
@@ -273,7 +281,7 @@ class CappedCount(Func):
 
 def _open_ids(**scope: Any) -> Subquery:
     return Subquery(
-        ReviewItem.objects.filter(state=ReviewItem.State.OPEN, **scope)
+        ReviewItem.objects.filter(state=ReviewItem.State.OPEN, gold_for__isnull=True, **scope)
         .order_by()
         .values("id")[: COUNT_CAP + 1]
     )

@@ -267,7 +267,10 @@ def bulk_release(actor: User, flt: ItemFilter) -> int:
 def bulk_skip(actor: User, flt: ItemFilter, reason: str = "") -> int:
     """Take open items nobody has decided yet out of the queues (state `skipped`)."""
     with transaction.atomic():
-        qs = flt.apply(ReviewItem.objects.filter(state=ReviewItem.State.OPEN, reviews_done=0))
+        # Gold copies (review/gold.py) are their reviewer's test, not queue work.
+        qs = flt.apply(
+            ReviewItem.objects.filter(state=ReviewItem.State.OPEN, reviews_done=0, gold_for__isnull=True)
+        )
         ids = list(qs.select_for_update(skip_locked=True).values_list("id", flat=True))
         ReviewItem.objects.filter(id__in=ids).update(
             state=ReviewItem.State.SKIPPED,

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('review', '0002_team_roles_assignments_progress'),
+        ('review', '0003_gold_items_and_servings'),
     ]
 
     operations = [
