@@ -24,8 +24,8 @@ from django.conf import settings
 
 ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
     "openai": frozenset({
-        "mode", "max_concurrency", "timeout_s", "max_retries", "backoff", "max_backoff", "top_logprobs",
-        "tokenizer_path", "p_yes_via", "extra_body", "api_key_env",
+        "mode", "max_concurrency", "timeout_s", "connect_timeout_s", "total_timeout_s", "max_retries",
+        "top_logprobs", "tokenizer_path", "p_yes_via", "extra_body", "api_key_env",
     }),
     "transformers": frozenset({"device", "dtype", "batch_size", "max_batch_tokens", "attn_implementation"}),
     "vllm": frozenset({
@@ -102,7 +102,9 @@ def _fernet():
     from cryptography.fernet import Fernet, MultiFernet
 
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    keys = [base64.urlsafe_b64encode(hashlib.sha256(b"rprm-endpoint-key:" + s.encode()).digest()) for s in secrets]
+    keys = [
+        base64.urlsafe_b64encode(hashlib.sha256(b"rprm-endpoint-key:" + s.encode()).digest()) for s in secrets
+    ]
     return MultiFernet([Fernet(k) for k in keys])
 
 

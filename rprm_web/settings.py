@@ -262,6 +262,15 @@ SCORING_API_MAX_TOKENS = _at_least("SCORING_API_MAX_TOKENS", env.int, 262_144, 1
 SCORING_API_TIMEOUT_S = _at_least("SCORING_API_TIMEOUT_S", env.int, 25, 1)
 SCORING_API_MAX_CONCURRENT = _at_least("SCORING_API_MAX_CONCURRENT", env.int, 4, 1)
 SCORING_API_RATE_PER_MINUTE = _at_least("SCORING_API_RATE_PER_MINUTE", env.int, 60, 1)
+# Deadlines of every call to a model server (inference/core/backends/openai_transport.py),
+# unless the endpoint's options set its own (connect_timeout_s, timeout_s, total_timeout_s):
+# to connect, for the server's next bytes (the first included), and for the whole request
+# with its retries, which also cuts a server that drips its answer. A generation run polls
+# its cancel flag this often while a call is in flight, and cancels the call.
+MODEL_CALL_CONNECT_TIMEOUT_S = _at_least("MODEL_CALL_CONNECT_TIMEOUT_S", env.float, 10.0, 0.1)
+MODEL_CALL_FIRST_BYTE_TIMEOUT_S = _at_least("MODEL_CALL_FIRST_BYTE_TIMEOUT_S", env.float, 300.0, 0.1)
+MODEL_CALL_TOTAL_TIMEOUT_S = _at_least("MODEL_CALL_TOTAL_TIMEOUT_S", env.float, 600.0, 0.1)
+RUN_CANCEL_POLL_S = _at_least("RUN_CANCEL_POLL_S", env.float, 2.0, 0.1)
 # Dashboards: a summary older than this is refreshed; up to this many critiques it is
 # rebuilt in the request itself (0: always by the worker).
 DASHBOARD_STALE_SECONDS = _at_least("DASHBOARD_STALE_SECONDS", env.int, 600, 1)
