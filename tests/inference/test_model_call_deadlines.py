@@ -17,12 +17,12 @@ import pytest
 from annotations.actions import import_file
 from annotations.demo import write_demo_processbench
 from inference.actions import create_run, request_cancel
-from inference.scorers import create_api_token
 from inference.core.backends.base import Sampling
 from inference.core.backends.openai_backend import OpenAIBackend
 from inference.core.backends.openai_transport import OpenAIBackendError
 from inference.models import GenerationRun, ModelEndpoint
 from inference.runner import process_run
+from inference.scorers import create_api_token
 
 CRITIQUE = "Fine.\nVerification: Is the step correct (Yes/No)? Yes"
 
