@@ -293,9 +293,17 @@ DEFAULT_SCORER_ENDPOINT = _env("DEFAULT_SCORER_ENDPOINT", env.str, "vllm-scorer"
 # every call. The host of VLLM_URL (compose's vllm service), set by the operator, is always
 # allowed too. And whether `trust_remote_code` (code from the model repository runs on the
 # GPU worker) may be set at all.
+# Entries are host:port pairs ("127.0.0.1:8000", "[::1]:8000", "*.models.internal:443"),
+# "host:*" for any port; a bare host allows its scheme's port (80/443) only. Local model
+# paths must lie under MODELS_DIR or one of MODEL_PATH_ROOTS (a shared model store).
 MODEL_ENDPOINT_ALLOWED_HOSTS = _env(
-    "MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"]
+    "MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1:8000", "localhost:8000", "[::1]:8000"]
 )
+for _entry in MODEL_ENDPOINT_ALLOWED_HOSTS:
+    _port = _entry.rsplit("]", 1)[-1].rpartition(":")[2] if _entry.count(":") == 1 or _entry.startswith("[") else ""
+    if _port and _port != "*" and not _port.isdigit():
+        raise ImproperlyConfigured(f"MODEL_ENDPOINT_ALLOWED_HOSTS: {_entry!r} is not host:port, host:* or host")
+MODEL_PATH_ROOTS = _env("MODEL_PATH_ROOTS", env.list, [])
 MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)
