@@ -42,6 +42,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 
 
 def run_scoring(endpoint: ModelEndpoint, template: PromptTemplate, args: dict[str, Any],
-                sampling: dict[str, Any], timeout_s: float, release) -> dict[str, Any]:  # fmt: skip
+                sampling: dict[str, Any], timeout_s: float, release: Callable[[], None]) -> dict[str, Any]:  # fmt: skip
     """Score on a thread of its own and wait at most ``timeout_s``; the response body.
 
     ``release()`` frees the request's concurrency slot: called here when the scoring
