@@ -45,16 +45,20 @@ services:
 browser-deps:
 	./scripts/browser_deps.sh
 
-# The whole suite against real Postgres, Redis, Celery workers and chromium.
+# The whole suite against real Postgres, Redis, Celery workers and chromium, in
+# PYTEST_WORKERS xdist processes (each its own test database, Redis db and var folder;
+# the fault suite's kills stay in one process: --dist loadgroup).
+PYTEST_WORKERS ?= 2
 test: setup services browser-deps
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The base install alone (no ml extra, no torch) must serve the main pages.
 check-base:
 	./scripts/check_base_install.sh
 
+# The inner loop: no browser, no real workers, nothing slow.
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not integration and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not browser and not integration and not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

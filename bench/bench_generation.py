@@ -34,31 +34,34 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from scratch import scratch_name
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def scratch_database(tmp: Path) -> tuple[str, callable]:
+def scratch_database(tmp: Path, smoke: bool = False) -> tuple[str, callable]:
     """A Postgres scratch DB beside DATABASE_URL's (dropped at the end), else SQLite in tmp."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         return f"sqlite:///{tmp / 'bench.sqlite3'}", lambda: None
     import psycopg
 
+    name = scratch_name("bench_gen", smoke=smoke)
     parts = urlsplit(url)
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS rprm_bench_gen")
-        conn.execute("CREATE DATABASE rprm_bench_gen")
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
 
     def drop() -> None:
         from django.db import connections
 
         connections.close_all()
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS rprm_bench_gen WITH (FORCE)")
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
-    return urlunsplit(parts._replace(path="/rprm_bench_gen")), drop
+    return urlunsplit(parts._replace(path=f"/{name}")), drop
 
 
 BODY = (
@@ -122,10 +125,13 @@ def main() -> None:
     )
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 2 steps x 2 samples (tests)")
     args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.samples, args.body_tokens, args.batch_size = 2, 2, 16, 2
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-gen-"))
-    db_url, drop = scratch_database(tmp)
+    db_url, drop = scratch_database(tmp, args.smoke)
     os.environ.update({"DATABASE_URL": db_url, "RPRM_VAR_DIR": str(tmp / "var"), "HF_HUB_OFFLINE": "1"})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
     import django

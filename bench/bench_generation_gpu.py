@@ -93,7 +93,13 @@ def main() -> None:
     parser.add_argument("--body-tokens", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=128, help="sequences per generate() call")
     parser.add_argument("--unbatched-steps", type=int, default=1)
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds on a CPU: the tiny shape, 2 steps (tests)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.shape, args.device, args.steps, args.samples = "tiny", "cpu", 2, 2
+        args.prompt_tokens, args.body_tokens, args.batch_size = 64, 16, 4
 
     import torch
     from bench_generation import CritiqueShape
@@ -136,8 +142,10 @@ def main() -> None:
     sync()
     ref_sample_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref_p = [[reference_p_yes(backend.model, backend.tokenizer, p, c.text) for c in cs]
-             for p, cs in zip(prompts, sampled, strict=True)]
+    ref_p = [
+        [reference_p_yes(backend.model, backend.tokenizer, p, c.text) for c in cs]
+        for p, cs in zip(prompts, sampled, strict=True)
+    ]
     sync()
     second_pass_s = time.perf_counter() - t0
 
@@ -148,8 +156,12 @@ def main() -> None:
     unbatched_per_step = (time.perf_counter() - t0) / max(1, args.unbatched_steps)
 
     # The inline value against the reference pass on the same texts.
-    diffs = [abs(reference_p_yes(backend.model, backend.tokenizer, p, c.text) - c.p_yes)
-             for p, cs in zip(prompts, ours, strict=True) for c in cs if c.p_yes is not None]
+    diffs = [
+        abs(reference_p_yes(backend.model, backend.tokenizer, p, c.text) - c.p_yes)
+        for p, cs in zip(prompts, ours, strict=True)
+        for c in cs
+        if c.p_yes is not None
+    ]
     n = len(prompts)
     ref_s = ref_sample_s + second_pass_s
     result = {
@@ -176,13 +188,19 @@ def main() -> None:
         "p_yes_max_abs_diff": float(f"{max(diffs):.3g}") if diffs else None,
         "reference_mean_p_yes": round(sum(map(sum, ref_p)) / sum(map(len, ref_p)), 4),
     }
-    print(f"{args.shape} on {result['device']}: {n} steps x K={args.samples}, prompt ~{result['prompt_tokens_mean']} "
-          f"tokens, critique {result['critique_tokens']} tokens")
+    print(
+        f"{args.shape} on {result['device']}: {n} steps x K={args.samples}, prompt ~{result['prompt_tokens_mean']} "
+        f"tokens, critique {result['critique_tokens']} tokens"
+    )
     print(f"ours                     {result['ours_s_per_step']:.4f} s/step")
-    print(f"reference (batched)      {result['reference_s_per_step']:.4f} s/step "
-          f"(sampling {ref_sample_s:.2f} s + second pass {second_pass_s:.2f} s)  speedup {result['speedup']}x")
-    print(f"reference (per prompt)   {result['reference_unbatched_s_per_step']:.4f} s/step  "
-          f"speedup {result['speedup_vs_unbatched_reference']}x")
+    print(
+        f"reference (batched)      {result['reference_s_per_step']:.4f} s/step "
+        f"(sampling {ref_sample_s:.2f} s + second pass {second_pass_s:.2f} s)  speedup {result['speedup']}x"
+    )
+    print(
+        f"reference (per prompt)   {result['reference_unbatched_s_per_step']:.4f} s/step  "
+        f"speedup {result['speedup_vs_unbatched_reference']}x"
+    )
     print(f"p_yes inline vs reference: max |diff| {result['p_yes_max_abs_diff']}")
     print(json.dumps(result))
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from scratch import scratch_name
+
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = (
     "we compute the sum of both sides then divide by two so that x equals seven and the area "
@@ -196,10 +198,16 @@ def main() -> None:
     ap.add_argument(
         "--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rprm")
     )
-    ap.add_argument("--db-name", default="rprm_bench", help="scratch database, created and dropped")
+    ap.add_argument(
+        "--db-name", help="scratch database, created and dropped (default: <DATABASE_URL's>_bench_import)"
+    )
     ap.add_argument("--formats", default="processbench,processbench-parquet,processbench-zst,prm800k")
     ap.add_argument("--child", nargs=3, metavar=("PATH", "FORMAT", "NAME"), help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true", help="seconds: 200 solutions per file (tests)")
     args = ap.parse_args()
+    if args.smoke:
+        args.solutions = 200
+    args.db_name = args.db_name or scratch_name("bench_import", smoke=args.smoke)
     if args.child:
         child(*args.child)
         return

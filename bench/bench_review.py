@@ -28,9 +28,10 @@ import os
 import sys
 import time
 
-from scratch import ROOT, admin_sql, open_scratch_db, percentiles, url_for  # noqa: E402, F401
+from scratch import admin_sql, open_scratch_db, percentiles, scratch_name
 
-BENCH_DB = "rprm_bench_review"
+# Targets (issue 21), in CPU time of this process: a shared machine inflates wall time.
+CPU_P95_TARGET_MS = {"queue_page": 15.0, "review_page": 10.0, "claim": 5.0}
 
 
 # -- fill -----------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def fill(critiques: int, log) -> dict:
             f"""
             INSERT INTO inference_critique (id, uuid, sample_index, text, sections, missing_sections, verdict,
                    strict, lenient_verdict, format_problem, p_yes, p_yes_source, matches_label, prompt_tokens,
-                   completion_tokens, latency_ms, created_at, step_id, run_id)
+                   completion_tokens, latency_ms, text_repaired, truncated, created_at, step_id, run_id)
             SELECT (st.id - 1) * 4 + k + 1, gen_random_uuid(), k,
                    '{CRITIQUE_TEXT}' || 'Verification: Is the step correct (Yes/No)? '
                        || CASE WHEN v.yes THEN 'Yes' ELSE 'No' END,
@@ -124,7 +125,7 @@ def fill(critiques: int, log) -> dict:
                    '', CASE WHEN v.yes THEN 0.55 + (st.id % 40) / 100.0 ELSE 0.05 + (st.id % 40) / 100.0 END,
                    'inline',
                    CASE WHEN st.label = 'correct' THEN v.yes WHEN st.label = 'incorrect' THEN NOT v.yes END,
-                   900, 450, 1200, now(), st.id, %(run)s
+                   900, 450, 1200, false, false, now(), st.id, %(run)s
             FROM annotations_step st, generate_series(0, 3) k,
                  LATERAL (SELECT (st.id * 7 + k) % 5 <> 0 AS yes) v""",
         ),
@@ -249,13 +250,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="review cycles (claim, page, submit)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--reuse", action="store_true", help="measure on a database kept by --keep (no load)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 2,000 critiques, 12 cycles (tests)")
     args = parser.parse_args()
+    if args.smoke:
+        args.critiques, args.requests = 2_000, 12
+    bench_db = scratch_name("bench_review", smoke=args.smoke)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     try:
-        open_scratch_db(BENCH_DB, reuse=args.reuse, log=log)
+        open_scratch_db(bench_db, reuse=args.reuse, log=log)
         if args.reuse:
             from django.contrib.auth.models import User
 
@@ -284,7 +289,7 @@ def main() -> None:
         connections.close_all()
     finally:
         if not args.keep:
-            admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            admin_sql(f"DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)")
 
     print(
         f"\n{'operation':<24}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'cpu p50':>10}{'cpu p95':>10}"
@@ -294,7 +299,7 @@ def main() -> None:
             f"{name:<24}{t['n']:>6}{t['p50_ms']:>10}{t['p95_ms']:>10}{t['max_ms']:>10}"
             f"{t['cpu_p50_ms']:>10}{t['cpu_p95_ms']:>10}"
         )
-    ok = timings["review_page"]["p95_ms"] < 50 and timings["claim"]["p95_ms"] < 50
+    ok = all(timings[k]["cpu_p95_ms"] < target for k, target in CPU_P95_TARGET_MS.items())
     print(
         json.dumps(
             {
@@ -303,8 +308,9 @@ def main() -> None:
                 "load_s": load_s,
                 "load_breakdown_s": data["load_s"],
                 **timings,
-                "target_p95_ms": 50,
+                "target_cpu_p95_ms": CPU_P95_TARGET_MS,
                 "meets_target": ok,
+                "smoke": args.smoke,
                 "cpus": os.cpu_count(),
                 "loadavg_1m": [round(load_before, 2), round(load_after, 2)],
             }

@@ -89,9 +89,10 @@ def run(args, work: Path) -> dict:
         subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         setup = (
             "import django; django.setup();"
-            "from django.contrib.auth.models import User; from inference.models import ModelEndpoint;"
+            "from django.contrib.auth.models import Group, User; from inference.models import ModelEndpoint;"
             "from inference.scorers import create_api_token;"
-            "u = User.objects.create_user('bench');"
+            # A token acts only for a user who holds a role.
+            "u = User.objects.create_user('bench'); u.groups.add(Group.objects.get_or_create(name='reviewer')[0]);"
             f"ModelEndpoint.objects.create(name='served', role='scorer', backend='openai', path_or_url={serve_url!r},"
             f" served_model_name={str(model)!r}, default_sampling={{'max_new_tokens': 48}},"
             " options={'p_yes_via': 'systemone', 'max_concurrency': 1});"
@@ -144,15 +145,30 @@ def run(args, work: Path) -> dict:
         "timeout_s": args.timeout,
         "small_alone": {"n": len(alone), "p50_s": statistics.median(alone), "max_s": max(alone)},
         "big_plus_small": {
-            "big": {"steps": args.big_steps, "k": 4, "max_new_tokens": 48, "status": big_code,
-                    "content_type": big_type, "seconds": big_end - big_t0},
-            "small": [{"status": c, "seconds": end - start, "before_big_ended": end < big_end}
-                      for c, start, end, _ in smalls],
+            "big": {
+                "steps": args.big_steps,
+                "k": 4,
+                "max_new_tokens": 48,
+                "status": big_code,
+                "content_type": big_type,
+                "seconds": big_end - big_t0,
+            },
+            "small": [
+                {"status": c, "seconds": end - start, "before_big_ended": end < big_end}
+                for c, start, end, _ in smalls
+            ],
         },  # fmt: skip
-        "load": {"requests": args.requests, "concurrency": args.concurrency, "steps": 2, "k": 2,
-                 "errors": sum(code != 200 for code, *_ in results),
-                 "statuses": sorted(code for code, *_ in results), "p50_s": statistics.median(ok) if ok else None,
-                 "p95_s": statistics.quantiles(ok, n=20, method="inclusive")[-1] if len(ok) > 1 else None, "requests_per_s": len(ok) / wall},  # fmt: skip
+        "load": {
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "steps": 2,
+            "k": 2,
+            "errors": sum(code != 200 for code, *_ in results),
+            "statuses": sorted(code for code, *_ in results),
+            "p50_s": statistics.median(ok) if ok else None,
+            "p95_s": statistics.quantiles(ok, n=20, method="inclusive")[-1] if len(ok) > 1 else None,
+            "requests_per_s": len(ok) / wall,
+        },  # fmt: skip
     }
 
 
@@ -163,7 +179,10 @@ def main() -> None:
     p.add_argument("--smalls", type=int, default=5)
     p.add_argument("--requests", type=int, default=8)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="the whole stack, fewest requests (tests)")
     args = p.parse_args()
+    if args.smoke:
+        args.timeout, args.big_steps, args.smalls, args.requests, args.concurrency = 3, 2, 1, 1, 1
     with tempfile.TemporaryDirectory(prefix="bench-score-api-") as tmp:
         result = run(args, Path(tmp))
     s, b = result["small_alone"], result["big_plus_small"]

@@ -240,7 +240,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest counts")
     p.add_argument("--threads", type=int, help="torch CPU threads for the comparison")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="seconds: 1 solution, K=2, 1 repeat (tests)")
     args = p.parse_args()
+    if args.smoke:
+        args.solutions, args.k, args.free_tokens, args.repeats = 1, 2, 8, 1
 
     import torch
 

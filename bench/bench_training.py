@@ -233,7 +233,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (fewer is steadier on a busy machine)")
     p.add_argument("--work-dir", type=Path, help="default: a temporary directory, removed afterwards")
+    p.add_argument("--smoke", action="store_true", help="seconds: 4 short rows, 1 epoch, 1 repeat (tests)")
     args = p.parse_args()
+    if args.smoke:
+        args.rows, args.words, args.per_device, args.grad_accum, args.epochs, args.repeats = 4, 8, 2, 2, 1, 1
     batch = args.per_device * args.grad_accum
     if args.rows % batch:
         p.error(f"--rows must be a multiple of per-device x grad-accum = {batch}")

@@ -20,6 +20,14 @@ def url_for(db: str) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+def scratch_name(suffix: str, *, smoke: bool = False) -> str:
+    """`<DATABASE_URL's database>_<suffix>` (rprm -> rprm_bench_review), so each engineer's or test
+    run's scratch database sits beside its own; a smoke run gets its own name and never drops a
+    kept full-size one."""
+    base = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rprm")).path.strip("/")
+    return f"{base or 'rprm'}_{suffix}" + ("_smoke" if smoke else "")
+
+
 def admin_sql(sql: str) -> None:
     import psycopg
 

@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 # that calls several passes the list once (None: every run).
 
 
-def _cells(run_ids, since, cohort: Q | None) -> QuerySet[DashboardCell]:
-    qs = DashboardCell.objects.filter(_run_q(run_ids))
+def _cells(slc: Slice, run_ids, since, cohort: Q | None) -> QuerySet[DashboardCell]:
+    qs = DashboardCell.objects.filter(_run_q(run_ids), slc.scope_q())
     if since:
         qs = qs.filter(week__gte=since)
     if cohort is not None:
@@ -64,7 +64,7 @@ def error_type_table(
     tallies: dict[int, Tally] = defaultdict(Tally)
     total, untyped = Tally(), Tally()
     rows = (
-        _cells(run_ids, since, cohort)
+        _cells(slc, run_ids, since, cohort)
         .values_list("error_type_id", "via", "matches", "outcome")
         .annotate(n=Sum("n"))
     )
@@ -75,7 +75,7 @@ def error_type_table(
                 untyped.add(matches, outcome, n)
         elif row_via in via:
             tallies[type_id].add(matches, outcome, n)
-    steps_qs = DashboardSteps.objects.filter(_run_q(run_ids), basis__in=[basis, "all"])
+    steps_qs = DashboardSteps.objects.filter(_run_q(run_ids), slc.steps_q(), basis__in=[basis, "all"])
     if since:
         steps_qs = steps_qs.filter(week__gte=since)
     if cohort is not None:
@@ -116,7 +116,7 @@ def weekly_trend(
     if run_ids is False:
         run_ids = slc.run_ids()
     since = slc.since(today)
-    qs = _cells(run_ids, since, cohort)
+    qs = _cells(slc, run_ids, since, cohort)
     if error_type is None:
         qs = qs.filter(error_type__isnull=True)
     else:
@@ -149,7 +149,7 @@ def confusion(
     """Label x teacher verdict, each cell split by review outcome."""
     if run_ids is False:
         run_ids = slc.run_ids()
-    qs = _cells(run_ids, slc.since(today), None)
+    qs = _cells(slc, run_ids, slc.since(today), None)
     if error_type is None:
         qs = qs.filter(error_type__isnull=True)
     else:

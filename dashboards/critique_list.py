@@ -7,8 +7,7 @@ No total count: the number on the dashboard is the count.
 from __future__ import annotations
 
 from inference.models import Critique
-from review.models import Review
-from review.reviews import sealed_q
+from review.reviews import final_tags
 
 from . import drill
 from .drill import Drill
@@ -26,20 +25,20 @@ SHORT_OUTCOMES = {
 }
 
 
-def page(d: Drill, number: int, *, hide_sealed: bool) -> tuple[list[Critique], bool]:
-    """Page `number` (from 1) of the drill-down's critiques, and whether another follows."""
-    qs = drill.drill_queryset(d)
-    if hide_sealed:
-        # Blind double review: a reviewer may be the second one on any item still waiting for
-        # its second review or adjudication, so those are not listed (nor their tags) to them.
-        qs = qs.exclude(sealed_q("review_item__"))
-    qs = qs.select_related(
-        "run__endpoint",
-        "run__template",
-        "step__solution__dataset",
-        "step__solution__error_type",
-        "review_item",
-    ).order_by("-id")
+def page(d: Drill, number: int) -> tuple[list[Critique], bool]:
+    """Page `number` (from 1) of the drill-down's critiques, and whether another follows
+    (a blind slice lists no sealed critique: `drill_queryset`)."""
+    qs = (
+        drill.drill_queryset(d)
+        .select_related(
+            "run__endpoint",
+            "run__template",
+            "step__solution__dataset",
+            "step__solution__error_type",
+            "review_item",
+        )
+        .order_by("-id")
+    )
     start = (number - 1) * PAGE_SIZE
     rows = list(qs[start : start + PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE
@@ -49,12 +48,9 @@ def page(d: Drill, number: int, *, hide_sealed: bool) -> tuple[list[Critique], b
 
 
 def _annotate(rows: list[Critique]) -> None:
-    """`outcome`, its names, and `tag_names` (active reviews' error tags) on each row."""
-    tags: dict[int, set[str]] = {}
-    for critique_id, name in Review.error_types.through.objects.filter(
-        review__critique_id__in=[c.id for c in rows], review__undone_at__isnull=True
-    ).values_list("review__critique_id", "errortype__name"):
-        tags.setdefault(critique_id, set()).add(name)
+    """`outcome`, its names, and `tag_names` on each row: the error tags of the final
+    decision (reviewers' tags, the adjudicator's, never an overruled reviewer's)."""
+    tags = final_tags(c.id for c in rows)
     for c in rows:
         item = getattr(c, "review_item", None)
         c.outcome = (

@@ -17,7 +17,8 @@ from django.db.models.expressions import RawSQL
 
 from annotations.models import ErrorType, Step
 from inference.models import Critique
-from review.models import Adjudication, Review
+from review.models import Review
+from review.reviews import has_final_tag, sealed_q
 
 from .models import (
     REVIEWED,
@@ -49,13 +50,8 @@ class Drill:
 
 
 def _tag_exists(type_id: int | None = None) -> Q:
-    tags = Review.error_types.through.objects.filter(
-        review__critique_id=OuterRef("pk"), review__undone_at__isnull=True
-    )
-    adj = Adjudication.error_types.through.objects.filter(adjudication__item__critique_id=OuterRef("pk"))
-    if type_id is not None:
-        tags, adj = tags.filter(errortype_id=type_id), adj.filter(errortype_id=type_id)
-    return Q(Exists(tags)) | Q(Exists(adj))
+    """Tagged (with `type_id`) as the summaries count tags: the final decision's tags."""
+    return has_final_tag() if type_id is None else has_final_tag(errortype_id=type_id)
 
 
 def _signal_q(kind: str) -> Q:
@@ -93,6 +89,10 @@ def drill_queryset(d: Drill, *, today: date | None = None) -> QuerySet[Critique]
     """Critiques matching a dashboard cell, by the summaries' definitions (tested to
     give the same counts)."""
     qs = Critique.objects.all()
+    if d.slice.blind:
+        # Blind double review: a reviewer may be the second one on any item still waiting for
+        # its second review or adjudication, so those are not listed (nor their tags) to them.
+        qs = qs.exclude(sealed_q("review_item__"))
     run_ids = d.slice.run_ids()
     if run_ids is not None:
         qs = qs.filter(run_id__in=run_ids)

@@ -77,12 +77,18 @@ class SliceForm(forms.Form):
     def clean_basis(self) -> str:
         return self.cleaned_data.get("basis") or "either"
 
-    def slice(self) -> Slice:
+    def slice(self, *, blind: bool = False) -> Slice:
+        """The chosen slice; `blind` for a reviewer's page (see `Slice`)."""
         if not self.is_valid():
-            return Slice()
+            return Slice(blind=blind)
         d = self.cleaned_data
         return Slice(
-            teacher=d["teacher"], template=d["template"], dataset=d["dataset"], run=d["run"], weeks=d["weeks"]
+            teacher=d["teacher"],
+            template=d["template"],
+            dataset=d["dataset"],
+            run=d["run"],
+            weeks=d["weeks"],
+            blind=blind,
         )
 
     def chosen_basis(self) -> str:
@@ -176,7 +182,7 @@ def side_key(side: Side | None) -> str:
 # --- drill-down: a cell's coordinates -----------------------------------------------
 
 
-def drill_from(get: QueryDict, form: SliceForm) -> Drill:
+def drill_from(get: QueryDict, form: SliceForm, *, blind: bool = False) -> Drill:
     """The drill-down page's parameters; anything unknown is dropped."""
     g = get
     week = None
@@ -197,7 +203,7 @@ def drill_from(get: QueryDict, form: SliceForm) -> Drill:
             same = None
     outcome = g.get("outcome", "")
     return Drill(
-        slice=form.slice(),
+        slice=form.slice(blind=blind),
         basis=form.chosen_basis(),
         type=g.get("type", "")
         if g.get("type", "") in {"none", *ErrorType.objects.values_list("slug", flat=True)}

@@ -13,6 +13,9 @@ Dimensions shared by the tables:
   decision `sound` / `flawed` / `label_wrong`.
 * `runs`: the runs that critiqued the step, as ",3,7," (comparisons "on the same
   steps" keep the rows whose step was critiqued by both sides).
+* `sealed`: the critique's review item is in blind double review (awaiting its second
+  review or adjudication). Reviewers' pages leave these rows out (docs/blind-review.md);
+  admins' pages sum over both.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class DashboardCell(models.Model):
     matches = models.BooleanField(null=True)
     outcome = models.CharField(max_length=12)
     runs = models.TextField()
+    sealed = models.BooleanField(default=False)
     n = models.PositiveIntegerField()
 
     class Meta:
@@ -99,6 +103,9 @@ class DashboardSteps(models.Model):
     basis = models.CharField(max_length=6)
     label = models.CharField(max_length=10)
     runs = models.TextField()
+    # Distinct counts cannot be summed over a sealed/unsealed split: `blind` rows count the
+    # steps of unsealed critiques only (reviewers' pages), the others every critique (admins').
+    blind = models.BooleanField(default=False)
     n_steps = models.PositiveIntegerField()
 
     class Meta:
@@ -117,6 +124,7 @@ class DashboardSignal(models.Model):
     signal = models.CharField(max_length=40)
     matches = models.BooleanField(null=True)
     outcome = models.CharField(max_length=12)
+    sealed = models.BooleanField(default=False)
     n = models.PositiveIntegerField()
 
     class Meta:
@@ -134,6 +142,7 @@ class DashboardQueue(models.Model):
     matches = models.BooleanField(null=True)
     flagged = models.BooleanField()
     outcome = models.CharField(max_length=12)
+    sealed = models.BooleanField(default=False)
     n = models.PositiveIntegerField()
 
     class Meta:

@@ -31,6 +31,7 @@ from django.utils import timezone
 from inference.core.metrics import cohen_kappa
 from inference.core.stats import percentile
 from review.models import Adjudication, LabelCorrection, Review, ReviewItem
+from review.reviews import sealed_q
 
 from .models import (
     OUTCOMES,
@@ -52,7 +53,7 @@ def queue_progress(slc: Slice) -> list[dict[str, Any]]:
     """Per review queue (matched / disagreed / other, and the flagged queue across them):
     critiques, outcome counts, share settled."""
     rows = (
-        DashboardQueue.objects.filter(_run_q(slc.run_ids()))
+        DashboardQueue.objects.filter(_run_q(slc.run_ids()), slc.scope_q())
         .order_by()
         .values_list("matches", "flagged", "outcome")
         .annotate(n=Sum("n"))
@@ -129,6 +130,8 @@ def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None
     since = monday(now.date()) - timedelta(weeks=weeks - 1)
     week_list = [since + timedelta(weeks=i) for i in range(weeks)]
     base = Review.objects.filter(created_at__gte=week_start(since)).order_by()
+    if slc.blind:  # a decision on a sealed item would tell the other reviewer it is in
+        base = base.exclude(Exists(ReviewItem.objects.filter(sealed_q(), id=OuterRef("item_id"))))
     run_ids = slc.run_ids()
     if run_ids is not None:
         # Reviews known to the last refresh by its narrow review -> run map; newer ones
@@ -231,6 +234,8 @@ def adjudication_backlog(slc: Slice, *, now: datetime | None = None) -> dict[str
     now = now or timezone.now()
     run_ids = slc.run_ids()
     waiting = ReviewItem.objects.filter(_run_q(run_ids), state=ReviewItem.State.ADJUDICATION)
+    if slc.blind:
+        waiting = waiting.exclude(sealed_q())
     dispute = Exists(
         LabelCorrection.objects.filter(step_id=OuterRef("step_id"), status=LabelCorrection.Status.PENDING)
     )
@@ -259,7 +264,7 @@ def signal_table(slc: Slice, *, matched_only: bool = True) -> dict[str, Any]:
     only (where plausible-but-wrong reasoning hides)."""
     from review.audit import TITLES, WEIGHTS
 
-    qs = DashboardSignal.objects.filter(_run_q(slc.run_ids()))
+    qs = DashboardSignal.objects.filter(_run_q(slc.run_ids()), slc.scope_q())
     if matched_only:
         qs = qs.filter(matches=True)
     counts: dict[str, Counter] = defaultdict(Counter)

@@ -104,13 +104,26 @@ def _label_group(label: str) -> str:
 
 @dataclass(frozen=True)
 class Slice:
-    """Which critiques: by teacher (endpoint id), template, dataset, run, last N weeks."""
+    """Which critiques: by teacher (endpoint id), template, dataset, run, last N weeks.
+
+    `blind`: the page is for a reviewer, so critiques in blind double review (sealed:
+    awaiting a second review or adjudication) are left out of every number: a reviewer
+    may be the second one on any of them (docs/blind-review.md)."""
 
     teacher: int | None = None
     template: int | None = None
     dataset: int | None = None
     run: int | None = None
     weeks: int | None = None
+    blind: bool = False
+
+    def scope_q(self) -> Q:
+        """Summary rows (cells, queues, signals) this slice may count."""
+        return Q(sealed=False) if self.blind else Q()
+
+    def steps_q(self) -> Q:
+        """DashboardSteps rows this slice counts (distinct steps are stored both ways)."""
+        return Q(blind=self.blind)
 
     def run_ids(self) -> list[int] | None:
         """Run ids of the slice (runs are few), or None for every run."""

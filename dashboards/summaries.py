@@ -151,6 +151,34 @@ def _vendor_sql() -> dict[str, str]:
     }
 
 
+def _steps_statements(*, blind: bool) -> list[tuple[str, str]]:
+    """Distinct steps per basis, over every critique or (`blind`) the unsealed ones only."""
+    facts = "(SELECT * FROM dash_fact WHERE NOT sealed)" if blind else "dash_fact"
+    flag = "TRUE" if blind else "FALSE"
+    head = "INSERT INTO {steps} (run_id, week, error_type_id, basis, label, runs, blind, n_steps)"
+    sqls = [
+        f"""{head}
+        SELECT run_id, week, class_id, 'class', label, runs, {flag}, COUNT(DISTINCT step_id)
+        FROM {facts} f WHERE class_id IS NOT NULL GROUP BY run_id, week, class_id, label, runs""",
+        f"""{head}
+        SELECT f.run_id, f.week, t.type_id, 'tag', f.label, f.runs, {flag}, COUNT(DISTINCT f.step_id)
+        FROM dash_tag t JOIN {facts} f ON f.id = t.critique_id
+        GROUP BY f.run_id, f.week, t.type_id, f.label, f.runs""",
+        f"""{head}
+        SELECT run_id, week, type_id, 'either', label, runs, {flag}, COUNT(DISTINCT step_id)
+        FROM (SELECT run_id, week, class_id AS type_id, label, runs, step_id
+              FROM {facts} f WHERE class_id IS NOT NULL
+              UNION ALL
+              SELECT f.run_id, f.week, t.type_id, f.label, f.runs, f.step_id
+              FROM dash_tag t JOIN {facts} f ON f.id = t.critique_id) x
+        GROUP BY run_id, week, type_id, label, runs""",
+        f"""{head}
+        SELECT run_id, week, NULL, 'all', label, runs, {flag}, COUNT(DISTINCT step_id)
+        FROM {facts} f GROUP BY run_id, week, label, runs""",
+    ]
+    return [("steps", sql) for sql in sqls]
+
+
 def refresh_summaries() -> dict[str, int]:
     """Rebuild every summary table from the source rows, in one transaction.
 
@@ -190,7 +218,8 @@ def refresh_summaries() -> dict[str, int]:
             None,
             """CREATE TEMP TABLE dash_tag AS
             SELECT r.critique_id, rt.errortype_id AS type_id
-            FROM {review} r JOIN {review_tags} rt ON rt.review_id = r.id WHERE r.undone_at IS NULL
+            FROM {review} r JOIN {review_tags} rt ON rt.review_id = r.id JOIN {item} ri ON ri.id = r.item_id
+            WHERE r.undone_at IS NULL AND (ri.state <> 'adjudicated' OR r.decision = ri.final_decision)
             UNION
             SELECT ri.critique_id, adt.errortype_id
             FROM {adjudication} ad JOIN {item} ri ON ri.id = ad.item_id
@@ -208,6 +237,7 @@ def refresh_summaries() -> dict[str, int]:
                         WHEN ri.reviews_done > 0 THEN 'partial'
                         ELSE 'open' END AS outcome,
                    COALESCE(ri.flagged, FALSE) AS flagged, co.runs,
+                   COALESCE(ri.needs_double_review AND ri.state IN ('open', 'adjudication'), FALSE) AS sealed,
                    EXISTS (SELECT 1 FROM dash_tag t WHERE t.critique_id = c.id) AS tagged,
                    EXISTS (SELECT 1 FROM dash_tag t WHERE t.critique_id = c.id AND t.type_id = sol.error_type_id)
                        AS tagged_class
@@ -231,76 +261,49 @@ def refresh_summaries() -> dict[str, int]:
         ),
         (
             "cells",
-            """INSERT INTO {cell} (run_id, week, error_type_id, via, label, verdict, matches, outcome, runs, n)
+            """INSERT INTO {cell} (run_id, week, error_type_id, via, label, verdict, matches, outcome, runs, sealed, n)
             SELECT run_id, week, class_id, CASE WHEN tagged_class THEN 'both' ELSE 'class' END,
-                   label, verdict, matches, outcome, runs, COUNT(*)
+                   label, verdict, matches, outcome, runs, sealed, COUNT(*)
             FROM dash_fact WHERE class_id IS NOT NULL
-            GROUP BY run_id, week, class_id, tagged_class, label, verdict, matches, outcome, runs""",
+            GROUP BY run_id, week, class_id, tagged_class, label, verdict, matches, outcome, runs, sealed""",
         ),
         (
             "cells",
-            """INSERT INTO {cell} (run_id, week, error_type_id, via, label, verdict, matches, outcome, runs, n)
-            SELECT f.run_id, f.week, t.type_id, 'tag', f.label, f.verdict, f.matches, f.outcome, f.runs, COUNT(*)
+            """INSERT INTO {cell} (run_id, week, error_type_id, via, label, verdict, matches, outcome, runs, sealed, n)
+            SELECT f.run_id, f.week, t.type_id, 'tag', f.label, f.verdict, f.matches, f.outcome, f.runs, f.sealed,
+                   COUNT(*)
             FROM dash_tag t JOIN dash_fact f ON f.id = t.critique_id
             WHERE f.class_id IS NULL OR f.class_id <> t.type_id
-            GROUP BY f.run_id, f.week, t.type_id, f.label, f.verdict, f.matches, f.outcome, f.runs""",
+            GROUP BY f.run_id, f.week, t.type_id, f.label, f.verdict, f.matches, f.outcome, f.runs, f.sealed""",
         ),
         (
             "cells",
-            """INSERT INTO {cell} (run_id, week, error_type_id, via, label, verdict, matches, outcome, runs, n)
-            SELECT run_id, week, NULL, via, label, verdict, matches, outcome, runs, COUNT(*)
-            FROM (SELECT run_id, week, label, verdict, matches, outcome, runs,
+            """INSERT INTO {cell} (run_id, week, error_type_id, via, label, verdict, matches, outcome, runs, sealed, n)
+            SELECT run_id, week, NULL, via, label, verdict, matches, outcome, runs, sealed, COUNT(*)
+            FROM (SELECT run_id, week, label, verdict, matches, outcome, runs, sealed,
                          CASE WHEN class_id IS NOT NULL AND tagged THEN 'both'
                               WHEN class_id IS NOT NULL THEN 'class'
                               WHEN tagged THEN 'tag' ELSE 'none' END AS via
                   FROM dash_fact) x
-            GROUP BY run_id, week, via, label, verdict, matches, outcome, runs""",
+            GROUP BY run_id, week, via, label, verdict, matches, outcome, runs, sealed""",
         ),
-        (
-            "steps",
-            """INSERT INTO {steps} (run_id, week, error_type_id, basis, label, runs, n_steps)
-            SELECT run_id, week, class_id, 'class', label, runs, COUNT(DISTINCT step_id)
-            FROM dash_fact WHERE class_id IS NOT NULL GROUP BY run_id, week, class_id, label, runs""",
-        ),
-        (
-            "steps",
-            """INSERT INTO {steps} (run_id, week, error_type_id, basis, label, runs, n_steps)
-            SELECT f.run_id, f.week, t.type_id, 'tag', f.label, f.runs, COUNT(DISTINCT f.step_id)
-            FROM dash_tag t JOIN dash_fact f ON f.id = t.critique_id
-            GROUP BY f.run_id, f.week, t.type_id, f.label, f.runs""",
-        ),
-        (
-            "steps",
-            """INSERT INTO {steps} (run_id, week, error_type_id, basis, label, runs, n_steps)
-            SELECT run_id, week, type_id, 'either', label, runs, COUNT(DISTINCT step_id)
-            FROM (SELECT run_id, week, class_id AS type_id, label, runs, step_id
-                  FROM dash_fact WHERE class_id IS NOT NULL
-                  UNION ALL
-                  SELECT f.run_id, f.week, t.type_id, f.label, f.runs, f.step_id
-                  FROM dash_tag t JOIN dash_fact f ON f.id = t.critique_id) x
-            GROUP BY run_id, week, type_id, label, runs""",
-        ),
-        (
-            "steps",
-            """INSERT INTO {steps} (run_id, week, error_type_id, basis, label, runs, n_steps)
-            SELECT run_id, week, NULL, 'all', label, runs, COUNT(DISTINCT step_id)
-            FROM dash_fact GROUP BY run_id, week, label, runs""",
-        ),
+        *_steps_statements(blind=False),
+        *_steps_statements(blind=True),
         (
             "signals",
-            """INSERT INTO {signal} (run_id, signal, matches, outcome, n)
-            SELECT f.run_id, s.signal, f.matches, f.outcome, COUNT(*)
+            """INSERT INTO {signal} (run_id, signal, matches, outcome, sealed, n)
+            SELECT f.run_id, s.signal, f.matches, f.outcome, f.sealed, COUNT(*)
             FROM (SELECT critique_id, '' AS signal FROM annotations_critiqueaudit
                   UNION ALL SELECT id, 'flagged' FROM dash_fact WHERE flagged
                   UNION ALL {kinds}) s
             JOIN dash_fact f ON f.id = s.critique_id
-            GROUP BY f.run_id, s.signal, f.matches, f.outcome""",
+            GROUP BY f.run_id, s.signal, f.matches, f.outcome, f.sealed""",
         ),
         (
             "queues",
-            """INSERT INTO {queue} (run_id, matches, flagged, outcome, n)
-            SELECT run_id, matches, flagged, outcome, COUNT(*) FROM dash_fact
-            GROUP BY run_id, matches, flagged, outcome""",
+            """INSERT INTO {queue} (run_id, matches, flagged, outcome, sealed, n)
+            SELECT run_id, matches, flagged, outcome, sealed, COUNT(*) FROM dash_fact
+            GROUP BY run_id, matches, flagged, outcome, sealed""",
         ),
         # Reviewer agreement, as review.agreement.agreement defines it: the first
         # independent decisions, i.e. the deciding reviews live at the first moment (t.at)

@@ -20,11 +20,16 @@ from django_htmx.http import HttpResponseStopPolling
 
 from annotations.models import ErrorType
 from inference.models import Critique
-from rprm_web.access import AppRequest, require_reviewer
+from rprm_web.access import AppRequest, require_admin, require_reviewer
 
 from . import by_type, charts, critique_list, filters, links, operations, summaries, tables
 from .filters import SliceForm
 from .slices import BASES
+
+
+def _blind(request: AppRequest) -> bool:
+    """Reviewers' numbers leave out critiques in blind double review; admins see all."""
+    return not request.user.is_staff
 
 
 def _render(request: AppRequest, template: str, context: dict) -> HttpResponse:
@@ -37,7 +42,7 @@ def error_types(request: AppRequest):
     require_reviewer(request)
     fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
-    slc, basis = form.slice(), form.chosen_basis()
+    slc, basis = form.slice(blind=_blind(request)), form.chosen_basis()
     types = list(ErrorType.objects.all())
     trend_type = filters.error_type_choice(request.GET, types)
     run_ids = slc.run_ids()
@@ -88,7 +93,7 @@ def compare(request: AppRequest):
     require_reviewer(request)
     fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
-    slc, basis = form.slice(), form.chosen_basis()
+    slc, basis = form.slice(blind=_blind(request)), form.chosen_basis()
     choices = filters.side_choices(form.runs)
     a, b = filters.sides(request.GET, choices)
     same = request.GET.get("same") == "1"
@@ -132,7 +137,7 @@ def review_ops(request: AppRequest):
     require_reviewer(request)
     fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
-    slc = form.slice()
+    slc = form.slice(blind=_blind(request))
     period = filters.period(request.GET)
     matched_only = request.GET.get("signals") != "all"
     numbers = {
@@ -178,9 +183,9 @@ def critiques(request: AppRequest):
     the number on the dashboard is the count)."""
     require_reviewer(request)
     form = SliceForm(request.GET or None)
-    d = filters.drill_from(request.GET, form)
+    d = filters.drill_from(request.GET, form, blind=_blind(request))
     page = filters.page_number(request.GET)
-    rows, has_next = critique_list.page(d, page, hide_sealed=not request.user.is_staff)
+    rows, has_next = critique_list.page(d, page)
     params = request.GET.copy()
     params.pop("page", None)
     context = {
@@ -201,8 +206,10 @@ def critiques(request: AppRequest):
 
 @require_POST
 def refresh(request: AppRequest):
-    """Rebuild the summaries now (small installs) or queue the rebuild (large ones)."""
-    require_reviewer(request)
+    """Rebuild the summaries now (small installs) or queue the rebuild (large ones).
+
+    Admins only: reviewers see the last refresh (a stale one is rebuilt on its own)."""
+    require_admin(request)
     small = Critique.objects.order_by()[: summaries.sync_limit() + 1].count() <= summaries.sync_limit()
     if small:
         summaries.refresh_now(request.user)

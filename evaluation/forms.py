@@ -9,14 +9,15 @@ from inference.actions import default_endpoint
 from inference.core.solution_scoring import DEFAULT_K, MAX_K
 from inference.models import ModelEndpoint
 from inference.scorers import SCORER_ROLES
+from rprm_web.forms import LaunchKeyForm
 
 from .models import EvaluationRun, GuidanceRun
-from .workflow import check_datasets
+from .workflow import check_datasets, check_scored_steps
 
 MAX_SCORES_FILE_BYTES = 200 * 1024 * 1024
 
 
-class EvaluationForm(forms.Form):
+class EvaluationForm(LaunchKeyForm):
     benchmark = forms.ChoiceField(choices=EvaluationRun.Benchmark.choices)
     datasets = forms.ModelMultipleChoiceField(
         queryset=Dataset.objects.filter(source_format__in=EvaluationRun.Benchmark.values).order_by("name"),
@@ -41,10 +42,31 @@ class EvaluationForm(forms.Form):
     )
     threshold = forms.FloatField(min_value=0, max_value=1, initial=0.5)
     max_new_tokens = forms.IntegerField(min_value=1, max_value=4096, initial=4096)
-    solution_limit = forms.IntegerField(min_value=1, required=False, label="Only the first N solutions")
+    solution_limit = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Only the first N solutions",
+        help_text="Stratified by label (ProcessBench: with / without an error; PRMBench: by class) "
+        "and seeded, so both kinds are in: F1 needs correct and wrong solutions.",
+    )
+    solution_seed = forms.IntegerField(required=False, initial=0, label="Seed for the first N")
+    scored_steps = forms.ChoiceField(
+        required=False,
+        label="Steps to critique",
+        choices=[("", "the benchmark's rows (ProcessBench: through the first labelled error; PRMBench: all)")]
+        + [(value, label) for value, label in EvaluationRun.ScoredSteps.choices],
+        help_text="Steps after the labelled first error cannot change a ProcessBench number. Stopping at the "
+        "first predicted error too is exact at this threshold only (no sweep, no K curve).",
+    )
 
     def clean_n_samples(self) -> int:
         return int(self.cleaned_data["n_samples"])
+
+    def clean_solution_seed(self) -> int:
+        return int(self.cleaned_data.get("solution_seed") or 0)
+
+    def clean_scored_steps(self) -> str | None:
+        return self.cleaned_data.get("scored_steps") or None
 
     def clean_threshold(self) -> float:
         return float(self.cleaned_data["threshold"])
@@ -68,10 +90,15 @@ class EvaluationForm(forms.Form):
                 check_datasets(data["benchmark"], list(data["datasets"]))
             except ValueError as exc:
                 self.add_error("datasets", str(exc))
+        if data.get("benchmark"):
+            try:
+                check_scored_steps(data["benchmark"], data.get("scored_steps"))
+            except ValueError as exc:
+                self.add_error("scored_steps", str(exc))
         return data
 
 
-class GuidanceForm(forms.Form):
+class GuidanceForm(LaunchKeyForm):
     kind = forms.ChoiceField(choices=GuidanceRun.Kind.choices)
     dataset = forms.ModelChoiceField(
         queryset=Dataset.objects.order_by("name"), help_text="Problems with a reference answer are used."

@@ -30,6 +30,14 @@ class EvaluationRun(RunBase):
         MODEL = "model", "model endpoint"
         EXTERNAL = "external", "external scores file"
 
+    class ScoredSteps(models.TextChoices):
+        # ProcessBench's numbers depend only on the steps through the labelled first error
+        # (at any threshold), so by default nothing after it is critiqued: the authors' rows.
+        ALL = "all", "every step"
+        FIRST_ERROR = "first_error", "through the first labelled error"
+        # Beyond the authors: exact only at the run's threshold (no sweep, no K curve).
+        PREDICTED_ERROR = "predicted_error", "through the first labelled or predicted error"
+
     Status = RunStatus
     ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
@@ -52,6 +60,9 @@ class EvaluationRun(RunBase):
     seed = models.IntegerField(null=True, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=4, help_text="Solutions per backend call.")
     solution_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Score only the first N.")
+    # The stratified, seeded first N (evaluation.selection.Selection); empty: every solution.
+    selection = models.JSONField(default=dict, blank=True)
+    scored_steps = models.CharField(max_length=16, choices=ScoredSteps.choices, default=ScoredSteps.ALL)
     threshold = models.FloatField(default=0.5)
 
     solutions_total = models.PositiveIntegerField(default=0)

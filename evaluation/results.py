@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
+
+from django.db.models import QuerySet
 
 from annotations.models import Dataset, Problem, Solution, Step
 from inference.core import metrics
@@ -65,17 +67,76 @@ def _step_labels(solution_ids: Iterable[int]) -> dict[int, list[str]]:
     return out
 
 
-def run_solutions(run: EvaluationRun):
-    """The solutions a run covers, in a fixed order (datasets are append-only)."""
+def run_solutions(run: EvaluationRun) -> QuerySet[Solution]:
+    """The solutions a run covers, in a fixed order (datasets are append-only): its stored
+    stratified selection, or (runs from before selections) the first N by id."""
     ids = EvaluationDataset.objects.filter(run=run).values_list("dataset_id", flat=True)
     qs = Solution.objects.filter(dataset_id__in=list(ids)).order_by("dataset_id", "id")
+    if (run.selection or {}).get("solution_ids"):
+        return qs.filter(id__in=run.selection["solution_ids"])
     if run.solution_limit:
         qs = qs[: run.solution_limit]
     return qs
 
 
-def _items(run: EvaluationRun) -> list[dict[str, Any]]:
-    """One dict per scored solution: what the metrics need, in a fixed order."""
+class Item(TypedDict):
+    """One scored solution: what the metrics need."""
+
+    solution_id: int
+    problem_id: int
+    subset: str
+    label: int | None
+    n_steps: int
+    classification: str | None
+    error_steps: list[int] | None
+    step_scores: list[float | None]  # may stop before the last step (ScoredSteps)
+    samples: list[list[float | None]]
+
+
+class Headline(TypedDict):
+    metric: str
+    label: str
+    value: float | None
+    unit: str
+    undefined: str | None  # why value is None
+    fraction: NotRequired[float | None]
+
+
+class SweepRow(TypedDict):
+    threshold: float
+    value: float | None
+    subsets: NotRequired[dict[str, float | None]]
+    dimensions: NotRequired[dict[str, float | None]]
+
+
+class Critiques(TypedDict):
+    samples: int
+    unparseable: int
+
+
+class EvaluationResults(TypedDict):
+    """Everything the results page and `evaluate --json` show (EvaluationRun.results)."""
+
+    benchmark: str
+    threshold: float
+    n_solutions: int
+    n_steps: int  # steps scored
+    n_steps_total: int  # steps of the solutions scored
+    scored_steps: str  # EvaluationRun.ScoredSteps
+    headline: Headline
+    processbench: NotRequired[metrics.ProcessBenchReport]
+    prmbench: NotRequired[dict[str, Any]]
+    sweep: list[SweepRow] | None  # None: not exact for this run (predicted-error stop)
+    k_max: int
+    k_scaling: list[metrics.KPoint] | None
+    k_scaling_undefined: NotRequired[str]
+    contamination: dict[str, Any] | None
+    clean: NotRequired[dict[str, Any]]
+    critiques: Critiques
+
+
+def _items(run: EvaluationRun) -> list[Item]:
+    """One Item per scored solution, in a fixed order."""
     datasets = {
         d.id: d
         for d in Dataset.objects.filter(id__in=EvaluationDataset.objects.filter(run=run).values("dataset_id"))
@@ -90,24 +151,25 @@ def _items(run: EvaluationRun) -> list[dict[str, Any]]:
             "solution__dataset_id",
             "solution__problem_id",
             "solution__first_error_index",
+            "solution__n_steps",
             "solution__metadata",
             "solution__error_type__slug",
         )
         .order_by("solution__dataset_id", "solution_id")
     )
-    items = []
+    items: list[Item] = []
     for row in rows:
         sol = row.solution
+        meta = sol.metadata or {}
         items.append(
             {
                 "solution_id": sol.id,
                 "problem_id": sol.problem_id,
                 "subset": subset_of(sol, datasets[sol.dataset_id]),
                 "label": sol.first_error_index,
-                "classification": sol.error_type.slug
-                if sol.error_type
-                else (sol.metadata or {}).get("classification"),
-                "error_steps": (sol.metadata or {}).get("error_steps"),
+                "n_steps": sol.n_steps,
+                "classification": sol.error_type.slug if sol.error_type else meta.get("classification"),
+                "error_steps": meta.get("error_steps"),
                 "step_scores": row.step_scores,
                 "samples": row.samples,
             }
@@ -115,18 +177,21 @@ def _items(run: EvaluationRun) -> list[dict[str, Any]]:
     return items
 
 
-def _processbench_rows(items, threshold: float, scores_key: str = "step_scores") -> dict[str, list]:
-    rows: dict[str, list] = defaultdict(list)
+def _processbench_rows(items: list[Item], threshold: float) -> dict[str, list[tuple[int, int | None]]]:
+    rows: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
     for it in items:
         if it["label"] is None:
             raise ValueError(f"solution {it['solution_id']} has no ProcessBench label")
-        rows[it["subset"]].append((it["label"], metrics.processbench_predict(it[scores_key], threshold)))
+        # A step whose reward could not be read is a miss (no prediction), never a lost run.
+        rows[it["subset"]].append(
+            (it["label"], metrics.processbench_predict(it["step_scores"], threshold, "miss"))
+        )
     return dict(sorted(rows.items()))
 
 
-def _prmbench_items(items, scores: list | None = None) -> list[dict[str, Any]]:
+def _prmbench_items(items: list[Item]) -> list[dict[str, Any]]:
     out = []
-    for n, it in enumerate(items):
+    for it in items:
         error_steps = it["error_steps"]
         if error_steps is None:  # not imported from PRMBench: fall back to the first error
             error_steps = [it["label"] + 1] if it["label"] is not None and it["label"] >= 0 else []
@@ -134,13 +199,13 @@ def _prmbench_items(items, scores: list | None = None) -> list[dict[str, Any]]:
             {
                 "classification": it["classification"] or "unknown",
                 "error_steps": error_steps,
-                "step_scores": it["step_scores"] if scores is None else scores[n],
+                "step_scores": it["step_scores"],
             }
         )
     return out
 
 
-def headline(benchmark: str, items, threshold: float) -> float | None:
+def headline(benchmark: str, items: list[Item], threshold: float) -> float | None:
     """ProcessBench avg F1 (percent) or PRMBench overall PRMScore (as percent)."""
     if benchmark == EvaluationRun.Benchmark.PROCESSBENCH:
         return metrics.processbench_report(_processbench_rows(items, threshold))["avg_f1"]
@@ -148,94 +213,132 @@ def headline(benchmark: str, items, threshold: float) -> float | None:
     return None if overall is None else overall * 100
 
 
-def compute_results(run: EvaluationRun, *, n_resamples: int | None = None) -> dict[str, Any]:
-    """Every number the results page and `evaluate --json` show, from the stored scores."""
-    items = _items(run)
-    t = run.threshold
-    out: dict[str, Any] = {
-        "benchmark": run.benchmark,
-        "threshold": t,
-        "n_solutions": len(items),
-        "n_steps": sum(len(it["step_scores"]) for it in items),
+def _processbench_results(items: list[Item], t: float, exact_sweep: bool) -> dict[str, Any]:
+    report = metrics.processbench_report(_processbench_rows(items, t))
+    head: Headline = {
+        "metric": "avg_f1",
+        "label": "Avg. F1",
+        "value": report["avg_f1"],
+        "unit": "percent",
+        "undefined": report["avg_f1_undefined"],
     }
-    if not items:
-        out["headline"] = {"metric": "none", "value": None}
-        return out
-    if run.benchmark == EvaluationRun.Benchmark.PROCESSBENCH:
-        report = metrics.processbench_report(_processbench_rows(items, t))
-        out["processbench"] = report
-        out["headline"] = {
-            "metric": "avg_f1",
-            "label": "Avg. F1",
-            "value": report["avg_f1"],
-            "unit": "percent",
+    subset_items: dict[str, list] = defaultdict(list)
+    for it in items:
+        subset_items[it["subset"]].append((it["label"], it["step_scores"]))
+    sweep: list[SweepRow] = [
+        {
+            "threshold": r["threshold"],
+            "value": r["avg_f1"],
+            "subsets": {k: v["f1"] for k, v in r["subsets"].items()},
         }
-        subset_items: dict[str, list] = defaultdict(list)
-        for it in items:
-            subset_items[it["subset"]].append((it["label"], it["step_scores"]))
-        out["sweep"] = [
+        for r in metrics.threshold_sweep(subset_items, missing="miss")
+    ]
+    return {"processbench": report, "headline": head, "sweep": sweep if exact_sweep else None}
+
+
+def _prmbench_results(items: list[Item], t: float) -> dict[str, Any]:
+    report = metrics.prmbench_report(_prmbench_items(items), t)
+    overall = report["overall"]
+    head: Headline = {
+        "metric": "prmscore_overall",
+        "label": "PRMScore (overall)",
+        "value": None if overall is None else overall * 100,
+        "unit": "percent",
+        "undefined": None if overall is not None else "no scored step outside the class 'correct'",
+        "fraction": overall,
+    }
+    sweep: list[SweepRow] = []
+    for th in [round(0.05 * i, 2) for i in range(1, 20)]:
+        r = metrics.prmbench_report(_prmbench_items(items), th)
+        sweep.append(
             {
-                "threshold": r["threshold"],
-                "value": r["avg_f1"],
-                "subsets": {k: v["f1"] for k, v in r["subsets"].items()},
+                "threshold": th,
+                "value": None if r["overall"] is None else r["overall"] * 100,
+                "dimensions": {k: v["prmscore"] for k, v in r["dimensions"].items()},
             }
-            for r in metrics.threshold_sweep(subset_items)
-        ]
-    else:
-        report = metrics.prmbench_report(_prmbench_items(items), t)
-        out["prmbench"] = report
-        overall = report["overall"]
-        out["headline"] = {
-            "metric": "prmscore_overall",
-            "label": "PRMScore (overall)",
-            "value": None if overall is None else overall * 100,
-            "unit": "percent",
-            "fraction": overall,
-        }
-        sweep = []
-        for th in [round(0.05 * i, 2) for i in range(1, 20)]:
-            r = metrics.prmbench_report(_prmbench_items(items), th)
-            sweep.append(
-                {
-                    "threshold": th,
-                    "value": None if r["overall"] is None else r["overall"] * 100,
-                    "dimensions": {k: v["prmscore"] for k, v in r["dimensions"].items()},
-                }
-            )
-        out["sweep"] = sweep
-    out["k_max"] = max((len(s) for it in items for s in it["samples"]), default=0)
-    if n_resamples is None:  # each resample re-scores every item in Python: bound the work
-        n_resamples = K_SCALING_RESAMPLES if out["n_steps"] <= 20_000 else 50
-    out["k_scaling"] = (
-        k_scaling_curve(run.benchmark, items, t, n_resamples=n_resamples) if out["k_max"] > 1 else None
-    )
-    out["contamination"] = contamination(list(run.datasets.all()))
-    contaminated = set(out["contamination"]["normalized"]["problem_ids"]) if out["contamination"] else set()
-    if contaminated:
-        clean = [it for it in items if it["problem_id"] not in contaminated]
-        out["clean"] = {
-            "n_solutions": len(clean),
-            "headline": headline(run.benchmark, clean, t) if clean else None,
-        }
+        )
+    return {"prmbench": report, "headline": head, "sweep": sweep}
+
+
+def _critique_counts(run: EvaluationRun) -> Critiques:
     verdicts = SolutionScore.objects.filter(run=run).values_list("verdicts", flat=True)
     n_samples = n_unparseable = 0
     for per_solution in verdicts:
         for per_step in per_solution or []:
             n_samples += len(per_step)
             n_unparseable += sum(v == "unparseable" for v in per_step)
-    out["critiques"] = {"samples": n_samples, "unparseable": n_unparseable}
+    return {"samples": n_samples, "unparseable": n_unparseable}
+
+
+def compute_results(run: EvaluationRun, *, n_resamples: int | None = None) -> EvaluationResults:
+    """Every number the results page and `evaluate --json` show, from the stored scores.
+
+    A number that is undefined on these solutions (F1 without a correct solution, a K
+    whose metric is undefined) is None with its reason: it never fails the run."""
+    items = _items(run)
+    t = run.threshold
+    n_steps = sum(len(it["step_scores"]) for it in items)
+    # Stopping at a predicted error is exact at the run's threshold only.
+    exact_curves = run.scored_steps != EvaluationRun.ScoredSteps.PREDICTED_ERROR
+    if not items:
+        by_benchmark: dict[str, Any] = {
+            "headline": {"metric": "none", "label": "", "value": None, "unit": "",
+                         "undefined": "no solution has been scored"},
+            "sweep": [],
+        }  # fmt: skip
+    elif run.benchmark == EvaluationRun.Benchmark.PROCESSBENCH:
+        by_benchmark = _processbench_results(items, t, exact_curves)
+    else:
+        by_benchmark = _prmbench_results(items, t)
+    k_max = max((len(s) for it in items for s in it["samples"]), default=0)
+    if n_resamples is None:  # each resample re-scores every item in Python: bound the work
+        n_resamples = K_SCALING_RESAMPLES if n_steps <= 20_000 else 50
+    curve = (
+        k_scaling_curve(run.benchmark, items, t, n_resamples=n_resamples)
+        if k_max > 1 and exact_curves
+        else None
+    )
+    conta = contamination(list(run.datasets.all()))
+    out: EvaluationResults = {
+        "benchmark": run.benchmark,
+        "threshold": t,
+        "n_solutions": len(items),
+        "n_steps": n_steps,
+        "n_steps_total": sum(it["n_steps"] for it in items),
+        "scored_steps": run.scored_steps,
+        **by_benchmark,  # type: ignore[typeddict-item]
+        "k_max": k_max,
+        "k_scaling": curve,
+        "contamination": conta,
+        "critiques": _critique_counts(run),
+    }
+    if curve and any(p["value"] is None for p in curve):
+        out["k_scaling_undefined"] = out["headline"]["undefined"] or "the metric is undefined at some K"
+    contaminated = set(conta["normalized"]["problem_ids"]) if conta else set()
+    if contaminated and items:
+        clean = [it for it in items if it["problem_id"] not in contaminated]
+        out["clean"] = {
+            "n_solutions": len(clean),
+            "headline": headline(run.benchmark, clean, t) if clean else None,
+        }
     return out
 
 
 def k_scaling_curve(
-    benchmark: str, items, threshold: float, *, n_resamples: int = K_SCALING_RESAMPLES, seed: int = 0
-) -> list[dict[str, Any]]:
+    benchmark: str,
+    items: list[Item],
+    threshold: float,
+    *,
+    n_resamples: int = K_SCALING_RESAMPLES,
+    seed: int = 0,
+) -> list[metrics.KPoint]:
     """The headline at K = 1, 2, 4, ... K_max by subsampling the stored samples
-    (inference.core.metrics.k_scaling: mean and percentile interval over resamples)."""
+    (inference.core.metrics.k_scaling: mean and percentile interval over resamples).
+    A K whose headline is undefined is a skipped point, labelled, not a failure."""
     labels = list(range(len(items)))  # the metric looks items up by position
 
-    def metric_fn(by_item, idx):
-        scored = [{**items[i], "step_scores": s} for i, s in zip(idx, by_item, strict=True)]
+    def metric_fn(by_item: list[list[float | None]], idx: list[int]) -> float | None:
+        scored = [cast(Item, {**items[i], "step_scores": s}) for i, s in zip(idx, by_item, strict=True)]
         return headline(benchmark, scored, threshold)
 
     samples = [it["samples"] for it in items]
@@ -292,8 +395,13 @@ def json_summary(run: EvaluationRun) -> dict[str, Any]:
         "threshold": run.threshold,
         "k": run.n_samples,
         "n_solutions": r.get("n_solutions"),
+        "n_steps": r.get("n_steps"),
+        "n_steps_total": r.get("n_steps_total"),
+        "scored_steps": run.scored_steps,
         "headline": r.get("headline"),
     }
+    if run.selection:
+        out["selection"] = {k: v for k, v in run.selection.items() if k != "solution_ids"}
     if run.benchmark == EvaluationRun.Benchmark.PROCESSBENCH and "processbench" in r:
         out["subsets"] = r["processbench"]["subsets"]
         out["avg_f1"] = r["processbench"]["avg_f1"]
@@ -303,7 +411,8 @@ def json_summary(run: EvaluationRun) -> dict[str, Any]:
         out["dimensions"] = {k: v["prmscore"] for k, v in r["prmbench"]["dimensions"].items()}
         out["overall"] = r["prmbench"]["overall"]
     out["k_scaling"] = [
-        {k: p[k] for k in ("k", "value", "ci_low", "ci_high")} for p in r.get("k_scaling") or []
+        {k: p[k] for k in ("k", "value", "ci_low", "ci_high", "undefined") if k in p}
+        for p in r.get("k_scaling") or []
     ]
     if r.get("contamination"):
         c = r["contamination"]

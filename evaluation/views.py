@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import TypedDict
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -18,6 +19,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from inference.core import metrics
 from inference.core.metrics import POSITIVE_ONLY_CLASSES, PRMBENCH_DIMENSIONS, PROCESSBENCH_SUBSETS
+from inference.scorers import scorer_endpoint
 from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 from rprm_web.inputs import short_upload_name
@@ -28,7 +30,13 @@ from .forms import EvaluationForm, GuidanceForm
 from .models import EvaluationRun, GuidanceResult, GuidanceRun, SolutionScore
 from .results import PUBLISHED_GUIDANCE, PUBLISHED_K_SCALING, results_table
 from .score_files import ScoreFileError
+from .selection import describe as describe_selection
 
+# What a step the run did not critique is shown as (never as a score of 0 or 1).
+NOT_SCORED = {
+    EvaluationRun.ScoredSteps.FIRST_ERROR: "not scored: after the first error",
+    EvaluationRun.ScoredSteps.PREDICTED_ERROR: "not scored: after the first (labelled or predicted) error",
+}
 CLASS_DIMENSION = {cls: dim for dim, classes in PRMBENCH_DIMENSIONS.items() for cls in classes}
 CLASS_ORDER = [cls for classes in PRMBENCH_DIMENSIONS.values() for cls in classes]
 SUBSET_ORDER = list(PROCESSBENCH_SUBSETS)
@@ -68,7 +76,8 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
         published = dict(PUBLISHED_K_SCALING)
         data["published"] = [published.get(k) for k in ks]
         data["published_name"] = "R-PRM-7B DPO (published)"
-    return {"run": run, "data": data, "points": points}
+    # Resamples of a resampled K (a skipped K has none; K_max needs one).
+    return {"run": run, "data": data, "points": points, "n_resamples": max(p["n_resamples"] for p in points)}
 
 
 def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
@@ -89,12 +98,29 @@ def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
     return rows
 
 
-def worst_examples(run: EvaluationRun, limit: int = 10):
-    return (
+def scaling_options(**family) -> list[dict]:
+    """Every finished, unarchived run the K-scaling panel can show (K > 1), grouped by family
+    (name and benchmark) for its selector, newest first within a family. `family`: one only."""
+    rows = (
+        EvaluationRun.objects.filter(
+            status=EvaluationRun.Status.SUCCEEDED, archived=False, results__k_max__gt=1, **family
+        )
+        .order_by("name", "benchmark", "-created_at")
+        .values("id", "uuid", "name", "benchmark", "n_samples", "created_at")[:200]
+    )
+    labels = dict(EvaluationRun.Benchmark.choices)
+    return [{**r, "family": f"{r['name']} · {labels.get(r['benchmark'], r['benchmark'])}"} for r in rows]
+
+
+def worst_examples(run: EvaluationRun, limit: int = 10) -> list[SolutionScore]:
+    rows = list(
         SolutionScore.objects.filter(run=run, loss__isnull=False)
         .select_related("solution__problem", "solution__error_type", "solution__dataset")
         .order_by("-loss", "id")[:limit]
     )
+    for row in rows:  # steps after the first error may not be scored: say how many
+        row.n_not_scored = max(0, row.solution.n_steps - len(row.step_scores))  # type: ignore[attr-defined]
+    return rows
 
 
 def _latest(benchmark: str) -> EvaluationRun | None:
@@ -114,11 +140,12 @@ def results(request: AppRequest):
     table = results_table()
     for row in table:
         row["values"] = [row["cells"].get(key) for key, _, _ in BENCHMARKS]
-    scaling_run = (
-        EvaluationRun.objects.filter(status=EvaluationRun.Status.SUCCEEDED, results__k_max__gt=1)
-        .order_by("-created_at")
-        .first()
-    )
+    scaling = scaling_options()
+    wanted = request.GET.get("kscaling")
+    chosen = next((o["id"] for o in scaling if str(o["uuid"]) == wanted), None)
+    if chosen is None and scaling:
+        chosen = max(scaling, key=lambda o: o["created_at"])["id"]
+    scaling_run = EvaluationRun.objects.filter(id=chosen).first() if chosen else None
     latest_prm = {}
     for run in EvaluationRun.objects.filter(
         benchmark="prmbench", status=EvaluationRun.Status.SUCCEEDED
@@ -131,6 +158,7 @@ def results(request: AppRequest):
         "table": table,
         "benchmarks": BENCHMARKS,
         "chart": kscaling_chart(scaling_run),
+        "scaling_options": scaling,
         "prm_runs": prm_runs,
         "breakdown": class_breakdown(prm_runs),
         "worst": [(r, worst_examples(r, 5)) for r in latest],
@@ -145,20 +173,27 @@ def results(request: AppRequest):
     return render(request, "evaluation/results.html", context)
 
 
+def _picked_model(request: AppRequest, field: str) -> dict:
+    """?model=<endpoint or model version name> preselects that scorer (a model page links here)."""
+    endpoint = scorer_endpoint(request.GET["model"]) if request.GET.get("model") else None
+    return {field: endpoint} if endpoint else {}
+
+
 def evaluation_new(request: AppRequest):
     require_admin(request)
-    form = EvaluationForm(request.POST or None, request.FILES or None)
+    picked = _picked_model(request, "endpoint")
+    form = EvaluationForm(request.POST or None, request.FILES or None, initial=picked)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            run = _launch(request, data)
+            run, _ = runs.launch_once(EvaluationRun, form.launch_key_value(), lambda: _launch(request, data))
         except ScoreFileError as exc:
             form.add_error("scores_file", str(exc))
         except ValueError as exc:
             form.add_error(None, str(exc))
         else:
             if request.htmx:
-                return render(request, "evaluation/results.html#launched", {"run": run})
+                return render(request, "evaluation/results.html#launched", {"run": run, "poll_progress": True})
             return redirect("evaluation:run_detail", run_uuid=run.uuid)
     if request.htmx:
         return render(request, "evaluation/results.html#launch-form", {"form": form})
@@ -180,6 +215,8 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
             n_samples=data["n_samples"],
             max_new_tokens=data["max_new_tokens"],
             solution_limit=data["solution_limit"],
+            solution_seed=data["solution_seed"],
+            scored_steps=data["scored_steps"],
             **common,
         )
     # Kept under MEDIA_ROOT: the run records the file's name and sha256.
@@ -201,10 +238,17 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
 def run_detail(request: AppRequest, run_uuid):
     require_reviewer(request)
     run = get_object_or_404(EvaluationRun.objects.select_related("endpoint", "template"), uuid=run_uuid)
-    if request.htmx and request.htmx.target == "eval-progress":
-        return _progress_response(
-            request, "evaluation/run_detail.html#progress", {"run": run}, run.is_finished
-        )
+    if request.htmx and request.htmx.target == "eval-progress":  # the launch panel on the results page
+        context = {"run": run, "poll_progress": True}
+        return _progress_response(request, "evaluation/run_detail.html#progress", context, run.is_finished)
+    context = _run_context(run)
+    if request.htmx and request.htmx.target == "eval-live":
+        # The poll: the live part; once the run has ended, its results in place and a stop.
+        return _progress_response(request, "evaluation/run_detail.html#live", context, run.is_finished)
+    return render(request, "evaluation/run_detail.html", context)
+
+
+def _run_context(run: EvaluationRun) -> dict:
     r = run.results or {}
     # jsonb does not keep key order: official subset order first, then the rest by name.
     subsets = sorted(
@@ -229,7 +273,7 @@ def run_detail(request: AppRequest, run_uuid):
         for k in PRMBENCH_DIMENSIONS
         if k in dims
     ]
-    context = {
+    return {
         "run": run,
         "datasets": list(run.datasets.all()),
         "subsets": subsets,
@@ -237,11 +281,55 @@ def run_detail(request: AppRequest, run_uuid):
         "dimensions": dimensions,
         "sweep": r.get("sweep") or [],
         "chart": kscaling_chart(run),
+        "scaling_options": scaling_options(name=run.name, benchmark=run.benchmark),
         "worst": worst_examples(run, 20) if run.status == EvaluationRun.Status.SUCCEEDED else [],
         "contamination": r.get("contamination"),
         "clean": r.get("clean"),
+        "selection": describe_selection(run.selection),
+        "not_scored": NOT_SCORED.get(run.scored_steps, ""),
     }
-    return render(request, "evaluation/run_detail.html", context)
+
+
+class StepRow(TypedDict):
+    """One step of a solution as one run scored it (None reward and samples: not scored)."""
+
+    index: int
+    text: str
+    label: str
+    scored: bool
+    reward: float | None
+    samples: list[tuple[float | None, str]]  # (p_yes, verdict) per critique
+
+
+def run_solution(request: AppRequest, run_uuid: uuid.UUID, solution_uuid: uuid.UUID) -> HttpResponse:
+    """One solution's steps with the run's reward and critiques; unscored steps say so."""
+    require_reviewer(request)
+    run = get_object_or_404(EvaluationRun, uuid=run_uuid)
+    score = get_object_or_404(
+        SolutionScore.objects.select_related(
+            "solution__problem", "solution__error_type", "solution__dataset"
+        ),
+        run=run,
+        solution__uuid=solution_uuid,
+    )
+    rows: list[StepRow] = []
+    for step in score.solution.steps.order_by("index"):
+        scored = step.index < len(score.step_scores)
+        samples = score.samples[step.index] if scored and step.index < len(score.samples) else []
+        verdicts = score.verdicts[step.index] if scored and step.index < len(score.verdicts) else []
+        rows.append(
+            {
+                "index": step.index,
+                "text": step.text,
+                "label": step.label,
+                "scored": scored,
+                "reward": score.step_scores[step.index] if scored else None,
+                "samples": list(zip(samples, verdicts or [""] * len(samples), strict=False)),
+            }
+        )
+    context = {"run": run, "score": score, "solution": score.solution, "steps": rows,
+               "not_scored": NOT_SCORED.get(run.scored_steps, "not scored")}  # fmt: skip
+    return render(request, "evaluation/run_solution.html", context)
 
 
 @require_POST
@@ -275,23 +363,27 @@ def guidance_list(request: AppRequest):
 
 def guidance_new(request: AppRequest):
     require_admin(request)
-    form = GuidanceForm(request.POST or None)
+    form = GuidanceForm(request.POST or None, initial=_picked_model(request, "scorer"))
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
-            run = guidance_runs.create_guidance_run(
-                kind=d["kind"],
-                dataset=d["dataset"],
-                policy=d["policy"],
-                scorer=d["scorer"],
-                user=request.user,
-                n_candidates=d["n_candidates"],
-                n_samples=d["n_samples"],
-                max_steps=d["max_steps"],
-                problem_limit=d["problem_limit"],
-                policy_max_new_tokens=d["policy_max_new_tokens"],
-                max_new_tokens=d["max_new_tokens"],
-                seed=d["seed"],
+            run, _ = runs.launch_once(
+                GuidanceRun,
+                form.launch_key_value(),
+                lambda: guidance_runs.create_guidance_run(
+                    kind=d["kind"],
+                    dataset=d["dataset"],
+                    policy=d["policy"],
+                    scorer=d["scorer"],
+                    user=request.user,
+                    n_candidates=d["n_candidates"],
+                    n_samples=d["n_samples"],
+                    max_steps=d["max_steps"],
+                    problem_limit=d["problem_limit"],
+                    policy_max_new_tokens=d["policy_max_new_tokens"],
+                    max_new_tokens=d["max_new_tokens"],
+                    seed=d["seed"],
+                ),
             )
         except ValueError as exc:
             form.add_error(None, str(exc))
@@ -315,10 +407,18 @@ def guidance_detail(request: AppRequest, run_uuid):
     run = get_object_or_404(
         GuidanceRun.objects.select_related("dataset", "policy", "scorer", "template"), uuid=run_uuid
     )
-    if request.htmx and request.htmx.target == "guidance-progress":
-        return _progress_response(
-            request, "evaluation/guidance_detail.html#progress", {"run": run}, run.is_finished
-        )
+    context = {"run": run, "problems": _guidance_problems(run), "stats": _guidance_stats(run)}
+    if request.htmx and request.htmx.target == "guidance-live":
+        # The poll: the live part; once the run has ended, its results in place and a stop.
+        return _progress_response(request, "evaluation/guidance_detail.html#live", context, run.is_finished)
+    return render(request, "evaluation/guidance_detail.html", context)
+
+
+def _guidance_stats(run: GuidanceRun) -> dict:
+    return {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
+
+
+def _guidance_problems(run: GuidanceRun) -> list[GuidanceResult]:
     problems = list(
         GuidanceResult.objects.filter(run=run).select_related("problem").order_by("problem_id")[:100]
     )
@@ -333,10 +433,7 @@ def guidance_detail(request: AppRequest, run_uuid):
                 ]
                 for r in p.candidates
             ]
-    stats = {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
-    return render(
-        request, "evaluation/guidance_detail.html", {"run": run, "problems": problems, "stats": stats}
-    )
+    return problems
 
 
 @require_POST

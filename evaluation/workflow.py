@@ -33,8 +33,10 @@ from rprm_web.runs import RunCancelled  # noqa: F401  (the name other modules us
 from .models import EvaluationDataset, EvaluationRun, SolutionScore
 from .results import _step_labels, compute_results, run_solutions, solution_loss
 from .score_files import _sha256, read_external_scores
+from .selection import select_solutions
 
 log = logging.getLogger(__name__)
+
 
 def check_datasets(benchmark: str, datasets: list[Dataset]) -> None:
     if not datasets:
@@ -61,6 +63,8 @@ def create_evaluation(
     n_samples: int = DEFAULT_K,
     threshold: float = 0.5,
     solution_limit: int | None = None,
+    solution_seed: int = 0,
+    scored_steps: str | None = None,
     batch_size: int = 4,
     user=None,
     queue: bool = True,
@@ -68,8 +72,13 @@ def create_evaluation(
 ) -> EvaluationRun:
     """A model evaluation (queued on the gpu queue once committed) or an external-scores
     evaluation (validated, stored and computed right here). A bad scores file raises
-    ScoreFileError and writes nothing."""
+    ScoreFileError and writes nothing.
+
+    `solution_limit` takes a stratified, seeded first N (evaluation.selection).
+    `scored_steps` defaults to the benchmark's own rows: ProcessBench through the
+    labelled first error, PRMBench every step."""
     check_datasets(benchmark, datasets)
+    scored_steps = check_scored_steps(benchmark, scored_steps)
     if (endpoint is None) == (scores_path is None):
         raise ValueError("give either a model endpoint or a scores file")
     if not 0 <= threshold <= 1:
@@ -136,6 +145,10 @@ def create_evaluation(
             n_samples=n_samples,
             threshold=threshold,
             solution_limit=solution_limit,
+            selection=select_solutions(benchmark, datasets, solution_limit, solution_seed)
+            if solution_limit
+            else {},
+            scored_steps=scored_steps,
             batch_size=batch_size,
             created_by=_user(user),
             **values,
@@ -146,6 +159,28 @@ def create_evaluation(
         if queue:
             runs.enqueue(EvaluationRun, run.id)
     return run
+
+
+def check_scored_steps(benchmark: str, scored_steps: str | None) -> str:
+    """The run's ScoredSteps: the benchmark's default, or a choice it allows."""
+    steps = EvaluationRun.ScoredSteps
+    if benchmark != EvaluationRun.Benchmark.PROCESSBENCH:
+        if scored_steps not in (None, steps.ALL):
+            raise ValueError("PRMBench scores every step (its metrics count them all)")
+        return steps.ALL
+    if scored_steps is None:
+        return steps.FIRST_ERROR
+    if scored_steps not in steps.values:
+        raise ValueError(f"scored steps: expected one of {', '.join(steps.values)}")
+    return scored_steps
+
+
+def steps_to_score(run: EvaluationRun, label: int | None, n_steps: int) -> int:
+    """How many leading steps of a solution the run critiques (ProcessBench: through the
+    labelled first error; nothing after it can change any ProcessBench number)."""
+    if run.scored_steps == EvaluationRun.ScoredSteps.ALL or label is None or label < 0:
+        return n_steps
+    return min(n_steps, label + 1)
 
 
 def _user(user):
@@ -163,8 +198,13 @@ def request_cancel(run: EvaluationRun) -> bool:
 
 def claim(run_id: int, worker: str) -> EvaluationRun | None:
     """Model evaluations only: external-scores evaluations are computed at creation."""
-    return runs.claim(EvaluationRun, run_id, worker, where=Q(source=EvaluationRun.Source.MODEL),
-                      select_related=("endpoint", "template"))
+    return runs.claim(
+        EvaluationRun,
+        run_id,
+        worker,
+        where=Q(source=EvaluationRun.Source.MODEL),
+        select_related=("endpoint", "template"),
+    )
 
 
 def process_evaluation(
@@ -176,13 +216,17 @@ def process_evaluation(
         _score_missing(run, backend or get_backend(run.endpoint), progress)
         return {"results": compute_results(run)}
 
-    return runs.execute(EvaluationRun, run_id, body, where=Q(source=EvaluationRun.Source.MODEL),
-                        select_related=("endpoint", "template"))
+    return runs.execute(
+        EvaluationRun,
+        run_id,
+        body,
+        where=Q(source=EvaluationRun.Source.MODEL),
+        select_related=("endpoint", "template"),
+    )
 
 
 def _score_missing(run: EvaluationRun, backend, progress) -> None:
     template = run.template.to_core()
-    sampling = run.sampling()
     ids = list(run_solutions(run).values_list("id", flat=True))
     done = set(SolutionScore.objects.filter(run=run).values_list("solution_id", flat=True))
     todo = [i for i in ids if i not in done]
@@ -190,48 +234,8 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
     size = max(1, run.batch_size)
     for start in range(0, len(todo), size):
         runs.checkpoint(run)
-        batch = todo[start : start + size]
-        sols = Solution.objects.filter(id__in=batch).select_related("problem").order_by("id")
-        texts: dict[int, list[str]] = defaultdict(list)
-        labels: dict[int, list[str]] = defaultdict(list)
-        for sol_id, text, label in (
-            Step.objects.filter(solution_id__in=batch)
-            .order_by("solution_id", "index")
-            .values_list("solution_id", "text", "label")
-        ):
-            texts[sol_id].append(text)
-            labels[sol_id].append(label)
-        sols = list(sols)
-        stats = BatchStats()
-        scored = score_solutions(
-            backend,
-            template,
-            [(question_for_prompt(s.problem.question, s.metadata), texts[s.id]) for s in sols],
-            run.n_samples,
-            sampling,
-            stats=stats,
-        )
-        rows = [
-            SolutionScore(
-                run=run,
-                solution=s,
-                step_scores=r.rewards,
-                samples=r.p_yes,
-                verdicts=r.verdicts,
-                loss=solution_loss(labels[s.id], r.rewards),
-                completion_tokens=r.completion_tokens,
-            )
-            for s, r in zip(sols, scored, strict=True)
-        ]
-        with transaction.atomic():
-            SolutionScore.objects.bulk_create(rows, ignore_conflicts=True)
-            EvaluationRun.objects.filter(id=run.id).update(
-                solutions_done=SolutionScore.objects.filter(run=run).count(),
-                steps_done=F("steps_done") + sum(len(r.steps) for r in scored),
-                tokens_generated=F("tokens_generated") + stats.completion_tokens,
-                backend_seconds=F("backend_seconds") + stats.backend_seconds,
-                heartbeat_at=timezone.now(),
-            )
+        rows, stats = _score_batch(run, backend, template, todo[start : start + size])
+        _store_batch(run, rows, stats)
         if progress:
             run.refresh_from_db(
                 fields=["solutions_done", "steps_done", "tokens_generated", "backend_seconds"]
@@ -242,3 +246,55 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
     )
 
 
+def _score_batch(
+    run: EvaluationRun, backend, template, batch: list[int]
+) -> tuple[list[SolutionScore], BatchStats]:
+    """Critique one batch of solutions (only the steps the run scores); rows not yet saved."""
+    sols = list(Solution.objects.filter(id__in=batch).select_related("problem").order_by("id"))
+    texts: dict[int, list[str]] = defaultdict(list)
+    labels: dict[int, list[str]] = defaultdict(list)
+    for sol_id, text, label in (
+        Step.objects.filter(solution_id__in=batch)
+        .order_by("solution_id", "index")
+        .values_list("solution_id", "text", "label")
+    ):
+        texts[sol_id].append(text)
+        labels[sol_id].append(label)
+    stats = BatchStats()
+    predicted = run.scored_steps == EvaluationRun.ScoredSteps.PREDICTED_ERROR
+    scored = score_solutions(
+        backend,
+        template,
+        [(question_for_prompt(s.problem.question, s.metadata), texts[s.id]) for s in sols],
+        run.n_samples,
+        run.sampling(),
+        stats=stats,
+        limits=[steps_to_score(run, s.first_error_index, len(texts[s.id])) for s in sols],
+        stop_below=run.threshold if predicted else None,
+    )
+    rows = [
+        SolutionScore(
+            run=run,
+            solution=s,
+            step_scores=r.rewards,
+            samples=r.p_yes,
+            verdicts=r.verdicts,
+            loss=solution_loss(labels[s.id], r.rewards),
+            completion_tokens=r.completion_tokens,
+        )
+        for s, r in zip(sols, scored, strict=True)
+    ]
+    return rows, stats
+
+
+def _store_batch(run: EvaluationRun, rows: list[SolutionScore], stats: BatchStats) -> None:
+    """Stored as they arrive: a failure later loses nothing already scored."""
+    with transaction.atomic():
+        SolutionScore.objects.bulk_create(rows, ignore_conflicts=True)
+        EvaluationRun.objects.filter(id=run.id).update(
+            solutions_done=SolutionScore.objects.filter(run=run).count(),
+            steps_done=F("steps_done") + sum(len(r.step_scores) for r in rows),
+            tokens_generated=F("tokens_generated") + stats.completion_tokens,
+            backend_seconds=F("backend_seconds") + stats.backend_seconds,
+            heartbeat_at=timezone.now(),
+        )

@@ -147,7 +147,7 @@ def resolve_endpoint(name: str | None) -> ModelEndpoint:
             raise ApiError(400, "bad_field", "model is required (no default scoring endpoint is configured: "
                            "RPRM_SCORING_ENDPOINT)", field="model")  # fmt: skip
         return default
-    endpoint = scorer_endpoint(name)
+    endpoint = scorer_endpoint(name, prefer_served=True)
     if endpoint is None:
         if default is not None and default.name == name:
             return default

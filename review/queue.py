@@ -21,8 +21,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from inference.models import Critique
+from inference.models import Critique, GenerationRun
 
+from .assignments import serving_tiers
 from .models import Review, ReviewEvent, ReviewItem
 
 Decision = Review.Decision
@@ -59,13 +60,21 @@ def record(kind: str, actor: User | None, item: ReviewItem | None = None, **payl
 # --- queue -----------------------------------------------------------------------
 
 
+def role_kinds(role: str) -> tuple[str, ...]:
+    """The generation run kinds of a queue role ("teacher" or "student")."""
+    return GenerationRun.TEACHER_KINDS if role == "teacher" else (GenerationRun.Kind.STUDENT_SAMPLE,)
+
+
 @dataclass(frozen=True)
 class QueueFilter:
     """Which open items a reviewer works through; also what the URLs carry."""
 
     QUEUES = ("matched", "disagreed", "flagged")
+    ROLES = ("teacher", "student", "all")
 
     queue: str = "matched"
+    # Whose critiques: teacher runs (seed and imported) unless asked; a named run is shown whatever its role.
+    role: str = "teacher"
     dataset_id: int | None = None
     run_id: int | None = None
     error_type_id: int | None = None
@@ -84,6 +93,9 @@ class QueueFilter:
             qs = qs.filter(dataset_id=self.dataset_id)
         if self.run_id:
             qs = qs.filter(run_id=self.run_id)
+        elif self.role != "all":
+            kinds = role_kinds(self.role)
+            qs = qs.filter(run_id__in=GenerationRun.objects.filter(kind__in=kinds).values("id"))
         if self.error_type_id:
             match = Q(error_type_id=self.error_type_id)
             if self.viewer_id:
@@ -111,6 +123,8 @@ class QueueFilter:
 
     def as_query(self) -> dict[str, str]:
         q = {"queue": self.queue}
+        if self.role != "teacher":
+            q["role"] = self.role
         for key in ("dataset_id", "run_id", "error_type_id"):
             if getattr(self, key):
                 q[key.removesuffix("_id")] = str(getattr(self, key))
@@ -212,13 +226,7 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
                 mine.save(update_fields=["lease_expires_at", "updated_at"])
                 return mine
             _release(mine, reviewer, reason="moved on")
-        candidate = (
-            open_items(flt)
-            .filter(~_live_lease(now))
-            .exclude(_reviewed_by(reviewer))
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
+        candidate = _first_free(reviewer, flt, now)
         if candidate is None:
             return None
         previous = candidate.lease_holder_id
@@ -234,6 +242,22 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
             **({"expired_lease_of": previous} if previous else {}),
         )
         return candidate
+
+
+def _first_free(reviewer: User, flt: QueueFilter, now) -> ReviewItem | None:
+    """The most suspicious free item, locked: assigned work first (review/assignments.py)."""
+    for tier in serving_tiers(reviewer):
+        candidate = (
+            open_items(flt)
+            .filter(tier)
+            .filter(~_live_lease(now))
+            .exclude(_reviewed_by(reviewer))
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if candidate is not None:
+            return candidate
+    return None
 
 
 def _release(item: ReviewItem, actor: User, *, reason: str) -> None:

@@ -19,10 +19,11 @@ from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import ErrorType, Step
+from rprm_web.access import is_adjudicator
 
 from .models import Adjudication, LabelCorrection, Review, ReviewEvent, ReviewItem
 from .queue import (  # noqa: F401  (the basics every review action uses)
@@ -49,7 +50,7 @@ def _settle(item: ReviewItem) -> None:
     after both were in: a re-decision made then may follow the other one, so it never
     settles the item by agreement.
     """
-    if item.state == ReviewItem.State.ADJUDICATED:
+    if item.state in (ReviewItem.State.ADJUDICATED, ReviewItem.State.SKIPPED):
         return
     decisions = list(
         Review.objects.filter(item=item, undone_at__isnull=True, decision__in=DECIDING).values_list(
@@ -103,14 +104,58 @@ def sealed_q(prefix: str = "") -> Q:
     )
 
 
+def counted_review_q(prefix: str = "") -> Q:
+    """Reviews whose error tags are their critique's tags: active ones, and once an admin
+    adjudicated the item only those whose decision the adjudication upheld (an overruled
+    reviewer's tags are not the item's tags). The adjudicator's own tags always count."""
+    return Q(**{f"{prefix}undone_at__isnull": True}) & (
+        ~Q(**{f"{prefix}item__state": ReviewItem.State.ADJUDICATED})
+        | Q(**{f"{prefix}decision": F(f"{prefix}item__final_decision")})
+    )
+
+
+def has_final_tag(critique_field: str = "pk", *, blind: bool = False, **tag_filter) -> Q:
+    """Critiques (the outer query's `critique_field`) tagged with an error type matching
+    `tag_filter` (e.g. `errortype_id=3`) by the rule of `counted_review_q`. `blind`: a
+    review of a sealed item tags nothing (exports, reviewers' views)."""
+    reviews = Review.error_types.through.objects.filter(
+        counted_review_q("review__"), review__critique_id=OuterRef(critique_field), **tag_filter
+    )
+    if blind:
+        reviews = reviews.exclude(sealed_q("review__item__"))
+    adjudicated = Adjudication.error_types.through.objects.filter(
+        adjudication__item__critique_id=OuterRef(critique_field), **tag_filter
+    )
+    return Q(Exists(reviews)) | Q(Exists(adjudicated))
+
+
+def final_tags(critique_ids: Iterable[int], field: str = "errortype__name") -> dict[int, set]:
+    """critique id -> its error tags' `field`, by the rule of `counted_review_q`."""
+    ids = list(critique_ids)
+    out: dict[int, set] = {}
+    reviews = Review.error_types.through.objects.filter(
+        counted_review_q("review__"), review__critique_id__in=ids
+    ).values_list("review__critique_id", field)
+    adjudicated = Adjudication.error_types.through.objects.filter(
+        adjudication__item__critique_id__in=ids
+    ).values_list("adjudication__item__critique_id", field)
+    for critique_id, value in [*reviews, *adjudicated]:
+        out.setdefault(critique_id, set()).add(value)
+    return out
+
+
 def others_hidden(item: ReviewItem, user: User, *, deciding: bool = False) -> bool:
     """Whether `user` must not see other people's reviews of `item`: its state, review
     count, decisions, tags, notes and label corrections.
 
-    Reviewers are blind to a sealed item. Admins adjudicate and audit, so they see
-    everything, except on the screen where they decide the item themselves.
+    Reviewers are blind to a sealed item. Admins audit, so they see everything, and
+    adjudicators see the items waiting for them, except on the screen where either
+    decides the item as a reviewer.
     """
-    return sealed(item) and (deciding or not user.is_staff)
+    if not sealed(item) or deciding:
+        return sealed(item)
+    # Adjudicators see the reviews of the items they settle; admins see everything.
+    return not (user.is_staff or (is_adjudicator(user) and item.state == ReviewItem.State.ADJUDICATION))
 
 
 def default_correction(label: str) -> str | None:
@@ -354,8 +399,52 @@ def adjudicate(
             adjudication=adjudication.id,
             decision=decision,
             error_types=[t.slug for t in tags],
+            corrections=[c.id for c in pending],
         )
         return adjudication
+
+
+def undo_adjudication(adjudicator: User) -> ReviewItem | None:
+    """Undo this adjudicator's latest adjudication: the item waits for adjudication again
+    and the label corrections it decided are pending again.
+
+    The Adjudication row is one per item (the dashboards join it), so undo deletes it; the
+    insert-only event log keeps what it said (the ADJUDICATED event, and an
+    ADJUDICATION_UNDONE event repeating decision, tags and note)."""
+    with transaction.atomic():
+        adjudication = (
+            Adjudication.objects.select_for_update()
+            .filter(decided_by=adjudicator)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if adjudication is None:
+            return None
+        item = ReviewItem.objects.select_for_update().get(pk=adjudication.item_id)
+        decided = (
+            ReviewEvent.objects.filter(
+                item=item, kind=ReviewEvent.Kind.ADJUDICATED, payload__adjudication=adjudication.id
+            )
+            .values_list("payload", flat=True)
+            .first()
+            or {}
+        )
+        LabelCorrection.objects.filter(id__in=decided.get("corrections", [])).update(
+            status=LabelCorrection.Status.PENDING, decided_by=None, decided_at=None
+        )
+        record(
+            ReviewEvent.Kind.ADJUDICATION_UNDONE,
+            adjudicator,
+            item,
+            adjudication=adjudication.id,
+            decision=adjudication.decision,
+            error_types=list(adjudication.error_types.values_list("slug", flat=True)),
+            note=adjudication.note,
+        )
+        adjudication.delete()
+        item.state, item.final_decision = ReviewItem.State.ADJUDICATION, ""
+        item.save(update_fields=["state", "final_decision", "updated_at"])
+        return item
 
 
 # --- training data ---------------------------------------------------------------

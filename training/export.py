@@ -34,7 +34,7 @@ from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
 from review.models import Review, ReviewEvent, ReviewItem
 from review.queue import record
-from review.reviews import label_dispute_q, sealed_q
+from review.reviews import has_final_tag, label_dispute_q
 from rprm_web import runs
 from training.core.data import build_preference_pairs
 from training.core.snapshot import content_hash
@@ -50,6 +50,8 @@ DEFAULT_FILTERS = {
     "error_types": [],
     "require_review": False,
     "balance": True,
+    # The authors keep one agreeing critique per step of a run ("all": every one).
+    "per_step": "one",
     "val_fraction": 0.05,
     "seed": 0,
     "dpo_pairs_per_step": 2,
@@ -112,21 +114,26 @@ def _scope(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
     if f["datasets"]:
         qs = qs.filter(step__solution__dataset_id__in=f["datasets"])
     if f["error_types"]:
-        # A pending review of an item still in blind double review selects nothing.
-        tagged = Review.error_types.through.objects.filter(
-            review__critique_id=OuterRef("pk"),
-            review__undone_at__isnull=True,
-            errortype__slug__in=f["error_types"],
-        ).exclude(sealed_q("review__item__"))
-        qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | Q(Exists(tagged)))
+        # The final decision's tags; a pending review of an item still in blind double
+        # review selects nothing.
+        tagged = has_final_tag(blind=True, errortype__slug__in=f["error_types"])
+        qs = qs.filter(Q(step__solution__error_type__slug__in=f["error_types"]) | tagged)
     return qs
 
 
-def accepted_critiques(f: dict) -> QuerySet[Critique]:
-    """SFT-eligible and not excluded by review; optionally only those reviewed sound."""
-    from .pools import eligible_critiques
+def _teacher_default(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
+    # No runs named: teacher critiques only (student samples join when asked for by run).
+    return qs if f["runs"] else qs.filter(run__kind__in=GenerationRun.TEACHER_KINDS)
 
-    qs = _scope(eligible_critiques(), f)
+
+def accepted_critiques(f: dict, *, any_role: bool = False) -> QuerySet[Critique]:
+    """SFT-eligible and not excluded by review; optionally only those reviewed sound.
+    Teacher runs only unless runs are named or `any_role` (DPO pairs come from any run)."""
+    from .pools import excluded_by_review
+
+    qs = _scope(Critique.objects.sft_eligible().exclude(excluded_by_review()), f)
+    if not any_role:
+        qs = _teacher_default(qs, f)
     if f["require_review"]:
         qs = qs.filter(review_item__final_decision=Review.Decision.SOUND)
     return qs
@@ -152,7 +159,7 @@ def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
     """
     groups: dict[tuple[int, int], list[dict]] = defaultdict(list)
     labels: dict[tuple[int, int], bool | None] = {}
-    for cid, step_id, template_id, verdict, label in accepted_critiques(f).values_list(
+    for cid, step_id, template_id, verdict, label in accepted_critiques(f, any_role=True).values_list(
         "id", "step_id", "run__template_id", "verdict", "step__label"
     ):
         groups[(step_id, template_id)].append({"id": cid, "verdict": verdict})
@@ -293,7 +300,11 @@ def write_snapshot(job: ExportJob) -> dict:
     splits: list[tuple[str, list[int]]] = []
     if "sft" in f["kinds"]:
         pool = build_sft_pool(
-            accepted, val_fraction=float(f["val_fraction"]), seed=int(f["seed"]), balance=bool(f["balance"])
+            accepted,
+            val_fraction=float(f["val_fraction"]),
+            seed=int(f["seed"]),
+            balance=bool(f["balance"]),
+            per_step=str(f.get("per_step") or "one"),
         )
         splits = [("sft_train", pool.train_ids), ("sft_val", pool.val_ids)]
     pairs, pair_stats = dpo_pairs(f) if "dpo" in f["kinds"] else ([], None)
@@ -357,7 +368,7 @@ def write_snapshot(job: ExportJob) -> dict:
         writer.close()
         written.append(writer)
 
-    scoped_eligible = _scope(Critique.objects.sft_eligible(), f).count()
+    scoped_eligible = _teacher_default(_scope(Critique.objects.sft_eligible(), f), f).count()
     n_accepted = accepted.count()
     files = {}
     for w in written:

@@ -234,15 +234,21 @@ def _train(run: TrainingRun, sink: RowSink | None):
     from training.core.runner import last_complete_checkpoint, run_dpo, run_sft
 
     t0 = time.perf_counter()
+    _ensure_snapshot(run, sink)
     data = build_training_data(run)
     config = train_config(run)
     if sink is not None:
         sink.note(
             f"data: {data.counts.get('train')} train / {data.counts.get('val')} validation rows "
             f"in {time.perf_counter() - t0:.1f} s"
+            + (f" (snapshot rows sha256 {data.snapshot_sha256[:12]}…)" if data.snapshot_sha256 else "")
         )
         TrainingRun.objects.filter(id=run.id).update(
-            data_counts=data.counts, data_manifest=data.manifest, template=data.template
+            data_counts=data.counts,
+            data_manifest=data.manifest,
+            template=data.template,
+            snapshot_sha256=data.snapshot_sha256,
+            snapshot_rows=data.snapshot_rows,
         )
         resume = last_complete_checkpoint(config.output_dir, remove_incomplete=False)
         if resume is not None:
@@ -252,6 +258,33 @@ def _train(run: TrainingRun, sink: RowSink | None):
         return run_sft(config, data.train, data.val, callbacks=sink)
     # R-PRM: the frozen reference is the SFT model itself, i.e. the base (no separate path).
     return run_dpo(config, data.train, data.val, callbacks=sink)
+
+
+def _ensure_snapshot(run: TrainingRun, sink: RowSink | None) -> None:
+    """A snapshot taken at launch is written here, before the data is read (main process);
+    other ranks wait for it."""
+    if run.snapshot_id is None:
+        return
+    job = ExportJob.objects.get(id=run.snapshot_id)
+    if job.status == ExportJob.Status.SUCCEEDED:
+        return
+    if sink is None:
+        _wait_for_snapshot(job.id)
+        return
+    sink.note(f"taking snapshot {job.uuid}")
+    sink.flush()
+    job = run_export_job(job.id) or job
+    job.refresh_from_db()
+    if job.status != ExportJob.Status.SUCCEEDED:
+        raise RuntimeError(f"snapshot {job.uuid} {job.status}: {job.error or 'held by another worker'}")
+
+
+def _wait_for_snapshot(job_id: int, timeout_s: float = 3600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ExportJob.objects.filter(id=job_id, status=ExportJob.Status.SUCCEEDED).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"snapshot {job_id} not written after {timeout_s:.0f} s")
+        time.sleep(2)
 
 
 def _follow(run: TrainingRun) -> None:

@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 import numpy as np
 
@@ -48,15 +48,28 @@ def processbench_subset_from_id(item_id: str) -> str | None:
     return head if head in PROCESSBENCH_SUBSETS and "-" in str(item_id) else None
 
 
-def processbench_predict(step_scores: Sequence[float], threshold: float = 0.5) -> int:
+MissingScore = Literal["raise", "miss"]
+
+
+def processbench_predict(
+    step_scores: Sequence[float | None], threshold: float = 0.5, missing: MissingScore = "raise"
+) -> int | None:
     """Index of the first step whose reward is < ``threshold``, else -1.
 
     Same rule as NJUNLP/R-PRM ``src/evaluate/ProcessBench/get-GenPRM-Score.py``
     (``compute_match``: ``value < threshold``) on the per-step mean reward. A step without a score is an error
-    here, never silently "correct": the caller decides what a missing reward means.
+    here, never silently "correct": the caller decides what a missing reward means
+    (``missing="miss"``: no prediction, None, which the metrics count as a miss, as the
+    official ``run_eval.py`` counts an unreadable answer).
+
+    ``step_scores`` may stop early (steps after the labelled first error are not scored
+    by default): a solution whose scored steps all pass is predicted -1, a miss for a
+    solution with an error at any threshold, exactly as the unscored steps would give.
     """
     for i, score in enumerate(step_scores):
         if score is None:
+            if missing == "miss":
+                return None
             raise ValueError(f"step {i} has no score")
         if score < threshold:
             return i
@@ -69,7 +82,44 @@ def _check_label(label: Any) -> int:
     return int(label)
 
 
-def processbench_metrics(rows: Iterable[tuple[int, int | None]]) -> dict[str, Any]:
+# Why a ProcessBench number is undefined, in the words the results page shows.
+NO_ERROR_ROWS = "no solutions with an error in this subset"
+NO_CORRECT_ROWS = "no correct solutions in this subset"
+
+
+class SubsetMetrics(TypedDict):
+    """One ProcessBench subset: percentages, or None with the reason in ``undefined``."""
+
+    error_acc: float | None
+    correct_acc: float | None
+    f1: float | None
+    n_error: int
+    n_correct: int
+    undefined: dict[str, str]  # metric name -> why it is undefined (empty when all are defined)
+
+
+class ProcessBenchReport(TypedDict):
+    subsets: dict[str, SubsetMetrics]
+    avg_f1: float | None
+    avg_f1_undefined: str | None  # why avg_f1 is None
+    complete: bool
+
+
+class KPoint(TypedDict):
+    """One K of a K-scaling curve; ``value`` None means skipped, ``undefined`` says why."""
+
+    k: int
+    first_k: float | None
+    value: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_resamples: int
+    n_steps_clipped: int
+    undefined: NotRequired[str]
+
+
+def processbench_metrics(rows: Iterable[tuple[int, int | None]]) -> SubsetMetrics:
     """error_acc, correct_acc and F1 (percent) from ``(label, prediction)`` pairs.
 
     Matches QwenLM/ProcessBench ``code/run_eval_prm_trl.py`` and
@@ -101,12 +151,20 @@ def processbench_metrics(rows: Iterable[tuple[int, int | None]]) -> dict[str, An
             err_hits += hit
     error_acc = err_hits / err_n * 100 if err_n else None
     correct_acc = ok_hits / ok_n * 100 if ok_n else None
+    undefined: dict[str, str] = {}
+    if error_acc is None:
+        undefined["error_acc"] = NO_ERROR_ROWS
+    if correct_acc is None:
+        undefined["correct_acc"] = NO_CORRECT_ROWS
+    if undefined:
+        undefined["f1"] = "; ".join(undefined.values())
     return {
         "error_acc": error_acc,
         "correct_acc": correct_acc,
         "f1": _harmonic(error_acc, correct_acc),
         "n_error": err_n,
         "n_correct": ok_n,
+        "undefined": undefined,
     }
 
 
@@ -116,20 +174,25 @@ def _harmonic(e: float | None, c: float | None) -> float | None:
     return 0.0 if e + c == 0 else 2 * e * c / (e + c)
 
 
-def processbench_report(subset_rows: Mapping[str, Iterable[tuple[int, int | None]]]) -> dict[str, Any]:
+def processbench_report(subset_rows: Mapping[str, Iterable[tuple[int, int | None]]]) -> ProcessBenchReport:
     """Per-subset metrics and the headline ``avg_f1``.
 
     ``avg_f1`` is the UNWEIGHTED mean of the subset F1s (``np.mean(all_f1_scores)``
     in QwenLM/ProcessBench ``code/run_eval_prm_trl.py``), not a mean over rows.
-    It is ``None`` when any subset F1 is undefined. ``complete`` says whether all
-    four official subsets are present: an average over fewer is not the headline.
+    It is ``None`` when any subset F1 is undefined, and ``avg_f1_undefined`` says
+    which and why. ``complete`` says whether all four official subsets are present:
+    an average over fewer is not the headline.
     """
     subsets = {name: processbench_metrics(rows) for name, rows in subset_rows.items()}
-    f1s = [m["f1"] for m in subsets.values()]
-    avg = None if not f1s or any(f is None for f in f1s) else math.fsum(f1s) / len(f1s)
+    f1s = [m["f1"] for m in subsets.values() if m["f1"] is not None]
+    why = [f"F1 of {name} is undefined ({m['undefined']['f1']})" for name, m in subsets.items()
+           if m["f1"] is None]  # fmt: skip
+    if not subsets:
+        why = ["no solutions"]
     return {
         "subsets": subsets,
-        "avg_f1": avg,
+        "avg_f1": None if why else math.fsum(f1s) / len(f1s),
+        "avg_f1_undefined": "; ".join(why) or None,
         "complete": set(PROCESSBENCH_SUBSETS) <= subsets.keys(),
     }
 
@@ -141,14 +204,16 @@ def processbench_f1(
     if len(step_scores_by_item) != len(labels):
         raise ValueError("one label per item")
     rows = [
-        (lab, processbench_predict(s, threshold)) for s, lab in zip(step_scores_by_item, labels, strict=True)
+        (lab, processbench_predict(s, threshold, "miss"))
+        for s, lab in zip(step_scores_by_item, labels, strict=True)
     ]
     return processbench_metrics(rows)["f1"]
 
 
 def threshold_sweep(
-    subset_items: Mapping[str, Sequence[tuple[int, Sequence[float]]]],
+    subset_items: Mapping[str, Sequence[tuple[int, Sequence[float | None]]]],
     thresholds: Iterable[float] | None = None,
+    missing: MissingScore = "raise",
 ) -> list[dict[str, Any]]:
     """ProcessBench metrics at each threshold, from ``(label, step_scores)`` items per subset.
 
@@ -162,7 +227,7 @@ def threshold_sweep(
     out = []
     for t in sorted(float(t) for t in thresholds):
         rows = {
-            name: [(label, processbench_predict(scores, t)) for label, scores in items]
+            name: [(label, processbench_predict(scores, t, missing)) for label, scores in items]
             for name, items in subset_items.items()
         }
         report = processbench_report(rows)
@@ -401,7 +466,7 @@ def k_scaling(
     seed: int = 0,
     metric_fn: Callable[[list[list[float]], Sequence[Any]], float | None] | None = None,
     ci: float = 0.95,
-) -> list[dict[str, Any]]:
+) -> list[KPoint]:
     """Metric at K = 1, 2, 4, ... K_max critiques per step, from one run at K_max.
 
     ``samples_by_item[i][j]`` holds the stored p_yes of every sampled critique of
@@ -417,10 +482,19 @@ def k_scaling(
     ``(1-ci)/2`` and ``(1+ci)/2``). The interval shows the spread from *which* K
     critiques were drawn; it is not a confidence interval over benchmark items.
 
-    ``None`` samples (unreadable p_yes) are dropped. K_max is the largest sample
-    count of any step; a step with fewer samples than K uses all of them (counted
-    in ``n_steps_clipped``). Deterministic for a seed: K's stream is seeded with
-    ``(seed, K)``, so a K's result does not depend on which other Ks were asked.
+    A resample whose metric is undefined (``metric_fn`` returns None, e.g. F1 of a
+    subset without correct solutions) is left out of the mean; a K where every
+    resample is undefined is kept as a skipped point (``value`` None, ``undefined``
+    says so) instead of failing the curve: the other points stay.
+
+    ``None`` samples (unreadable p_yes) are dropped; a step left with no sample
+    counts as unreadable (its reward None, which the metric must handle).
+    K_max is the largest sample count of any step; a step with fewer samples than K
+    uses all of them (counted in ``n_steps_clipped``). Deterministic for a seed: a
+    step's draw is a hash of ``(seed, K, resample, item, step)``, so a K's result does
+    not depend on which other Ks were asked, and a step's draws do not depend on which
+    other steps were scored (a run through the first labelled errors gives the same
+    ProcessBench curve as one over every step).
     """
     if len(samples_by_item) != len(labels):
         raise ValueError("one label per item")
@@ -428,69 +502,115 @@ def k_scaling(
         raise ValueError("n_resamples must be >= 1")
     if not 0 < ci < 1:
         raise ValueError("ci must be in (0, 1)")
-    metric_fn = metric_fn or processbench_f1
+    table = _SampleTable(samples_by_item)
+    ks = sorted({int(k) for k in ks}) if ks is not None else _default_ks(table.k_max)
+    if any(k < 1 or k > table.k_max for k in ks):
+        raise ValueError(f"every K must be within 1..{table.k_max}")
+    metric = metric_fn or processbench_f1
+    return [_k_point(table, k, n_resamples, seed, ci, lambda s: metric(s, labels)) for k in ks]
 
-    steps: list[np.ndarray] = []
-    offsets = [0]
-    for i, item in enumerate(samples_by_item):
-        for j, step in enumerate(item):
-            kept = np.array([float(v) for v in step if v is not None], dtype=float)
-            if kept.size == 0:
-                raise ValueError(f"item {i} step {j} has no sample")
-            steps.append(kept)
-        offsets.append(len(steps))
-    if not steps:
-        raise ValueError("no steps")
-    counts = np.array([s.size for s in steps])
-    k_max = int(counts.max())
-    # Steps with the same sample count are drawn together, as one matrix.
-    groups = {int(n): np.flatnonzero(counts == n) for n in np.unique(counts)}
-    matrices = {n: np.stack([steps[i] for i in idx]) for n, idx in groups.items()}
 
-    ks = sorted({int(k) for k in ks}) if ks is not None else _default_ks(k_max)
-    if any(k < 1 or k > k_max for k in ks):
-        raise ValueError(f"every K must be within 1..{k_max}")
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
-    lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
-    out = []
-    for k in ks:
-        rng = np.random.default_rng([seed, k])
-        # With every step at or below K, every draw is the full set: one pass suffices.
-        deterministic = k >= k_max
-        values = []
-        flat = np.empty(len(steps))
-        for _ in range(1 if deterministic else n_resamples):
-            for n, idx in groups.items():
-                m = matrices[n]
-                if k >= n:
-                    flat[idx] = m.mean(axis=1)
-                else:
-                    pick = np.argsort(rng.random(m.shape), axis=1)[:, :k]
-                    flat[idx] = np.take_along_axis(m, pick, axis=1).mean(axis=1)
-            by_item = [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(samples_by_item))]
-            value = metric_fn(by_item, labels)
-            if value is None:
-                raise ValueError(f"metric undefined at K={k}")
-            values.append(float(value))
-        arr = np.array(values)
-        low, high = np.percentile(arr, [lo_q, hi_q])
-        first = np.array([s[:k].mean() for s in steps])
-        first_value = metric_fn(
-            [first[offsets[i] : offsets[i + 1]].tolist() for i in range(len(samples_by_item))], labels
-        )
-        out.append(
-            {
-                "k": k,
-                "first_k": None if first_value is None else float(first_value),
-                "value": float(arr.mean()),
-                "std": float(arr.std()),
-                "ci_low": float(low),
-                "ci_high": float(high),
-                "n_resamples": len(values),  # 1 at K >= K_max: every draw is the same
-                "n_steps_clipped": int((counts < k).sum()),
-            }
-        )
-    return out
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-mixed uint64 per input (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+class _SampleTable:
+    """Every step's readable samples, grouped by count so a group is drawn as one matrix.
+
+    The random draw of a step depends only on (seed, K, resample, item, step), never on
+    which other steps are in the table: a run that scored only the steps through each
+    labelled first error gets the very same K curve as a run that scored every step."""
+
+    def __init__(self, samples_by_item: Sequence[Sequence[Sequence[float | None]]]) -> None:
+        self.steps: list[np.ndarray] = []
+        self.offsets = [0]
+        keys: list[int] = []
+        for i, item in enumerate(samples_by_item):
+            for j, step in enumerate(item):
+                self.steps.append(np.array([float(v) for v in step if v is not None], dtype=float))
+                keys.append((i << 24) | j)
+            self.offsets.append(len(self.steps))
+        self.counts = np.array([s.size for s in self.steps], dtype=int)
+        self.keys = _mix(np.array(keys, dtype=np.uint64))
+        self.k_max = int(self.counts.max()) if self.steps and self.counts.max() > 0 else 0
+        if self.k_max == 0:
+            raise ValueError("no step has a readable sample")
+        usable = self.counts > 0
+        self.groups = {
+            int(n): np.flatnonzero(usable & (self.counts == n)) for n in np.unique(self.counts[usable])
+        }
+        self.matrices = {n: np.stack([self.steps[i] for i in idx]) for n, idx in self.groups.items()}
+
+    def by_item(self, flat: np.ndarray) -> list[list[float | None]]:
+        values: list[float | None] = [
+            None if c == 0 else float(v) for v, c in zip(flat, self.counts, strict=True)
+        ]
+        return [values[self.offsets[i] : self.offsets[i + 1]] for i in range(len(self.offsets) - 1)]
+
+    def draw(self, k: int, stream: np.uint64 | None) -> np.ndarray:
+        """One reward per step: the mean of a random K-subset (of the first K, stream None)."""
+        flat = np.full(len(self.steps), np.nan)
+        for n, idx in self.groups.items():
+            m = self.matrices[n]
+            if k >= n:
+                flat[idx] = m.mean(axis=1)
+            elif stream is None:
+                flat[idx] = m[:, :k].mean(axis=1)
+            else:
+                with np.errstate(over="ignore"):
+                    bits = _mix((self.keys[idx] ^ stream)[:, None] + np.arange(n, dtype=np.uint64) * _GOLDEN)
+                pick = np.argsort(bits, axis=1)[:, :k]  # a uniformly random K-subset per row
+                flat[idx] = np.take_along_axis(m, pick, axis=1).mean(axis=1)
+        return flat
+
+
+def _stream(seed: int, k: int, resample: int) -> np.uint64:
+    """The key of one resample at one K, from the seed (every part a full 64 bits)."""
+    x = np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for part in (k, resample):
+            x = _mix(x + _GOLDEN) + np.uint64(part)
+        return _mix(x)[0]
+
+
+def _k_point(
+    table: _SampleTable,
+    k: int,
+    n_resamples: int,
+    seed: int,
+    ci: float,
+    metric: Callable[[list[list[float | None]]], float | None],
+) -> KPoint:
+    # With every step at or below K, every draw is the full set: one pass suffices.
+    draws = 1 if k >= table.k_max else n_resamples
+    values = [metric(table.by_item(table.draw(k, _stream(seed, k, r)))) for r in range(draws)]
+    defined = np.array([float(v) for v in values if v is not None])
+    first = metric(table.by_item(table.draw(k, None)))
+    point: KPoint = {
+        "k": k,
+        "first_k": None if first is None else float(first),
+        "value": None,
+        "std": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n_resamples": int(defined.size),  # 1 at K >= K_max: every draw is the same
+        "n_steps_clipped": int((table.counts < k).sum()),
+    }
+    if defined.size == 0:
+        point["undefined"] = f"metric undefined at K={k}"
+        return point
+    low, high = np.percentile(defined, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
+    point.update(
+        value=float(defined.mean()), std=float(defined.std()), ci_low=float(low), ci_high=float(high)
+    )
+    return point
 
 
 # --------------------------------------------------------------------------------------

@@ -122,61 +122,112 @@ def score_solutions(
     max_prompts_per_call: int | None = None,
     stats: BatchStats | None = None,
     before_call: Callable[[], None] | None = None,
+    limits: Sequence[int] | None = None,
+    stop_below: float | None = None,
 ) -> list[SolutionScores]:
-    """Score every step of every ``(question, steps)`` with ``k`` sampled critiques.
+    """Score the steps of every ``(question, steps)`` with ``k`` sampled critiques.
 
     One backend call for all prompts (or one per ``max_prompts_per_call`` prompts).
     Returns one :class:`SolutionScores` per solution, in order. A solution with no
     step gets no step scores. ``before_call`` runs before each backend call and may
     raise to stop (the scoring API's deadline).
+
+    ``limits[i]`` scores only the first ``limits[i]`` steps of solution i (ProcessBench:
+    through the labelled first error); its ``steps`` then stop there. With
+    ``stop_below``, steps go to the backend one position at a time (one call per
+    position, over all solutions still going) and a solution stops at its first step
+    whose reward is below it (a predicted error at that threshold).
     """
     if k < 1:
         raise ValueError("k must be >= 1")
-    prompts: list[str | Messages] = []
-    owners: list[tuple[int, int]] = []  # (solution index, step index) per prompt
-    for si, (question, steps) in enumerate(solutions):
-        for j, prompt in enumerate(step_prompts(template, question, list(steps))):
-            prompts.append(prompt)
-            owners.append((si, j))
-    out = [SolutionScores(steps=[StepScore([]) for _ in steps]) for _, steps in solutions]
-    if not prompts:
-        return out
-    chunk = max_prompts_per_call or len(prompts)
+    counts = [
+        len(steps) if limits is None else min(len(steps), limits[i]) for i, (_, steps) in enumerate(solutions)
+    ]
+    out = [SolutionScores(steps=[]) for _ in solutions]
     stats = stats if stats is not None else BatchStats()
-    for start in range(0, len(prompts), chunk):
-        if before_call is not None:
-            before_call()
-        t0 = time.perf_counter()
-        results = backend.generate(prompts[start : start + chunk], k, sampling)
-        stats.backend_seconds += time.perf_counter() - t0
-        stats.backend_calls += 1
-        if len(results) != len(prompts[start : start + chunk]):
-            raise RuntimeError(f"backend returned {len(results)} results for {chunk} prompts")
-        for (si, j), completions in zip(owners[start : start + chunk], results, strict=True):
-            if len(completions) != k:
-                raise RuntimeError(f"backend returned {len(completions)} samples, asked for {k}")
-            sol = out[si]
-            for c in completions:
-                # Repaired before parsing and before it can reach a response or a row.
-                text, repaired = repair_text(c.text)
-                sol.steps[j].samples.append(
-                    SampleScore(
-                        verdict=parse_verdict(text).verdict,
-                        p_yes=c.p_yes,
-                        p_yes_source=c.p_yes_source,
-                        completion_tokens=c.completion_tokens,
-                        text=text if keep_text else None,
-                        text_repaired=repaired,
-                        truncated=is_truncated(c.finish_reason),
-                    )
-                )
-                sol.completion_tokens += c.completion_tokens
-            # Prompt tokens once per step: the K samples share the prompt.
-            sol.prompt_tokens += completions[0].prompt_tokens if completions else 0
-    stats.prompts += len(prompts)
+    call = _Caller(backend, k, sampling, keep_text, max_prompts_per_call, stats, before_call)
+    if stop_below is None:
+        wanted = [(si, j) for si, n in enumerate(counts) for j in range(n)]
+        call.score(template, solutions, wanted, out)
+    else:
+        going = [si for si, n in enumerate(counts) if n]
+        for j in range(max(counts, default=0)):
+            going = [si for si in going if j < counts[si]]
+            call.score(template, solutions, [(si, j) for si in going], out)
+            going = [si for si in going if not _below(out[si].steps[j].reward, stop_below)]
     stats.prompt_tokens += sum(s.prompt_tokens for s in out)
     stats.completion_tokens += sum(s.completion_tokens for s in out)
     return out
+
+
+def _below(reward: float | None, threshold: float) -> bool:
+    # An unreadable reward stops too: nothing after it can be judged at the threshold.
+    return reward is None or reward < threshold
+
+
+@dataclass
+class _Caller:
+    """Sends (solution, step) prompts to the backend in chunks and files the samples."""
+
+    backend: Backend
+    k: int
+    sampling: Sampling
+    keep_text: bool
+    chunk: int | None
+    stats: BatchStats
+    before_call: Callable[[], None] | None
+
+    def score(
+        self,
+        template: PromptTemplate,
+        solutions: Sequence[tuple[str, Sequence[str]]],
+        wanted: Sequence[tuple[int, int]],
+        out: list[SolutionScores],
+    ) -> None:
+        if not wanted:
+            return
+        prompts = [
+            template.render(solutions[si][0], list(solutions[si][1][:j]), solutions[si][1][j])
+            for si, j in wanted
+        ]
+        for si, j in wanted:
+            while len(out[si].steps) <= j:
+                out[si].steps.append(StepScore([]))
+        chunk = self.chunk or len(prompts)
+        for start in range(0, len(prompts), chunk):
+            if self.before_call is not None:
+                self.before_call()
+            part = prompts[start : start + chunk]
+            t0 = time.perf_counter()
+            results = self.backend.generate(part, self.k, self.sampling)
+            self.stats.backend_seconds += time.perf_counter() - t0
+            self.stats.backend_calls += 1
+            if len(results) != len(part):
+                raise RuntimeError(f"backend returned {len(results)} results for {len(part)} prompts")
+            for (si, j), completions in zip(wanted[start : start + chunk], results, strict=True):
+                self._file(out[si], j, completions)
+        self.stats.prompts += len(prompts)
+
+    def _file(self, sol: SolutionScores, j: int, completions: Sequence[Any]) -> None:
+        if len(completions) != self.k:
+            raise RuntimeError(f"backend returned {len(completions)} samples, asked for {self.k}")
+        for c in completions:
+            # Repaired before parsing and before it can reach a response or a row.
+            text, repaired = repair_text(c.text)
+            sol.steps[j].samples.append(
+                SampleScore(
+                    verdict=parse_verdict(text).verdict,
+                    p_yes=c.p_yes,
+                    p_yes_source=c.p_yes_source,
+                    completion_tokens=c.completion_tokens,
+                    text=text if self.keep_text else None,
+                    text_repaired=repaired,
+                    truncated=is_truncated(c.finish_reason),
+                )
+            )
+            sol.completion_tokens += c.completion_tokens
+        # Prompt tokens once per step: the K samples share the prompt.
+        sol.prompt_tokens += completions[0].prompt_tokens if completions else 0
 
 
 def score_solution(

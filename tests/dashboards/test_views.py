@@ -253,9 +253,15 @@ def test_evaluation_results_appear_next_to_the_teacher(client, cast, reviewer, t
     )
 
 
-def test_refresh_now_and_the_polled_status(client, cast, reviewer):
-    client.force_login(reviewer)
+def test_refresh_now_and_the_polled_status(client, cast, reviewer, admin):
     before = DashboardRefresh.objects.filter(status="succeeded").count()
+    # Reviewers see the last refresh: refreshing on demand is for admins (issue 18).
+    client.force_login(reviewer)
+    assert client.post(reverse("dashboards:refresh"), {"next": "/dashboards/reviews/"}).status_code == 403
+    assert DashboardRefresh.objects.count() == before
+    assert 'id="refresh-now"' not in client.get(reverse("dashboards:reviews")).content.decode()
+    client.force_login(admin)
+    assert 'id="refresh-now"' in client.get(reverse("dashboards:reviews")).content.decode()
     response = client.post(reverse("dashboards:refresh"), {"next": "/dashboards/reviews/"})
     assert response.status_code == 302 and response.url == "/dashboards/reviews/"
     assert (

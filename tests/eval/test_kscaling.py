@@ -125,3 +125,34 @@ def test_it_reports_the_authors_first_k_estimator_beside_the_resampled_mean():
     assert points[2]["first_k"] == pytest.approx(0.0)
     assert points[4]["first_k"] == points[4]["value"]  # all samples: both estimators agree
     assert points[1]["value"] != points[1]["first_k"]  # random subsets differ from the prefix
+
+
+def test_it_skips_and_labels_a_k_whose_metric_is_undefined_instead_of_failing():
+    # Every solution has an error: F1 is undefined at every K (no correct solution).
+    samples = [[[0.9, 0.2], [0.1, 0.3]], [[0.8, 0.7], [0.6, 0.9]]]
+    curve = k_scaling(samples, [1, 0], n_resamples=20)
+    assert [p["k"] for p in curve] == [1, 2]
+    for p in curve:
+        assert p["value"] is None and p["first_k"] is None and p["n_resamples"] == 0
+        assert p["undefined"] == f"metric undefined at K={p['k']}"
+
+
+def test_it_keeps_the_defined_points_beside_an_undefined_one():
+    # A metric defined only from K=2 on: K=1 is skipped, K=2 stays exact.
+    samples = [[[0.0, 1.0], [0.0, 1.0]]]
+    curve = k_scaling(
+        samples, [-1], n_resamples=50, metric_fn=lambda s, _: s[0][0] if s[0][0] == 0.5 else None
+    )
+    assert curve[0]["value"] is None and "undefined" in curve[0]
+    assert curve[1]["value"] == 0.5 and "undefined" not in curve[1]
+
+
+def test_a_run_through_the_first_errors_gives_the_full_runs_curve_exactly():
+    # Steps after the labelled first error cannot change a ProcessBench number; the
+    # resampling of the steps that remain must not depend on them either.
+    samples, labels = synthetic_run(5, n_items=60, k_max=6)
+    partial = [item if lab == -1 else item[: lab + 1] for item, lab in zip(samples, labels, strict=True)]
+    assert sum(map(len, partial)) < sum(map(len, samples))
+    full_curve = k_scaling(samples, labels, n_resamples=40, seed=2)
+    assert k_scaling(partial, labels, n_resamples=40, seed=2) == full_curve
+    assert full_curve[0]["std"] > 0  # K=1 really resamples

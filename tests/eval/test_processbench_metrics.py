@@ -128,7 +128,8 @@ def test_it_reads_rows_shaped_like_the_published_file(tmp_path):
 def test_it_gives_the_synthetic_predictor_values():
     labels = [-1, -1, 0, 3, 2, -1, 1]
     always_correct = processbench_metrics([(lab, -1) for lab in labels])
-    assert always_correct == {"error_acc": 0.0, "correct_acc": 100.0, "f1": 0.0, "n_error": 4, "n_correct": 3}
+    assert always_correct == {"error_acc": 0.0, "correct_acc": 100.0, "f1": 0.0, "n_error": 4, "n_correct": 3,
+                              "undefined": {}}
     oracle = processbench_metrics([(lab, lab) for lab in labels])
     assert (oracle["error_acc"], oracle["correct_acc"], oracle["f1"]) == (100.0, 100.0, 100.0)
     always_first = processbench_metrics([(lab, 0) for lab in labels])
@@ -150,6 +151,8 @@ def test_it_reports_empty_groups_as_undefined_and_none_predictions_as_misses():
     assert only_errors["error_acc"] == 50.0
     assert only_errors["correct_acc"] is None
     assert only_errors["f1"] is None
+    assert only_errors["undefined"] == {"correct_acc": "no correct solutions in this subset",
+                                        "f1": "no correct solutions in this subset"}
     m = processbench_metrics([(0, None), (-1, None), (-1, -1)])
     assert m["error_acc"] == 0.0
     assert m["correct_acc"] == 50.0
@@ -173,7 +176,10 @@ def test_it_averages_subset_f1_without_weighting_by_size():
     full = processbench_report({name: small for name in ("gsm8k", "math", "olympiadbench", "omnimath")})
     assert full["complete"] is True
     assert full["avg_f1"] == 100.0
-    assert processbench_report({"gsm8k": small, "math": [(0, 0)]})["avg_f1"] is None
+    undefined = processbench_report({"gsm8k": small, "math": [(0, 0)]})
+    assert undefined["avg_f1"] is None
+    assert undefined["avg_f1_undefined"] == "F1 of math is undefined (no correct solutions in this subset)"
+    assert full["avg_f1_undefined"] is None
 
 
 def test_it_sweeps_thresholds_like_the_reference():

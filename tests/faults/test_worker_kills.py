@@ -26,7 +26,8 @@ from django.conf import settings
 
 from tests.conftest import Worker, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
+# One xdist group: the kills run one after another (their timing assumes a free core).
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 SEED = int(os.environ.get("FAULTS_SEED", "0")) or random.SystemRandom().randrange(1, 10**6)
 REPEAT = int(os.environ.get("FAULTS_REPEAT", "1"))

@@ -98,7 +98,7 @@ def test_reviewers_may_look_but_not_launch_or_act(client, reviewer, run, version
     page = client.get(reverse("training:run_list")).content.decode()
     assert "New SFT run" not in page
     detail = client.get(reverse("training:model_detail", args=[version.uuid])).content.decode()
-    assert "Register as student endpoint" not in detail and "sample-form" not in detail
+    assert "use-as-student" not in detail and "sample-form" not in detail
     assert (
         TrainingRun.objects.count() == 1
         and not ModelVersion.objects.filter(student_endpoint__isnull=False).exists()
@@ -241,7 +241,7 @@ def test_the_model_page_registers_endpoints_samples_and_builds_pairs(
     login(client, admin)
     url = reverse("training:model_detail", args=[version.uuid])
     page = client.get(url).content.decode()
-    assert "Register as student endpoint" in page and "Register as scorer endpoint" in page
+    assert "Use as student" in page and "Use as scorer" in page
     client.post(reverse("training:model_register", args=[version.uuid]), {"role": "scorer"})
     version.refresh_from_db()
     assert version.scorer_endpoint.role == "scorer" and version.student_endpoint is None

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
+from evaluation.selection import describe as describe_selection
 from inference.core.generation import EVALUATION
 from rprm_web.cli import Progress
 
@@ -43,7 +44,20 @@ class Command(BaseCommand):
         parser.add_argument("--top-p", type=float, help="default 0.95")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--batch-size", type=int, default=4, help="solutions per backend call")
-        parser.add_argument("--limit", type=int, help="only the first N solutions")
+        parser.add_argument(
+            "--limit",
+            type=int,
+            help="only the first N solutions, stratified by label (ProcessBench: with/without an error; "
+            "PRMBench: by class) and seeded (--limit-seed)",
+        )
+        parser.add_argument("--limit-seed", type=int, default=0, help="seed of the stratified first N (default 0)")
+        parser.add_argument(
+            "--scored-steps",
+            choices=["first_error", "all", "predicted_error"],
+            help="ProcessBench default first_error: critique steps through the labelled first error (the "
+            "authors' rows, same metrics); predicted_error also stops at the first predicted error "
+            "(exact at --threshold only); PRMBench scores all steps",
+        )
         parser.add_argument("--template", help="prompt template name or name@version (default: built-in)")
         parser.add_argument(
             "--queue", action="store_true", help="queue on the gpu worker instead of running here"
@@ -78,7 +92,8 @@ class Command(BaseCommand):
                     raise CommandError(f"{o['scores']}: no such file")
                 run = evaluation.create_evaluation(scores_path=o["scores"], **common)
             else:
-                endpoint = ModelEndpoint.objects.filter(name=o["model"]).first()
+                # An endpoint's name, or a model version's own name (its scorer / student endpoint).
+                endpoint = ModelEndpoint.objects.filter(name=o["model"]).first() or scorers.scorer_endpoint(o["model"])
                 if endpoint is None:
                     if not (Path(o["model"]).exists() or o["model"].startswith(("http://", "https://"))):
                         raise CommandError(f"no model endpoint named {o['model']!r} (and no such path)")
@@ -96,6 +111,8 @@ class Command(BaseCommand):
                     template=template,
                     n_samples=o["samples"],
                     solution_limit=o["limit"],
+                    solution_seed=o["limit_seed"],
+                    scored_steps=o["scored_steps"],
                     batch_size=o["batch_size"],
                     queue=o["queue"],
                     max_new_tokens=o["max_new_tokens"],
@@ -140,6 +157,15 @@ class Command(BaseCommand):
             f"evaluation {run.uuid} ({run.name}) {run.status}: {r.get('n_solutions', 0)} solutions, "
             f"threshold {run.threshold}"
         )
+        if run.selection:
+            w(describe_selection(run.selection))
+        if "n_steps" in r:
+            w(
+                f"steps critiqued: {r['n_steps']} of {r.get('n_steps_total', r['n_steps'])} "
+                f"({run.get_scored_steps_display()})"
+            )
+        if r.get("headline", {}).get("undefined"):
+            w(f"{r['headline'].get('label') or 'headline'} undefined: {r['headline']['undefined']}")
         if "processbench" in r:
             w(f"{'subset':<16}{'error_acc':>10}{'correct_acc':>12}{'f1':>8}{'n_err':>7}{'n_ok':>6}")
             for name, m in r["processbench"]["subsets"].items():
@@ -157,7 +183,10 @@ class Command(BaseCommand):
                 w(f"dimension {name:<12}{fmt(None if m['prmscore'] is None else 100 * m['prmscore']):>10}")
             w(f"PRMScore overall: {fmt(r['headline']['value'])}")
         for p in r.get("k_scaling") or []:
-            w(f"K={p['k']:<3} {fmt(p['value'])} [{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]")
+            if p["value"] is None:
+                w(f"K={p['k']:<3} skipped: {p.get('undefined', 'metric undefined')}")
+            else:
+                w(f"K={p['k']:<3} {fmt(p['value'])} [{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]")
         c = r.get("contamination")
         if c:
             w(
