@@ -179,14 +179,6 @@ class GenerationRun(RunBase):
         STUDENT_SAMPLE = "student_sample", "student sampling"
         IMPORTED = "imported", "imported critiques"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
     # The teacher's critiques (seed runs and critiques imported from elsewhere); student
     # samples feed DPO only. Queues, agreement and the default SFT pool take these.
     TEACHER_KINDS = (Kind.TEACHER_SEED, Kind.IMPORTED)
