@@ -303,6 +303,13 @@ REVIEW_LEASE_MINUTES = _at_least("REVIEW_LEASE_MINUTES", env.int, 20, 1)
 REVIEW_DOUBLE_FRACTION = _env("REVIEW_DOUBLE_FRACTION", env.float, 0.1)
 if not 0 <= REVIEW_DOUBLE_FRACTION <= 1:
     raise ImproperlyConfigured("REVIEW_DOUBLE_FRACTION must be between 0 and 1")
+# Gold items (review/gold.py): the share of claims served a known answer, and the bar under
+# which a reviewer with at least REVIEW_GOLD_MIN_N answers is flagged to admins.
+REVIEW_GOLD_RATE = _env("REVIEW_GOLD_RATE", env.float, 0.05)
+REVIEW_GOLD_MIN_ACCURACY = _env("REVIEW_GOLD_MIN_ACCURACY", env.float, 0.7)
+REVIEW_GOLD_MIN_N = _at_least("REVIEW_GOLD_MIN_N", env.int, 10, 1)
+if not (0 <= REVIEW_GOLD_RATE <= 1 and 0 <= REVIEW_GOLD_MIN_ACCURACY <= 1):
+    raise ImproperlyConfigured("REVIEW_GOLD_RATE and REVIEW_GOLD_MIN_ACCURACY must be between 0 and 1")
 # The deployment's OpenAI-compatible model server (compose: the vllm service), which
 # `manage.py register_endpoints` registers under these names as the default teacher
 # and scorer; the web, the scoring API and the workers call it over HTTP.
