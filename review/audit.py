@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-from inference.core.stats import cohen_kappa as kappa
-
 from .queue import FLAG_THRESHOLD, ensure_review_items
 
 AUDIT_VERSION = 1
@@ -450,25 +448,16 @@ def audit_facts(facts: CritiqueFacts, step_equations: list[Equation] | None = No
     return sorted(found, key=lambda s: -s.weight * s.strength)
 
 
-# --- agreement -------------------------------------------------------------------
-
-
-def cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """Cohen's kappa of reviewer pairs; None when undefined (the project's one kappa)."""
-    return kappa(pairs)
-
-
-_cohen_kappa = cohen_kappa  # the name the agreement tests use
-
-
 # --- Django shell ----------------------------------------------------------------
 
 
-def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
+def audit_run(run_id: int, *, batch: int = 2000, progress=None, only_missing: bool = False) -> dict:
     """Compute (or recompute) the audit of every critique of a run and sync its review items.
 
     Idempotent: audits are upserted, review items created once (their review state is
     never touched, only suspicion / flagged). Step equations are checked once per step.
+    `only_missing`: skip critiques already audited by this AUDIT_VERSION (the automatic
+    audit of a finished run: one audit per critique and version, however often it is queued).
     """
     from django.db import transaction
     from django.db.models import Exists, OuterRef, Subquery
@@ -479,8 +468,9 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
     from .models import CritiqueAudit, ReviewItem
 
     run = GenerationRun.objects.get(id=run_id)
+    # Gold copies (review/gold.py) are audited when served, never as the run's samples.
     critiques = (
-        Critique.objects.filter(run=run)
+        Critique.objects.filter(run=run, gold_copy=False)
         .select_related("step")
         .only(
             "id",
@@ -496,8 +486,12 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
         )
         .order_by("step_id", "sample_index")
     )
+    if only_missing:
+        critiques = critiques.exclude(audit__version=AUDIT_VERSION)
     verdicts: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for cid, sid, verdict in Critique.objects.filter(run=run).values_list("id", "step_id", "verdict"):
+    for cid, sid, verdict in Critique.objects.filter(run=run, gold_copy=False).values_list(
+        "id", "step_id", "verdict"
+    ):
         verdicts[sid].append((cid, verdict))
 
     now = timezone.now()

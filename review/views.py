@@ -27,10 +27,11 @@ from rprm_web.access import AppRequest, is_adjudicator, require_adjudicator, req
 from rprm_web.inputs import page_number
 
 from . import agreement as pair_agreement
-from . import progress, reviews
+from . import gold, progress, reviews
 from . import queue as review_queue
+from .empty_states import explain_empty
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
-from .models import Adjudication, LabelCorrection, Review, ReviewItem
+from .models import Adjudication, Assignment, LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
 
 DIGITS = "1234567890"
@@ -108,7 +109,9 @@ def queue(request: AppRequest):
     # Tab counts stop at progress.COUNT_CAP: an exact count of a million open items costs a scan.
     tabs, left = [], None
     for q, label in QueueFilterForm.base_fields["queue"].choices:
-        scope = QueueFilter(queue=q, dataset_id=flt.dataset_id, run_id=flt.run_id)
+        scope = QueueFilter(
+            queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=request.user.id
+        )
         n = progress.capped(review_queue.open_items(scope))
         left = n if q == flt.queue else left
         tabs.append((q, label, str(n)))
@@ -120,11 +123,19 @@ def queue(request: AppRequest):
         "tabs": tabs,
         "mine": ReviewItem.objects.filter(lease_holder=request.user).select_related("critique").first(),
         "progress": progress.scope_progress(flt, request.user, left=left),
+        # Your assignments and targets (a few grouped queries, only when you have some).
+        "assigned": progress.assignment_rows(
+            list(Assignment.objects.filter(reviewer=request.user).select_related("dataset"))
+        ),
         "adjudication_waiting": ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION).count()
         if is_adjudicator(request.user)
         else None,
         "runs": GenerationRun.objects.order_by("-id")[:50] if request.user.is_staff else [],
         "now": timezone.now(),
+        # An empty page says why and offers the next action.
+        "empty_reasons": explain_empty(flt, staff=request.user.is_staff)
+        if not page.object_list and page.number == 1
+        else [],
     }
     if request.htmx and request.htmx.target == "queue-table":
         return render(request, "review/queue.html#table", context)
@@ -135,7 +146,7 @@ def queue(request: AppRequest):
 def claim(request: AppRequest):
     require_reviewer(request)
     _, flt = _filter(request.POST)
-    item = review_queue.claim_next(request.user, flt)
+    item = gold.claim_next(request.user, flt)  # now and then an unseen gold item
     if item is None:
         messages.info(request, "Nothing left for you in this queue.")
         return _to_queue(request, flt)
@@ -216,8 +227,9 @@ def _screen_context(
     user = request.user
     audit = getattr(critique, "audit", None)  # None until the run is audited
     siblings = list(
-        Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id)
-        .exclude(id=critique.id)
+        Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id, gold_copy=False)
+        # A gold copy looks like any other item: its source (same sample) is not shown beside it.
+        .exclude(sample_index=critique.sample_index)
         .select_related("audit")
         .order_by("sample_index")
     )
@@ -350,7 +362,7 @@ def decide(request: AppRequest, critique_uuid):
     except ReviewError as exc:
         messages.error(request, str(exc))
         return redirect(item_url(review_item, flt))
-    following = review_queue.claim_next(request.user, flt)  # auto-advance
+    following = gold.claim_next(request.user, flt)  # auto-advance
     if following is None:
         messages.success(request, "Saved. Nothing left for you in this queue.")
         return _to_queue(request, flt)
@@ -393,10 +405,19 @@ def agreement(request: AppRequest):
     require_reviewer(request)
     # A live kappa moves with each decision: a reviewer watching it would learn whether the
     # other reviewer agreed. Pairs are for admins.
-    pairs = pair_agreement.agreement() if request.user.is_staff else None
+    # Teacher critiques only unless asked (?role=all): student samples are DPO material.
+    role = "all" if request.GET.get("role") == "all" else "teacher"
+    items = ReviewItem.objects.all()
+    if role == "teacher":
+        items = items.filter(
+            run_id__in=GenerationRun.objects.filter(kind__in=GenerationRun.TEACHER_KINDS).values("id")
+        )
+    pairs, by_type = pair_agreement.agreement_tables(items) if request.user.is_staff else (None, None)
+    decided = Review.objects.filter(undone_at__isnull=True, item__in=items)
+    if not request.user.is_staff:  # blind: decisions on sealed items are not counted yet
+        decided = decided.exclude(reviews.sealed_q("item__"))
     per_reviewer = (
-        Review.objects.filter(undone_at__isnull=True)
-        .values("reviewer__username")
+        decided.values("reviewer__username")
         .annotate(
             n=Count("id"),
             sound=Count("id", filter=Q(decision="sound")),
@@ -406,7 +427,8 @@ def agreement(request: AppRequest):
         )
         .order_by("reviewer__username")
     )
-    return render(request, "review/agreement.html", {"pairs": pairs, "per_reviewer": per_reviewer})
+    context = {"pairs": pairs, "by_type": by_type, "per_reviewer": per_reviewer, "role": role}
+    return render(request, "review/agreement.html", context)
 
 
 # --- adjudication (adjudicators and admins) ---------------------------------------------
@@ -535,6 +557,7 @@ def audit_run(request: AppRequest):
     run = get_object_or_404(GenerationRun, id=request.POST.get("run") or 0)
     from .tasks import queue_audit
 
-    queue_audit(run.id)
+    # "audit now" from an empty queue audits what is missing; the panel's form recomputes.
+    queue_audit(run.id, recompute=request.POST.get("recompute") != "0")
     messages.success(request, f"Audit of run #{run.id} queued: signals appear as the worker finishes.")
     return redirect("review:queue")
