@@ -111,6 +111,7 @@ def test_it_refuses_a_snapshot_whose_rows_changed_on_disk(seed_run, admin, tmp_p
     path = job.folder() / "sft_train.jsonl"
     path.write_text(path.read_text().replace("Yes", "No", 1))
     run = actions.launch_training("sft", str(tmp_path / "m"), {}, {}, admin, queue=False, snapshot=job)
+    assert run.template == seed_run.template  # the snapshot's, known at launch
     result = execute(run.id, worker="gpu@test")
     assert result.status == "failed" and "changed on disk" in result.error and not result.snapshot_sha256
 
