@@ -337,7 +337,7 @@ class _Job:
         return False
 
 
-def execute(endpoint: ModelEndpoint, template: PromptTemplate, args: dict[str, Any], sampling: dict[str, Any],
+def score_within_deadline(endpoint: ModelEndpoint, template: PromptTemplate, args: dict[str, Any], sampling: dict[str, Any],
             timeout_s: float, release) -> dict[str, Any]:  # fmt: skip
     """Score on a thread of its own and wait at most ``timeout_s``; the response body.
 
@@ -464,7 +464,7 @@ def score(request: HttpRequest) -> JsonResponse:
             response["Retry-After"] = str(refused.retry_after)
             return response
         return JsonResponse(
-            execute(
+            score_within_deadline(
                 endpoint, template, args, sampling, request_timeout_s(), lambda: gate.release(token, lease)
             )
         )

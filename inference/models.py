@@ -153,14 +153,6 @@ class GenerationRun(RunBase):
         STUDENT_SAMPLE = "student_sample", "student sampling"
         IMPORTED = "imported", "imported critiques"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
     # The teacher's critiques (seed runs and critiques imported from elsewhere); student
     # samples feed DPO only. Queues, agreement and the default SFT pool take these.
     TEACHER_KINDS = (Kind.TEACHER_SEED, Kind.IMPORTED)
@@ -222,8 +214,8 @@ class GenerationRun(RunBase):
 class CritiqueQuerySet(models.QuerySet):
     def sft_eligible(self):
         """The method's keep rule: a verdict the authors' filter accepts (strict or not,
-        see inference.core.verdict) that agrees with the label."""
-        return self.filter(verdict__in=("yes", "no"), matches_label=True)
+        see inference.core.verdict) that agrees with the label. Gold copies never count."""
+        return self.filter(verdict__in=("yes", "no"), matches_label=True, gold_copy=False)
 
 
 class Critique(models.Model):
@@ -255,6 +247,9 @@ class Critique(models.Model):
     text_repaired = models.BooleanField(default=False)
     # The backend stopped at the token limit (finish reason "length"): the critique is cut.
     truncated = models.BooleanField(default=False)
+    # A copy made to measure a reviewer against a known answer (review/gold.py), possibly
+    # with a planted flaw: never training data, exports, agreement or dashboards.
+    gold_copy = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CritiqueQuerySet.as_manager()
@@ -262,7 +257,9 @@ class Critique(models.Model):
     class Meta:
         ordering = ["run_id", "step_id", "sample_index"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "step", "sample_index"], name="critique_unique_sample"),
+            # A gold copy keeps its source's sample number (it must look like any other item).
+            models.UniqueConstraint(fields=["run", "step", "sample_index"], condition=models.Q(gold_copy=False),
+                                    name="critique_unique_sample"),
         ]
         indexes = [
             # All critiques of a step across runs (review screen's "other samples").

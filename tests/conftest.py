@@ -21,6 +21,13 @@ def _user(username: str, *, staff: bool = False, groups: tuple[str, ...] = ()) -
     return user
 
 
+@pytest.fixture(autouse=True)
+def _no_gold_by_chance(settings):
+    """Gold items are served at random (REVIEW_GOLD_RATE of the claims, review/gold.py):
+    tests that want them set the rate themselves."""
+    settings.REVIEW_GOLD_RATE = 0.0
+
+
 @pytest.fixture
 def admin(db) -> User:
     return _user("admin", staff=True, groups=("admin",))

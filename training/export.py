@@ -28,7 +28,6 @@ from collections.abc import Iterator, Sequence
 
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
@@ -310,12 +309,12 @@ def write_snapshot(job: ExportJob) -> dict:
     pairs, pair_stats = dpo_pairs(f) if "dpo" in f["kinds"] else ([], None)
     job.rows_total = sum(len(ids) for _, ids in splits) + len(pairs)
     job.rows_done = 0
-    ExportJob.objects.filter(id=job.id).update(rows_total=job.rows_total, rows_done=0)
+    runs.progress(job, rows_total=job.rows_total, rows_done=0)
 
     def advance(n: int) -> None:
         job.rows_done += n
         if job.rows_done % PROGRESS_EVERY < n or job.rows_done == job.rows_total:
-            ExportJob.objects.filter(id=job.id).update(rows_done=job.rows_done, heartbeat_at=timezone.now())
+            runs.progress(job, rows_done=job.rows_done)
 
     source_runs: set[int] = set()
     written: list[_Writer] = []

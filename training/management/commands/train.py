@@ -168,11 +168,11 @@ class Command(BaseCommand):
     def run_here(self, run, o) -> None:
         import socket
 
-        from training.tasks import execute
+        from training.tasks import train
 
         # One name per host, not per process: running --execute again after Ctrl-C (or a
         # crash) takes the run back at once and resumes from its last checkpoint.
-        result = execute(run.id, worker=f"cli@{socket.gethostname()}")
+        result = train(run.id, worker=f"cli@{socket.gethostname()}")
         if result is None:
             return  # not claimable here (or a non-main rank): nothing to report
         version = getattr(result, "output_version", None) if result.status == "succeeded" else None
