@@ -296,18 +296,7 @@ def import_file(
         or (job.dataset_name if job is not None else "")
         or default_name_of([name for _, name in sources])
     )
-    if job is None:
-        job = ImportJob.objects.create(
-            dataset_name=dataset_name,
-            file_path=str(sources[0][0]),
-            file_name=file_name,
-            files=[{"path": str(p), "name": n} for p, n in sources] if len(sources) > 1 else [],
-            requested_format=fmt or "",
-            options=options or {},
-            status=ImportJob.Status.RUNNING,
-            started_at=timezone.now(),
-            created_by=user if user is not None and user.is_authenticated else None,
-        )
+    job = job or _running_job(sources, dataset_name, fmt, options, user)
     try:
         limits = import_limits()
         readers = [RecordReader(p, name, limits) for p, name in sources]
@@ -343,6 +332,27 @@ def import_file(
     except Exception as exc:
         _fail(job, exc)
         raise
+
+
+def _running_job(
+    sources: list[Source],
+    dataset_name: str,
+    fmt: str | None,
+    options: dict[str, Any] | None,
+    user: AbstractBaseUser | None,
+) -> ImportJob:
+    """The job row of an import run in this process (no queue, no claim)."""
+    return ImportJob.objects.create(
+        dataset_name=dataset_name,
+        file_path=str(sources[0][0]),
+        file_name=describe_files([name for _, name in sources]),
+        files=[{"path": str(p), "name": n} for p, n in sources] if len(sources) > 1 else [],
+        requested_format=fmt or "",
+        options=options or {},
+        status=ImportJob.Status.RUNNING,
+        started_at=timezone.now(),
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
 
 
 def _detect_one_format(sources: list[Source], limits: Limits) -> str:
