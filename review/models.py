@@ -390,6 +390,7 @@ class ReviewEvent(models.Model):
         ADJUDICATION_UNDONE = "adjudication_undone", "adjudication undone"
         ASSIGNED = "assigned"
         UNASSIGNED = "unassigned"
+        MEMBER_CHANGED = "member_changed", "team member changed"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

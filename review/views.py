@@ -31,7 +31,7 @@ from . import gold, progress, reviews
 from . import queue as review_queue
 from .empty_states import explain_empty
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
-from .models import Adjudication, LabelCorrection, Review, ReviewItem
+from .models import Adjudication, Assignment, LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
 
 DIGITS = "1234567890"
@@ -109,7 +109,9 @@ def queue(request: AppRequest):
     # Tab counts stop at progress.COUNT_CAP: an exact count of a million open items costs a scan.
     tabs, left = [], None
     for q, label in QueueFilterForm.base_fields["queue"].choices:
-        scope = QueueFilter(queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id)
+        scope = QueueFilter(
+            queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=request.user.id
+        )
         n = progress.capped(review_queue.open_items(scope))
         left = n if q == flt.queue else left
         tabs.append((q, label, str(n)))
@@ -121,6 +123,10 @@ def queue(request: AppRequest):
         "tabs": tabs,
         "mine": ReviewItem.objects.filter(lease_holder=request.user).select_related("critique").first(),
         "progress": progress.scope_progress(flt, request.user, left=left),
+        # Your assignments and targets (a few grouped queries, only when you have some).
+        "assigned": progress.assignment_rows(
+            list(Assignment.objects.filter(reviewer=request.user).select_related("dataset"))
+        ),
         "adjudication_waiting": ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION).count()
         if is_adjudicator(request.user)
         else None,
