@@ -17,9 +17,9 @@ from dashboards.summaries import refresh_now
 from inference.models import Critique
 from review import gold
 from review.agreement import agreement
-from review.models import GoldItem, GoldServing, ReviewItem
+from review.models import GoldItem, GoldServing, LabelCorrection, ReviewItem
 from review.queue import QueueFilter, claim_next
-from review.reviews import submit_review
+from review.reviews import submit_review, undo_last
 from review.seeding import detected
 from tests.review.conftest import critique, decide
 from training.export import create_export_job, run_export_job
@@ -172,3 +172,24 @@ def test_an_adjudicated_item_becomes_gold(make_run, reviewer, reviewer2, admin, 
     g = GoldItem.objects.get(critique_id=item.critique_id)
     assert (g.source, g.answer, g.error_type.slug) == ("adjudicated", "flawed", "calculation")
     assert json.dumps(g.flaw_detail) == "{}"
+
+
+def test_it_keeps_a_label_wrong_answer_on_a_gold_copy_off_the_source_step(sound, reviewer, admin, settings):
+    _, items = sound
+    source = items[0].critique
+    gold.mark_gold(source, admin, "label_wrong")
+    settings.REVIEW_GOLD_RATE = 1.0
+    item = gold.claim_next(reviewer, MATCHED)
+    served = GoldServing.objects.get(reviewer=reviewer)
+    assert item.critique_id == served.copy_id and item.step_id == source.step_id
+    submit_review(item, reviewer, "label_wrong", note="the step is right, the label is not")
+    # A test of the reviewer, not a claim about the data: no correction on the source step.
+    assert not LabelCorrection.objects.filter(step_id=source.step_id).exists()
+    served.refresh_from_db()
+    flipped = {"correct": "incorrect", "incorrect": "correct"}[source.step.label]
+    assert served.proposed_label == flipped
+    (c,) = gold.calibration()
+    assert (c.right, c.answered) == (1, 1)
+    assert undo_last(reviewer) is not None
+    served.refresh_from_db()
+    assert served.proposed_label == "" and not LabelCorrection.objects.exists()
