@@ -193,3 +193,48 @@ def test_it_keeps_a_label_wrong_answer_on_a_gold_copy_off_the_source_step(sound,
     assert undo_last(reviewer) is not None
     served.refresh_from_db()
     assert served.proposed_label == "" and not LabelCorrection.objects.exists()
+
+
+def test_it_marks_gold_from_the_review_and_adjudication_screens(
+    client, make_run, reviewer, reviewer2, admin, settings
+):
+    settings.REVIEW_DOUBLE_FRACTION = 1.0
+    run = make_run(n_samples=1)
+    first, second = ReviewItem.objects.filter(run=run, queue="matched").select_related("critique")[:2]
+    decide(first, reviewer, "sound")
+    decide(first, reviewer2, "flawed")  # a disagreement: waits for adjudication
+    review_url = reverse("review:item", args=[second.critique.uuid])
+    client.force_login(reviewer)
+    assert 'id="mark-gold"' not in client.get(review_url).content.decode()  # reviewers never see it
+    client.force_login(admin)
+    page = client.get(review_url).content.decode()
+    assert 'id="mark-gold"' in page and "not gold" in page
+    calc = ErrorType.objects.get(slug="calculation")
+    posted = client.post(
+        reverse("review:mark_gold"),
+        {"critique": second.critique.uuid, "answer": "flawed", "error_type": calc.id, "next": review_url},
+    )
+    assert posted.status_code == 302 and posted.url == review_url
+    g = GoldItem.objects.get(critique=second.critique)
+    assert (g.source, g.answer, g.error_type, g.created_by) == ("marked", "flawed", calc, admin)
+    assert "gold answer:" in client.get(review_url).content.decode()
+    adjudicate_url = reverse("review:adjudicate", args=[first.critique.uuid])
+    assert 'id="mark-gold"' in client.get(adjudicate_url).content.decode()
+    posted = client.post(
+        reverse("review:mark_gold"),
+        {"critique": first.critique.uuid, "answer": "sound", "next": adjudicate_url},
+    )
+    assert posted.url == adjudicate_url and GoldItem.objects.get(critique=first.critique).answer == "sound"
+    # An off-site `next` falls back to the calibration page.
+    posted = client.post(
+        reverse("review:mark_gold"),
+        {"critique": first.critique.uuid, "answer": "sound", "next": "https://evil.example/"},
+    )
+    assert posted.url == reverse("review:calibration")
+    # A gold copy is never offered for marking.
+    settings.REVIEW_GOLD_RATE = 1.0
+    served = gold.serve(reviewer)
+    assert (
+        'id="mark-gold"'
+        not in client.get(reverse("review:item", args=[served.critique.uuid])).content.decode()
+    )
