@@ -16,7 +16,7 @@ from inference.core.stats import KappaEstimate, cohen_kappa, kappa_estimate
 
 from .models import Review, ReviewItem
 from .queue import DECIDING
-from .reviews import _live_at
+from .reviews import live_at
 
 # --- agreement -------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple
     out = []
     for rows in by_item.values():
         for when in sorted(r[4] for r in rows):
-            live = [r for r in rows if _live_at(when, r[4], r[5])]
+            live = [r for r in rows if live_at(when, r[4], r[5])]
             if len({r[2] for r in live}) >= 2:
                 out.extend(r[:4] for r in live)
                 break

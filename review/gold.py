@@ -36,10 +36,10 @@ from .queue import (
     FLAG_THRESHOLD,
     QueueFilter,
     ReviewError,
-    _release,
     build_review_items,
     lease_minutes,
     record,
+    release,
 )
 from .queue import claim_next as queue_claim_next
 from .seeding import plant
@@ -226,7 +226,7 @@ def serve(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> Review
             return None
         mine = ReviewItem.objects.select_for_update().filter(lease_holder=reviewer).first()
         if mine is not None:
-            _release(mine, reviewer, reason="moved on")
+            release(mine, reviewer, reason="moved on")
         copy = _copy(gold)
         item = build_review_items([copy.id])[0]
         item.needs_double_review, item.reviews_needed, item.gold_for = False, 1, reviewer

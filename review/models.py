@@ -34,8 +34,10 @@ class CritiqueAudit(models.Model):
     class Meta:
         db_table = "annotations_critiqueaudit"
         constraints = [
-            models.CheckConstraint(condition=models.Q(suspicion__gte=0) & models.Q(suspicion__lte=1),
-                                   name="critiqueaudit_suspicion_range"),
+            models.CheckConstraint(
+                condition=models.Q(suspicion__gte=0) & models.Q(suspicion__lte=1),
+                name="critiqueaudit_suspicion_range",
+            ),
         ]
         indexes = [
             # "Most suspicious critiques first" across all runs (audit reports).
@@ -79,18 +81,27 @@ class Review(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             # A reviewer decides a critique at most once; an undone review frees the slot.
-            models.UniqueConstraint(fields=["item", "reviewer"], condition=models.Q(undone_at__isnull=True),
-                                    name="review_once_per_reviewer"),
+            models.UniqueConstraint(
+                fields=["item", "reviewer"],
+                condition=models.Q(undone_at__isnull=True),
+                name="review_once_per_reviewer",
+            ),
         ]
         indexes = [
             # A reviewer's history (previous/next, undo last): newest first.
             models.Index(fields=["reviewer", "-created_at"], name="review_reviewer_created_idx"),
             # training_exclusion_q: active flawed / label-wrong reviews of a critique.
-            models.Index(fields=["critique", "decision"], condition=models.Q(undone_at__isnull=True),
-                         name="review_active_critique_idx"),
+            models.Index(
+                fields=["critique", "decision"],
+                condition=models.Q(undone_at__isnull=True),
+                name="review_active_critique_idx",
+            ),
             # Progress: the team's decisions today / this week (newest first).
-            models.Index(fields=["-created_at"], condition=models.Q(undone_at__isnull=True),
-                         name="review_active_created_idx"),
+            models.Index(
+                fields=["-created_at"],
+                condition=models.Q(undone_at__isnull=True),
+                name="review_active_created_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -127,12 +138,16 @@ class ReviewItem(models.Model):
     # States whose reviews are all in: what "done" counts on the progress lines.
     REVIEWED_STATES = ("done", "adjudication", "adjudicated")
 
-    critique = models.OneToOneField("inference.Critique", on_delete=models.PROTECT, related_name="review_item")
+    critique = models.OneToOneField(
+        "inference.Critique", on_delete=models.PROTECT, related_name="review_item"
+    )
     run = models.ForeignKey("inference.GenerationRun", on_delete=models.PROTECT, related_name="+")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="+")
     # The solution's error class, if the dataset has one (PRMBench), for the queue filter.
-    error_type = models.ForeignKey(ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    error_type = models.ForeignKey(
+        ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     queue = models.CharField(max_length=10, choices=Queue.choices)
     flagged = models.BooleanField(default=False)
     suspicion = models.FloatField(default=0)
@@ -159,37 +174,62 @@ class ReviewItem(models.Model):
         ordering = ["-suspicion", "id"]
         constraints = [
             # One live lease per reviewer: claim_next releases the old one first.
-            models.UniqueConstraint(fields=["lease_holder"], condition=models.Q(lease_holder__isnull=False),
-                                    name="reviewitem_one_lease_per_reviewer"),
-            models.CheckConstraint(condition=models.Q(lease_holder__isnull=True) | models.Q(lease_expires_at__isnull=False),
-                                   name="reviewitem_lease_has_expiry"),
-            models.CheckConstraint(condition=models.Q(reviews_needed__gte=1) & models.Q(reviews_needed__lte=2),
-                                   name="reviewitem_reviews_needed_range"),
-            models.CheckConstraint(condition=~models.Q(final_decision=Review.Decision.SKIP),
-                                   name="reviewitem_final_not_skip"),
+            models.UniqueConstraint(
+                fields=["lease_holder"],
+                condition=models.Q(lease_holder__isnull=False),
+                name="reviewitem_one_lease_per_reviewer",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(lease_holder__isnull=True) | models.Q(lease_expires_at__isnull=False),
+                name="reviewitem_lease_has_expiry",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reviews_needed__gte=1) & models.Q(reviews_needed__lte=2),
+                name="reviewitem_reviews_needed_range",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(final_decision=Review.Decision.SKIP), name="reviewitem_final_not_skip"
+            ),
         ]
         indexes = [
             # claim_next / queue list for "matched" and "disagreed": open items, most suspicious first.
-            models.Index(fields=["queue", "-suspicion", "id"], condition=models.Q(state="open"),
-                         name="reviewitem_open_queue_idx"),
+            models.Index(
+                fields=["queue", "-suspicion", "id"],
+                condition=models.Q(state="open"),
+                name="reviewitem_open_queue_idx",
+            ),
             # claim_next / queue list for "flagged by signals".
-            models.Index(fields=["-suspicion", "id"], condition=models.Q(state="open", flagged=True),
-                         name="reviewitem_open_flagged_idx"),
+            models.Index(
+                fields=["-suspicion", "id"],
+                condition=models.Q(state="open", flagged=True),
+                name="reviewitem_open_flagged_idx",
+            ),
             # The same two queues filtered to one run, and to one dataset.
-            models.Index(fields=["run", "queue", "-suspicion", "id"], condition=models.Q(state="open"),
-                         name="reviewitem_open_run_idx"),
-            models.Index(fields=["dataset", "queue", "-suspicion", "id"], condition=models.Q(state="open"),
-                         name="reviewitem_open_dataset_idx"),
+            models.Index(
+                fields=["run", "queue", "-suspicion", "id"],
+                condition=models.Q(state="open"),
+                name="reviewitem_open_run_idx",
+            ),
+            models.Index(
+                fields=["dataset", "queue", "-suspicion", "id"],
+                condition=models.Q(state="open"),
+                name="reviewitem_open_dataset_idx",
+            ),
             # Admins' adjudication queue, oldest first.
-            models.Index(fields=["updated_at"], condition=models.Q(state="adjudication"),
-                         name="reviewitem_adjudication_idx"),
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(state="adjudication"),
+                name="reviewitem_adjudication_idx",
+            ),
             # Queue counters per state on the queue page.
             models.Index(fields=["state", "queue"], name="reviewitem_state_queue_idx"),
             # Progress lines: reviewed items of a scope (dataset, run, queue), counted from an
             # index as small as the human work done, however many items wait.
-            models.Index(fields=["dataset", "run", "queue", "flagged"],
-                         condition=models.Q(state__in=["done", "adjudication", "adjudicated"]),
-                         name="reviewitem_reviewed_scope_idx"),
+            models.Index(
+                fields=["dataset", "run", "queue", "flagged"],
+                condition=models.Q(state__in=["done", "adjudication", "adjudicated"]),
+                name="reviewitem_reviewed_scope_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -198,7 +238,9 @@ class ReviewItem(models.Model):
     def lease_is_live(self, now=None) -> bool:
         from django.utils import timezone
 
-        return bool(self.lease_holder_id and self.lease_expires_at and self.lease_expires_at > (now or timezone.now()))
+        return bool(
+            self.lease_holder_id and self.lease_expires_at and self.lease_expires_at > (now or timezone.now())
+        )
 
 
 class LabelCorrection(models.Model):
@@ -211,31 +253,41 @@ class LabelCorrection(models.Model):
         WITHDRAWN = "withdrawn", "withdrawn (review undone)"
 
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="label_corrections")
-    review = models.ForeignKey(Review, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="label_corrections")
+    review = models.ForeignKey(
+        Review, null=True, blank=True, on_delete=models.PROTECT, related_name="label_corrections"
+    )
     original_label = models.CharField(max_length=10, choices=Step.Label.choices)
     proposed_label = models.CharField(max_length=10, choices=Step.Label.choices)
     reason = models.TextField(blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "annotations_labelcorrection"
         ordering = ["created_at", "id"]
         constraints = [
-            models.CheckConstraint(condition=~models.Q(proposed_label=models.F("original_label")),
-                                   name="labelcorrection_changes_label"),
+            models.CheckConstraint(
+                condition=~models.Q(proposed_label=models.F("original_label")),
+                name="labelcorrection_changes_label",
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=["pending", "withdrawn"], decided_at__isnull=True)
-                | models.Q(status__in=["accepted", "rejected"], decided_at__isnull=False, decided_by__isnull=False),
-                name="labelcorrection_decided_fields"),
+                | models.Q(
+                    status__in=["accepted", "rejected"], decided_at__isnull=False, decided_by__isnull=False
+                ),
+                name="labelcorrection_decided_fields",
+            ),
             # One open proposal per author and step; they may propose again after a decision.
-            models.UniqueConstraint(fields=["step", "author"], condition=models.Q(status="pending"),
-                                    name="labelcorrection_one_pending_per_author"),
+            models.UniqueConstraint(
+                fields=["step", "author"],
+                condition=models.Q(status="pending"),
+                name="labelcorrection_one_pending_per_author",
+            ),
         ]
         indexes = [
             # training_exclusion_q: disputed (pending) or corrected (accepted) labels of a step.
@@ -259,7 +311,9 @@ class Adjudication(models.Model):
     class Meta:
         db_table = "annotations_adjudication"
         constraints = [
-            models.CheckConstraint(condition=~models.Q(decision=Review.Decision.SKIP), name="adjudication_not_skip"),
+            models.CheckConstraint(
+                condition=~models.Q(decision=Review.Decision.SKIP), name="adjudication_not_skip"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -289,7 +343,9 @@ class GoldItem(models.Model):
     critique = models.ForeignKey("inference.Critique", on_delete=models.PROTECT, related_name="gold_items")
     source = models.CharField(max_length=11, choices=Source.choices)
     answer = models.CharField(max_length=11, choices=Review.Decision.choices)
-    error_type = models.ForeignKey(ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    error_type = models.ForeignKey(
+        ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     flaw = models.CharField(max_length=13, choices=Flaw.choices, blank=True)
     # What was planted: {"section", "before", "after", "equation"...}, for the calibration page.
     flaw_detail = models.JSONField(default=dict, blank=True)
@@ -302,7 +358,9 @@ class GoldItem(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=~models.Q(answer=Review.Decision.SKIP), name="golditem_answer_not_skip"),
+            models.CheckConstraint(
+                condition=~models.Q(answer=Review.Decision.SKIP), name="golditem_answer_not_skip"
+            ),
             # One gold item per critique and flaw (a critique may carry each kind of seeded flaw).
             models.UniqueConstraint(fields=["critique", "flaw"], name="golditem_once_per_flaw"),
         ]
@@ -338,11 +396,13 @@ class Assignment(models.Model):
     active (review/assignments.py); unassigned work goes to anyone. Configuration, not
     history: unassigning deletes the row, and both write a ReviewEvent."""
 
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                 related_name="review_assignments")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_assignments"
+    )
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    run = models.ForeignKey("inference.GenerationRun", null=True, blank=True, on_delete=models.PROTECT,
-                            related_name="+")
+    run = models.ForeignKey(
+        "inference.GenerationRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     target = models.PositiveIntegerField(null=True, blank=True)
     assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -356,10 +416,16 @@ class Assignment(models.Model):
                 | models.Q(dataset__isnull=True, run__isnull=False),
                 name="assignment_one_scope",
             ),
-            models.UniqueConstraint(fields=["reviewer", "dataset"], condition=models.Q(dataset__isnull=False),
-                                    name="assignment_once_per_dataset"),
-            models.UniqueConstraint(fields=["reviewer", "run"], condition=models.Q(run__isnull=False),
-                                    name="assignment_once_per_run"),
+            models.UniqueConstraint(
+                fields=["reviewer", "dataset"],
+                condition=models.Q(dataset__isnull=False),
+                name="assignment_once_per_dataset",
+            ),
+            models.UniqueConstraint(
+                fields=["reviewer", "run"],
+                condition=models.Q(run__isnull=False),
+                name="assignment_once_per_run",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -396,9 +462,12 @@ class ReviewEvent(models.Model):
         MEMBER_CHANGED = "member_changed", "team member changed"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
-    item = models.ForeignKey(ReviewItem, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    item = models.ForeignKey(
+        ReviewItem, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
     payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

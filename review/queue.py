@@ -231,7 +231,7 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
                 mine.lease_expires_at = expires
                 mine.save(update_fields=["lease_expires_at", "updated_at"])
                 return mine
-            _release(mine, reviewer, reason="moved on")
+            release(mine, reviewer, reason="moved on")
         candidate = _first_free(reviewer, flt, now)
         if candidate is None:
             return None
@@ -266,7 +266,7 @@ def _first_free(reviewer: User, flt: QueueFilter, now) -> ReviewItem | None:
     return None
 
 
-def _release(item: ReviewItem, actor: User, *, reason: str) -> None:
+def release(item: ReviewItem, actor: User, *, reason: str) -> None:
     item.lease_holder = None
     item.lease_expires_at = None
     item.leased_at = None
@@ -279,7 +279,7 @@ def release_lease(reviewer: User) -> bool:
         mine = ReviewItem.objects.select_for_update().filter(lease_holder=reviewer).first()
         if mine is None:
             return False
-        _release(mine, reviewer, reason="released")
+        release(mine, reviewer, reason="released")
         return True
 
 
@@ -306,7 +306,7 @@ def take_item(critique_id: int, reviewer: User, *, now=None) -> ReviewItem:
             raise ReviewError("Another reviewer holds this critique.")
         mine = ReviewItem.objects.select_for_update().filter(lease_holder=reviewer).first()
         if mine is not None:
-            _release(mine, reviewer, reason="moved on")
+            release(mine, reviewer, reason="moved on")
         previous = item.lease_holder_id
         item.lease_holder, item.leased_at = reviewer, now
         item.lease_expires_at = now + timedelta(minutes=lease_minutes())

@@ -28,16 +28,14 @@ from rprm_web.access import is_adjudicator
 
 from .gold import gold_from_adjudication
 from .models import Adjudication, GoldServing, LabelCorrection, Review, ReviewEvent, ReviewItem
-from .queue import (  # noqa: F401  (the basics every review action uses)
+from .queue import (
     DECIDING,
-    FLAG_THRESHOLD,
     MAX_CLIENT_MS,
     Decision,
     ReviewError,
-    _release,
     lease_minutes,
-    needs_double_review,
     record,
+    release,
 )
 
 # --- decisions -------------------------------------------------------------------
@@ -71,7 +69,7 @@ def _settle(item: ReviewItem) -> None:
         item.state = ReviewItem.State.ADJUDICATION
 
 
-def _live_at(when, created, undone) -> bool:
+def live_at(when, created, undone) -> bool:
     return created <= when and (undone is None or undone > when)
 
 
@@ -85,7 +83,7 @@ def reopened_after_both(item: ReviewItem) -> bool:
         )
     )
     return any(
-        undone is not None and any(o != who and _live_at(undone, c, u) for o, c, u in rows)
+        undone is not None and any(o != who and live_at(undone, c, u) for o, c, u in rows)
         for who, _created, undone in rows
     )
 
@@ -281,7 +279,7 @@ def undo_last(reviewer: User, *, now=None) -> Review | None:
                 .first()
             )
             if mine is not None:
-                _release(mine, reviewer, reason="undo")
+                release(mine, reviewer, reason="undo")
             item.lease_holder, item.leased_at = reviewer, now
             item.lease_expires_at = now + timedelta(minutes=lease_minutes())
             fields += ["lease_holder", "leased_at", "lease_expires_at"]

@@ -31,7 +31,7 @@ from inference.models import GenerationRun
 from rprm_web.access import ADMIN, ROLES
 
 from .models import Assignment, ReviewEvent, ReviewItem
-from .queue import ReviewError, _release, record
+from .queue import ReviewError, record, release
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def set_active(actor: User, user: User, active: bool) -> None:
         user.save(update_fields=["is_active"])
         if not active:
             for item in ReviewItem.objects.select_for_update().filter(lease_holder=user):
-                _release(item, actor, reason="reviewer deactivated")
+                release(item, actor, reason="reviewer deactivated")
         _audit(actor, user, active=active)
 
 
@@ -211,7 +211,7 @@ def reassign(
         if run is not None:
             held = held.filter(run=run)
         for item in held:
-            _release(item, actor, reason=f"reassigned to {target_user.username}")
+            release(item, actor, reason=f"reassigned to {target_user.username}")
     return moved
 
 

@@ -14,76 +14,149 @@ def seed_adjudicator_group(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotations', '0007_errortype_archived_reviewevent_insert_only'),
-        ('inference', '0010_endpoint_key_encrypted_run_error_detail'),
-        ('review', '0001_review_tables_from_annotations'),
+        ("annotations", "0007_errortype_archived_reviewevent_insert_only"),
+        ("inference", "0010_endpoint_key_encrypted_run_error_detail"),
+        ("review", "0001_review_tables_from_annotations"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RunPython(seed_adjudicator_group, migrations.RunPython.noop),
         migrations.CreateModel(
-            name='Assignment',
+            name="Assignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('target', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("target", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'db_table': 'review_assignment',
-                'ordering': ['created_at', 'id'],
+                "db_table": "review_assignment",
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AlterField(
-            model_name='reviewevent',
-            name='kind',
-            field=models.CharField(choices=[('claimed', 'Claimed'), ('released', 'Released'), ('reviewed', 'Reviewed'), ('undone', 'Undone'), ('label_proposed', 'label correction proposed'), ('label_decided', 'label correction decided'), ('adjudicated', 'Adjudicated'), ('audited', 'Audited'), ('export_requested', 'export requested'), ('skipped', 'skipped by an admin'), ('reopened', 'reopened by an admin'), ('adjudication_undone', 'adjudication undone'), ('assigned', 'Assigned'), ('unassigned', 'Unassigned')], max_length=20),
+            model_name="reviewevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("claimed", "Claimed"),
+                    ("released", "Released"),
+                    ("reviewed", "Reviewed"),
+                    ("undone", "Undone"),
+                    ("label_proposed", "label correction proposed"),
+                    ("label_decided", "label correction decided"),
+                    ("adjudicated", "Adjudicated"),
+                    ("audited", "Audited"),
+                    ("export_requested", "export requested"),
+                    ("skipped", "skipped by an admin"),
+                    ("reopened", "reopened by an admin"),
+                    ("adjudication_undone", "adjudication undone"),
+                    ("assigned", "Assigned"),
+                    ("unassigned", "Unassigned"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='reviewitem',
-            name='state',
-            field=models.CharField(choices=[('open', 'needs review'), ('done', 'reviewed'), ('adjudication', 'awaiting adjudication'), ('adjudicated', 'adjudicated'), ('skipped', 'skipped by an admin')], default='open', max_length=12),
+            model_name="reviewitem",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("open", "needs review"),
+                    ("done", "reviewed"),
+                    ("adjudication", "awaiting adjudication"),
+                    ("adjudicated", "adjudicated"),
+                    ("skipped", "skipped by an admin"),
+                ],
+                default="open",
+                max_length=12,
+            ),
         ),
         migrations.AddIndex(
-            model_name='review',
-            index=models.Index(condition=models.Q(('undone_at__isnull', True)), fields=['-created_at'], name='review_active_created_idx'),
+            model_name="review",
+            index=models.Index(
+                condition=models.Q(("undone_at__isnull", True)),
+                fields=["-created_at"],
+                name="review_active_created_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(condition=models.Q(('state__in', ['done', 'adjudication', 'adjudicated'])), fields=['dataset', 'run', 'queue', 'flagged'], name='reviewitem_reviewed_scope_idx'),
+            model_name="reviewitem",
+            index=models.Index(
+                condition=models.Q(("state__in", ["done", "adjudication", "adjudicated"])),
+                fields=["dataset", "run", "queue", "flagged"],
+                name="reviewitem_reviewed_scope_idx",
+            ),
         ),
         migrations.AddField(
-            model_name='assignment',
-            name='assigned_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="assignment",
+            name="assigned_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='assignment',
-            name='dataset',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='annotations.dataset'),
+            model_name="assignment",
+            name="dataset",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="annotations.dataset",
+            ),
         ),
         migrations.AddField(
-            model_name='assignment',
-            name='reviewer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='review_assignments', to=settings.AUTH_USER_MODEL),
+            model_name="assignment",
+            name="reviewer",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="review_assignments",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='assignment',
-            name='run',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='inference.generationrun'),
+            model_name="assignment",
+            name="run",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="inference.generationrun",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('dataset__isnull', False), ('run__isnull', True)), models.Q(('dataset__isnull', True), ('run__isnull', False)), _connector='OR'), name='assignment_one_scope'),
+            model_name="assignment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("dataset__isnull", False), ("run__isnull", True)),
+                    models.Q(("dataset__isnull", True), ("run__isnull", False)),
+                    _connector="OR",
+                ),
+                name="assignment_one_scope",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(condition=models.Q(('dataset__isnull', False)), fields=('reviewer', 'dataset'), name='assignment_once_per_dataset'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("dataset__isnull", False)),
+                fields=("reviewer", "dataset"),
+                name="assignment_once_per_dataset",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(condition=models.Q(('run__isnull', False)), fields=('reviewer', 'run'), name='assignment_once_per_run'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("run__isnull", False)),
+                fields=("reviewer", "run"),
+                name="assignment_once_per_run",
+            ),
         ),
     ]

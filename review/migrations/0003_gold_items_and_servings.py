@@ -6,56 +6,154 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotations', '0008_importjob_retry_archive_launch_key'),
-        ('inference', '0012_critique_gold_copy'),
-        ('review', '0002_team_roles_assignments_progress'),
+        ("annotations", "0008_importjob_retry_archive_launch_key"),
+        ("inference", "0012_critique_gold_copy"),
+        ("review", "0002_team_roles_assignments_progress"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='reviewitem',
-            name='gold_for',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="reviewitem",
+            name="gold_for",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.CreateModel(
-            name='GoldItem',
+            name="GoldItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('adjudicated', 'Adjudicated'), ('marked', 'marked gold by an admin'), ('seeded', 'seeded flaw')], max_length=11)),
-                ('answer', models.CharField(choices=[('sound', 'sound'), ('flawed', 'flawed (plausible but wrong)'), ('label_wrong', 'label wrong'), ('skip', 'skip')], max_length=11)),
-                ('flaw', models.CharField(blank=True, choices=[('', 'none'), ('arithmetic', 'arithmetic claim made false'), ('premise', 'premise not in the problem'), ('contradiction', 'conclusion contradicts the analysis')], max_length=13)),
-                ('flaw_detail', models.JSONField(blank=True, default=dict)),
-                ('text', models.TextField()),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('critique', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='gold_items', to='inference.critique')),
-                ('error_type', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='annotations.errortype')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("adjudicated", "Adjudicated"),
+                            ("marked", "marked gold by an admin"),
+                            ("seeded", "seeded flaw"),
+                        ],
+                        max_length=11,
+                    ),
+                ),
+                (
+                    "answer",
+                    models.CharField(
+                        choices=[
+                            ("sound", "sound"),
+                            ("flawed", "flawed (plausible but wrong)"),
+                            ("label_wrong", "label wrong"),
+                            ("skip", "skip"),
+                        ],
+                        max_length=11,
+                    ),
+                ),
+                (
+                    "flaw",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "none"),
+                            ("arithmetic", "arithmetic claim made false"),
+                            ("premise", "premise not in the problem"),
+                            ("contradiction", "conclusion contradicts the analysis"),
+                        ],
+                        max_length=13,
+                    ),
+                ),
+                ("flaw_detail", models.JSONField(blank=True, default=dict)),
+                ("text", models.TextField()),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "critique",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="gold_items",
+                        to="inference.critique",
+                    ),
+                ),
+                (
+                    "error_type",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="annotations.errortype",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='GoldServing',
+            name="GoldServing",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('copy', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='gold_serving', to='inference.critique')),
-                ('gold', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='servings', to='review.golditem')),
-                ('reviewer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "copy",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="gold_serving",
+                        to="inference.critique",
+                    ),
+                ),
+                (
+                    "gold",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="servings",
+                        to="review.golditem",
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='golditem',
-            constraint=models.CheckConstraint(condition=models.Q(('answer', 'skip'), _negated=True), name='golditem_answer_not_skip'),
+            model_name="golditem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("answer", "skip"), _negated=True), name="golditem_answer_not_skip"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='golditem',
-            constraint=models.UniqueConstraint(fields=('critique', 'flaw'), name='golditem_once_per_flaw'),
+            model_name="golditem",
+            constraint=models.UniqueConstraint(fields=("critique", "flaw"), name="golditem_once_per_flaw"),
         ),
         migrations.AddConstraint(
-            model_name='goldserving',
-            constraint=models.UniqueConstraint(fields=('gold', 'reviewer'), name='goldserving_once_per_reviewer'),
+            model_name="goldserving",
+            constraint=models.UniqueConstraint(
+                fields=("gold", "reviewer"), name="goldserving_once_per_reviewer"
+            ),
         ),
     ]

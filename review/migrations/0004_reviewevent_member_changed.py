@@ -4,15 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('review', '0003_gold_items_and_servings'),
+        ("review", "0003_gold_items_and_servings"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='reviewevent',
-            name='kind',
-            field=models.CharField(choices=[('claimed', 'Claimed'), ('released', 'Released'), ('reviewed', 'Reviewed'), ('undone', 'Undone'), ('label_proposed', 'label correction proposed'), ('label_decided', 'label correction decided'), ('adjudicated', 'Adjudicated'), ('audited', 'Audited'), ('export_requested', 'export requested'), ('skipped', 'skipped by an admin'), ('reopened', 'reopened by an admin'), ('adjudication_undone', 'adjudication undone'), ('assigned', 'Assigned'), ('unassigned', 'Unassigned'), ('member_changed', 'team member changed')], max_length=20),
+            model_name="reviewevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("claimed", "Claimed"),
+                    ("released", "Released"),
+                    ("reviewed", "Reviewed"),
+                    ("undone", "Undone"),
+                    ("label_proposed", "label correction proposed"),
+                    ("label_decided", "label correction decided"),
+                    ("adjudicated", "Adjudicated"),
+                    ("audited", "Audited"),
+                    ("export_requested", "export requested"),
+                    ("skipped", "skipped by an admin"),
+                    ("reopened", "reopened by an admin"),
+                    ("adjudication_undone", "adjudication undone"),
+                    ("assigned", "Assigned"),
+                    ("unassigned", "Unassigned"),
+                    ("member_changed", "team member changed"),
+                ],
+                max_length=20,
+            ),
         ),
     ]
