@@ -17,7 +17,7 @@ from django.db.models.expressions import RawSQL
 
 from annotations.models import ErrorType, Step
 from inference.models import Critique
-from review.models import Review
+from review.models import CritiqueAudit, Review
 from review.reviews import has_final_tag, sealed_q
 
 from .models import (
@@ -63,7 +63,7 @@ def _signal_q(kind: str) -> Q:
         return Q(audit__signals__contains=[{"kind": kind}])
     return Q(
         id__in=RawSQL(
-            "SELECT a.critique_id FROM annotations_critiqueaudit a, json_each(a.signals) e "
+            f"SELECT a.critique_id FROM {CritiqueAudit._meta.db_table} a, json_each(a.signals) e "
             "WHERE json_extract(e.value, '$.kind') = %s",
             [kind],
         )

@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from annotations.models import ErrorType, Step
+from annotations.models import ErrorType, Solution, Step
 from inference.models import Critique
-from review.models import Adjudication, Review, ReviewItem
+from review.models import Adjudication, CritiqueAudit, Review, ReviewItem
 from rprm_web import runs
 
 from .models import (
@@ -48,10 +50,9 @@ def sync_limit() -> int:
 QUEUED_GIVE_UP = timedelta(minutes=30)
 
 
-def request_refresh(user=None, *, queue: bool = True, now: datetime | None = None) -> DashboardRefresh:
-    """Queue a rebuild unless one is already queued or running (recently)."""
-    now = now or timezone.now()
-    pending = (
+def _pending(now: datetime) -> DashboardRefresh | None:
+    """The newest refresh still queued or running, unless it has lost its worker."""
+    return (
         DashboardRefresh.objects.filter(
             status__in=[DashboardRefresh.Status.QUEUED, DashboardRefresh.Status.RUNNING],
             created_at__gte=now - QUEUED_GIVE_UP,
@@ -59,6 +60,14 @@ def request_refresh(user=None, *, queue: bool = True, now: datetime | None = Non
         .order_by("-created_at")
         .first()
     )
+
+
+def request_refresh(
+    user: User | None = None, *, queue: bool = True, now: datetime | None = None
+) -> DashboardRefresh:
+    """Queue a rebuild unless one is already queued or running (recently)."""
+    now = now or timezone.now()
+    pending = _pending(now)
     if pending is not None:
         return pending
     refresh = DashboardRefresh.objects.create(requested_by=user if getattr(user, "pk", None) else None)
@@ -73,15 +82,18 @@ def run_refresh(refresh_id: int) -> DashboardRefresh | None:
     the old summaries in place."""
     t0 = time.perf_counter()
 
-    def body(refresh: DashboardRefresh) -> dict:
+    def body(refresh: DashboardRefresh) -> dict[str, Any]:
         return {"counts": refresh_summaries()}
 
     return runs.execute(
-        DashboardRefresh, refresh_id, body, final=lambda refresh, status: {"seconds": time.perf_counter() - t0}
+        DashboardRefresh,
+        refresh_id,
+        body,
+        final=lambda refresh, status: {"seconds": time.perf_counter() - t0},
     )
 
 
-def refresh_now(user=None) -> DashboardRefresh:
+def refresh_now(user: User | None = None) -> DashboardRefresh:
     """Rebuild in this process (tests, benchmarks, small installs)."""
     refresh = DashboardRefresh.objects.create(requested_by=user if getattr(user, "pk", None) else None)
     return run_refresh(refresh.id) or refresh
@@ -96,7 +108,7 @@ def freshness(*, now: datetime | None = None, auto: bool = True) -> dict[str, An
         .order_by("-created_at")
         .first()
     )
-    stale = done is None or done.finished_at < now - stale_after()
+    stale = done is None or done.finished_at is None or done.finished_at < now - stale_after()
     pending = None
     if stale and auto:
         small = Critique.objects.order_by()[: sync_limit() + 1].count() <= sync_limit()
@@ -106,24 +118,19 @@ def freshness(*, now: datetime | None = None, auto: bool = True) -> dict[str, An
         else:
             pending = request_refresh(now=now)
     elif stale or not auto:
-        pending = (
-            DashboardRefresh.objects.filter(
-                status__in=[DashboardRefresh.Status.QUEUED, DashboardRefresh.Status.RUNNING],
-                created_at__gte=now - QUEUED_GIVE_UP,
-            )
-            .order_by("-created_at")
-            .first()
-        )
+        pending = _pending(now)
+    as_of = done.finished_at if done else None
     return {
         "done": done,
-        "as_of": done.finished_at if done else None,
-        "age_s": (now - done.finished_at).total_seconds() if done else None,
+        "as_of": as_of,
+        "age_s": (now - as_of).total_seconds() if as_of else None,
         "stale": stale,
         "pending": pending,
     }
 
 
 def _vendor_sql() -> dict[str, str]:
+    audit = CritiqueAudit._meta.db_table
     if connection.vendor == "postgresql":
         return {
             "week": "(date_trunc('week', c.created_at AT TIME ZONE 'UTC'))::date",
@@ -131,14 +138,14 @@ def _vendor_sql() -> dict[str, str]:
             "binary": 'COLLATE "C"',
             "cohort": "',' || string_agg(x.run_id::text, ',' ORDER BY x.run_id) || ','",
             "kinds": "SELECT DISTINCT a.critique_id, e.value ->> 'kind' AS signal "
-            "FROM annotations_critiqueaudit a CROSS JOIN LATERAL jsonb_array_elements(a.signals) e",
+            f"FROM {audit} a CROSS JOIN LATERAL jsonb_array_elements(a.signals) e",
         }
     return {
         "week": "date(c.created_at, 'weekday 0', '-6 days')",
         "binary": "",
         "cohort": "',' || group_concat(x.run_id, ',') || ','",
         "kinds": "SELECT DISTINCT a.critique_id, json_extract(e.value, '$.kind') AS signal "
-        "FROM annotations_critiqueaudit a, json_each(a.signals) e",
+        f"FROM {audit} a, json_each(a.signals) e",
     }
 
 
@@ -170,17 +177,13 @@ def _steps_statements(*, blind: bool) -> list[tuple[str, str]]:
     return [("steps", sql) for sql in sqls]
 
 
-def refresh_summaries() -> dict[str, int]:
-    """Rebuild every summary table from the source rows, in one transaction.
-
-    Critique-level facts go to a temp table once (outcome, error-type class, whether
-    reviewers tagged it, the runs that critiqued its step); each summary is a GROUP BY
-    of it. Readers keep seeing the previous summaries until the commit.
-    """
-    t = {
+def _table_names() -> dict[str, str]:
+    """The `{name}` placeholders of the rebuild's SQL: every table from its model."""
+    return {
         "critique": Critique._meta.db_table,
         "step": Step._meta.db_table,
-        "solution": "annotations_solution",
+        "solution": Solution._meta.db_table,
+        "audit": CritiqueAudit._meta.db_table,
         "item": ReviewItem._meta.db_table,
         "review": Review._meta.db_table,
         "review_tags": Review.error_types.through._meta.db_table,
@@ -196,9 +199,11 @@ def refresh_summaries() -> dict[str, int]:
         "errortype": ErrorType._meta.db_table,
         **_vendor_sql(),
     }
-    postgres = connection.vendor == "postgresql"
-    temp = ("dash_cohort", "dash_tag", "dash_fact", "dash_pr", "dash_pp")
-    statements = [
+
+
+def _fact_statements() -> list[tuple[str | None, str]]:
+    """The temp tables every summary is a GROUP BY of: cohorts, reviewers' tags, critique facts."""
+    return [
         (
             None,
             """CREATE TEMP TABLE dash_cohort AS
@@ -240,6 +245,12 @@ def refresh_summaries() -> dict[str, int]:
             WHERE NOT c.gold_copy""",
         ),
         (None, "CREATE INDEX dash_fact_id ON dash_fact (id)"),
+    ]
+
+
+def _summary_statements() -> list[tuple[str | None, str]]:
+    """Empty the summary tables and fill them again from the facts."""
+    return [
         (None, "DELETE FROM {cell}"),
         (None, "DELETE FROM {steps}"),
         (None, "DELETE FROM {signal}"),
@@ -285,7 +296,7 @@ def refresh_summaries() -> dict[str, int]:
             "signals",
             """INSERT INTO {signal} (run_id, signal, matches, outcome, sealed, n)
             SELECT f.run_id, s.signal, f.matches, f.outcome, f.sealed, COUNT(*)
-            FROM (SELECT critique_id, '' AS signal FROM annotations_critiqueaudit
+            FROM (SELECT critique_id, '' AS signal FROM {audit}
                   UNION ALL SELECT id, 'flagged' FROM dash_fact WHERE flagged
                   UNION ALL {kinds}) s
             JOIN dash_fact f ON f.id = s.critique_id
@@ -297,6 +308,12 @@ def refresh_summaries() -> dict[str, int]:
             SELECT run_id, matches, flagged, outcome, sealed, COUNT(*) FROM dash_fact
             GROUP BY run_id, matches, flagged, outcome, sealed""",
         ),
+    ]
+
+
+def _pair_statements() -> list[tuple[str | None, str]]:
+    """Reviewer agreement pairs (decisions and tags) into the pair table."""
+    return [
         # Reviewer agreement, as review.agreement.agreement defines it: the first
         # independent decisions, i.e. the deciding reviews live at the first moment (t.at)
         # two reviewers' decisions were in at once; pairs ordered by username.
@@ -361,28 +378,48 @@ def refresh_summaries() -> dict[str, int]:
             GROUP BY run_id, ua, ub HAVING SUM(k) > 0""",
         ),
     ]
-    counts: Counter = Counter()
+
+
+def refresh_summaries() -> dict[str, int]:
+    """Rebuild every summary table from the source rows, in one transaction.
+
+    Critique-level facts go to a temp table once (outcome, error-type class, whether
+    reviewers tagged it, the runs that critiqued its step); each summary is a GROUP BY
+    of it. Readers keep seeing the previous summaries until the commit.
+    """
+    t = _table_names()
+    statements = [*_fact_statements(), *_summary_statements(), *_pair_statements()]
     with transaction.atomic(), connection.cursor() as cur:
-        if postgres:
-            # Serialises refreshes (two interleaved rebuilds would duplicate rows); SELECTs
-            # are not blocked. Bigger sort memory for the COUNT(DISTINCT)s, this transaction only.
-            cur.execute(f"LOCK TABLE {t['cell']} IN EXCLUSIVE MODE")
-            cur.execute("SET LOCAL work_mem = '128MB'")
-        for name in temp:
-            cur.execute(f"DROP TABLE IF EXISTS {name}")
-        for key, sql in statements:
-            cur.execute(sql.format(**t))
-            if key == "critiques":
-                if postgres:
-                    cur.execute("ANALYZE dash_fact")
-                cur.execute("SELECT COUNT(*) FROM dash_fact")
-                counts["critiques"] = cur.fetchone()[0]
-            elif key:
-                counts[key] += max(cur.rowcount, 0)
-            if postgres and sql.lstrip().startswith("CREATE TEMP TABLE dash_tag"):
-                cur.execute("ANALYZE dash_tag")
-        for name in temp:
-            cur.execute(f"DROP TABLE IF EXISTS {name}")
-        if postgres:  # fresh statistics for the dashboards' plans (autovacuum may lag)
-            cur.execute("ANALYZE {cell}, {steps}, {signal}, {queue}, {pair}, {review_run}".format(**t))
+        return _run_statements(cur, statements, t)
+
+
+def _run_statements(
+    cur: CursorWrapper, statements: list[tuple[str | None, str]], t: dict[str, str]
+) -> dict[str, int]:
+    """Run the rebuild in the open transaction; rows written per summary (`key`)."""
+    postgres = connection.vendor == "postgresql"
+    temp = ("dash_cohort", "dash_tag", "dash_fact", "dash_pr", "dash_pp")
+    counts: Counter[str] = Counter()
+    if postgres:
+        # Serialises refreshes (two interleaved rebuilds would duplicate rows); SELECTs
+        # are not blocked. Bigger sort memory for the COUNT(DISTINCT)s, this transaction only.
+        cur.execute(f"LOCK TABLE {t['cell']} IN EXCLUSIVE MODE")
+        cur.execute("SET LOCAL work_mem = '128MB'")
+    for name in temp:
+        cur.execute(f"DROP TABLE IF EXISTS {name}")
+    for key, sql in statements:
+        cur.execute(sql.format(**t))
+        if key == "critiques":
+            if postgres:
+                cur.execute("ANALYZE dash_fact")
+            cur.execute("SELECT COUNT(*) FROM dash_fact")
+            counts["critiques"] = cur.fetchone()[0]
+        elif key:
+            counts[key] += max(cur.rowcount, 0)
+        if postgres and sql.lstrip().startswith("CREATE TEMP TABLE dash_tag"):
+            cur.execute("ANALYZE dash_tag")
+    for name in temp:
+        cur.execute(f"DROP TABLE IF EXISTS {name}")
+    if postgres:  # fresh statistics for the dashboards' plans (autovacuum may lag)
+        cur.execute("ANALYZE {cell}, {steps}, {signal}, {queue}, {pair}, {review_run}".format(**t))
     return dict(counts)

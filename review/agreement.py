@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import combinations
 
 from django.db.models import Count, QuerySet
@@ -73,6 +74,10 @@ class TypeAgreement:
         return sum(a or b for a, b in self.pairs)
 
 
+# (review id, item id, reviewer, decision, created at, undone at)
+_ReviewRow = tuple[int, int, str, str, datetime, datetime | None]
+
+
 def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple[int, int, str, str]]:
     """(review id, item id, reviewer, decision) of the first independent decisions.
 
@@ -90,17 +95,17 @@ def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple
         .filter(n__gte=2)
         .values("item_id")
     )
-    by_item: dict[int, list] = defaultdict(list)
+    by_item: dict[int, list[_ReviewRow]] = defaultdict(list)
     for row in reviews.filter(item_id__in=multi).values_list(
         "id", "item_id", "reviewer__username", "decision", "created_at", "undone_at"
     ):
         by_item[row[1]].append(row)
-    out = []
+    out: list[tuple[int, int, str, str]] = []
     for rows in by_item.values():
         for when in sorted(r[4] for r in rows):
             live = [r for r in rows if live_at(when, r[4], r[5])]
             if len({r[2] for r in live}) >= 2:
-                out.extend(r[:4] for r in live)
+                out.extend((r[0], r[1], r[2], r[3]) for r in live)
                 break
     return out
 

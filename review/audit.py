@@ -25,11 +25,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
+from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from inference.models import Critique, GenerationRun
+
+from .models import CritiqueAudit, ReviewItem
 from .queue import FLAG_THRESHOLD, ensure_review_items
 
 AUDIT_VERSION = 1
@@ -451,23 +458,8 @@ def audit_facts(facts: CritiqueFacts, step_equations: list[Equation] | None = No
 # --- Django shell ----------------------------------------------------------------
 
 
-def audit_run(run_id: int, *, batch: int = 2000, progress=None, only_missing: bool = False) -> dict:
-    """Compute (or recompute) the audit of every critique of a run and sync its review items.
-
-    Idempotent: audits are upserted, review items created once (their review state is
-    never touched, only suspicion / flagged). Step equations are checked once per step.
-    `only_missing`: skip critiques already audited by this AUDIT_VERSION (the automatic
-    audit of a finished run: one audit per critique and version, however often it is queued).
-    """
-    from django.db import transaction
-    from django.db.models import Exists, OuterRef, Subquery
-    from django.utils import timezone
-
-    from inference.models import Critique, GenerationRun
-
-    from .models import CritiqueAudit, ReviewItem
-
-    run = GenerationRun.objects.get(id=run_id)
+def _run_critiques(run: GenerationRun, *, only_missing: bool) -> QuerySet[Critique]:
+    """The run's critiques to audit, with just the fields the checks read."""
     # Gold copies (review/gold.py) are audited when served, never as the run's samples.
     critiques = (
         Critique.objects.filter(run=run, gold_copy=False)
@@ -488,51 +480,71 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None, only_missing: bo
     )
     if only_missing:
         critiques = critiques.exclude(audit__version=AUDIT_VERSION)
+    return critiques
+
+
+def _save_audits(pending: list[CritiqueAudit]) -> None:
+    """Upsert a batch of audits and sync their review items' suspicion / flagged."""
+    with transaction.atomic():
+        CritiqueAudit.objects.bulk_create(
+            pending,
+            update_conflicts=True,
+            unique_fields=["critique"],
+            update_fields=["signals", "suspicion", "version", "computed_at"],
+            batch_size=1000,
+        )
+        ids = [a.critique_id for a in pending]
+        ensure_review_items(ids, {a.critique_id: a.suspicion for a in pending})
+        # Items that already existed (a re-audit) take the new score in one UPDATE.
+        audit = CritiqueAudit.objects.filter(critique_id=OuterRef("critique_id"))
+        ReviewItem.objects.filter(critique_id__in=ids).update(
+            suspicion=Subquery(audit.values("suspicion")[:1]),
+            flagged=Exists(audit.filter(suspicion__gte=FLAG_THRESHOLD)),
+        )
+
+
+def _critique_facts(c: Critique, siblings: list[tuple[int, str]]) -> CritiqueFacts:
+    return CritiqueFacts(
+        verdict=c.verdict,
+        text=c.text,
+        sections=c.sections or {},
+        missing_sections=c.missing_sections or [],
+        p_yes=c.p_yes,
+        now_step_text=c.step.text,
+        now_step_number=c.step.index + 1,
+        sibling_verdicts=[v for cid, v in siblings if cid != c.id],
+        format_problem=c.format_problem,
+    )
+
+
+def audit_run(
+    run_id: int,
+    *,
+    batch: int = 2000,
+    progress: Callable[[int], object] | None = None,
+    only_missing: bool = False,
+) -> dict[str, int]:
+    """Compute (or recompute) the audit of every critique of a run and sync its review items.
+
+    Idempotent: audits are upserted, review items created once (their review state is
+    never touched, only suspicion / flagged). Step equations are checked once per step.
+    `only_missing`: skip critiques already audited by this AUDIT_VERSION (the automatic
+    audit of a finished run: one audit per critique and version, however often it is queued).
+    """
+    run = GenerationRun.objects.get(id=run_id)
     verdicts: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for cid, sid, verdict in Critique.objects.filter(run=run, gold_copy=False).values_list(
         "id", "step_id", "verdict"
     ):
         verdicts[sid].append((cid, verdict))
-
     now = timezone.now()
-    totals: Counter = Counter()
+    totals: Counter[str] = Counter()
     step_eqs: dict[int, list[Equation]] = {}
     pending: list[CritiqueAudit] = []
-
-    def flush() -> None:
-        with transaction.atomic():
-            CritiqueAudit.objects.bulk_create(
-                pending,
-                update_conflicts=True,
-                unique_fields=["critique"],
-                update_fields=["signals", "suspicion", "version", "computed_at"],
-                batch_size=1000,
-            )
-            ids = [a.critique_id for a in pending]
-            ensure_review_items(ids, {a.critique_id: a.suspicion for a in pending})
-            # Items that already existed (a re-audit) take the new score in one UPDATE.
-            audit = CritiqueAudit.objects.filter(critique_id=OuterRef("critique_id"))
-            ReviewItem.objects.filter(critique_id__in=ids).update(
-                suspicion=Subquery(audit.values("suspicion")[:1]),
-                flagged=Exists(audit.filter(suspicion__gte=FLAG_THRESHOLD)),
-            )
-        pending.clear()
-
-    for c in critiques.iterator(chunk_size=batch):
+    for c in _run_critiques(run, only_missing=only_missing).iterator(chunk_size=batch):
         if c.step_id not in step_eqs:
             step_eqs[c.step_id] = find_equations(c.step.text)
-        facts = CritiqueFacts(
-            verdict=c.verdict,
-            text=c.text,
-            sections=c.sections or {},
-            missing_sections=c.missing_sections or [],
-            p_yes=c.p_yes,
-            now_step_text=c.step.text,
-            now_step_number=c.step.index + 1,
-            sibling_verdicts=[v for cid, v in verdicts[c.step_id] if cid != c.id],
-            format_problem=c.format_problem,
-        )
-        signals = audit_facts(facts, step_eqs[c.step_id])
+        signals = audit_facts(_critique_facts(c, verdicts[c.step_id]), step_eqs[c.step_id])
         score = suspicion(signals)
         totals["critiques"] += 1
         totals["flagged"] += score >= FLAG_THRESHOLD
@@ -548,9 +560,10 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None, only_missing: bo
             )
         )
         if len(pending) >= batch:
-            flush()
+            _save_audits(pending)
+            pending.clear()
             if progress:
                 progress(totals["critiques"])
     if pending:
-        flush()
+        _save_audits(pending)
     return dict(totals)

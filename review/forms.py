@@ -11,6 +11,11 @@ from .models import Review
 from .queue import QueueFilter
 
 
+class _RunField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: GenerationRun) -> str:
+        return f"#{obj.id} {obj.get_kind_display()} · {obj.dataset_id}"
+
+
 class QueueFilterForm(forms.Form):
     queue = forms.ChoiceField(
         choices=[
@@ -28,18 +33,12 @@ class QueueFilterForm(forms.Form):
     dataset = forms.ModelChoiceField(
         Dataset.objects.order_by("name"), required=False, empty_label="All datasets"
     )
-    run = forms.ModelChoiceField(
-        GenerationRun.objects.order_by("-id"), required=False, empty_label="All runs"
-    )
+    run = _RunField(GenerationRun.objects.order_by("-id"), required=False, empty_label="All runs")
     error_type = forms.ModelChoiceField(ErrorType.objects.all(), required=False, empty_label="Any error type")
     q = forms.CharField(required=False, max_length=200, label="Search")
     text = forms.ChoiceField(
         choices=[("", "Any"), ("repaired", "Text repaired"), ("truncated", "Truncated")], required=False
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["run"].label_from_instance = lambda r: f"#{r.id} {r.get_kind_display()} · {r.dataset_id}"
 
     def queue_filter(self) -> QueueFilter:
         """The filter for valid data; the default queue when the form is invalid."""

@@ -15,7 +15,7 @@ review; an undo after both decisions were in sends the item to adjudication.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -69,7 +69,7 @@ def _settle(item: ReviewItem) -> None:
         item.state = ReviewItem.State.ADJUDICATION
 
 
-def live_at(when, created, undone) -> bool:
+def live_at(when: datetime, created: datetime, undone: datetime | None) -> bool:
     return created <= when and (undone is None or undone > when)
 
 
@@ -159,7 +159,41 @@ def others_hidden(item: ReviewItem, user: User, *, deciding: bool = False) -> bo
 
 
 def default_correction(label: str) -> str | None:
-    return {Step.Label.CORRECT: Step.Label.INCORRECT, Step.Label.INCORRECT: Step.Label.CORRECT}.get(label)
+    flips: dict[str, str] = {
+        Step.Label.CORRECT: Step.Label.INCORRECT,
+        Step.Label.INCORRECT: Step.Label.CORRECT,
+    }
+    return flips.get(label)
+
+
+def _check_can_decide(item: ReviewItem, reviewer: User, now: datetime) -> None:
+    if item.state != ReviewItem.State.OPEN:
+        raise ReviewError("This critique is no longer open for review.")
+    if item.lease_is_live(now) and item.lease_holder_id != reviewer.id:
+        raise ReviewError("Another reviewer holds this critique.")
+    # Deciding needs the lease (a lapsed one counts while nobody else took the item):
+    # nobody decides an item by its UUID alone.
+    if item.lease_holder_id != reviewer.id:
+        raise ReviewError("Take this critique first: you do not hold it.")
+    if Review.objects.filter(item=item, reviewer=reviewer, undone_at__isnull=True).exists():
+        raise ReviewError("You have already reviewed this critique.")
+
+
+def _corrected_label(item: ReviewItem, proposed_label: str | None) -> str:
+    """The label a `label_wrong` decision proposes (default: the flip)."""
+    label = proposed_label or default_correction(item.step.label)
+    if not label or label == item.step.label:
+        raise ReviewError("Say which label the step should have.")
+    return label
+
+
+def _time_on_task(item: ReviewItem, reviewer: User, client_ms: int | None, now: datetime) -> tuple[int, str]:
+    """The client's measure when plausible, else the time since the lease was taken."""
+    if client_ms is not None and 0 < client_ms <= MAX_CLIENT_MS:
+        return int(client_ms), Review.TimeSource.CLIENT
+    held = item.leased_at if item.lease_holder_id == reviewer.id and item.leased_at else None
+    ms = int((now - held).total_seconds() * 1000) if held else 0
+    return min(max(ms, 0), MAX_CLIENT_MS), Review.TimeSource.LEASE
 
 
 def submit_review(
@@ -172,7 +206,7 @@ def submit_review(
     time_on_task_ms: int | None = None,
     proposed_label: str | None = None,
     reason: str = "",
-    now=None,
+    now: datetime | None = None,
 ) -> Review:
     """Record one decision. `label_wrong` also files a LabelCorrection (default: the flip),
     except on a gold copy, where the label goes on the gold answer (GoldServing) only."""
@@ -181,26 +215,9 @@ def submit_review(
     now = now or timezone.now()
     with transaction.atomic():
         item = ReviewItem.objects.select_for_update().select_related("step").get(pk=item.pk)
-        if item.state != ReviewItem.State.OPEN:
-            raise ReviewError("This critique is no longer open for review.")
-        if item.lease_is_live(now) and item.lease_holder_id != reviewer.id:
-            raise ReviewError("Another reviewer holds this critique.")
-        # Deciding needs the lease (a lapsed one counts while nobody else took the item):
-        # nobody decides an item by its UUID alone.
-        if item.lease_holder_id != reviewer.id:
-            raise ReviewError("Take this critique first: you do not hold it.")
-        if Review.objects.filter(item=item, reviewer=reviewer, undone_at__isnull=True).exists():
-            raise ReviewError("You have already reviewed this critique.")
-        if decision == Decision.LABEL_WRONG:
-            proposed_label = proposed_label or default_correction(item.step.label)
-            if not proposed_label or proposed_label == item.step.label:
-                raise ReviewError("Say which label the step should have.")
-        if time_on_task_ms is not None and 0 < time_on_task_ms <= MAX_CLIENT_MS:
-            ms, source = int(time_on_task_ms), Review.TimeSource.CLIENT
-        else:
-            held = item.leased_at if item.lease_holder_id == reviewer.id and item.leased_at else None
-            ms = int((now - held).total_seconds() * 1000) if held else 0
-            ms, source = min(max(ms, 0), MAX_CLIENT_MS), Review.TimeSource.LEASE
+        _check_can_decide(item, reviewer, now)
+        label = _corrected_label(item, proposed_label) if decision == Decision.LABEL_WRONG else None
+        ms, source = _time_on_task(item, reviewer, time_on_task_ms, now)
         review = Review.objects.create(
             item=item,
             critique_id=item.critique_id,
@@ -213,11 +230,11 @@ def submit_review(
         tags = list(error_types)
         if tags:
             review.error_types.set(tags)
-        if decision == Decision.LABEL_WRONG and item.gold_for_id is not None:
+        if label is not None and item.gold_for_id is not None:
             # A gold copy's answer tests the reviewer: no claim about the source step's label.
-            GoldServing.objects.filter(copy_id=item.critique_id).update(proposed_label=proposed_label)
-        elif decision == Decision.LABEL_WRONG:
-            _propose(item.step, reviewer, proposed_label, reason or note, review=review, item=item)
+            GoldServing.objects.filter(copy_id=item.critique_id).update(proposed_label=label)
+        elif label is not None:
+            _propose(item.step, reviewer, label, reason or note, review=review, item=item)
         if item.lease_holder_id == reviewer.id:
             item.lease_holder, item.lease_expires_at, item.leased_at = None, None, None
         _settle(item)
@@ -245,7 +262,7 @@ def submit_review(
         return review
 
 
-def undo_last(reviewer: User, *, now=None) -> Review | None:
+def undo_last(reviewer: User, *, now: datetime | None = None) -> Review | None:
     """Undo the reviewer's latest active decision and lease the item back to them."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -338,7 +355,7 @@ def correct_label(step: Step, author: User, proposed_label: str, reason: str = "
 
 
 def decide_label_correction(
-    correction: LabelCorrection, admin: User, *, accept: bool, now=None
+    correction: LabelCorrection, admin: User, *, accept: bool, now: datetime | None = None
 ) -> LabelCorrection:
     now = now or timezone.now()
     with transaction.atomic():
@@ -348,7 +365,7 @@ def decide_label_correction(
         correction.status = LabelCorrection.Status.ACCEPTED if accept else LabelCorrection.Status.REJECTED
         correction.decided_by, correction.decided_at = admin, now
         correction.save(update_fields=["status", "decided_by", "decided_at"])
-        item = correction.review.item if correction.review_id else None
+        item = correction.review.item if correction.review else None
         record(
             ReviewEvent.Kind.LABEL_DECIDED, admin, item, correction=correction.id, status=correction.status
         )
@@ -362,7 +379,7 @@ def adjudicate(
     *,
     error_types: Iterable[ErrorType] = (),
     note: str = "",
-    now=None,
+    now: datetime | None = None,
 ) -> Adjudication:
     """An admin's final word on a disputed item. `label_wrong` accepts the pending label
     corrections of the step; any other decision rejects them (the label stands)."""

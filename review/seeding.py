@@ -96,10 +96,10 @@ def plant_arithmetic(text: str, verdict: str, now_step: str) -> Planted | None:
     numbers = [int(n) for n in _NUMBER_RE.findall(now_step)][:2] or [12, 7]
     a, b = (numbers + [7])[:2]
     wrong = f"{a} + {b} = {a + b + 1}"
-    planted = _insert_at_section_end(text, "calculation_analysis", f"Recomputing the Now Step gives {wrong}.")
-    if planted is None or not detected(planted, verdict):
+    claimed = _insert_at_section_end(text, "calculation_analysis", f"Recomputing the Now Step gives {wrong}.")
+    if claimed is None or not detected(claimed, verdict):
         return None
-    return Planted(planted, "arithmetic", FLAW_TYPES["arithmetic"], {"before": "", "after": wrong})
+    return Planted(claimed, "arithmetic", FLAW_TYPES["arithmetic"], {"before": "", "after": wrong})
 
 
 def plant_premise(text: str, question: str) -> Planted | None:

@@ -18,7 +18,7 @@ from .team import ItemFilter
 ROLE_CHOICES = [(r, f"{r} — {ROLE_WORDS[r]}") for r in ROLES]
 
 
-class RunChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+class RunChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: GenerationRun) -> str:
         return f"run #{obj.id} · {obj.get_kind_display()} · dataset {obj.dataset_id}"
 

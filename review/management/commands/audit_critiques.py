@@ -37,7 +37,7 @@ class Command(BaseCommand):
             missing = set(ids) - set(GenerationRun.objects.filter(id__in=ids).values_list("id", flat=True))
             if missing:
                 raise CommandError(f"no such run: {', '.join(map(str, sorted(missing)))}")
-        results = {}
+        results: dict[str, object] = {}
         for run_id in ids:
             if opts["queue"]:
                 audit_run_task.delay(run_id)
