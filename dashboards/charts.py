@@ -6,44 +6,35 @@ point carries the drill-down link of its number (set on the rows by `links`).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from . import slices
-from .slices import OUTCOME_NAMES
+from .by_type import EvaluationComparison
+from .links import (
+    LinkedCell,
+    LinkedCompareRow,
+    LinkedComparison,
+    LinkedConfusion,
+    LinkedSide,
+    LinkedTypeRow,
+    LinkedWeek,
+)
+from .palette import COLORS, FLAWED_FIRST, OUTCOME_COLORS, SOUND_FIRST, palette
+from .slices import OUTCOME_NAMES, RateDict
 
-COLORS = {
-    "a": "#2456c7",
-    "b": "#d9822b",
-    "bad": "#c0392b",
-    "ok": "#1a7f4b",
-    "neutral": "#b7791f",
-    "muted": "#8a94a3",
-    "purple": "#5b2fa6",
-    "teal": "#138a8a",
-}
-OUTCOME_COLORS = {
-    "sound": COLORS["ok"],
-    "flawed": COLORS["bad"],
-    "label_wrong": COLORS["neutral"],
-    "partial": "#7aa2ff",
-    "adjudication": COLORS["purple"],
-    "open": "#c5ccd6",
-    "unqueued": "#e6e9ee",
-}
-# Stacking orders: flawed first where the question is "how much is wrong", sound first
-# in the review queue's progress.
-FLAWED_FIRST = ("flawed", "sound", "label_wrong", "adjudication", "partial", "open", "unqueued")
-SOUND_FIRST = ("sound", "flawed", "label_wrong", "adjudication", "partial", "open", "unqueued")
+# A Chart.js spec as static/js/dashboards.js reads it (JSON).
+Spec = dict[str, Any]
+
 WILSON = "(95% Wilson interval)"
 
 
-def pct(r: dict | None, key: str = "rate") -> float | None:
-    if not r or r.get(key) is None:
-        return None
-    return round(100 * r[key], 2)
+def pct(r: RateDict | None, key: Literal["rate", "lo", "hi"] = "rate") -> float | None:
+    value = r[key] if r else None
+    return None if value is None else round(100 * value, 2)
 
 
-def series(label: str, rates: list[dict], color: str, links: list[str] | None = None) -> dict[str, Any]:
+def series(label: str, rates: Sequence[RateDict], color: str, links: list[str] | None = None) -> Spec:
     return {
         "label": label,
         "data": [pct(r) for r in rates],
@@ -102,34 +93,11 @@ def sized(charts: dict[str, dict | None]) -> dict[str, dict | None]:
     return charts
 
 
-def palette(i: int) -> str:
-    order = ["a", "b", "teal", "purple", "ok", "neutral", "bad", "muted"]
-    return COLORS[order[i % len(order)]]
-
-
-def minibar(outcomes: dict[str, int], links: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """A confusion-matrix cell's outcome bar (HTML segments, the chart's colours)."""
-    total = sum(outcomes.values()) or 1
-    return [
-        {
-            "outcome": o,
-            "name": OUTCOME_NAMES[o],
-            "n": outcomes[o],
-            "width": round(100 * outcomes[o] / total, 2),
-            "color": OUTCOME_COLORS[o],
-            "link": (links or {}).get(o),
-        }
-        for o in FLAWED_FIRST
-        if outcomes.get(o)
-    ]
-
-
 # --- the error-type page ----------------------------------------------------------------
 
 
-def error_type_charts(
-    rows: list[dict], trend: list[dict], cells: list[dict], evaluation: dict | None
-) -> dict:
+def _type_rate_charts(rows: list[LinkedTypeRow]) -> tuple[Spec, Spec]:
+    """Per error type: PBW and label-wrong rates, and agreement with the label."""
     names = [r["name"] for r in rows]
     pbw = rate_chart(
         names,
@@ -161,8 +129,12 @@ def error_type_charts(
         ],
         title=f"% of labelled critiques {WILSON}",
     )
-    trend_chart = rate_chart(
-        [w["week"].isoformat() for w in trend],
+    return pbw, agreement
+
+
+def _trend_chart(trend: list[LinkedWeek]) -> Spec:
+    return rate_chart(
+        [w["week"].isoformat() if w["week"] else "" for w in trend],
         [
             series(
                 "plausible-but-wrong",
@@ -187,8 +159,11 @@ def error_type_charts(
         horizontal=False,
         kind="line",
     )
+
+
+def _confusion_chart(cells: list[LinkedCell]) -> Spec:
     shown = [c for c in cells if c["n"]]
-    confusion = stacked_chart(
+    return stacked_chart(
         [f"{c['label']} · {c['verdict']}" for c in shown],
         [
             {
@@ -202,17 +177,26 @@ def error_type_charts(
         title="critiques (label · teacher verdict)",
         horizontal=True,
     )
+
+
+def error_type_charts(
+    rows: list[LinkedTypeRow],
+    trend: list[LinkedWeek],
+    matrix: LinkedConfusion,
+    evaluation: EvaluationComparison | None,
+) -> dict[str, Spec | None]:
+    pbw, agreement = _type_rate_charts(rows)
     charts = {
         "pbw": pbw,
         "agreement": agreement,
-        "trend": trend_chart,
-        "confusion": confusion,
+        "trend": _trend_chart(trend),
+        "confusion": _confusion_chart([c for row in matrix["rows"] for c in row["cells"]]),
         "evaluation": evaluation_chart(evaluation) if evaluation else None,
     }
     return sized(charts)
 
 
-def evaluation_chart(evaluation: dict) -> dict[str, Any]:
+def evaluation_chart(evaluation: EvaluationComparison) -> Spec:
     """PRM error rate per class next to the teacher's, one series per evaluation run."""
     rows = evaluation["rows"]
     return rate_chart(
@@ -233,17 +217,21 @@ def evaluation_chart(evaluation: dict) -> dict[str, Any]:
 # --- compare ------------------------------------------------------------------------------
 
 
-def compare_charts(result: dict, name_a: str, name_b: str) -> dict:
+def _side(row: LinkedCompareRow, s: str) -> LinkedSide:
+    return row["a"] if s == "a" else row["b"]
+
+
+def compare_charts(result: LinkedComparison, name_a: str, name_b: str) -> dict[str, Spec | None]:
     rows, trend = result["rows"], result["trend"]
     names = [r["name"] for r in rows]
 
-    def sides(key: str, link: str) -> list[dict]:
+    def sides(key: Literal["pbw", "agreement"], link: Literal["pbw_n", "critiques"]) -> list[Spec]:
         return [
             series(
                 f"{s.upper()}: {name}",
-                [r[s][key] for r in rows],
+                [_side(r, s)[key] for r in rows],
                 COLORS[s],
-                [r[s]["links"][link] for r in rows],
+                [_side(r, s)["links"][link] for r in rows],
             )
             for s, name in (("a", name_a), ("b", name_b))
         ]

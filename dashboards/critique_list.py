@@ -7,6 +7,7 @@ No total count: the number on the dashboard is the count.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
@@ -48,43 +49,52 @@ def _listed(d: Drill) -> QuerySet[Critique]:
     )
 
 
-def page(d: Drill, number: int) -> tuple[list[Critique], bool]:
+@dataclass(frozen=True)
+class ListedCritique:
+    """A drill-down row: the critique, its review outcome and the error tags of the final
+    decision (reviewers' tags, the adjudicator's, never an overruled reviewer's)."""
+
+    critique: Critique
+    outcome: str
+    tag_names: list[str]
+
+    @property
+    def outcome_name(self) -> str:
+        return OUTCOME_NAMES[self.outcome]
+
+    @property
+    def outcome_short(self) -> str:
+        return SHORT_OUTCOMES[self.outcome]
+
+
+def page(d: Drill, number: int) -> tuple[list[ListedCritique], bool]:
     """Page `number` (from 1) of the drill-down's critiques, and whether another follows."""
     qs = _listed(d)
     start = (number - 1) * PAGE_SIZE
     rows = list(qs[start : start + PAGE_SIZE + 1])
-    has_next = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    _annotate(rows)
-    return rows, has_next
+    return _listed_rows(rows[:PAGE_SIZE]), len(rows) > PAGE_SIZE
 
 
-def every(d: Drill, *, chunk: int = 2_000) -> Iterator[Critique]:
-    """Every critique the drill-down lists (up to CSV_LIMIT), newest first, annotated like
-    a page: the CSV download."""
+def every(d: Drill, *, chunk: int = 2_000) -> Iterator[ListedCritique]:
+    """Every critique the drill-down lists (up to CSV_LIMIT), newest first, as a page
+    lists them: the CSV download."""
     qs = _listed(d)
     for start in range(0, CSV_LIMIT, chunk):
         rows = list(qs[start : start + chunk])
-        _annotate(rows)
-        yield from rows
+        yield from _listed_rows(rows)
         if len(rows) < chunk:
             return
 
 
-def _annotate(rows: list[Critique]) -> None:
-    """`outcome`, its names, and `tag_names` on each row: the error tags of the final
-    decision (reviewers' tags, the adjudicator's, never an overruled reviewer's)."""
+def _outcome(c: Critique) -> str:
+    item = getattr(c, "review_item", None)
+    if item is None:
+        return "unqueued"
+    return item.final_decision or (
+        "adjudication" if item.state == "adjudication" else "partial" if item.reviews_done else "open"
+    )
+
+
+def _listed_rows(rows: list[Critique]) -> list[ListedCritique]:
     tags = final_tags(c.id for c in rows)
-    for c in rows:
-        item = getattr(c, "review_item", None)
-        c.outcome = (
-            "unqueued"
-            if item is None
-            else item.final_decision
-            or (
-                "adjudication" if item.state == "adjudication" else "partial" if item.reviews_done else "open"
-            )
-        )
-        c.outcome_name = OUTCOME_NAMES[c.outcome]
-        c.outcome_short = SHORT_OUTCOMES[c.outcome]
-        c.tag_names = sorted(tags.get(c.id, ()))
+    return [ListedCritique(c, _outcome(c), sorted(tags.get(c.id, ()))) for c in rows]

@@ -8,7 +8,7 @@ back to "all" rather than erroring: these are links people edit and share.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.http import QueryDict
@@ -51,7 +51,7 @@ class SliceForm(forms.Form):
     )
     basis = forms.ChoiceField(choices=list(BASES.items()), required=False, label="Error type from")
 
-    def __init__(self, *args, runs: list[GenerationRun] | None = None, **kwargs):
+    def __init__(self, *args: Any, runs: list[GenerationRun] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if runs is None:
             runs = list(
@@ -72,7 +72,7 @@ class SliceForm(forms.Form):
         }
         for key, names in self.names.items():
             ordered = names.items() if key == "run" else sorted(names.items(), key=lambda kv: kv[1])
-            self.fields[key].choices = [("", empty[key]), *ordered]
+            cast(forms.ChoiceField, self.fields[key]).choices = [("", empty[key]), *ordered]
 
     def clean_basis(self) -> str:
         return self.cleaned_data.get("basis") or "either"
@@ -155,7 +155,7 @@ def side_choices(runs: list[GenerationRun]) -> list[tuple[str, list[tuple[str, s
     ]
 
 
-def parse_side(value: str | None, choices) -> Side | None:
+def parse_side(value: str | None, choices: list[tuple[str, list[tuple[str, str]]]]) -> Side | None:
     valid = {v for _, group in choices for v, _ in group}
     if not value or value not in valid:
         return None
@@ -163,7 +163,9 @@ def parse_side(value: str | None, choices) -> Side | None:
     return kind, int(pk)
 
 
-def sides(get: QueryDict, choices) -> tuple[Side | None, Side | None]:
+def sides(
+    get: QueryDict, choices: list[tuple[str, list[tuple[str, str]]]]
+) -> tuple[Side | None, Side | None]:
     """Sides A and B; by default the first two teachers (else the two latest runs)."""
     a = parse_side(get.get("a"), choices)
     b = parse_side(get.get("b"), choices)
@@ -182,23 +184,28 @@ def side_key(side: Side | None) -> str:
 # --- drill-down: a cell's coordinates -----------------------------------------------
 
 
+def _param(get: QueryDict, key: str) -> str:
+    value = get.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
 def drill_from(get: QueryDict, form: SliceForm, *, blind: bool = False) -> Drill:
     """The drill-down page's parameters; anything unknown is dropped."""
     g = get
     week = None
     if g.get("week"):
         try:
-            week = slices.monday(date.fromisoformat(g["week"]))
+            week = slices.monday(date.fromisoformat(_param(g, "week")))
         except ValueError:
             week = None
-    pair = tuple(g["pair"].split(",", 1)) if "," in g.get("pair", "") else None
+    pair_ab = _param(g, "pair").split(",", 1)
+    pair = (pair_ab[0], pair_ab[1]) if len(pair_ab) == 2 else None
     same = None
     if g.get("same"):
         try:
-            sides_ = [s.split(":") for s in g["same"].split(",")]
-            same = tuple((k, inputs.db_id(pk)) for k, pk in sides_)
-            if len(same) != 2 or any(k not in slices.SLICE_KINDS for k, _ in same):
-                same = None
+            sides_ = [(k, inputs.db_id(pk)) for k, pk in (s.split(":") for s in _param(g, "same").split(","))]
+            if len(sides_) == 2 and all(k in slices.SLICE_KINDS for k, _ in sides_):
+                same = (sides_[0], sides_[1])
         except ValueError:
             same = None
     outcome = g.get("outcome", "")

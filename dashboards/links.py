@@ -1,13 +1,14 @@
 """The drill-down link behind every number: the page's filters plus the cell's coordinates.
 
-Each function adds `links` (or `link`) to the rows a page shows; the templates and the
-chart specs read them from there, so a bar and its table cell open the same list.
+Each function returns linked copies of the rows a page shows (the numbers' shapes plus
+`links` or `link`); the templates and the chart specs read them from there, so a bar and
+its table cell open the same list.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 from django.urls import reverse
@@ -15,7 +16,18 @@ from django.urls import reverse
 from annotations.models import ErrorType
 
 from . import models
+from .by_type import (
+    CompareRow,
+    CompareWeek,
+    Comparison,
+    Confusion,
+    ConfusionCell,
+    TypeRow,
+    TypeTable,
+    Week,
+)
 from .filters import Side
+from .palette import Segment, minibar
 
 
 def drill_url(base: dict[str, str], **cell: Any) -> str:
@@ -35,51 +47,173 @@ def with_type(base: dict[str, str], error_type: ErrorType | None) -> dict[str, s
 # --- error types ----------------------------------------------------------------------
 
 
-def type_rows(table: dict, base: dict[str, str]) -> None:
-    for r in [*table["rows"], table["untyped"], table["total"]]:
-        t = r["slug"] or None
-        r["links"] = {
-            "critiques": drill_url(base, type=t),
-            "agree": drill_url(base, type=t, matches="1"),
-            "labelled": drill_url(base, type=t, matches="labelled"),
-            "reviewed": drill_url(base, type=t, outcome="reviewed"),
-            "awaiting": drill_url(base, type=t, outcome="awaiting"),
-            "pbw_k": drill_url(base, type=t, matches="1", outcome="flawed"),
-            "pbw_n": drill_url(base, type=t, matches="1", outcome="reviewed"),
-            "label_wrong": drill_url(base, type=t, outcome="label_wrong"),
-        }
+class TypeLinks(TypedDict):
+    critiques: str
+    agree: str
+    labelled: str
+    reviewed: str
+    awaiting: str
+    pbw_k: str
+    pbw_n: str
+    label_wrong: str
 
 
-def trend_weeks(trend: list[dict], tbase: dict[str, str]) -> None:
-    """`chart_*`: where the trend chart's points lead (its PBW point: all reviewed matches)."""
+class LinkedTypeRow(TypeRow):
+    links: TypeLinks
+
+
+class LinkedTypeTable(TypedDict):
+    basis: str
+    rows: list[LinkedTypeRow]
+    untyped: LinkedTypeRow
+    total: LinkedTypeRow
+
+
+def _type_row(r: TypeRow, base: dict[str, str]) -> LinkedTypeRow:
+    t = r["slug"] or None
+    links: TypeLinks = {
+        "critiques": drill_url(base, type=t),
+        "agree": drill_url(base, type=t, matches="1"),
+        "labelled": drill_url(base, type=t, matches="labelled"),
+        "reviewed": drill_url(base, type=t, outcome="reviewed"),
+        "awaiting": drill_url(base, type=t, outcome="awaiting"),
+        "pbw_k": drill_url(base, type=t, matches="1", outcome="flawed"),
+        "pbw_n": drill_url(base, type=t, matches="1", outcome="reviewed"),
+        "label_wrong": drill_url(base, type=t, outcome="label_wrong"),
+    }
+    return {**r, "links": links}
+
+
+def type_rows(table: TypeTable, base: dict[str, str]) -> LinkedTypeTable:
+    return {
+        "basis": table["basis"],
+        "rows": [_type_row(r, base) for r in table["rows"]],
+        "untyped": _type_row(table["untyped"], base),
+        "total": _type_row(table["total"], base),
+    }
+
+
+class WeekLinks(TypedDict):
+    critiques: str
+    pbw_k: str
+    reviewed: str
+
+
+class WeekChartLinks(TypedDict):
+    pbw: str
+    agreement: str
+    label_wrong: str
+
+
+class LinkedWeek(Week):
+    links: WeekLinks
+    chart_links: WeekChartLinks
+
+
+def trend_weeks(trend: list[Week], tbase: dict[str, str]) -> list[LinkedWeek]:
+    """`chart_links`: where the trend chart's points lead (its PBW point: all reviewed matches)."""
+    out: list[LinkedWeek] = []
     for w in trend:
-        w["links"] = {
-            "critiques": drill_url(tbase, week=w["week"]),
+        critiques = drill_url(tbase, week=w["week"])
+        links: WeekLinks = {
+            "critiques": critiques,
             "pbw_k": drill_url(tbase, week=w["week"], matches="1", outcome="flawed"),
             "reviewed": drill_url(tbase, week=w["week"], outcome="reviewed"),
         }
-        w["chart_links"] = {
+        chart_links: WeekChartLinks = {
             "pbw": drill_url(tbase, week=w["week"], matches="1", outcome="reviewed"),
-            "agreement": w["links"]["critiques"],
+            "agreement": critiques,
             "label_wrong": drill_url(tbase, week=w["week"], outcome="label_wrong"),
         }
+        out.append({**w, "links": links, "chart_links": chart_links})
+    return out
 
 
-def matrix_cells(matrix: dict, tbase: dict[str, str]) -> list[dict]:
-    """The confusion matrix's cells, flattened, each with its links."""
-    cells = [c for row in matrix["rows"] for c in row["cells"]]
-    for c in cells:
-        c["link"] = drill_url(tbase, label=c["label"], verdict=c["verdict"])
-        c["outcome_links"] = {
-            o: drill_url(tbase, label=c["label"], verdict=c["verdict"], outcome=o) for o in models.OUTCOMES
-        }
-    return cells
+class LinkedCell(ConfusionCell):
+    link: str
+    outcome_links: dict[str, str]
+    bar: list[Segment]
+
+
+class LinkedConfusionRow(TypedDict):
+    label: str
+    cells: list[LinkedCell]
+
+
+class LinkedConfusion(TypedDict):
+    rows: list[LinkedConfusionRow]
+    verdicts: tuple[str, ...]
+
+
+def _cell(c: ConfusionCell, tbase: dict[str, str]) -> LinkedCell:
+    outcome_links = {
+        o: drill_url(tbase, label=c["label"], verdict=c["verdict"], outcome=o) for o in models.OUTCOMES
+    }
+    return {
+        **c,
+        "link": drill_url(tbase, label=c["label"], verdict=c["verdict"]),
+        "outcome_links": outcome_links,
+        "bar": minibar(c["outcomes"], outcome_links),
+    }
+
+
+def matrix_cells(matrix: Confusion, tbase: dict[str, str]) -> LinkedConfusion:
+    """The confusion matrix with each cell's links and outcome bar."""
+    return {
+        "rows": [
+            {"label": row["label"], "cells": [_cell(c, tbase) for c in row["cells"]]}
+            for row in matrix["rows"]
+        ],
+        "verdicts": matrix["verdicts"],
+    }
 
 
 # --- compare ---------------------------------------------------------------------------
 
 
-def compare_rows(result: dict, base: dict[str, str], a: Side, b: Side, same: bool) -> None:
+class SideLinks(TypedDict):
+    critiques: str
+    reviewed: str
+    pbw_k: str
+    pbw_n: str
+
+
+class LinkedSide(TypeRow):
+    links: SideLinks
+
+
+class LinkedCompareRow(TypedDict):
+    slug: str
+    name: str
+    definition: str
+    a: LinkedSide
+    b: LinkedSide
+    pbw_diff: float | None
+    pbw_diff_pct: str | None
+
+
+class LinkedComparison(TypedDict):
+    rows: list[LinkedCompareRow]
+    untyped: LinkedCompareRow
+    total: LinkedCompareRow
+    runs_a: list[int]
+    runs_b: list[int]
+    same_steps: bool
+    trend: list[CompareWeek]
+
+
+def _side(r: TypeRow, p: dict[str, str]) -> LinkedSide:
+    t = r["slug"] or None
+    links: SideLinks = {
+        "critiques": drill_url(p, type=t),
+        "reviewed": drill_url(p, type=t, outcome="reviewed"),
+        "pbw_k": drill_url(p, type=t, matches="1", outcome="flawed"),
+        "pbw_n": drill_url(p, type=t, matches="1", outcome="reviewed"),
+    }
+    return {**r, "links": links}
+
+
+def compare_rows(result: Comparison, base: dict[str, str], a: Side, b: Side, same: bool) -> LinkedComparison:
     """Each side's numbers lead to that side's slice (and, with `same`, the shared steps)."""
     side_params = {}
     for side, (kind, pk) in (("a", a), ("b", b)):
@@ -88,16 +222,16 @@ def compare_rows(result: dict, base: dict[str, str], a: Side, b: Side, same: boo
         if same:
             p["same"] = f"{a[0]}:{a[1]},{b[0]}:{b[1]}"
         side_params[side] = p
-    for r in [*result["rows"], result["untyped"], result["total"]]:
-        t = r["slug"] or None
-        for side in ("a", "b"):
-            p = side_params[side]
-            r[side]["links"] = {
-                "critiques": drill_url(p, type=t),
-                "reviewed": drill_url(p, type=t, outcome="reviewed"),
-                "pbw_k": drill_url(p, type=t, matches="1", outcome="flawed"),
-                "pbw_n": drill_url(p, type=t, matches="1", outcome="reviewed"),
-            }
+
+    def row(r: CompareRow) -> LinkedCompareRow:
+        return {**r, "a": _side(r["a"], side_params["a"]), "b": _side(r["b"], side_params["b"])}
+
+    return {
+        **result,
+        "rows": [row(r) for r in result["rows"]],
+        "untyped": row(result["untyped"]),
+        "total": row(result["total"]),
+    }
 
 
 # --- review operations -------------------------------------------------------------------

@@ -40,7 +40,7 @@ from .models import (
     DashboardReviewRun,
     DashboardSignal,
 )
-from .slices import WEEK, Slice, _run_q, monday, rate, week_start
+from .slices import WEEK, Slice, monday, rate, run_q, week_start
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def queue_progress(slc: Slice) -> list[dict[str, Any]]:
     """Per review queue (matched / disagreed / other, and the flagged queue across them):
     critiques, outcome counts, share settled."""
     rows = (
-        DashboardQueue.objects.filter(_run_q(slc.run_ids()), slc.scope_q())
+        DashboardQueue.objects.filter(run_q(slc.run_ids()), slc.scope_q())
         .order_by()
         .values_list("matches", "flagged", "outcome")
         .annotate(n=Sum("n"))
@@ -200,7 +200,7 @@ def reviewer_pairs(slc: Slice) -> list[dict[str, Any]]:
     (items both decided, skips and undone reviews left out; tags per item and error type,
     tagged or not)."""
     rows = (
-        DashboardPair.objects.filter(_run_q(slc.run_ids()))
+        DashboardPair.objects.filter(run_q(slc.run_ids()))
         .order_by()
         .values_list("reviewer_a__username", "reviewer_b__username", "kind", "a", "b")
         .annotate(n=Sum("n"))
@@ -235,7 +235,7 @@ def adjudication_backlog(slc: Slice, *, now: datetime | None = None) -> dict[str
     were adjudicated in the last 7 days."""
     now = now or timezone.now()
     run_ids = slc.run_ids()
-    waiting = ReviewItem.objects.filter(_run_q(run_ids), state=ReviewItem.State.ADJUDICATION)
+    waiting = ReviewItem.objects.filter(run_q(run_ids), state=ReviewItem.State.ADJUDICATION)
     if slc.blind:
         waiting = waiting.exclude(sealed_q())
     dispute = Exists(
@@ -266,7 +266,7 @@ def signal_table(slc: Slice, *, matched_only: bool = True) -> dict[str, Any]:
     only (where plausible-but-wrong reasoning hides)."""
     from review.audit import TITLES, WEIGHTS
 
-    qs = DashboardSignal.objects.filter(_run_q(slc.run_ids()), slc.scope_q())
+    qs = DashboardSignal.objects.filter(run_q(slc.run_ids()), slc.scope_q())
     if matched_only:
         qs = qs.filter(matches=True)
     counts: dict[str, Counter] = defaultdict(Counter)

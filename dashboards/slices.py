@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 from operator import or_
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import (
     Q,
@@ -90,15 +90,35 @@ def week_start(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-def rate(k: int, n: int) -> dict[str, Any]:
+class RateDict(TypedDict):
+    """k of n with its Wilson 95% interval, and the strings the tables show."""
+
+    k: int
+    n: int
+    rate: float | None
+    lo: float | None
+    hi: float | None
+    pct: str | None  # "12.5%"
+    ci: str  # "4.1–30.2"; "" without a rate
+
+
+def rate(k: int, n: int) -> RateDict:
     """k of n with its Wilson 95% interval; rate and interval are None when n == 0."""
     if n == 0:
-        return {"k": k, "n": 0, "rate": None, "lo": None, "hi": None}
+        return {"k": k, "n": 0, "rate": None, "lo": None, "hi": None, "pct": None, "ci": ""}
     lo, hi = wilson_interval(k, n)
-    return {"k": k, "n": n, "rate": k / n, "lo": lo, "hi": hi}
+    return {
+        "k": k,
+        "n": n,
+        "rate": k / n,
+        "lo": lo,
+        "hi": hi,
+        "pct": f"{100 * (k / n):.1f}%",
+        "ci": f"{100 * lo:.1f}–{100 * hi:.1f}",
+    }
 
 
-def _label_group(label: str) -> str:
+def label_group(label: str) -> str:
     return label if label in ("correct", "incorrect") else "other"
 
 
@@ -148,10 +168,11 @@ class Slice:
         """This slice narrowed to one teacher / template / dataset / run (a compare side)."""
         if kind not in SLICE_KINDS:
             raise ValueError(f"unknown slice kind {kind!r}")
-        return replace(self, **{kind: pk})
+        narrowed: dict[str, Any] = {kind: pk}
+        return replace(self, **narrowed)
 
 
-def _run_q(run_ids: list[int] | None, field_name: str = "run_id") -> Q:
+def run_q(run_ids: list[int] | None, field_name: str = "run_id") -> Q:
     return Q() if run_ids is None else Q(**{f"{field_name}__in": run_ids})
 
 
@@ -164,6 +185,24 @@ def cohort_q(a_runs: list[int], b_runs: list[int]) -> Q:
     return any_of(a_runs) & any_of(b_runs)
 
 
+class Summary(TypedDict):
+    """The numbers of one group of critiques (a Tally's summary): every row's base."""
+
+    critiques: int
+    agreement: RateDict
+    disagreement: RateDict
+    reviewed: int
+    awaiting: int
+    unreviewed: int
+    matched_reviewed: int
+    matched_flawed: int
+    flawed: int
+    sound: int
+    pbw: RateDict
+    label_wrong: RateDict
+    outcomes: dict[str, int]
+
+
 @dataclass
 class Tally:
     """Counts of one group of critiques, folded from summary rows."""
@@ -171,8 +210,8 @@ class Tally:
     critiques: int = 0
     labelled: int = 0
     agree: int = 0
-    outcomes: Counter = field(default_factory=Counter)
-    matched: Counter = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    matched: Counter[str] = field(default_factory=Counter)
 
     def add(self, matches: bool | None, outcome: str, n: int) -> None:
         self.critiques += n
@@ -183,7 +222,7 @@ class Tally:
                 self.agree += n
                 self.matched[outcome] += n
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> Summary:
         reviewed = sum(self.outcomes[o] for o in REVIEWED)
         matched_reviewed = sum(self.matched[o] for o in REVIEWED)
         return {
@@ -203,5 +242,5 @@ class Tally:
         }
 
 
-def _types() -> list[ErrorType]:
+def taxonomy() -> list[ErrorType]:
     return list(ErrorType.objects.all())

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any
 
 from django.http import HttpResponse
 
+from annotations.models import ErrorType
 from review.models import Review
 from rprm_web.spreadsheet import csv_writer
 
 from . import models
+from .by_type import Comparison, Confusion, EvaluationComparison, TypeTable, Week
+from .critique_list import ListedCritique
 
 RATE_PARTS = ("k", "n", "rate", "lo", "hi")
 RATE_SUFFIXES = ("k", "n", "rate", "ci_low", "ci_high")
@@ -59,6 +63,21 @@ class Rate(Col):
         return [r[p] for p in RATE_PARTS] if r else [None] * len(RATE_PARTS)
 
 
+def outcome_count(outcome: str) -> Callable[[Any], Any]:
+    """Reads one outcome's count from a row's `outcomes`."""
+    return lambda row: row["outcomes"][outcome]
+
+
+def decision_count(decision: str) -> Callable[[Any], Any]:
+    """Reads one decision's count from a reviewer row's `decisions`."""
+    return lambda row: row["decisions"][decision]
+
+
+def nth(key: str, i: int) -> Callable[[Any], Any]:
+    """Reads the i-th item of a row's list `key` (one column per evaluation run or week)."""
+    return lambda row: row[key][i]
+
+
 def header(cols: list[Col]) -> list[str]:
     return [h for c in cols for h in c.headers()]
 
@@ -77,23 +96,6 @@ def csv_response(filename: str, cols: list[Col], rows: Iterable[Any]) -> HttpRes
             ["" if v is None else round(v, 6) if isinstance(v, float) else v for v in values(cols, row)]
         )
     return response
-
-
-def decorate(obj: Any) -> Any:
-    """Adds display strings to every rate dict (`pct` "12.5%", `ci` "4.1–30.2")."""
-    if isinstance(obj, dict):
-        if {"k", "n", "rate", "lo", "hi"} <= obj.keys():
-            if obj["rate"] is not None:
-                obj["pct"] = f"{100 * obj['rate']:.1f}%"
-                obj["ci"] = f"{100 * obj['lo']:.1f}–{100 * obj['hi']:.1f}"
-            else:
-                obj["pct"], obj["ci"] = None, ""
-        for value in obj.values():
-            decorate(value)
-    elif isinstance(obj, list | tuple):
-        for value in obj:
-            decorate(value)
-    return obj
 
 
 # --- the error-type page ------------------------------------------------------------------
@@ -115,7 +117,7 @@ CONFUSION_COLS = [
     Col("verdict"),
     Col("critiques", "n"),
     Col("reviewed"),
-    *[Col(o, get=lambda c, o=o: c["outcomes"][o]) for o in models.OUTCOMES],
+    *[Col(o, get=outcome_count(o)) for o in models.OUTCOMES],
 ]
 
 
@@ -123,11 +125,11 @@ def error_types_csv(
     which: str | None,
     *,
     basis: str,
-    table: dict,
-    trend: list[dict],
-    trend_type,
-    matrix: dict,
-    evaluation: dict | None,
+    table: TypeTable,
+    trend: list[Week],
+    trend_type: ErrorType | None,
+    matrix: Confusion,
+    evaluation: EvaluationComparison | None,
 ) -> HttpResponse | None:
     if which == "types":
         cols = [Col("basis", get=lambda r: basis), *TYPE_COLS]
@@ -151,7 +153,7 @@ def error_types_csv(
             Col("error_type", "slug"),
             Rate("teacher_disagreement", "teacher"),
             *[
-                Rate(f"prm_error[{run.name}]", get=lambda r, i=i: r["evals"][i])
+                Rate(f"prm_error[{run.name}]", get=nth("evals", i))
                 for i, run in enumerate(evaluation["runs"])
             ],
         ]
@@ -164,13 +166,13 @@ def error_types_csv(
 COMPARE_WEEK_RATES = [Col("critiques"), Rate("pbw"), Rate("agreement")]
 
 
-def compare_csv(which: str | None, result: dict, name_a: str, name_b: str) -> HttpResponse | None:
+def compare_csv(which: str | None, result: Comparison, name_a: str, name_b: str) -> HttpResponse | None:
     if which == "compare":
         # One line per side and error type: (side, slice name, that side's numbers).
         rows = [
-            (side, name, r[key])
+            (side, name, half)
             for r in [*result["rows"], result["untyped"], result["total"]]
-            for side, name, key in (("A", name_a, "a"), ("B", name_b, "b"))
+            for side, name, half in (("A", name_a, r["a"]), ("B", name_b, r["b"]))
         ]
         cols = [
             Col("side", get=lambda t: t[0]),
@@ -181,7 +183,7 @@ def compare_csv(which: str | None, result: dict, name_a: str, name_b: str) -> Ht
     if which == "trend":
         cols = [
             Col("week", get=lambda w: w["week"].isoformat()),
-            *[c.within(lambda w, s=s: w[s], f"{s}_") for s in ("a", "b") for c in COMPARE_WEEK_RATES],
+            *[c.within(itemgetter(s), f"{s}_") for s in ("a", "b") for c in COMPARE_WEEK_RATES],
         ]
         return csv_response("compare-trend.csv", cols, result["trend"])
     return None
@@ -194,7 +196,7 @@ PROGRESS_COLS = [
     Col("critiques"),
     Col("reviewed"),
     Col("awaiting"),
-    *[Col(o, get=lambda q, o=o: q["outcomes"][o]) for o in models.OUTCOMES],
+    *[Col(o, get=outcome_count(o)) for o in models.OUTCOMES],
 ]
 PAIR_COLS = [
     Col("reviewer_a", "a"),
@@ -236,25 +238,28 @@ BACKLOG_COLS = [
 
 
 CRITIQUE_COLS = [
-    Col("critique", get=lambda c: str(c.uuid)),
-    Col("dataset", get=lambda c: c.step.solution.dataset.name),
-    Col("solution", get=lambda c: c.step.solution.source_id),
-    Col("step", get=lambda c: c.step.index + 1),
-    Col("sample", get=lambda c: c.sample_index),
-    Col("run", get=lambda c: c.run_id),
-    Col("teacher", get=lambda c: c.run.endpoint.name),
-    Col("template", get=lambda c: str(c.run.template)),
-    Col("label", get=lambda c: c.step.label),
-    Col("verdict", get=lambda c: c.verdict),
-    Col("p_yes", get=lambda c: c.p_yes),
-    Col("error_class", get=lambda c: c.step.solution.error_type.slug if c.step.solution.error_type else ""),
-    Col("tags", get=lambda c: ";".join(c.tag_names)),
-    Col("outcome", get=lambda c: c.outcome),
-    Col("written", get=lambda c: c.created_at.isoformat()),
+    Col("critique", get=lambda r: str(r.critique.uuid)),
+    Col("dataset", get=lambda r: r.critique.step.solution.dataset.name),
+    Col("solution", get=lambda r: r.critique.step.solution.source_id),
+    Col("step", get=lambda r: r.critique.step.index + 1),
+    Col("sample", get=lambda r: r.critique.sample_index),
+    Col("run", get=lambda r: r.critique.run_id),
+    Col("teacher", get=lambda r: r.critique.run.endpoint.name),
+    Col("template", get=lambda r: str(r.critique.run.template)),
+    Col("label", get=lambda r: r.critique.step.label),
+    Col("verdict", get=lambda r: r.critique.verdict),
+    Col("p_yes", get=lambda r: r.critique.p_yes),
+    Col(
+        "error_class",
+        get=lambda r: r.critique.step.solution.error_type.slug if r.critique.step.solution.error_type else "",
+    ),
+    Col("tags", get=lambda r: ";".join(r.tag_names)),
+    Col("outcome", get=lambda r: r.outcome),
+    Col("written", get=lambda r: r.critique.created_at.isoformat()),
 ]
 
 
-def critiques_csv(which: str | None, rows: Iterable[Any]) -> HttpResponse | None:
+def critiques_csv(which: str | None, rows: Iterable[ListedCritique]) -> HttpResponse | None:
     """The drill-down's critiques (every page), tags as the final decision has them."""
     if which == "critiques":
         return csv_response("critiques.csv", CRITIQUE_COLS, rows)
@@ -266,13 +271,13 @@ def reviewer_cols(weeks: list) -> list[Col]:
         Col("reviewer"),
         Col("reviews"),
         Col("per_week"),
-        *[Col(d, get=lambda r, d=d: r["decisions"][d]) for d in Review.Decision.values],
+        *[Col(d, get=decision_count(d)) for d in Review.Decision.values],
         Col("undone"),
         Col("median_s"),
         Col("p25_s"),
         Col("p75_s"),
         Col("mean_s"),
-        *[Col(f"week_{w.isoformat()}", get=lambda r, i=i: r["weeks"][i]) for i, w in enumerate(weeks)],
+        *[Col(f"week_{w.isoformat()}", get=nth("weeks", i)) for i, w in enumerate(weeks)],
     ]
 
 

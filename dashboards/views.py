@@ -23,8 +23,18 @@ from inference.models import Critique
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 
 from . import by_type, charts, critique_list, filters, links, operations, summaries, tables
+from .charts import Spec
 from .filters import SliceForm
+from .links import LinkedComparison
 from .slices import BASES
+
+
+class ComparePage(LinkedComparison):
+    """The compare page's two slices, linked, with their charts and names."""
+
+    charts: dict[str, Spec | None]
+    name_a: str
+    name_b: str
 
 
 def _blind(request: AppRequest) -> bool:
@@ -38,7 +48,7 @@ def _render(request: AppRequest, template: str, context: dict) -> HttpResponse:
     return render(request, template, context)
 
 
-def error_types(request: AppRequest):
+def error_types(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
@@ -62,13 +72,10 @@ def error_types(request: AppRequest):
         return csv
 
     base = filters.slice_params(slc, basis)
-    links.type_rows(table, base)
-    links.trend_weeks(trend, links.with_type(base, trend_type))
-    cells = links.matrix_cells(matrix, links.with_type(base, trend_type))
-    specs = charts.error_type_charts(table["rows"], trend, cells, evaluation)
-    for c in cells:
-        c["bar"] = charts.minibar(c["outcomes"], c["outcome_links"])
-    tables.decorate([table, trend, evaluation["rows"] if evaluation else None])
+    tbase = links.with_type(base, trend_type)
+    linked = links.type_rows(table, base)
+    linked_trend = links.trend_weeks(trend, tbase)
+    linked_matrix = links.matrix_cells(matrix, tbase)
     context = {
         "form": form,
         "slice": slc,
@@ -77,19 +84,19 @@ def error_types(request: AppRequest):
         "query": urlencode(request.GET),
         "base_query": urlencode(base),
         "fresh": fresh,
-        "table": table,
+        "table": linked,
         "types": types,
         "trend_type": trend_type,
-        "trend": trend,
-        "matrix": matrix,
+        "trend": linked_trend,
+        "matrix": linked_matrix,
         "evaluation": evaluation,
-        "charts": specs,
+        "charts": charts.error_type_charts(linked["rows"], linked_trend, linked_matrix, evaluation),
         "tab": "types",
     }
     return _render(request, "dashboards/error_types.html", context)
 
 
-def compare(request: AppRequest):
+def compare(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
@@ -100,19 +107,19 @@ def compare(request: AppRequest):
     types = list(ErrorType.objects.all())
     trend_type = filters.error_type_choice(request.GET, types)
     labels = {v: label for _, group in choices for v, label in group}
-    result = None
+    page: ComparePage | None = None
     if a and b:
         result = by_type.compare(slc, a, b, basis, same_steps=same, trend_type=trend_type, types=types)
-    if result:
         name_a, name_b = labels[filters.side_key(a)], labels[filters.side_key(b)]
-        links.compare_rows(result, filters.slice_params(slc, basis), a, b, same)
         if csv := tables.compare_csv(request.GET.get("csv"), result, name_a, name_b):
             return csv
-        result["charts"] = charts.compare_charts(result, name_a, name_b)
-        result["name_a"], result["name_b"] = name_a, name_b
-        for r in [*result["rows"], result["untyped"], result["total"]]:
-            r["pbw_diff_pct"] = None if r["pbw_diff"] is None else f"{100 * r['pbw_diff']:+.1f} pts"
-        tables.decorate(result)
+        linked = links.compare_rows(result, filters.slice_params(slc, basis), a, b, same)
+        page = {
+            **linked,
+            "charts": charts.compare_charts(linked, name_a, name_b),
+            "name_a": name_a,
+            "name_b": name_b,
+        }
     context = {
         "form": form,
         "basis": basis,
@@ -124,8 +131,8 @@ def compare(request: AppRequest):
         "same_possible": bool(a and b and a[0] != "dataset" and b[0] != "dataset"),
         "types": types,
         "trend_type": trend_type,
-        "result": result,
-        "extra_rows": [result["untyped"], result["total"]] if result else [],
+        "result": page,
+        "extra_rows": [page["untyped"], page["total"]] if page else [],
         "query": urlencode(request.GET),
         "fresh": fresh,
         "tab": "compare",
@@ -133,7 +140,7 @@ def compare(request: AppRequest):
     return _render(request, "dashboards/compare.html", context)
 
 
-def review_ops(request: AppRequest):
+def review_ops(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     fresh = summaries.freshness()
     form = SliceForm(request.GET or None)
@@ -162,7 +169,6 @@ def review_ops(request: AppRequest):
         matched_only=matched_only,
     )
     specs = charts.review_charts(**numbers)
-    tables.decorate([numbers["progress"], numbers["signals"]])
     context = {
         "form": form,
         "period": period,
@@ -178,7 +184,7 @@ def review_ops(request: AppRequest):
     return _render(request, "dashboards/reviews.html", context)
 
 
-def critiques(request: AppRequest):
+def critiques(request: AppRequest) -> HttpResponse:
     """The critiques behind a dashboard number, newest first, 50 a page (no total count:
     the number on the dashboard is the count)."""
     require_reviewer(request)
@@ -209,7 +215,7 @@ def critiques(request: AppRequest):
 
 
 @require_POST
-def refresh(request: AppRequest):
+def refresh(request: AppRequest) -> HttpResponse:
     """Rebuild the summaries now (small installs) or queue the rebuild (large ones).
 
     Admins only: reviewers see the last refresh (a stale one is rebuilt on its own)."""
@@ -225,7 +231,7 @@ def refresh(request: AppRequest):
     return redirect(back)
 
 
-def refresh_status(request: AppRequest):
+def refresh_status(request: AppRequest) -> HttpResponse:
     """Polled while a rebuild is pending: the page reloads when fresher numbers exist."""
     require_reviewer(request)
     fresh = summaries.freshness(auto=False)

@@ -143,7 +143,7 @@ def _attached(plain: str, start: int, end: int) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _evaluate(expr: str):
+def _evaluate(expr: str) -> Fraction | None:
     """Exact value of a +-*/^ expression of numbers, or None. sympy parses; nothing is
     evaluated until the exponents are known to be small."""
     from sympy import Integer, Pow, Rational, nsimplify, preorder_traversal

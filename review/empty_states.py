@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 
 from inference.models import Critique, GenerationRun
@@ -32,7 +32,7 @@ class EmptyReason:
     post_run: int | None = None  # "audit now": POST the run id (admins only)
 
 
-def _runs_in_scope(flt: QueueFilter):
+def _runs_in_scope(flt: QueueFilter) -> QuerySet[GenerationRun]:
     runs = GenerationRun.objects.all()
     if flt.run_id:
         return runs.filter(id=flt.run_id)

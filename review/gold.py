@@ -16,12 +16,13 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotations.models import ErrorType
@@ -159,7 +160,13 @@ def seed_flaws(limit: int = 20, admin: User | None = None, *, seed: int = 0) -> 
 _NOT_COPIED = {"id", "uuid", "created_at", "gold_copy", "text", "sections", "missing_sections"}
 
 
-def unseen(reviewer: User, flt: QueueFilter | None = None):
+class Rng(Protocol):
+    """The random module or a seeded random.Random (tests)."""
+
+    def random(self) -> float: ...
+
+
+def unseen(reviewer: User, flt: QueueFilter | None = None) -> QuerySet[GoldItem]:
     """Active gold items this reviewer has neither been served nor reviewed, within the
     queue filter (by their source critique's review item)."""
     reviewed = Review.objects.filter(reviewer=reviewer).values("critique_id")
@@ -216,7 +223,9 @@ def _audit_copy(copy: Critique, source: Critique) -> CritiqueAudit | None:
     )
 
 
-def serve(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> ReviewItem | None:
+def serve(
+    reviewer: User, flt: QueueFilter | None = None, *, now: datetime | None = None
+) -> ReviewItem | None:
     """Lease a fresh copy of an unseen gold item to `reviewer` (None when there is none).
     The copy's item is theirs alone (`gold_for`), one review, never double."""
     now = now or timezone.now()
@@ -241,7 +250,9 @@ def serve(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> Review
         return item
 
 
-def claim_next(reviewer: User, flt: QueueFilter | None = None, *, now=None, rng=random) -> ReviewItem | None:
+def claim_next(
+    reviewer: User, flt: QueueFilter | None = None, *, now: datetime | None = None, rng: Rng = random
+) -> ReviewItem | None:
     """The next item for `reviewer`: at `gold_rate()` of the claims an unseen gold item,
     else (or when none is left) the queue's next item (review.queue.claim_next)."""
     rate = gold_rate()

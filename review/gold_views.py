@@ -8,7 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.db.models import Count
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -28,7 +28,7 @@ class MarkGoldForm(forms.Form):
     error_type = forms.ModelChoiceField(ErrorType.objects.active(), required=False)
 
 
-def calibration(request: AppRequest):
+def calibration(request: AppRequest) -> HttpResponse:
     require_admin(request)
     people = gold.calibration()
     items = (
@@ -57,7 +57,7 @@ def _back(request: AppRequest) -> HttpResponseRedirect:
 
 
 @require_POST
-def mark_gold(request: AppRequest):
+def mark_gold(request: AppRequest) -> HttpResponse:
     require_admin(request)
     form = MarkGoldForm(request.POST)
     if not form.is_valid():
@@ -75,7 +75,7 @@ def mark_gold(request: AppRequest):
 
 
 @require_POST
-def seed(request: AppRequest):
+def seed(request: AppRequest) -> HttpResponse:
     require_admin(request)
     made = gold.seed_flaws(limit=20, admin=request.user)
     messages.success(request, f"Seeded {len(made)} planted flaws from sound, matched critiques.")

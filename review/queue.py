@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -53,7 +54,7 @@ def needs_double_review(critique_id: int, fraction: float | None = None) -> bool
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
-def record(kind: str, actor: User | None, item: ReviewItem | None = None, **payload) -> ReviewEvent:
+def record(kind: str, actor: User | None, item: ReviewItem | None = None, **payload: Any) -> ReviewEvent:
     return ReviewEvent.objects.create(kind=kind, actor=actor, item=item, payload=payload)
 
 
@@ -192,7 +193,7 @@ def build_review_items(
     return new
 
 
-def _live_lease(now) -> Q:
+def _live_lease(now: datetime) -> Q:
     return Q(lease_holder__isnull=False, lease_expires_at__gt=now)
 
 
@@ -200,7 +201,9 @@ def _reviewed_by(reviewer: User) -> Exists:
     return Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer, undone_at__isnull=True))
 
 
-def claim_next(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> ReviewItem | None:
+def claim_next(
+    reviewer: User, flt: QueueFilter | None = None, *, now: datetime | None = None
+) -> ReviewItem | None:
     """Lease the most suspicious open item of the queue to `reviewer` (or renew theirs).
 
     A reviewer holds at most one lease: one that still fits the filter is renewed,
@@ -216,7 +219,7 @@ def claim_next(reviewer: User, flt: QueueFilter | None = None, *, now=None) -> R
     return None  # pragma: no cover
 
 
-def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | None:
+def _claim_next(reviewer: User, flt: QueueFilter, *, now: datetime | None = None) -> ReviewItem | None:
     now = now or timezone.now()
     expires = now + timedelta(minutes=lease_minutes())
     with transaction.atomic():
@@ -250,7 +253,7 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
         return candidate
 
 
-def _first_free(reviewer: User, flt: QueueFilter, now) -> ReviewItem | None:
+def _first_free(reviewer: User, flt: QueueFilter, now: datetime) -> ReviewItem | None:
     """The most suspicious free item, locked: assigned work first (review/assignments.py)."""
     for tier in serving_tiers(reviewer):
         candidate = (
@@ -283,7 +286,7 @@ def release_lease(reviewer: User) -> bool:
         return True
 
 
-def take_item(critique_id: int, reviewer: User, *, now=None) -> ReviewItem:
+def take_item(critique_id: int, reviewer: User, *, now: datetime | None = None) -> ReviewItem:
     """Lease this one critique to `reviewer` (opened by link rather than from the queue).
 
     The POST behind the review screen's "Review this critique" button: the item is made

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Literal
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -114,7 +116,7 @@ def counted_review_q(prefix: str = "") -> Q:
     )
 
 
-def has_final_tag(critique_field: str = "pk", *, blind: bool = False, **tag_filter) -> Q:
+def has_final_tag(critique_field: str = "pk", *, blind: bool = False, **tag_filter: Any) -> Q:
     """Critiques (the outer query's `critique_field`) tagged with an error type matching
     `tag_filter` (e.g. `errortype_id=3`) by the rule of `counted_review_q`. `blind`: a
     review of a sealed item tags nothing (exports, reviewers' views)."""
@@ -510,11 +512,21 @@ def training_exclusion_q() -> Q:
 # --- history navigation ----------------------------------------------------------
 
 
-_UNKNOWN = object()
+class _Unknown(Enum):
+    """`neighbours` was not told the reviewer's review of the item."""
+
+    TOKEN = 0
+
+
+_UNKNOWN = _Unknown.TOKEN
 
 
 def neighbours(
-    reviewer: User, item: ReviewItem, *, here=_UNKNOWN, last: Review | None = None
+    reviewer: User,
+    item: ReviewItem,
+    *,
+    here: Review | None | Literal[_Unknown.TOKEN] = _UNKNOWN,
+    last: Review | None = None,
 ) -> tuple[ReviewItem | None, ReviewItem | None]:
     """(previous, next) item in the reviewer's own decision history around `item`.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.dispatch import receiver
 
 from inference.models import GenerationRun
@@ -11,7 +13,7 @@ from .tasks import queue_audit
 
 
 @receiver(run_finished, sender=GenerationRun)
-def audit_finished_generation(sender, run, status, **kwargs) -> None:
+def audit_finished_generation(sender: object, run: GenerationRun, status: str, **kwargs: Any) -> None:
     """Audit signals order the review queue; computed on the default queue once committed."""
     if run.critiques_done:
         queue_audit(run.id)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inference.models import GenerationRun
+from review.audit import audit_run
+from review.tasks import audit_run_task
 from rprm_web.cli import add_json_flag, write_json
 
 
@@ -24,10 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="send to the Celery default queue instead")
         add_json_flag(parser)
 
-    def handle(self, *args, **opts) -> None:
-        from review.audit import audit_run
-        from review.tasks import audit_run_task
-
+    def handle(self, *args: Any, **opts: Any) -> None:
         if opts["all"]:
             ids = list(
                 GenerationRun.objects.exclude(status__in=GenerationRun.ACTIVE).values_list("id", flat=True)
