@@ -263,8 +263,9 @@ def copy_child(src_name: str, name: str) -> None:
 def versus_copy(tmp: Path, n: int, env: dict, rounds: int = 2) -> dict:
     """The importer against a raw COPY of the rows it wrote, side by side in one run, in the
     order import, copy, copy, import (so neither side always meets the larger tables)."""
-    path = tmp / f"vs_copy_{n}.json"
-    steps = write_processbench(path, n, seed=3)
+    # One file per import (same size, another seed): importing a file again is a no-op.
+    paths = [tmp / f"vs_copy_{n}_{r}.json" for r in range(rounds)]
+    steps = [write_processbench(path, n, seed=3 + r) for r, path in enumerate(paths)]
 
     def child_run(args: list[str]) -> dict:
         proc = subprocess.run(
@@ -277,12 +278,13 @@ def versus_copy(tmp: Path, n: int, env: dict, rounds: int = 2) -> dict:
     imports, copies = [], []
     for r in range(rounds):
         if r % 2 == 0:
-            imports.append(child_run(["--child", str(path), "processbench", f"vs-import-{r}"]))
+            imports.append(child_run(["--child", str(paths[r]), "processbench", f"vs-import-{r}"]))
             copies.append(child_run(["--copy-child", f"vs-import-{r}", f"vs-copy-{r}"]))
         else:
             copies.append(child_run(["--copy-child", f"vs-import-{r - 1}", f"vs-copy-{r}"]))
-            imports.append(child_run(["--child", str(path), "processbench", f"vs-import-{r}"]))
-    path.unlink()
+            imports.append(child_run(["--child", str(paths[r]), "processbench", f"vs-import-{r}"]))
+    for path in paths:
+        path.unlink()
 
     def total(runs: list[dict], key: str) -> float:
         return sum(x[key] for x in runs)
@@ -291,7 +293,7 @@ def versus_copy(tmp: Path, n: int, env: dict, rounds: int = 2) -> dict:
     cpu_copy = total(copies, "cpu_s") + total(copies, "backend_cpu_s")
     return {
         "solutions": n,
-        "steps": steps,
+        "steps": steps[0],
         "rounds": rounds,
         "import_s": [round(x["seconds"], 2) for x in imports],
         "copy_s": [round(x["seconds"], 2) for x in copies],
