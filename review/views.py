@@ -293,6 +293,8 @@ def _screen_context(
     last_review = (
         Review.objects.filter(reviewer=user, undone_at__isnull=True)
         .select_related("item__critique")
+        # Only its uuid is used (links); not another critique's text and sections.
+        .defer("item__critique__text", "item__critique__sections", "item__critique__missing_sections")
         .order_by("-created_at", "-id")
         .first()
     )
@@ -312,7 +314,8 @@ def _screen_context(
     # Blind double review: while the item is sealed a reviewer (and an admin deciding it)
     # sees no state, count or other review of it.
     hide_others = reviews.others_hidden(item, user, deciding=can_decide or can_take)
-    steps = list(item.step.solution.steps.all())
+    # Not the PRM800K alternatives of every step (JSON, unused here).
+    steps = list(item.step.solution.steps.defer("alternatives"))
     corrections = []
     if item.has_corrections:
         corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related(
