@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from .importers import (
     normalize_options,
     parser_class,
 )
+from .importers.readers import MultiReader, describe_files
 from .importers.store import BATCH_SOLUTIONS, make_writer
 from .models import Dataset, ImportJob
 
@@ -74,9 +76,49 @@ def is_upload(path: str | Path) -> bool:
 
 
 def remove_upload(job: ImportJob) -> None:
-    """Delete an uploaded file once its job has ended (never a file given on the command line)."""
-    if job.file_path and is_upload(job.file_path):
-        Path(job.file_path).unlink(missing_ok=True)
+    """Delete uploaded files once their job has ended (never a file given on the command line)."""
+    for path, _ in job_sources(job):
+        if is_upload(path):
+            path.unlink(missing_ok=True)
+
+
+Source = tuple[Path, str]  # a file on disk and the name people know it by (an upload's own name)
+
+
+def job_sources(job: ImportJob) -> list[Source]:
+    """The files of a job: several (`files`) or its one `file_path`."""
+    if job.files:
+        return [(Path(f["path"]), f["name"]) for f in job.files]
+    return [(Path(job.file_path), job.file_name or Path(job.file_path).name)] if job.file_path else []
+
+
+def as_sources(paths: str | Path | list[Source] | list[str] | list[Path]) -> list[Source]:
+    if isinstance(paths, str | Path):
+        return [(Path(paths), Path(paths).name)]
+    return [p if isinstance(p, tuple) else (Path(p), Path(p).name) for p in paths]
+
+
+def sources_sha256(sources: list[Source]) -> str:
+    """One file: its sha256. Several: the sha256 of their sorted sha256s, so the same files
+    in any order are the same import (idempotent)."""
+    digests = [file_sha256(path) for path, _ in sources]
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("\n".join(["files", *sorted(digests)]).encode()).hexdigest()
+
+
+NAME_SEPARATORS = "-_. "
+
+
+def default_name_of(names: list[str]) -> str:
+    """A dataset name for files: the file's own, or the whole words several names share
+    (`prmbench_circular`, `prmbench_confidence`: `prmbench`), else the first one's."""
+    stems = [default_dataset_name(n) for n in names]
+    common = os.path.commonprefix(stems)
+    if any(len(s) > len(common) and s[len(common)] not in NAME_SEPARATORS for s in stems):
+        common = common[: max(common.rfind(c) for c in NAME_SEPARATORS) + 1]  # back to a word boundary
+    common = common.rstrip(NAME_SEPARATORS)
+    return common if len(stems) > 1 and len(common) >= 2 else stems[0]
 
 
 @dataclass
@@ -139,7 +181,7 @@ def _check_options(fmt: str | None, options: dict[str, Any] | None, file_name: s
 
 
 def create_import_job(
-    path: str | Path,
+    path: str | Path | list[Source],
     dataset_name: str | None = None,
     fmt: str | None = None,
     options: dict[str, Any] | None = None,
@@ -148,24 +190,27 @@ def create_import_job(
     split: str = "",
     file_name: str | None = None,
 ) -> ImportJob:
-    """A queued job for a file already on disk (e.g. an upload saved under MEDIA_ROOT).
+    """A queued job for a file already on disk (e.g. an upload saved under MEDIA_ROOT), or
+    for several `(path, name)` files imported together as one dataset.
 
     Bad format names and options raise ImportValidationError here, so a form can show them;
     problems inside the file are found by the job. `file_name` is the name people know the
     file by (the upload's original name) and is used in error messages.
     """
-    path = Path(path)
-    file_name = file_name or path.name
+    sources = as_sources(path) if file_name is None else [(Path(path), file_name)]  # type: ignore[arg-type]
+    path = sources[0][0]
+    file_name = describe_files([name for _, name in sources])
     checked = _check_options(fmt, options, file_name)
     if split:
         # No split column on ImportJob: carried in options and popped before the import
         # (it describes the dataset, it is not part of the idempotency key).
         checked["split"] = split
     return ImportJob.objects.create(
-        dataset_name=dataset_name or default_dataset_name(file_name),
+        dataset_name=dataset_name or default_name_of([name for _, name in sources]),
         file_path=str(path),
         file_name=file_name,
-        file_size=path.stat().st_size if path.is_file() else 0,
+        files=[{"path": str(p), "name": n} for p, n in sources] if len(sources) > 1 else [],
+        file_size=sum(p.stat().st_size for p, _ in sources if p.is_file()),
         requested_format=fmt or "",
         options=checked,
         created_by=user if user is not None and user.is_authenticated else None,
@@ -198,7 +243,7 @@ def run_import_job(job_id: int) -> ImportResult | None:
         try:
             with runs.heartbeat(job):
                 return import_file(
-                    job.file_path,
+                    job_sources(job),
                     dataset_name=job.dataset_name,
                     fmt=job.requested_format or None,
                     options=options,
@@ -238,7 +283,7 @@ def _job_lock(job_id: int) -> Iterator[bool]:
 
 
 def import_file(
-    path: str | Path,
+    path: str | Path | list[Source] | list[str] | list[Path],
     *,
     dataset_name: str | None = None,
     fmt: str | None = None,
@@ -249,22 +294,29 @@ def import_file(
     progress: ProgressCallback | None = None,
     batch_solutions: int = BATCH_SOLUTIONS,
 ) -> ImportResult:
-    """Import one file as one dataset, in one transaction. Raises ImportValidationError
-    (file, line/record, field) on bad input, with nothing written but the failed job.
+    """Import one file, or several files (`[(path, name), ...]` or paths) of one format, as
+    one dataset, in one transaction. Raises ImportValidationError (file, line/record,
+    field) on bad input, with nothing written but the failed job. Idempotent: the same
+    file, or the same set of files in any order, with the same options, is imported once.
 
     `job`, when given, is one this worker holds (`runs.claim`): every write to it is
     fenced, and `runs.LeaseLost` (everything rolled back) when another worker took it."""
     started = time.monotonic()
-    path = Path(path)
-    file_name = job.file_name if job is not None and job.file_name else path.name
+    sources = as_sources(path)
+    if len(sources) == 1 and job is not None and job.file_name:
+        sources = [(sources[0][0], job.file_name)]
+    file_name = describe_files([name for _, name in sources])
     dataset_name = (
-        dataset_name or (job.dataset_name if job is not None else "") or default_dataset_name(file_name)
+        dataset_name
+        or (job.dataset_name if job is not None else "")
+        or default_name_of([name for _, name in sources])
     )
     if job is None:
         job = ImportJob.objects.create(
             dataset_name=dataset_name,
-            file_path=str(path),
+            file_path=str(sources[0][0]),
             file_name=file_name,
+            files=[{"path": str(p), "name": n} for p, n in sources] if len(sources) > 1 else [],
             requested_format=fmt or "",
             options=options or {},
             status=ImportJob.Status.RUNNING,
@@ -273,14 +325,15 @@ def import_file(
         )
     try:
         limits = import_limits()
-        reader = RecordReader(path, file_name, limits)
-        fmt = fmt or detect_format(path, file_name, limits)
+        readers = [RecordReader(p, name, limits) for p, name in sources]
+        reader: RecordReader | MultiReader = readers[0] if len(readers) == 1 else MultiReader(readers)
+        fmt = fmt or _detect_one_format(sources, limits)
         parser = parser_class(fmt, file_name)(file_name, options)
         for value, limit, what in ((dataset_name, 200, "dataset name"), (split, 50, "split")):
             if len(value) > limit:
                 raise ImportValidationError(file_name, "options", what, f"longer than {limit} characters")
         job.file_size = reader.size
-        job.file_sha256 = file_sha256(path)
+        job.file_sha256 = sources_sha256(sources)
         job.detected_format = fmt
         job.options = parser.options
         job.dataset_name = dataset_name
@@ -308,9 +361,21 @@ def import_file(
         raise
 
 
+def _detect_one_format(sources: list[Source], limits: Limits) -> str:
+    """Several files make one dataset of one format: each is detected, and must agree."""
+    first = detect_format(sources[0][0], sources[0][1], limits)
+    for path, name in sources[1:]:
+        other = detect_format(path, name, limits)
+        if other != first:
+            raise ImportValidationError(
+                name, "", None, f"is {other}, but {sources[0][1]} is {first}: one dataset holds one format"
+            )
+    return first
+
+
 def _import(
     job: ImportJob,
-    reader: RecordReader,
+    reader: RecordReader | MultiReader,
     parser: Parser,
     dataset_name: str,
     split: str,
@@ -362,9 +427,13 @@ def _import(
     live = _LiveProgress(job, reader, progress, live_db)
     try:
         with reader:
-            for solution in parser.parse(reader):
-                writer.add(solution)
-                live.tick(writer.n_solutions, writer.n_steps)
+            for part in reader.parts():
+                # Errors name the file they are in; ids stay unique over all the files.
+                parser.file = writer.file = part.name
+                with part:
+                    for solution in parser.parse(part):
+                        writer.add(solution)
+                        live.tick(writer.n_solutions, writer.n_steps)
         writer.finish()
     finally:
         writer.close()  # a batch may still be in flight when the parser fails
@@ -420,7 +489,11 @@ class _LiveProgress:
     """Writes bytes_done and running counts at most every PROGRESS_EVERY_S."""
 
     def __init__(
-        self, job: ImportJob, reader: RecordReader, callback: ProgressCallback | None, live_db: bool
+        self,
+        job: ImportJob,
+        reader: RecordReader | MultiReader,
+        callback: ProgressCallback | None,
+        live_db: bool,
     ) -> None:
         self.job_id, self.worker, self.attempts = job.pk, job.worker, job.attempts
         self.reader = reader

@@ -84,7 +84,9 @@ class ImportJob(RunBase):
     file_path = models.CharField(max_length=500)
     file_name = models.CharField(max_length=255)
     file_size = models.BigIntegerField(default=0)
-    file_sha256 = models.CharField(max_length=64, blank=True)
+    file_sha256 = models.CharField(max_length=64, blank=True)  # several files: see actions.sources_sha256
+    # Several files imported as one dataset: [{"path", "name"}] in order (file_path: the first).
+    files = models.JSONField(default=list, blank=True)
     requested_format = models.CharField(max_length=20, blank=True, help_text="empty = auto-detect")
     detected_format = models.CharField(max_length=20, blank=True)
     options = models.JSONField(default=dict, blank=True)

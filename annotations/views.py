@@ -4,6 +4,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404, redirect, render
@@ -103,25 +104,39 @@ def import_new(request: AppRequest):
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        upload = data["file"]
-        name = short_upload_name(upload.name)
-        target = Path(settings.MEDIA_ROOT) / "uploads" / f"{uuid.uuid4().hex}-{name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-        job = create_import_job(
-            target,
-            dataset_name=data["name"] or Path(name).stem,
-            fmt=data["format"] or None,
-            options={"rating0": data["rating0"]},
-            user=request.user,
-            split=data["split"],
-            file_name=name,
-        )
-        import_dataset_task.delay_on_commit(job.id)
+        saved: list[tuple[Path, str]] = []
+
+        def start() -> ImportJob:
+            saved.extend(_save_upload(upload) for upload in data["file"])
+            job = create_import_job(
+                saved,
+                dataset_name=data["name"] or None,
+                fmt=data["format"] or None,
+                options={"rating0": data["rating0"]},
+                user=request.user,
+                split=data["split"],
+            )
+            import_dataset_task.delay_on_commit(job.id)
+            return job
+
+        # A second POST of the same form gets the first job; the copies it wrote go.
+        job, created = runs.launch_once(ImportJob, form.launch_key_value(), start)
+        if not created:
+            for path, _ in saved:
+                path.unlink(missing_ok=True)
         return redirect("annotations:import_detail", job_uuid=job.uuid)
     return render(request, "annotations/import_new.html", {"form": form})
+
+
+def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
+    """The upload on disk under MEDIA_ROOT/uploads (its job deletes it when it ends)."""
+    name = short_upload_name(upload.name or "upload")
+    target = Path(settings.MEDIA_ROOT) / "uploads" / f"{uuid.uuid4().hex}-{name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return target, name
 
 
 def import_detail(request: AppRequest, job_uuid):

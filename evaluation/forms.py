@@ -9,6 +9,7 @@ from inference.actions import default_endpoint
 from inference.core.solution_scoring import DEFAULT_K, MAX_K
 from inference.models import ModelEndpoint
 from inference.scorers import SCORER_ROLES
+from rprm_web.forms import LaunchKeyForm
 
 from .models import EvaluationRun, GuidanceRun
 from .workflow import check_datasets, check_scored_steps
@@ -16,7 +17,7 @@ from .workflow import check_datasets, check_scored_steps
 MAX_SCORES_FILE_BYTES = 200 * 1024 * 1024
 
 
-class EvaluationForm(forms.Form):
+class EvaluationForm(LaunchKeyForm):
     benchmark = forms.ChoiceField(choices=EvaluationRun.Benchmark.choices)
     datasets = forms.ModelMultipleChoiceField(
         queryset=Dataset.objects.filter(source_format__in=EvaluationRun.Benchmark.values).order_by("name"),
@@ -97,7 +98,7 @@ class EvaluationForm(forms.Form):
         return data
 
 
-class GuidanceForm(forms.Form):
+class GuidanceForm(LaunchKeyForm):
     kind = forms.ChoiceField(choices=GuidanceRun.Kind.choices)
     dataset = forms.ModelChoiceField(
         queryset=Dataset.objects.order_by("name"), help_text="Problems with a reference answer are used."

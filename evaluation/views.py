@@ -75,7 +75,8 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
         published = dict(PUBLISHED_K_SCALING)
         data["published"] = [published.get(k) for k in ks]
         data["published_name"] = "R-PRM-7B DPO (published)"
-    return {"run": run, "data": data, "points": points}
+    # Resamples of a resampled K (a skipped K has none; K_max needs one).
+    return {"run": run, "data": data, "points": points, "n_resamples": max(p["n_resamples"] for p in points)}
 
 
 def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
@@ -94,6 +95,20 @@ def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
             }
         )
     return rows
+
+
+def scaling_options(**family) -> list[dict]:
+    """Every finished, unarchived run the K-scaling panel can show (K > 1), grouped by family
+    (name and benchmark) for its selector, newest first within a family. `family`: one only."""
+    rows = (
+        EvaluationRun.objects.filter(
+            status=EvaluationRun.Status.SUCCEEDED, archived=False, results__k_max__gt=1, **family
+        )
+        .order_by("name", "benchmark", "-created_at")
+        .values("id", "uuid", "name", "benchmark", "n_samples", "created_at")[:200]
+    )
+    labels = dict(EvaluationRun.Benchmark.choices)
+    return [{**r, "family": f"{r['name']} · {labels.get(r['benchmark'], r['benchmark'])}"} for r in rows]
 
 
 def worst_examples(run: EvaluationRun, limit: int = 10) -> list[SolutionScore]:
@@ -124,11 +139,12 @@ def results(request: AppRequest):
     table = results_table()
     for row in table:
         row["values"] = [row["cells"].get(key) for key, _, _ in BENCHMARKS]
-    scaling_run = (
-        EvaluationRun.objects.filter(status=EvaluationRun.Status.SUCCEEDED, results__k_max__gt=1)
-        .order_by("-created_at")
-        .first()
-    )
+    scaling = scaling_options()
+    wanted = request.GET.get("kscaling")
+    chosen = next((o["id"] for o in scaling if str(o["uuid"]) == wanted), None)
+    if chosen is None and scaling:
+        chosen = max(scaling, key=lambda o: o["created_at"])["id"]
+    scaling_run = EvaluationRun.objects.filter(id=chosen).first() if chosen else None
     latest_prm = {}
     for run in EvaluationRun.objects.filter(
         benchmark="prmbench", status=EvaluationRun.Status.SUCCEEDED
@@ -141,6 +157,7 @@ def results(request: AppRequest):
         "table": table,
         "benchmarks": BENCHMARKS,
         "chart": kscaling_chart(scaling_run),
+        "scaling_options": scaling,
         "prm_runs": prm_runs,
         "breakdown": class_breakdown(prm_runs),
         "worst": [(r, worst_examples(r, 5)) for r in latest],
@@ -161,14 +178,14 @@ def evaluation_new(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            run = _launch(request, data)
+            run, _ = runs.launch_once(EvaluationRun, form.launch_key_value(), lambda: _launch(request, data))
         except ScoreFileError as exc:
             form.add_error("scores_file", str(exc))
         except ValueError as exc:
             form.add_error(None, str(exc))
         else:
             if request.htmx:
-                return render(request, "evaluation/results.html#launched", {"run": run})
+                return render(request, "evaluation/results.html#launched", {"run": run, "poll_progress": True})
             return redirect("evaluation:run_detail", run_uuid=run.uuid)
     if request.htmx:
         return render(request, "evaluation/results.html#launch-form", {"form": form})
@@ -213,10 +230,17 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
 def run_detail(request: AppRequest, run_uuid):
     require_reviewer(request)
     run = get_object_or_404(EvaluationRun.objects.select_related("endpoint", "template"), uuid=run_uuid)
-    if request.htmx and request.htmx.target == "eval-progress":
-        return _progress_response(
-            request, "evaluation/run_detail.html#progress", {"run": run}, run.is_finished
-        )
+    if request.htmx and request.htmx.target == "eval-progress":  # the launch panel on the results page
+        context = {"run": run, "poll_progress": True}
+        return _progress_response(request, "evaluation/run_detail.html#progress", context, run.is_finished)
+    context = _run_context(run)
+    if request.htmx and request.htmx.target == "eval-live":
+        # The poll: the live part; once the run has ended, its results in place and a stop.
+        return _progress_response(request, "evaluation/run_detail.html#live", context, run.is_finished)
+    return render(request, "evaluation/run_detail.html", context)
+
+
+def _run_context(run: EvaluationRun) -> dict:
     r = run.results or {}
     # jsonb does not keep key order: official subset order first, then the rest by name.
     subsets = sorted(
@@ -241,7 +265,7 @@ def run_detail(request: AppRequest, run_uuid):
         for k in PRMBENCH_DIMENSIONS
         if k in dims
     ]
-    context = {
+    return {
         "run": run,
         "datasets": list(run.datasets.all()),
         "subsets": subsets,
@@ -249,13 +273,13 @@ def run_detail(request: AppRequest, run_uuid):
         "dimensions": dimensions,
         "sweep": r.get("sweep") or [],
         "chart": kscaling_chart(run),
+        "scaling_options": scaling_options(name=run.name, benchmark=run.benchmark),
         "worst": worst_examples(run, 20) if run.status == EvaluationRun.Status.SUCCEEDED else [],
         "contamination": r.get("contamination"),
         "clean": r.get("clean"),
         "selection": describe_selection(run.selection),
         "not_scored": NOT_SCORED.get(run.scored_steps, ""),
     }
-    return render(request, "evaluation/run_detail.html", context)
 
 
 class StepRow(TypedDict):
@@ -335,19 +359,23 @@ def guidance_new(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
-            run = guidance_runs.create_guidance_run(
-                kind=d["kind"],
-                dataset=d["dataset"],
-                policy=d["policy"],
-                scorer=d["scorer"],
-                user=request.user,
-                n_candidates=d["n_candidates"],
-                n_samples=d["n_samples"],
-                max_steps=d["max_steps"],
-                problem_limit=d["problem_limit"],
-                policy_max_new_tokens=d["policy_max_new_tokens"],
-                max_new_tokens=d["max_new_tokens"],
-                seed=d["seed"],
+            run, _ = runs.launch_once(
+                GuidanceRun,
+                form.launch_key_value(),
+                lambda: guidance_runs.create_guidance_run(
+                    kind=d["kind"],
+                    dataset=d["dataset"],
+                    policy=d["policy"],
+                    scorer=d["scorer"],
+                    user=request.user,
+                    n_candidates=d["n_candidates"],
+                    n_samples=d["n_samples"],
+                    max_steps=d["max_steps"],
+                    problem_limit=d["problem_limit"],
+                    policy_max_new_tokens=d["policy_max_new_tokens"],
+                    max_new_tokens=d["max_new_tokens"],
+                    seed=d["seed"],
+                ),
             )
         except ValueError as exc:
             form.add_error(None, str(exc))
@@ -371,10 +399,18 @@ def guidance_detail(request: AppRequest, run_uuid):
     run = get_object_or_404(
         GuidanceRun.objects.select_related("dataset", "policy", "scorer", "template"), uuid=run_uuid
     )
-    if request.htmx and request.htmx.target == "guidance-progress":
-        return _progress_response(
-            request, "evaluation/guidance_detail.html#progress", {"run": run}, run.is_finished
-        )
+    context = {"run": run, "problems": _guidance_problems(run), "stats": _guidance_stats(run)}
+    if request.htmx and request.htmx.target == "guidance-live":
+        # The poll: the live part; once the run has ended, its results in place and a stop.
+        return _progress_response(request, "evaluation/guidance_detail.html#live", context, run.is_finished)
+    return render(request, "evaluation/guidance_detail.html", context)
+
+
+def _guidance_stats(run: GuidanceRun) -> dict:
+    return {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
+
+
+def _guidance_problems(run: GuidanceRun) -> list[GuidanceResult]:
     problems = list(
         GuidanceResult.objects.filter(run=run).select_related("problem").order_by("problem_id")[:100]
     )
@@ -389,10 +425,7 @@ def guidance_detail(request: AppRequest, run_uuid):
                 ]
                 for r in p.candidates
             ]
-    stats = {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
-    return render(
-        request, "evaluation/guidance_detail.html", {"run": run, "problems": problems, "stats": stats}
-    )
+    return problems
 
 
 @require_POST

@@ -4,11 +4,12 @@ from django import forms
 
 from annotations.models import Dataset, Step
 from inference.core.generation import TEACHER
+from rprm_web.forms import LaunchKeyForm
 
 from .models import ModelEndpoint, PromptTemplate
 
 
-class RunForm(forms.Form):
+class RunForm(LaunchKeyForm):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
     endpoint = forms.ModelChoiceField(
         queryset=ModelEndpoint.objects.exclude(backend=ModelEndpoint.Backend.RECORDED),

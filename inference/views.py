@@ -27,11 +27,11 @@ def run_new(request: AppRequest):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         endpoint = data["endpoint"] or actions.endpoint_for(data["new_model"], backend=data["new_backend"] or None)
-        run = actions.create_run(
+        run, _ = runs.launch_once(GenerationRun, form.launch_key_value(), lambda: actions.create_run(
             dataset=data["dataset"], endpoint=endpoint, template=data["template"], step_filter=form.step_filter(),
             user=request.user, n_samples=data["n_samples"], temperature=data["temperature"], top_p=data["top_p"],
             max_new_tokens=data["max_new_tokens"], batch_size=data["batch_size"], seed=data["seed"],
-        )
+        ))  # fmt: skip
         return redirect("inference:run_detail", run_uuid=run.uuid)
     return render(request, "inference/run_new.html", {"form": form})
 

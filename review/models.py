@@ -91,6 +91,9 @@ class Review(models.Model):
             # training_exclusion_q: active flawed / label-wrong reviews of a critique.
             models.Index(fields=["critique", "decision"], condition=models.Q(undone_at__isnull=True),
                          name="review_active_critique_idx"),
+            # Progress: the team's decisions today / this week (newest first).
+            models.Index(fields=["-created_at"], condition=models.Q(undone_at__isnull=True),
+                         name="review_active_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -122,6 +125,10 @@ class ReviewItem(models.Model):
         DONE = "done", "reviewed"
         ADJUDICATION = "adjudication", "awaiting adjudication"
         ADJUDICATED = "adjudicated", "adjudicated"
+        SKIPPED = "skipped", "skipped by an admin"
+
+    # States whose reviews are all in: what "done" counts on the progress lines.
+    REVIEWED_STATES = ("done", "adjudication", "adjudicated")
 
     critique = models.OneToOneField("inference.Critique", on_delete=models.PROTECT, related_name="review_item")
     run = models.ForeignKey("inference.GenerationRun", on_delete=models.PROTECT, related_name="+")
@@ -177,6 +184,11 @@ class ReviewItem(models.Model):
                          name="reviewitem_adjudication_idx"),
             # Queue counters per state on the queue page.
             models.Index(fields=["state", "queue"], name="reviewitem_state_queue_idx"),
+            # Progress lines: reviewed items of a scope (dataset, run, queue), counted from an
+            # index as small as the human work done, however many items wait.
+            models.Index(fields=["dataset", "run", "queue", "flagged"],
+                         condition=models.Q(state__in=["done", "adjudication", "adjudicated"]),
+                         name="reviewitem_reviewed_scope_idx"),
         ]
 
     def __str__(self) -> str:
@@ -253,6 +265,42 @@ class Adjudication(models.Model):
         return f"adjudication of item {self.item_id}: {self.decision}"
 
 
+class Assignment(models.Model):
+    """A dataset or a run given to a reviewer, with an optional target (reviews to make).
+
+    Its open items are served to its reviewers first and to nobody else while they are
+    active (review/assignments.py); unassigned work goes to anyone. Configuration, not
+    history: unassigning deletes the row, and both write a ReviewEvent."""
+
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                 related_name="review_assignments")
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey("inference.GenerationRun", null=True, blank=True, on_delete=models.PROTECT,
+                            related_name="+")
+    target = models.PositiveIntegerField(null=True, blank=True)
+    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "review_assignment"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(dataset__isnull=False, run__isnull=True)
+                | models.Q(dataset__isnull=True, run__isnull=False),
+                name="assignment_one_scope",
+            ),
+            models.UniqueConstraint(fields=["reviewer", "dataset"], condition=models.Q(dataset__isnull=False),
+                                    name="assignment_once_per_dataset"),
+            models.UniqueConstraint(fields=["reviewer", "run"], condition=models.Q(run__isnull=False),
+                                    name="assignment_once_per_run"),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"dataset {self.dataset_id}" if self.dataset_id else f"run {self.run_id}"
+        return f"{scope} assigned to {self.reviewer_id}"
+
+
 class ReviewEventQuerySet(models.QuerySet):
     def update(self, **kwargs):  # history is insert-only
         raise TypeError("ReviewEvent rows are insert-only")
@@ -274,6 +322,11 @@ class ReviewEvent(models.Model):
         ADJUDICATED = "adjudicated"
         AUDITED = "audited"
         EXPORT_REQUESTED = "export_requested", "export requested"
+        SKIPPED = "skipped", "skipped by an admin"
+        REOPENED = "reopened", "reopened by an admin"
+        ADJUDICATION_UNDONE = "adjudication_undone", "adjudication undone"
+        ASSIGNED = "assigned"
+        UNASSIGNED = "unassigned"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

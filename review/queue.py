@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from inference.models import Critique
 
+from .assignments import serving_tiers
 from .models import Review, ReviewEvent, ReviewItem
 
 Decision = Review.Decision
@@ -212,13 +213,7 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
                 mine.save(update_fields=["lease_expires_at", "updated_at"])
                 return mine
             _release(mine, reviewer, reason="moved on")
-        candidate = (
-            open_items(flt)
-            .filter(~_live_lease(now))
-            .exclude(_reviewed_by(reviewer))
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
+        candidate = _first_free(reviewer, flt, now)
         if candidate is None:
             return None
         previous = candidate.lease_holder_id
@@ -234,6 +229,22 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now=None) -> ReviewItem | N
             **({"expired_lease_of": previous} if previous else {}),
         )
         return candidate
+
+
+def _first_free(reviewer: User, flt: QueueFilter, now) -> ReviewItem | None:
+    """The most suspicious free item, locked: assigned work first (review/assignments.py)."""
+    for tier in serving_tiers(reviewer):
+        candidate = (
+            open_items(flt)
+            .filter(tier)
+            .filter(~_live_lease(now))
+            .exclude(_reviewed_by(reviewer))
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if candidate is not None:
+            return candidate
+    return None
 
 
 def _release(item: ReviewItem, actor: User, *, reason: str) -> None:

@@ -23,6 +23,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import ErrorType, Step
+from rprm_web.access import is_adjudicator
 
 from .models import Adjudication, LabelCorrection, Review, ReviewEvent, ReviewItem
 from .queue import (  # noqa: F401  (the basics every review action uses)
@@ -49,7 +50,7 @@ def _settle(item: ReviewItem) -> None:
     after both were in: a re-decision made then may follow the other one, so it never
     settles the item by agreement.
     """
-    if item.state == ReviewItem.State.ADJUDICATED:
+    if item.state in (ReviewItem.State.ADJUDICATED, ReviewItem.State.SKIPPED):
         return
     decisions = list(
         Review.objects.filter(item=item, undone_at__isnull=True, decision__in=DECIDING).values_list(
@@ -147,10 +148,14 @@ def others_hidden(item: ReviewItem, user: User, *, deciding: bool = False) -> bo
     """Whether `user` must not see other people's reviews of `item`: its state, review
     count, decisions, tags, notes and label corrections.
 
-    Reviewers are blind to a sealed item. Admins adjudicate and audit, so they see
-    everything, except on the screen where they decide the item themselves.
+    Reviewers are blind to a sealed item. Admins audit, so they see everything, and
+    adjudicators see the items waiting for them, except on the screen where either
+    decides the item as a reviewer.
     """
-    return sealed(item) and (deciding or not user.is_staff)
+    if not sealed(item) or deciding:
+        return sealed(item)
+    # Adjudicators see the reviews of the items they settle; admins see everything.
+    return not (user.is_staff or (is_adjudicator(user) and item.state == ReviewItem.State.ADJUDICATION))
 
 
 def default_correction(label: str) -> str | None:
@@ -394,8 +399,52 @@ def adjudicate(
             adjudication=adjudication.id,
             decision=decision,
             error_types=[t.slug for t in tags],
+            corrections=[c.id for c in pending],
         )
         return adjudication
+
+
+def undo_adjudication(adjudicator: User) -> ReviewItem | None:
+    """Undo this adjudicator's latest adjudication: the item waits for adjudication again
+    and the label corrections it decided are pending again.
+
+    The Adjudication row is one per item (the dashboards join it), so undo deletes it; the
+    insert-only event log keeps what it said (the ADJUDICATED event, and an
+    ADJUDICATION_UNDONE event repeating decision, tags and note)."""
+    with transaction.atomic():
+        adjudication = (
+            Adjudication.objects.select_for_update()
+            .filter(decided_by=adjudicator)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if adjudication is None:
+            return None
+        item = ReviewItem.objects.select_for_update().get(pk=adjudication.item_id)
+        decided = (
+            ReviewEvent.objects.filter(
+                item=item, kind=ReviewEvent.Kind.ADJUDICATED, payload__adjudication=adjudication.id
+            )
+            .values_list("payload", flat=True)
+            .first()
+            or {}
+        )
+        LabelCorrection.objects.filter(id__in=decided.get("corrections", [])).update(
+            status=LabelCorrection.Status.PENDING, decided_by=None, decided_at=None
+        )
+        record(
+            ReviewEvent.Kind.ADJUDICATION_UNDONE,
+            adjudicator,
+            item,
+            adjudication=adjudication.id,
+            decision=adjudication.decision,
+            error_types=list(adjudication.error_types.values_list("slug", flat=True)),
+            note=adjudication.note,
+        )
+        adjudication.delete()
+        item.state, item.final_decision = ReviewItem.State.ADJUDICATION, ""
+        item.save(update_fields=["state", "final_decision", "updated_at"])
+        return item
 
 
 # --- training data ---------------------------------------------------------------

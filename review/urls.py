@@ -14,6 +14,7 @@ urlpatterns = [
     path("agreement/", views.agreement, name="agreement"),
     path("adjudication/", views.adjudication_list, name="adjudication_list"),
     path("adjudication/<uuid:critique_uuid>/", views.adjudicate, name="adjudicate"),
+    path("adjudication/undo/", views.adjudication_undo, name="adjudication_undo"),
     path("corrections/<int:correction_id>/decide/", views.decide_correction, name="decide_correction"),
     path("audit/", views.audit_run, name="audit_run"),
 ]

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,14 +24,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from annotations.models import Dataset, ErrorType
 from inference.core.verdict import SECTION_KEYS
 from inference.models import Critique, GenerationRun
-from rprm_web.access import AppRequest, require_admin, require_reviewer
+from rprm_web.access import AppRequest, is_adjudicator, require_adjudicator, require_admin, require_reviewer
 from rprm_web.inputs import page_number
 
 from . import agreement as pair_agreement
+from . import progress, reviews
 from . import queue as review_queue
-from . import reviews
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
-from .models import LabelCorrection, Review, ReviewItem
+from .models import Adjudication, LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
 
 DIGITS = "1234567890"
@@ -64,7 +64,6 @@ def _to_queue(request: AppRequest, flt: QueueFilter):
 
 # --- queue -----------------------------------------------------------------------
 
-COUNT_CAP = 10_000
 PAGE_SIZE = 50
 
 
@@ -145,14 +144,14 @@ def _filter_options(request: AppRequest, flt: QueueFilter) -> dict[str, list[tup
 
 
 def _tab_counts(flt: QueueFilter) -> dict[str, int]:
-    """Open items per queue tab, each stopping at COUNT_CAP + 1 (an exact count of a million
+    """Open items per queue tab, each stopping at progress.COUNT_CAP + 1 (an exact count of a million
     open items costs a scan; these are index-only scans of the partial open-queue indexes),
     all three in one query."""
     parts, params = [], []
     queues = [q for q, _ in QueueFilterForm.base_fields["queue"].choices]
     for q in queues:
         scope = QueueFilter(queue=q, dataset_id=flt.dataset_id, run_id=flt.run_id)
-        qs = review_queue.open_items(scope).order_by().values("id")[: COUNT_CAP + 1]
+        qs = review_queue.open_items(scope).order_by().values("id")[: progress.COUNT_CAP + 1]
         sql, p = qs.query.sql_with_params()
         parts.append(f"(SELECT count(*) FROM ({sql}) AS t)")
         params.extend(p)
@@ -176,11 +175,12 @@ def queue(request: AppRequest):
     )
     page = CappedPage(items, request.GET.get("page"))
     page.object_list = _queue_rows(page.object_list, request, _query(flt))
-    counts = _tab_counts(flt)
-    tabs = [
-        (q, label, f"{COUNT_CAP:,}+" if counts[q] > COUNT_CAP else f"{counts[q]:,}")
-        for q, label in QueueFilterForm.base_fields["queue"].choices
-    ]
+    counts, cap = _tab_counts(flt), progress.COUNT_CAP
+    tabs, left = [], None
+    for q, label in QueueFilterForm.base_fields["queue"].choices:
+        n = progress.Count_(cap, True) if counts[q] > cap else progress.Count_(counts[q])
+        left = n if q == flt.queue else left
+        tabs.append((q, label, str(n)))
     context = {
         "form": form,
         "options": _filter_options(request, flt),
@@ -189,8 +189,9 @@ def queue(request: AppRequest):
         "page": page,
         "tabs": tabs,
         "mine": ReviewItem.objects.filter(lease_holder=request.user).select_related("critique").first(),
+        "progress": progress.scope_progress(flt, request.user, left=left),
         "adjudication_waiting": ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION).count()
-        if request.user.is_staff
+        if is_adjudicator(request.user)
         else None,
         "runs": GenerationRun.objects.order_by("-id")[:50] if request.user.is_staff else [],
         "now": timezone.now(),
@@ -314,6 +315,9 @@ def _screen_context(
     # Blind double review: while the item is sealed a reviewer (and an admin deciding it)
     # sees no state, count or other review of it.
     hide_others = reviews.others_hidden(item, user, deciding=can_decide or can_take)
+    # Admins see every review; adjudicators on the adjudication screen (hide_others still
+    # applies: nobody sees the other review of a sealed item they may decide).
+    sees_all = user.is_staff or (admin_view and is_adjudicator(user))
     # Not the PRM800K alternatives of every step (JSON, unused here).
     steps = list(item.step.solution.steps.defer("alternatives"))
     corrections = []
@@ -321,7 +325,7 @@ def _screen_context(
         corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related(
             "author", "decided_by"
         )
-        if not user.is_staff or can_decide or can_take:
+        if not sees_all or can_decide or can_take:
             # Corrections are per step, shared by sibling critiques: while deciding (and
             # always for reviewers) only your own proposals and decided ones show.
             decided = [LabelCorrection.Status.ACCEPTED, LabelCorrection.Status.REJECTED]
@@ -374,7 +378,7 @@ def _screen_context(
             "following": item_url(following, flt) if following else "",
         },
     }
-    if user.is_staff and not hide_others and item.pk is not None:
+    if sees_all and not hide_others and item.pk is not None:
         context["all_reviews"] = list(item.reviews.select_related("reviewer").prefetch_related("error_types"))
         context["events"] = list(item.events.select_related("actor").order_by("-created_at", "-id")[:30])
     return context
@@ -385,6 +389,7 @@ def item(request: AppRequest, critique_uuid):
     review_item = _item_or_404(critique_uuid, request.user)
     _, flt = _filter(request.GET)
     context = _screen_context(request, review_item, flt)
+    context["progress"] = progress.scope_progress(flt, request.user)
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         response = render(request, "review/item.html#screen", context)
         response["HX-Push-Url"] = request.get_full_path()
@@ -477,33 +482,64 @@ def agreement(request: AppRequest):
     return render(request, "review/agreement.html", {"pairs": pairs, "per_reviewer": per_reviewer})
 
 
-# --- adjudication (admins) -----------------------------------------------------------
+# --- adjudication (adjudicators and admins) ---------------------------------------------
+
+
+def _waiting() -> QuerySet[ReviewItem]:
+    """Items awaiting adjudication, oldest first (reviewitem_adjudication_idx)."""
+    return ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION).order_by("updated_at", "id")
+
+
+def _next_waiting(user: User, *, after: ReviewItem | None = None) -> ReviewItem | None:
+    """The next item to settle: oldest first, never one the adjudicator reviewed."""
+    qs = _waiting().exclude(reviews__reviewer=user).select_related("critique")
+    if after is not None:
+        qs = qs.exclude(pk=after.pk)
+    return qs.first()
 
 
 def adjudication_list(request: AppRequest):
-    require_admin(request)
+    require_adjudicator(request)
     # Undone decisions show too (marked): an item whose decision was undone after both were
     # in comes here even when the reviews now agree.
     active = (
         Review.objects.order_by("created_at", "id").select_related("reviewer").prefetch_related("error_types")
     )
     items = (
-        ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION)
+        _waiting()
         .select_related("critique", "step__solution", "dataset")
         .prefetch_related(Prefetch("reviews", queryset=active, to_attr="active_reviews"))
-        .order_by("updated_at", "id")
     )
     page = Paginator(items, 50).get_page(request.GET.get("page"))
     corrections = LabelCorrection.objects.filter(
         status=LabelCorrection.Status.PENDING, review__isnull=True
     ).select_related("author", "step__solution")
-    return render(request, "review/adjudication_list.html", {"page": page, "corrections": corrections})
+    following = _next_waiting(request.user)
+    context = {"page": page, "corrections": corrections, "following": following}
+    return render(request, "review/adjudication_list.html", context)
+
+
+def _side_by_side(item: ReviewItem) -> list[Review]:
+    """The item's reviews for the top of the adjudication screen, each with the label its
+    reviewer proposed (`proposed`), undone ones last."""
+    rows = list(
+        item.reviews.select_related("reviewer")
+        .prefetch_related("error_types", "label_corrections")
+        .order_by(F("undone_at").asc(nulls_first=True), "created_at", "id")
+    )
+    for review in rows:
+        review.proposed = next((c for c in review.label_corrections.all()), None)
+    return rows
 
 
 def adjudicate(request: AppRequest, critique_uuid):
-    require_admin(request)
+    """The adjudication work screen: the reviews side by side at the top, one key a
+    decision (s f l), digits for tags, save-and-next, x to pass, u to undo."""
+    require_adjudicator(request)
     review_item = _item_or_404(critique_uuid, request.user, create=request.method == "POST")
     form = AdjudicationForm(request.POST or None)
+    if request.method == "POST" and request.POST.get("decision") == "skip":
+        return _to_next_adjudication(request, review_item, "Passed: it waits for another adjudicator.")
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -513,16 +549,51 @@ def adjudicate(request: AppRequest, critique_uuid):
         except ReviewError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"Adjudicated as {d['decision'].replace('_', ' ')}.")
-            return redirect("review:adjudication_list")
+            return _to_next_adjudication(
+                request, review_item, f"Adjudicated as {d['decision'].replace('_', ' ')}."
+            )
     context = _screen_context(request, review_item, QueueFilter(), admin_view=True)
-    context["adjudication_form"] = form
+    context.update(
+        adjudication_form=form,
+        side_by_side=_side_by_side(review_item) if review_item.pk and "all_reviews" in context else [],
+        reviewed_it=any(r.reviewer_id == request.user.id for r in context.get("all_reviews", [])),
+        following=_next_waiting(request.user, after=review_item),
+        last_adjudication=Adjudication.objects.filter(decided_by=request.user)
+        .select_related("item__critique")
+        .order_by("-created_at", "-id")
+        .first(),
+        adjudication_decisions=[
+            ("sound", "s", "Sound"),
+            ("flawed", "f", "Flawed"),
+            ("label_wrong", "l", "Label wrong"),
+        ],
+    )
     return render(request, "review/adjudicate.html", context)
+
+
+def _to_next_adjudication(request: AppRequest, item: ReviewItem, message: str):
+    messages.success(request, message)
+    following = _next_waiting(request.user, after=item)
+    if following is None:
+        messages.info(request, "Nothing else waits for your adjudication.")
+        return redirect("review:adjudication_list")
+    return redirect("review:adjudicate", critique_uuid=following.critique.uuid)
+
+
+@require_POST
+def adjudication_undo(request: AppRequest):
+    require_adjudicator(request)
+    item = reviews.undo_adjudication(request.user)
+    if item is None:
+        messages.info(request, "Nothing to undo.")
+        return redirect("review:adjudication_list")
+    messages.info(request, "Undid your last adjudication: decide it again.")
+    return redirect("review:adjudicate", critique_uuid=item.critique.uuid)
 
 
 @require_POST
 def decide_correction(request: AppRequest, correction_id: int):
-    require_admin(request)
+    require_adjudicator(request)
     correction = get_object_or_404(LabelCorrection, id=correction_id)
     try:
         reviews.decide_label_correction(correction, request.user, accept=request.POST.get("accept") == "1")

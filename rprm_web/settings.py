@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "training",
     "evaluation",
     "dashboards",
+    "lineage",  # reads every layer: a model's chain and what stands downstream
     "studio",
 ]
 
@@ -86,6 +87,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rprm_web.middleware.HtmxVaryMiddleware",
+    # A view's PermissionDenied becomes the styled 403 page, logged without a traceback.
+    "rprm_web.errors.PermissionDeniedMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes requires: turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",

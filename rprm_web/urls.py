@@ -7,6 +7,8 @@ from review import urls as review_urls
 from rprm_web import run_views
 from training import export_urls
 
+handler403 = "rprm_web.errors.forbidden"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="annotations:dataset_list"), name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -21,6 +23,8 @@ urlpatterns = [
     # paths predate the app split); the kernel's URL conf is the one place above both.
     path("review/", include(([*review_urls.urlpatterns, *export_urls.urlpatterns], review_urls.app_name))),
     path("dashboards/", include("dashboards.urls")),
+    path("team/", include("review.team_urls")),
     path("", include("evaluation.urls")),
     path("", include("training.urls")),
+    path("", include("lineage.urls")),
 ]

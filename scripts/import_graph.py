@@ -12,7 +12,7 @@ from pathlib import Path
 
 # Bottom to top; each app may import only the ones before it. rprm_web is the kernel;
 # its URL conf is the composition root that mounts every app, so it is exempt.
-ORDER = ["rprm_web", "annotations", "inference", "review", "training", "evaluation", "dashboards", "studio"]
+ORDER = ["rprm_web", "annotations", "inference", "review", "training", "evaluation", "dashboards", "lineage", "studio"]
 ROOTS = {"rprm_web.urls"}
 SKIP = {"migrations", "tests", "__pycache__"}
 

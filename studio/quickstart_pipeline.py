@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 
 from inference.core.generation import STUDENT
+from lineage.graph import version_lineage
+from lineage.report import lineage_lines
 
 
 def _wait(command, model, pk: int, label: str, timeout_s: float = 1800):
@@ -42,8 +44,9 @@ def teacher_pass(command, dataset):
     from inference.actions import create_run, endpoint_for
     from inference.models import GenerationRun
 
-    existing = GenerationRun.objects.filter(dataset=dataset, kind=GenerationRun.Kind.TEACHER_SEED,
-                                            endpoint__name="tiny-teacher").first()
+    existing = GenerationRun.objects.filter(
+        dataset=dataset, kind=GenerationRun.Kind.TEACHER_SEED, endpoint__name="tiny-teacher"
+    ).first()
     if existing and existing.status == GenerationRun.Status.SUCCEEDED:
         return existing
     endpoint = endpoint_for("tiny-teacher", backend="transformers")
@@ -51,9 +54,16 @@ def teacher_pass(command, dataset):
         endpoint.path_or_url = str(tiny_model_dir())
         endpoint.save(update_fields=["path_or_url"])
     # A random tiny model writes noise: few tokens suffice to exercise the pipeline.
-    run = existing or create_run(dataset=dataset, endpoint=endpoint, n_samples=2, max_new_tokens=48,
-                                 temperature=0.8, batch_size=6, seed=0,
-                                 step_filter={"up_to_first_error": True})
+    run = existing or create_run(
+        dataset=dataset,
+        endpoint=endpoint,
+        n_samples=2,
+        max_new_tokens=48,
+        temperature=0.8,
+        batch_size=6,
+        seed=0,
+        step_filter={"up_to_first_error": True},
+    )
     run = _wait(command, GenerationRun, run.pk, f"teacher run #{run.pk}")
     s = run.summary
     command.stdout.write(
@@ -73,8 +83,10 @@ def demo_teacher(command, dataset):
 
     audit_run(run.id)  # small: compute the review signals here so the queue is ready at once
     s = run.summary
-    command.stdout.write(f"  hand-written demo teacher: {s['critiques']} critiques, agreement {s['agreement']}, "
-                         f"{s['sft_eligible']} SFT-eligible")
+    command.stdout.write(
+        f"  hand-written demo teacher: {s['critiques']} critiques, agreement {s['agreement']}, "
+        f"{s['sft_eligible']} SFT-eligible"
+    )
     return run
 
 
@@ -104,46 +116,76 @@ def train_sft_and_dpo(command, dataset, teacher_run):
     from training.models import TrainingRun
 
     def launch(kind, base, selection, **hp):
-        existing = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.SUCCEEDED,
-                                              name=f"demo-{kind}").first()
+        existing = TrainingRun.objects.filter(
+            kind=kind, status=TrainingRun.Status.SUCCEEDED, name=f"demo-{kind}"
+        ).first()
         if existing:
             return existing
-        hyper = {"effective_batch_size": 4, "per_device_batch_size": 4, "logging_steps": 5,
-                 "gradient_checkpointing": False, **hp}
-        return _wait_training(command, actions.launch_training(kind, base, selection, hyper, name=f"demo-{kind}"))
+        hyper = {
+            "effective_batch_size": 4,
+            "per_device_batch_size": 4,
+            "logging_steps": 5,
+            "gradient_checkpointing": False,
+            **hp,
+        }
+        return _wait_training(
+            command, actions.launch_training(kind, base, selection, hyper, name=f"demo-{kind}")
+        )
 
     base = actions.register_base_model(str(tiny_model_dir()), name="tiny-qwen2 (random)")
-    sft = launch("sft", base, {"runs": [teacher_run.id], "val_fraction": 0.0},
-                 learning_rate=5e-3, max_steps=250, warmup_ratio=0.0)
+    sft = launch(
+        "sft",
+        base,
+        {"runs": [teacher_run.id], "val_fraction": 0.0},
+        learning_rate=5e-3,
+        max_steps=250,
+        warmup_ratio=0.0,
+    )
     if sft.status != TrainingRun.Status.SUCCEEDED:
-        command.stdout.write(f"  SFT run #{sft.pk} {sft.status}: {sft.error.splitlines()[0] if sft.error else ''}")
+        command.stdout.write(
+            f"  SFT run #{sft.pk} {sft.status}: {sft.error.splitlines()[0] if sft.error else ''}"
+        )
         return None
     sft_model = sft.output_version
     command.stdout.write(f"  SFT run #{sft.pk}: registered {sft_model.name}")
     student = None
     if sft_model.student_endpoint_id:
-        student = GenerationRun.objects.filter(kind=GenerationRun.Kind.STUDENT_SAMPLE,
-                                               endpoint=sft_model.student_endpoint,
-                                               status=GenerationRun.Status.SUCCEEDED).first()
+        student = GenerationRun.objects.filter(
+            kind=GenerationRun.Kind.STUDENT_SAMPLE,
+            endpoint=sft_model.student_endpoint,
+            status=GenerationRun.Status.SUCCEEDED,
+        ).first()
     if student is None:
-        student = actions.sample_student(sft_model, dataset, n_samples=STUDENT.n_samples, max_new_tokens=320, temperature=0.7,
-                                         batch_size=8, seed=0)
+        student = actions.sample_student(
+            sft_model,
+            dataset,
+            n_samples=STUDENT.n_samples,
+            max_new_tokens=320,
+            temperature=0.7,
+            batch_size=8,
+            seed=0,
+        )
         student = _wait(command, GenerationRun, student.pk, f"student sampling run #{student.pk}")
     build = actions.build_preference_pairs_for(student)
     selection = {"student_run": student.id, "val_fraction": 0.0}
-    command.stdout.write(f"  student run #{student.pk}: strict parse rate {student.summary.get('parse_rate')}, "
-                         f"{len(build.pairs)} preference pairs (the authors' filter, chosen Yes/No balanced 1:1)")
+    command.stdout.write(
+        f"  student run #{student.pk}: strict parse rate {student.summary.get('parse_rate')}, "
+        f"{len(build.pairs)} preference pairs (the authors' filter, chosen Yes/No balanced 1:1)"
+    )
     if not build.pairs and build.stats.get("dropped_for_balance"):
         # A tiny random model's pairs are one-sided: the 1:1 balance keeps none. Show DPO anyway.
         build = actions.build_preference_pairs_for(student, balance=False)
         selection["balance"] = False
-        command.stdout.write(f"  the pairs are all chosen-{'Yes' if build.stats.get('chosen_yes') else 'No'}: "
-                             f"training the demo DPO on {len(build.pairs)} unbalanced pairs")
+        command.stdout.write(
+            f"  the pairs are all chosen-{'Yes' if build.stats.get('chosen_yes') else 'No'}: "
+            f"training the demo DPO on {len(build.pairs)} unbalanced pairs"
+        )
     if not build.pairs:
-        command.stdout.write("  no preference pairs (every parsed sample agreed, or none parsed): DPO skipped")
+        command.stdout.write(
+            "  no preference pairs (every parsed sample agreed, or none parsed): DPO skipped"
+        )
         return sft_model
-    dpo = launch("dpo", sft_model, selection,
-                 learning_rate=5e-4, max_steps=20, warmup_ratio=0.0)
+    dpo = launch("dpo", sft_model, selection, learning_rate=5e-4, max_steps=20, warmup_ratio=0.0)
     if dpo.status != TrainingRun.Status.SUCCEEDED:
         command.stdout.write(f"  DPO run #{dpo.pk} {dpo.status}")
         return sft_model
@@ -157,9 +199,24 @@ def evaluate(command, dataset, version) -> None:
     from training import actions
 
     endpoint = actions.register_endpoint(version, "scorer")
-    call_command("evaluate", "--benchmark", "processbench", "--dataset", dataset.name, "--model", endpoint.name,
-                 "--samples", "2", "--max-new-tokens", "320", "--seed", "0", "--name", f"{version.name} (quickstart)",
-                 stdout=command.stdout)
+    call_command(
+        "evaluate",
+        "--benchmark",
+        "processbench",
+        "--dataset",
+        dataset.name,
+        "--model",
+        endpoint.name,
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "320",
+        "--seed",
+        "0",
+        "--name",
+        f"{version.name} (quickstart)",
+        stdout=command.stdout,
+    )
 
 
 def run_pipeline(command, dataset) -> None:
@@ -173,11 +230,15 @@ def run_pipeline(command, dataset) -> None:
     if version is not None:
         command.stdout.write(f"• Evaluation of {version.name} on the demo data (ProcessBench metrics)")
         evaluate(command, dataset, version)
+        command.stdout.write(f"• Lineage of {version.name} (the page: /lineage/models/{version.uuid}/)")
+        version.refresh_from_db()
+        for line in lineage_lines(version_lineage(version)):
+            command.stdout.write(line)
     command.stdout.write(
         "• The released R-PRM-7B-DPO with its own prompt: `manage.py import_template GenPRM-evaluate-new3.json` "
         "(NJUNLP/R-PRM src/prompts/GenPRM/), serve kevinpro/R-PRM-7B-DPO (`vllm serve`), then "
         f"`manage.py evaluate --benchmark processbench --dataset {dataset.name} --model http://HOST:8000/v1 "
-        "--template GenPRM-evaluate-new3` (README: \"The released R-PRM-7B-DPO checkpoint\")"
+        '--template GenPRM-evaluate-new3` (README: "The released R-PRM-7B-DPO checkpoint")'
     )
 
 
@@ -191,7 +252,9 @@ def start_scoring_server(port: int, log_dir: Path, env: dict):
     endpoint (the web process never loads a model). Returns (process, url, served name)."""
     from inference.core import local_server
 
-    served = local_server.prepare_served_copy(tiny_model_dir(), Path(settings.MODELS_DIR) / "tiny-qwen2-served")
+    served = local_server.prepare_served_copy(
+        tiny_model_dir(), Path(settings.MODELS_DIR) / "tiny-qwen2-served"
+    )
     proc = local_server.start_transformers_serve(served, port, log_dir / "scoring-server.log", env=env)
     return proc, f"http://127.0.0.1:{port}", str(served)
 
@@ -238,11 +301,15 @@ def try_scoring_api(command, base_url: str, url: str, proc, log_dir: Path) -> No
         with urllib.request.urlopen(request, timeout=120) as response:
             data = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise SystemExit(f"the scoring API answered {exc.code}: {exc.read()[:500]!r}; see var/logs/") from None
+        raise SystemExit(
+            f"the scoring API answered {exc.code}: {exc.read()[:500]!r}; see var/logs/"
+        ) from None
     rewards = ", ".join(f"{r:.3f}" if r is not None else "None" for r in data["rewards"])
-    command.stdout.write(f"  POST /api/v1/score ({SCORING_ENDPOINT}): step rewards {rewards} in {data['seconds']} s")
+    command.stdout.write(
+        f"  POST /api/v1/score ({SCORING_ENDPOINT}): step rewards {rewards} in {data['seconds']} s"
+    )
     command.stdout.write(
         f"  try it: curl -s {base_url}api/v1/score -H 'Authorization: Bearer {raw}' "
-        "-H 'Content-Type: application/json' -d '{\"question\": \"What is 2 + 3?\", "
-        "\"steps\": [\"2 + 3 = 5.\"], \"K\": 2, \"max_new_tokens\": 24}'"
+        '-H \'Content-Type: application/json\' -d \'{"question": "What is 2 + 3?", '
+        '"steps": ["2 + 3 = 5."], "K": 2, "max_new_tokens": 24}\''
     )

@@ -92,7 +92,8 @@ def test_it_retries_a_failed_evaluation_run_without_rescoring(pb_datasets):
     process_evaluation(run.id, backend=DiesAfterTwoCalls(p_of))
     run.refresh_from_db()
     assert run.status == "failed" and "illegal memory access" in run.error and run.error_detail
-    assert SolutionScore.objects.filter(run=run).count() == 4 == run.solutions_done
+    stored = list(SolutionScore.objects.filter(run=run).values_list("solution__source_id", flat=True))
+    assert len(stored) == 4 == run.solutions_done
     steps_before = run.steps_done
 
     assert runs.retry(EvaluationRun, run.id)
@@ -102,11 +103,16 @@ def test_it_retries_a_failed_evaluation_run_without_rescoring(pb_datasets):
     process_evaluation(run.id, backend=backend)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
-    # 27 steps in all, K=4: the retry scored only the 5 solutions left, none of the 4 stored.
-    assert sum(len(p) for p in backend.prompts) == 27 - steps_before
-    assert run.steps_done == 27 and run.solutions_done == 9
-    assert sum(len(s) for row in SolutionScore.objects.filter(run=run) for s in row.samples) == 27 * 4
-    assert run.results["critiques"]["samples"] == 27 * 4
+    asked = [p for call in backend.prompts for p in call]
+    # The retry scored only the 5 solutions left: none of the 4 stored was asked again.
+    assert not [sid for sid in stored for p in asked if f"({sid})" in p]
+    assert any("(math-3)" in p for p in asked)  # the look-up above can see a solution
+    assert len(asked) == run.steps_done - steps_before and run.solutions_done == 9
+    rows = SolutionScore.objects.filter(run=run)
+    assert run.steps_done == sum(len(r.step_scores) for r in rows)
+    # One run's worth of critiques: K=4 for every scored step, none twice.
+    assert sum(len(s) for r in rows for s in r.samples) == 4 * run.steps_done
+    assert run.results["critiques"]["samples"] == 4 * run.steps_done
 
 
 def test_it_refuses_to_retry_active_succeeded_and_external_runs(demo, pb_datasets, tmp_path):

@@ -13,12 +13,13 @@ from annotations.models import Dataset, ErrorType
 from inference.models import GenerationRun
 from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin
+from rprm_web.forms import LaunchKeyForm
 
 from .export import create_export_job
 from .models import ExportJob
 
 
-class ExportForm(forms.Form):
+class ExportForm(LaunchKeyForm):
     sft = forms.BooleanField(required=False, initial=True, label="SFT rows (prompt-completion)")
     dpo = forms.BooleanField(required=False, initial=True, label="DPO pairs (prompt/chosen/rejected)")
     datasets = forms.ModelMultipleChoiceField(Dataset.objects.order_by("name"), required=False)
@@ -60,7 +61,9 @@ def export_list(request: AppRequest):
     require_admin(request)
     form = ExportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        job = create_export_job(request.user, form.filters())
+        job, _ = runs.launch_once(
+            ExportJob, form.launch_key_value(), lambda: create_export_job(request.user, form.filters())
+        )
         return redirect("review:export_detail", export_uuid=job.uuid)
     show_archived = request.GET.get("archived") == "1"
     jobs = runs.listed(ExportJob.objects.select_related("created_by"), show_archived)[:30]

@@ -7,13 +7,14 @@ from django import forms
 from annotations.models import Dataset
 from inference.core.generation import STUDENT
 from inference.models import GenerationRun
+from rprm_web.forms import LaunchKeyForm
 
 from .models import ModelVersion, TrainingRun
 
 BF16_CHOICES = [("auto", "auto (on where the GPU supports it)"), ("on", "on"), ("off", "off")]
 
 
-class LaunchForm(forms.Form):
+class LaunchForm(LaunchKeyForm):
     """Fields both kinds share: the base model and the TrainConfig hyperparameters."""
 
     kind: str = ""
@@ -274,7 +275,7 @@ class RegisterBaseForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Empty: the path.")
 
 
-class SampleStudentForm(forms.Form):
+class SampleStudentForm(LaunchKeyForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)

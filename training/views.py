@@ -60,13 +60,17 @@ def run_new(request: AppRequest, kind: str):
         # "Show data counts" without JavaScript: the same page, re-rendered with the counts.
         if "preview" not in request.POST and form.is_valid():
             try:
-                run = actions.launch_training(
-                    kind,
-                    form.base(),
-                    form.data_selection(),
-                    form.hyperparameters(),
-                    request.user,
-                    name=form.cleaned_data["name"],
+                run, _ = runs.launch_once(
+                    TrainingRun,
+                    form.launch_key_value(),
+                    lambda: actions.launch_training(
+                        kind,
+                        form.base(),
+                        form.data_selection(),
+                        form.hyperparameters(),
+                        request.user,
+                        name=form.cleaned_data["name"],
+                    ),
                 )
             except ValueError as exc:
                 form.add_error(None, str(exc))
@@ -242,20 +246,25 @@ def model_sample(request: AppRequest, version_uuid):
             request, "training/model_detail.html", _model_context(version, sample_form=form), status=400
         )
     d = form.cleaned_data
-    run = actions.sample_student(
-        version,
-        d["dataset"],
-        d["n_samples"],
-        user=request.user,
-        step_filter=form.step_filter(),
-        temperature=d["temperature"],
-        top_p=d["top_p"],
-        max_new_tokens=d["max_new_tokens"],
-        seed=d["seed"],
+    run, created = runs.launch_once(
+        GenerationRun,
+        form.launch_key_value(),
+        lambda: actions.sample_student(
+            version,
+            d["dataset"],
+            d["n_samples"],
+            user=request.user,
+            step_filter=form.step_filter(),
+            temperature=d["temperature"],
+            top_p=d["top_p"],
+            max_new_tokens=d["max_new_tokens"],
+            seed=d["seed"],
+        ),
     )
-    messages.success(
-        request, f"Student sampling run #{run.id} queued: {run.steps_total} steps x {run.n_samples}."
-    )
+    if created:
+        messages.success(
+            request, f"Student sampling run #{run.id} queued: {run.steps_total} steps x {run.n_samples}."
+        )
     return redirect("inference:run_detail", run_uuid=run.uuid)
 
 

@@ -177,6 +177,10 @@ class RecordReader:
     def __enter__(self) -> RecordReader:
         return self
 
+    def parts(self) -> Iterator[RecordReader]:
+        """The files this source reads, in order (one; see MultiReader)."""
+        yield self
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
@@ -398,6 +402,51 @@ class RecordReader:
             None,
             f"the record is longer than {_mib(cap)} (IMPORT_MAX_RECORD_BYTES; it starts at {where})",
         )
+
+
+class MultiReader:
+    """Several files read one after another as one source (one dataset, one transaction).
+
+    `parts()` hands out each file's RecordReader in turn, so errors name the file they are
+    in; `bytes_done` and `size` add up over the files, for progress."""
+
+    def __init__(self, readers: list[RecordReader]) -> None:
+        if not readers:
+            raise ValueError("no files")
+        self.readers = readers
+        self.size = sum(r.size for r in readers)
+        self.name = describe_files([r.name for r in readers])
+        self._done_before = 0
+        self._current: RecordReader | None = None
+
+    @property
+    def bytes_done(self) -> int:
+        return self._done_before + (self._current.bytes_done if self._current is not None else 0)
+
+    def parts(self) -> Iterator[RecordReader]:
+        for reader in self.readers:
+            self._current = reader
+            yield reader
+            self._current = None
+            self._done_before += reader.size
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+    def __enter__(self) -> MultiReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe_files(names: list[str], limit: int = 200) -> str:
+    """`a.jsonl` or `a.jsonl + 15 more files` (a job's file name, within its column)."""
+    if len(names) == 1:
+        return names[0]
+    more = f" + {len(names) - 1} more file{'s' if len(names) > 2 else ''}"
+    return names[0][: limit - len(more)] + more
 
 
 def _check_parquet_type(file: str, column: str, typ: Any) -> bool:

@@ -490,9 +490,11 @@ def k_scaling(
     ``None`` samples (unreadable p_yes) are dropped; a step left with no sample
     counts as unreadable (its reward None, which the metric must handle).
     K_max is the largest sample count of any step; a step with fewer samples than K
-    uses all of them (counted in ``n_steps_clipped``). Deterministic for a seed: K's
-    stream is seeded with ``(seed, K)``, so a K's result does not depend on which
-    other Ks were asked.
+    uses all of them (counted in ``n_steps_clipped``). Deterministic for a seed: a
+    step's draw is a hash of ``(seed, K, resample, item, step)``, so a K's result does
+    not depend on which other Ks were asked, and a step's draws do not depend on which
+    other steps were scored (a run through the first labelled errors gives the same
+    ProcessBench curve as one over every step).
     """
     if len(samples_by_item) != len(labels):
         raise ValueError("one label per item")
@@ -508,17 +510,35 @@ def k_scaling(
     return [_k_point(table, k, n_resamples, seed, ci, lambda s: metric(s, labels)) for k in ks]
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-mixed uint64 per input (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 class _SampleTable:
-    """Every step's readable samples, grouped by count so a group is drawn as one matrix."""
+    """Every step's readable samples, grouped by count so a group is drawn as one matrix.
+
+    The random draw of a step depends only on (seed, K, resample, item, step), never on
+    which other steps are in the table: a run that scored only the steps through each
+    labelled first error gets the very same K curve as a run that scored every step."""
 
     def __init__(self, samples_by_item: Sequence[Sequence[Sequence[float | None]]]) -> None:
         self.steps: list[np.ndarray] = []
         self.offsets = [0]
-        for item in samples_by_item:
-            for step in item:
+        keys: list[int] = []
+        for i, item in enumerate(samples_by_item):
+            for j, step in enumerate(item):
                 self.steps.append(np.array([float(v) for v in step if v is not None], dtype=float))
+                keys.append((i << 24) | j)
             self.offsets.append(len(self.steps))
         self.counts = np.array([s.size for s in self.steps], dtype=int)
+        self.keys = _mix(np.array(keys, dtype=np.uint64))
         self.k_max = int(self.counts.max()) if self.steps and self.counts.max() > 0 else 0
         if self.k_max == 0:
             raise ValueError("no step has a readable sample")
@@ -534,19 +554,30 @@ class _SampleTable:
         ]
         return [values[self.offsets[i] : self.offsets[i + 1]] for i in range(len(self.offsets) - 1)]
 
-    def draw(self, k: int, rng: np.random.Generator | None) -> np.ndarray:
-        """One reward per step: the mean of a random K-subset (or of the first K, rng None)."""
+    def draw(self, k: int, stream: np.uint64 | None) -> np.ndarray:
+        """One reward per step: the mean of a random K-subset (of the first K, stream None)."""
         flat = np.full(len(self.steps), np.nan)
         for n, idx in self.groups.items():
             m = self.matrices[n]
             if k >= n:
                 flat[idx] = m.mean(axis=1)
-            elif rng is None:
+            elif stream is None:
                 flat[idx] = m[:, :k].mean(axis=1)
             else:
-                pick = np.argsort(rng.random(m.shape), axis=1)[:, :k]
+                with np.errstate(over="ignore"):
+                    bits = _mix((self.keys[idx] ^ stream)[:, None] + np.arange(n, dtype=np.uint64) * _GOLDEN)
+                pick = np.argsort(bits, axis=1)[:, :k]  # a uniformly random K-subset per row
                 flat[idx] = np.take_along_axis(m, pick, axis=1).mean(axis=1)
         return flat
+
+
+def _stream(seed: int, k: int, resample: int) -> np.uint64:
+    """The key of one resample at one K, from the seed (every part a full 64 bits)."""
+    x = np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for part in (k, resample):
+            x = _mix(x + _GOLDEN) + np.uint64(part)
+        return _mix(x)[0]
 
 
 def _k_point(
@@ -557,10 +588,9 @@ def _k_point(
     ci: float,
     metric: Callable[[list[list[float | None]]], float | None],
 ) -> KPoint:
-    rng = np.random.default_rng([seed, k])
     # With every step at or below K, every draw is the full set: one pass suffices.
     draws = 1 if k >= table.k_max else n_resamples
-    values = [metric(table.by_item(table.draw(k, rng))) for _ in range(draws)]
+    values = [metric(table.by_item(table.draw(k, _stream(seed, k, r)))) for r in range(draws)]
     defined = np.array([float(v) for v in values if v is not None])
     first = metric(table.by_item(table.draw(k, None)))
     point: KPoint = {

@@ -30,4 +30,6 @@
     });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw); else draw();
+  // A run page that settles (htmx) swaps the finished results, the chart among them, in.
+  document.addEventListener("htmx:afterSettle", draw);
 })();

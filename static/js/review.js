@@ -4,6 +4,8 @@
 //   t         take a critique opened by link (deciding needs its lease)
 //   1-9 0     toggle error types      u   undo the last decision
 //   j n / k p next / previous         e   write a note (Esc leaves it)   ?  key help
+//   c         cycle the corrected label (what "label wrong" proposes)
+// The adjudication screen uses the same keys (s f l decide, x passes, u undoes).
 // Time on task: visible time since the screen loaded, posted with the decision.
 (function () {
   "use strict";
@@ -44,6 +46,9 @@
   document.addEventListener("submit", function (e) {
     const field = e.target.querySelector && e.target.querySelector("#id_time_on_task_ms");
     if (field) field.value = String(visibleMs());
+    // A full-page submit (no htmx): ignore further keys until the next page loads.
+    const root = screen();
+    if (root && !e.target.hasAttribute("hx-post")) root.classList.add("busy");
   }, true);
 
   document.addEventListener("keydown", function (e) {
@@ -74,6 +79,13 @@
       done = press(root.querySelector('[data-action="next"]'));
     } else if (key === "k" || key === "p") {
       done = press(root.querySelector('[data-action="previous"]'));
+    } else if (key === "c") {
+      const select = root.querySelector("#id_proposed_label");
+      if (select && select.options.length) {
+        select.selectedIndex = (select.selectedIndex + 1) % select.options.length;
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+        done = true;
+      }
     } else if (key === "e") {
       const note = root.querySelector("#id_note");
       if (note) { note.focus(); done = true; }

@@ -140,6 +140,19 @@ def test_it_skips_and_labels_a_k_whose_metric_is_undefined_instead_of_failing():
 def test_it_keeps_the_defined_points_beside_an_undefined_one():
     # A metric defined only from K=2 on: K=1 is skipped, K=2 stays exact.
     samples = [[[0.0, 1.0], [0.0, 1.0]]]
-    curve = k_scaling(samples, [-1], n_resamples=50, metric_fn=lambda s, _: s[0][0] if s[0][0] == 0.5 else None)
+    curve = k_scaling(
+        samples, [-1], n_resamples=50, metric_fn=lambda s, _: s[0][0] if s[0][0] == 0.5 else None
+    )
     assert curve[0]["value"] is None and "undefined" in curve[0]
     assert curve[1]["value"] == 0.5 and "undefined" not in curve[1]
+
+
+def test_a_run_through_the_first_errors_gives_the_full_runs_curve_exactly():
+    # Steps after the labelled first error cannot change a ProcessBench number; the
+    # resampling of the steps that remain must not depend on them either.
+    samples, labels = synthetic_run(5, n_items=60, k_max=6)
+    partial = [item if lab == -1 else item[: lab + 1] for item, lab in zip(samples, labels, strict=True)]
+    assert sum(map(len, partial)) < sum(map(len, samples))
+    full_curve = k_scaling(samples, labels, n_resamples=40, seed=2)
+    assert k_scaling(partial, labels, n_resamples=40, seed=2) == full_curve
+    assert full_curve[0]["std"] > 0  # K=1 really resamples

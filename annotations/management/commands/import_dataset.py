@@ -1,4 +1,5 @@
-"""`manage.py import_dataset PATH`: import one file as one dataset, in one transaction."""
+"""`manage.py import_dataset PATH [PATH ...]`: import one file, or several files of one format,
+as one dataset, in one transaction."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from rprm_web.cli import Progress, add_json_flag, write_json
 class Command(BaseCommand):
     help = (
         "Import a step-labelled dataset file (JSONL or JSON array, optionally .gz or .zst, or Parquet). The format is "
-        "detected from the first record unless --format is given. Nothing is written if any record is "
-        "invalid; a file already imported with the same format and options is reported and skipped."
+        "detected from the first record unless --format is given. Several paths make one dataset (all of one "
+        "format). Nothing is written if any record of any file is invalid; files already imported with the same "
+        "format and options are reported and skipped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path")
+        parser.add_argument("path", nargs="+", help="one file, or several files imported as one dataset")
         parser.add_argument("--format", choices=FORMATS, help="skip auto-detection")
-        parser.add_argument("--name", help="dataset name (default: the file name without extensions)")
+        parser.add_argument(
+            "--name",
+            help="dataset name (default: the file name without extensions; several: their common prefix)",
+        )
         parser.add_argument("--split", default="", help="e.g. train, test, gsm8k")
         parser.add_argument(
             "--rating0",
@@ -37,7 +42,7 @@ class Command(BaseCommand):
 
         try:
             result = import_file(
-                opts["path"],
+                opts["path"] if len(opts["path"]) > 1 else opts["path"][0],
                 dataset_name=opts["name"],
                 fmt=opts["format"],
                 options=options,
@@ -56,8 +61,17 @@ class Command(BaseCommand):
             for warning in result.warnings[:10]:
                 self.stdout.write(f"  {warning}")
         self.stdout.write(result.summary())
-        write_json(self, opts, {
-            "dataset": result.dataset.name, "dataset_uuid": result.dataset.uuid, "format": result.format,
-            "already_imported": result.already_imported, "job": result.job.uuid, "counts": result.job.counts,
-            "warnings": result.warnings, "seconds": round(result.seconds, 3),
-        })
+        write_json(
+            self,
+            opts,
+            {
+                "dataset": result.dataset.name,
+                "dataset_uuid": result.dataset.uuid,
+                "format": result.format,
+                "already_imported": result.already_imported,
+                "job": result.job.uuid,
+                "counts": result.job.counts,
+                "warnings": result.warnings,
+                "seconds": round(result.seconds, 3),
+            },
+        )

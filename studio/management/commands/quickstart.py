@@ -45,7 +45,8 @@ class Command(BaseCommand):
         parser.add_argument("--serve", action="store_true", help="start web + workers and keep serving")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
-            "--check", action="store_true",
+            "--check",
+            action="store_true",
             help="with --serve: run the pipeline, check the site answers, then stop (used by the tests)",
         )
 
@@ -119,7 +120,9 @@ class Command(BaseCommand):
         existing = Dataset.objects.filter(name="demo").first()
         if existing:
             return existing
-        result = import_file(path, dataset_name="demo", fmt="processbench", user=User.objects.get(username="admin"))
+        result = import_file(
+            path, dataset_name="demo", fmt="processbench", user=User.objects.get(username="admin")
+        )
         return result.dataset
 
     def start_processes(self, port: int) -> list[subprocess.Popen]:
@@ -135,19 +138,68 @@ class Command(BaseCommand):
         py = sys.executable
         commands = {
             # gthread: a scoring request waits on the model server, not on this process's CPU.
-            "web": [py, "-m", "gunicorn", "rprm_web.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread", "-w", "2",
-                    "--threads", "4", "--timeout", "120"],
-            "worker": [py, "-m", "celery", "-A", "rprm_web", "worker", "-Q", "default", "-c", "2",
-                       "-n", "default@%h", "--loglevel", "INFO"],
-            "gpu-worker": [py, "-m", "celery", "-A", "rprm_web", "worker", "-Q", "gpu", "-c", "1",
-                           "--pool", "solo", "-n", "gpu@%h", "--loglevel", "INFO"],
+            "web": [
+                py,
+                "-m",
+                "gunicorn",
+                "rprm_web.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-k",
+                "gthread",
+                "-w",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "120",
+            ],
+            "worker": [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "rprm_web",
+                "worker",
+                "-Q",
+                "default",
+                "-c",
+                "2",
+                "-n",
+                "default@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            "gpu-worker": [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "rprm_web",
+                "worker",
+                "-Q",
+                "gpu",
+                "-c",
+                "1",
+                "--pool",
+                "solo",
+                "-n",
+                "gpu@%h",
+                "--loglevel",
+                "INFO",
+            ],
         }
         procs = [serve]
         for name, cmd in commands.items():
             log = (log_dir / f"{name}.log").open("ab")
-            procs.append(subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=log,
-                                          start_new_session=True))
-        self.stdout.write(f"• Started web, workers and the scoring model server at {self.scoring_url} (logs in {log_dir})")
+            procs.append(
+                subprocess.Popen(
+                    cmd, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=log, start_new_session=True
+                )
+            )
+        self.stdout.write(
+            f"• Started web, workers and the scoring model server at {self.scoring_url} (logs in {log_dir})"
+        )
         return procs
 
     def wait_for_http(self, url: str, procs, timeout: float = 60) -> None:

@@ -13,7 +13,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("annotations", "0008_importjob_retry_archive_launch_key"),
+        ("annotations", "0009_import_job_files"),
     ]
 
     operations = [
