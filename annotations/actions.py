@@ -69,19 +69,6 @@ def import_limits() -> Limits:
     )
 
 
-def is_upload(path: str | Path) -> bool:
-    """A file the upload form saved (the job owns it), not one a command pointed at."""
-    uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
-    return Path(path).resolve().parent == uploads
-
-
-def remove_upload(job: ImportJob) -> None:
-    """Delete uploaded files once their job has ended (never a file given on the command line)."""
-    for path, _ in job_sources(job):
-        if is_upload(path):
-            path.unlink(missing_ok=True)
-
-
 Source = tuple[Path, str]  # a file on disk and the name people know it by (an upload's own name)
 
 
@@ -218,48 +205,43 @@ def create_import_job(
 
 
 def run_import_job(job_id: int) -> ImportResult | None:
-    """Run a queued job; safe to call twice (a task delivered twice does nothing more).
+    """Run a queued job through the run lifecycle (`runs.execute`); safe to call twice (a
+    task delivered twice does nothing more).
 
-    The job is claimed with a conditional UPDATE (queued → running). On Postgres the
-    runner also holds a session advisory lock on the job while it works, so a job left
-    `running` by a worker that died (its transaction rolled back, its lock released with
-    its connection) is claimed again by the redelivered task instead of staying stuck.
-    A bad file leaves the job `failed` with the error and returns None; other errors also
-    mark it failed and propagate.
+    On Postgres the runner also holds a session advisory lock on the job while it works, so
+    a job left `running` by a worker that died (its transaction rolled back, its lock
+    released with its connection) is claimed again by the redelivered task instead of
+    staying stuck. A lost database connection rolls the import back and runs it again on a
+    new one (the lifecycle's retry). A bad file leaves the job `failed` with the error and
+    returns None, as does any other failure (recorded on the job).
     """
+    outcome: list[ImportResult] = []
+
+    def body(job: ImportJob) -> None:
+        # Taken again on every try: the lock went with a connection that was lost.
+        with _job_lock(job.id) as locked:
+            if not locked:
+                raise runs.LeaseLost(f"import job {job.id} is locked by another worker")
+            options = dict(job.options)
+            split = options.pop("split", "")
+            try:
+                outcome.append(import_file(job_sources(job), dataset_name=job.dataset_name,
+                                           fmt=job.requested_format or None, options=options,
+                                           user=job.created_by, split=split, job=job))
+            except ImportValidationError:
+                pass  # recorded on the job: failed for good, the task returns (no redelivery)
+
     with _job_lock(job_id) as locked:
         if not locked:
             log.info("import job %s is being run by another worker; nothing to do", job_id)
             return None
         # Running but unlocked on Postgres: its runner died. Elsewhere (SQLite) a dead
         # runner is known by its stale heartbeat or by its own restarted worker name.
-        job = runs.claim(ImportJob, job_id, runs.worker_name(), select_related=("created_by",),
-                         holder_dead=connection.vendor == "postgresql", bytes_done=0)
-        if job is None:
-            log.info("import job %s is not claimable (finished or held by a live worker)", job_id)
-            return None
-        options = dict(job.options)
-        split = options.pop("split", "")
-        try:
-            with runs.heartbeat(job):
-                return import_file(
-                    job_sources(job),
-                    dataset_name=job.dataset_name,
-                    fmt=job.requested_format or None,
-                    options=options,
-                    user=job.created_by,
-                    split=split,
-                    job=job,
-                )
-        except ImportValidationError:
-            return None  # recorded on the job: failed for good, the task returns (no redelivery)
-        except runs.LeaseLost:
-            log.warning("import job %s was taken over by another worker; this import rolled back", job_id)
-            return None
-        finally:
-            # Ended one way or another (a crash never gets here): the upload is not needed again.
-            if ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists():
-                remove_upload(job)
+        job = runs.execute(ImportJob, job_id, body, select_related=("created_by",),
+                           holder_dead=connection.vendor == "postgresql", claim_fields={"bytes_done": 0})
+    if job is not None and ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists():
+        job.discard_inputs()  # ended one way or another (a crash never gets here)
+    return outcome[0] if outcome else None
 
 
 JOB_LOCK_NAMESPACE = 0x5250524D  # "RPRM": first key of the two-key advisory lock
@@ -278,8 +260,11 @@ def _job_lock(job_id: int) -> Iterator[bool]:
         yield locked
     finally:
         if locked:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK_NAMESPACE, job_id])
+            try:
+                with connection.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK_NAMESPACE, job_id])
+            except DatabaseError:  # the connection was lost, and the lock with it
+                log.warning("import job %s: advisory lock not released (connection lost)", job_id)
 
 
 def import_file(
@@ -311,18 +296,7 @@ def import_file(
         or (job.dataset_name if job is not None else "")
         or default_name_of([name for _, name in sources])
     )
-    if job is None:
-        job = ImportJob.objects.create(
-            dataset_name=dataset_name,
-            file_path=str(sources[0][0]),
-            file_name=file_name,
-            files=[{"path": str(p), "name": n} for p, n in sources] if len(sources) > 1 else [],
-            requested_format=fmt or "",
-            options=options or {},
-            status=ImportJob.Status.RUNNING,
-            started_at=timezone.now(),
-            created_by=user if user is not None and user.is_authenticated else None,
-        )
+    job = job or _running_job(sources, dataset_name, fmt, options, user)
     try:
         limits = import_limits()
         readers = [RecordReader(p, name, limits) for p, name in sources]
@@ -339,7 +313,8 @@ def import_file(
         job.dataset_name = dataset_name
         job.status = ImportJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()
-        started_row = runs.held(job).update(
+        runs.progress(
+            job,
             file_size=job.file_size,
             file_sha256=job.file_sha256,
             detected_format=fmt,
@@ -347,8 +322,6 @@ def import_file(
             dataset_name=dataset_name,
             started_at=job.started_at,
         )
-        if not started_row:
-            raise runs.LeaseLost(f"import job {job.id} is no longer held by {job.worker or 'this process'}")
         # Live progress needs the job row committed and unlocked: only when this import
         # owns its transaction (not inside a caller's atomic block, e.g. a test case).
         live_db = connection.vendor == "postgresql" and not connection.in_atomic_block
@@ -359,6 +332,27 @@ def import_file(
     except Exception as exc:
         _fail(job, exc)
         raise
+
+
+def _running_job(
+    sources: list[Source],
+    dataset_name: str,
+    fmt: str | None,
+    options: dict[str, Any] | None,
+    user: AbstractBaseUser | None,
+) -> ImportJob:
+    """The job row of an import run in this process (no queue, no claim)."""
+    return ImportJob.objects.create(
+        dataset_name=dataset_name,
+        file_path=str(sources[0][0]),
+        file_name=describe_files([name for _, name in sources]),
+        files=[{"path": str(p), "name": n} for p, n in sources] if len(sources) > 1 else [],
+        requested_format=fmt or "",
+        options=options or {},
+        status=ImportJob.Status.RUNNING,
+        started_at=timezone.now(),
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
 
 
 def _detect_one_format(sources: list[Source], limits: Limits) -> str:
@@ -477,6 +471,8 @@ def _finish(job: ImportJob, status: str, *, dataset: Dataset, counts: dict[str, 
 
 
 def _fail(job: ImportJob, exc: BaseException) -> None:
+    if isinstance(exc, runs.TRANSIENT_ERRORS) and job.worker:
+        return  # a lost connection: the lifecycle runs the import again (runs.execute)
     message = str(exc) if isinstance(exc, ImportValidationError) else f"{type(exc).__name__}: {exc}"
     try:
         runs.finish(job, ImportJob.Status.FAILED, error=message[:10_000])  # nothing when lost

@@ -8,13 +8,14 @@ their own (review issue). Integer keys inside, UUIDs in URLs.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Count
 from django.urls import reverse
 
-from rprm_web.runs import RunBase
+from rprm_web.runs import RunBase, RunStatus
 
 
 class Dataset(models.Model):
@@ -70,13 +71,10 @@ class Dataset(models.Model):
 class ImportJob(RunBase):
     """One import of one file: the dataset's import history and the upload page's progress."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-        DUPLICATE = "duplicate", "already imported"
+    # The run statuses plus one outcome of its own: the file was imported before.
+    Status = models.TextChoices(
+        "ImportStatus", [(m.name, (m.value, m.label)) for m in RunStatus] + [("DUPLICATE", ("duplicate", "already imported"))]
+    )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="imports")
@@ -107,6 +105,15 @@ class ImportJob(RunBase):
 
     def __str__(self) -> str:
         return f"import of {self.file_name} ({self.status})"
+
+    def discard_inputs(self) -> None:
+        """Delete its uploaded files once the job has ended or can never run (never a file
+        given on the command line: only files the upload form saved, which the job owns)."""
+        uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
+        paths = [f["path"] for f in self.files] if self.files else [self.file_path] if self.file_path else []
+        for path in map(Path, paths):
+            if path.resolve().parent == uploads:
+                path.unlink(missing_ok=True)
 
     def get_absolute_url(self) -> str:
         return reverse("annotations:import_detail", args=[self.uuid])

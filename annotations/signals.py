@@ -1,4 +1,5 @@
-"""Worker heartbeat: each Celery worker writes a row every few seconds.
+"""Worker heartbeat: each Celery worker writes a row every few seconds (the UI's banner;
+re-queueing runs is the kernel's: rprm_web.runs.on_worker_ready).
 
 Independent of the broker (the embedded filesystem broker has no broadcast, so
 `control.ping` cannot be used there), and it tells the UI which queues have a
@@ -23,11 +24,9 @@ def _beat(hostname: str, queues: str) -> None:
     from django.db import close_old_connections
     from django.utils import timezone
 
-    from rprm_web import runs
-
     from .models import WorkerHeartbeat
 
-    started, requeued = timezone.now(), {}
+    started = timezone.now()
     while not _stop.is_set():
         try:
             close_old_connections()
@@ -35,8 +34,6 @@ def _beat(hostname: str, queues: str) -> None:
                 hostname=hostname,
                 defaults={"queues": queues, "pid": os.getpid(), "started_at": started, "last_seen": timezone.now()},
             )
-            # A run whose worker died while no worker restarts after it: queue it again.
-            runs.sweep(hostname, set(queues.split(",")), requeued)
         except Exception:  # the DB may be briefly unavailable; keep beating
             log.exception("worker heartbeat failed")
         _stop.wait(HEARTBEAT_EVERY_S)

@@ -15,7 +15,7 @@ def import_dataset_task(self, job_id: int) -> None:
     """Import the file of a queued ImportJob. Safe to deliver twice: the job is claimed
     with a conditional UPDATE, and an import is one transaction, so a crashed run left
     nothing behind (on Postgres its job is claimed again on redelivery; see
-    `run_import_job`). Queue it with `import_dataset_task.delay_on_commit(job.id)`."""
+    `run_import_job`). Queue it with `runs.enqueue(ImportJob, job.id)`."""
     run_import_job(job_id)
 
 

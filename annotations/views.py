@@ -97,7 +97,6 @@ def _original_question(solution: Solution) -> str:
 def import_new(request: AppRequest):
     require_admin(request)
     from .actions import create_import_job
-    from .tasks import import_dataset_task
 
     form = ImportForm(
         request.POST or None, request.FILES or None, refused_upload=getattr(request, "upload_refused", None)
@@ -116,7 +115,7 @@ def import_new(request: AppRequest):
                 user=request.user,
                 split=data["split"],
             )
-            import_dataset_task.delay_on_commit(job.id)
+            runs.enqueue(ImportJob, job.id)  # a broker error fails the job and answers 503 (EnqueueError)
             return job
 
         # A second POST of the same form gets the first job; the copies it wrote go.

@@ -22,31 +22,25 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
+
+from rprm_web.runs import RunBase
 
 OUTCOMES = ("unqueued", "open", "partial", "adjudication", "sound", "flawed", "label_wrong")
 REVIEWED = ("sound", "flawed", "label_wrong")
 
 
-class DashboardRefresh(models.Model):
-    """One rebuild of the summaries; the latest succeeded one dates the numbers shown."""
+class DashboardRefresh(RunBase):
+    """One rebuild of the summaries; the latest succeeded one dates the numbers shown. A run
+    like any other (rprm_web.runs): claimed, heartbeat, a dead worker's refresh taken over."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
     # Rows written per table and critiques summarised.
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
 
     class Meta:
         db_table = "annotations_dashboardrefresh"
@@ -58,6 +52,9 @@ class DashboardRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"dashboard refresh {self.pk} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("dashboards:error_types")  # the numbers it refreshed, with their age
 
 
 class DashboardCell(models.Model):

@@ -68,26 +68,17 @@ def request_refresh(user=None, *, queue: bool = True, now: datetime | None = Non
 
 
 def run_refresh(refresh_id: int) -> DashboardRefresh | None:
-    """Claim a queued refresh and rebuild. None when another worker already claimed it."""
-    now = timezone.now()
-    claimed = DashboardRefresh.objects.filter(id=refresh_id, status=DashboardRefresh.Status.QUEUED).update(
-        status=DashboardRefresh.Status.RUNNING, started_at=now
-    )
-    if not claimed:
-        return None
-    refresh = DashboardRefresh.objects.get(id=refresh_id)
+    """Claim a queued refresh (or a dead worker's) and rebuild, through the run lifecycle.
+    None when it is not claimable (done, or held by a live worker). A failed rebuild leaves
+    the old summaries in place."""
     t0 = time.perf_counter()
-    try:
-        counts = refresh_summaries()
-    except Exception as exc:  # a failed rebuild leaves the old summaries in place
-        log.exception("dashboard refresh %s failed", refresh_id)
-        refresh.status, refresh.error = DashboardRefresh.Status.FAILED, f"{type(exc).__name__}: {exc}"
-    else:
-        refresh.status, refresh.counts = DashboardRefresh.Status.SUCCEEDED, counts
-    refresh.finished_at = timezone.now()
-    refresh.seconds = time.perf_counter() - t0
-    refresh.save(update_fields=["status", "error", "counts", "finished_at", "seconds"])
-    return refresh
+
+    def body(refresh: DashboardRefresh) -> dict:
+        return {"counts": refresh_summaries()}
+
+    return runs.execute(
+        DashboardRefresh, refresh_id, body, final=lambda refresh, status: {"seconds": time.perf_counter() - t0}
+    )
 
 
 def refresh_now(user=None) -> DashboardRefresh:

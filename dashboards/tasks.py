@@ -1,7 +1,7 @@
 """Celery task of the audit dashboards (default queue: CPU work).
 
-Safe to run twice: the task claims its DashboardRefresh row with a conditional
-UPDATE, and the rebuild itself takes a table lock and rewrites every summary row in
+Safe to run twice: the task claims its DashboardRefresh row through the run lifecycle
+(rprm_web.runs; a dead worker's refresh is taken over), and the rebuild itself takes a table lock and rewrites every summary row in
 one transaction, so two rebuilds never interleave.
 """
 
@@ -27,4 +27,4 @@ def refresh_dashboards_task(refresh_id: int) -> None:
         log.info("dashboard refresh %s: %s in %.1f s", refresh_id, refresh.status, refresh.seconds or 0)
 
 
-runs.register(DashboardRefresh, refresh_dashboards_task, queue="default", resume=False)
+runs.register(DashboardRefresh, refresh_dashboards_task, queue="default")

@@ -19,7 +19,6 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from annotations.models import Dataset, Problem
 from inference.core.answers import answers_equal, extract_answer
@@ -127,10 +126,6 @@ def request_cancel(run: GuidanceRun) -> bool:
 # ---------------------------------------------------------------- processing
 
 
-def claim(run_id: int, worker: str) -> GuidanceRun | None:
-    return runs.claim(GuidanceRun, run_id, worker, select_related=("policy", "scorer", "template", "dataset"))
-
-
 def _backends(run: GuidanceRun):
     """(policy, scorer, close): one model when both are the same endpoint; otherwise the
     policy is loaded next to the cached scorer for the run's duration (not through the
@@ -187,7 +182,7 @@ def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None
     )
     problems = list(_problems(run.dataset, run.problem_limit))
     done = set(GuidanceResult.objects.filter(run=run).values_list("problem_id", flat=True))
-    GuidanceRun.objects.filter(id=run.id).update(problems_total=len(problems), problems_done=len(done))
+    runs.progress(run, problems_total=len(problems), problems_done=len(done))
     for problem in problems:
         if problem.id in done:
             continue
@@ -227,9 +222,7 @@ def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None
                 defaults={**result, "reference_answer": problem.reference_answer, "text_repaired": repaired},
             )
             if created:
-                GuidanceRun.objects.filter(id=run.id).update(
-                    problems_done=F("problems_done") + 1, heartbeat_at=timezone.now()
-                )
+                runs.progress(run, problems_done=F("problems_done") + 1)
         if progress:
             run.refresh_from_db(fields=["problems_done"])
             progress(run)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NotRequired, TypedDict, cast
 
 from django.db.models import QuerySet
@@ -133,6 +133,7 @@ class EvaluationResults(TypedDict):
     contamination: dict[str, Any] | None
     clean: NotRequired[dict[str, Any]]
     critiques: Critiques
+    partial: NotRequired[bool]  # the run failed or was cancelled: these are its scored solutions
 
 
 def _items(run: EvaluationRun) -> list[Item]:
@@ -222,9 +223,9 @@ def _processbench_results(items: list[Item], t: float, exact_sweep: bool) -> dic
         "unit": "percent",
         "undefined": report["avg_f1_undefined"],
     }
-    subset_items: dict[str, list] = defaultdict(list)
+    subset_items: dict[str, list[tuple[int, Sequence[float | None]]]] = defaultdict(list)
     for it in items:
-        subset_items[it["subset"]].append((it["label"], it["step_scores"]))
+        subset_items[it["subset"]].append((cast(int, it["label"]), it["step_scores"]))  # checked above
     sweep: list[SweepRow] = [
         {
             "threshold": r["threshold"],
@@ -337,7 +338,7 @@ def k_scaling_curve(
     A K whose headline is undefined is a skipped point, labelled, not a failure."""
     labels = list(range(len(items)))  # the metric looks items up by position
 
-    def metric_fn(by_item: list[list[float | None]], idx: list[int]) -> float | None:
+    def metric_fn(by_item: list[list[float | None]], idx: Sequence[Any]) -> float | None:
         scored = [cast(Item, {**items[i], "step_scores": s}) for i, s in zip(idx, by_item, strict=True)]
         return headline(benchmark, scored, threshold)
 
@@ -345,7 +346,7 @@ def k_scaling_curve(
     return metrics.k_scaling(samples, labels, n_resamples=n_resamples, seed=seed, metric_fn=metric_fn)
 
 
-def contamination(eval_datasets: list[Dataset], train_datasets: list[Dataset] | None = None) -> dict | None:
+def contamination(eval_datasets: list[Dataset], train_datasets: list[Dataset] | None = None) -> dict[str, Any] | None:
     """Overlap of the evaluation problems with training problems (exact and normalised).
 
     Training datasets default to every PRM800K / R-PRM step-rows dataset (the R-PRM

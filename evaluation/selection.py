@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from annotations.models import Dataset, Solution
 
@@ -90,7 +90,7 @@ def select_solutions(benchmark: str, datasets: list[Dataset], n: int, seed: int)
     return {"n": n, "seed": seed, "by": by, "strata": strata, "solution_ids": ids}
 
 
-def describe(selection: Selection | dict) -> str:
+def describe(selection: Selection | dict[str, Any]) -> str:
     """One line for the run page and the CLI: what "the first N" means for this run."""
     if not selection:
         return ""

@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from inference.core import metrics
 from inference.core.metrics import POSITIVE_ONLY_CLASSES, PRMBENCH_DIMENSIONS, PROCESSBENCH_SUBSETS
+from inference.scorers import scorer_endpoint
 from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 from rprm_web.inputs import short_upload_name
@@ -172,9 +173,16 @@ def results(request: AppRequest):
     return render(request, "evaluation/results.html", context)
 
 
+def _picked_model(request: AppRequest, field: str) -> dict:
+    """?model=<endpoint or model version name> preselects that scorer (a model page links here)."""
+    endpoint = scorer_endpoint(request.GET["model"]) if request.GET.get("model") else None
+    return {field: endpoint} if endpoint else {}
+
+
 def evaluation_new(request: AppRequest):
     require_admin(request)
-    form = EvaluationForm(request.POST or None, request.FILES or None)
+    picked = _picked_model(request, "endpoint")
+    form = EvaluationForm(request.POST or None, request.FILES or None, initial=picked)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -355,7 +363,7 @@ def guidance_list(request: AppRequest):
 
 def guidance_new(request: AppRequest):
     require_admin(request)
-    form = GuidanceForm(request.POST or None)
+    form = GuidanceForm(request.POST or None, initial=_picked_model(request, "scorer"))
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:

@@ -28,7 +28,6 @@ from inference.models import ModelEndpoint, PromptTemplate
 from inference.runner import get_backend
 from inference.scorers import eval_sampling_values, template_for
 from rprm_web import runs
-from rprm_web.runs import RunCancelled  # noqa: F401  (the name other modules used)
 
 from .models import EvaluationDataset, EvaluationRun, SolutionScore
 from .results import _step_labels, compute_results, run_solutions, solution_loss
@@ -196,21 +195,11 @@ def request_cancel(run: EvaluationRun) -> bool:
 # ---------------------------------------------------------------- processing
 
 
-def claim(run_id: int, worker: str) -> EvaluationRun | None:
-    """Model evaluations only: external-scores evaluations are computed at creation."""
-    return runs.claim(
-        EvaluationRun,
-        run_id,
-        worker,
-        where=Q(source=EvaluationRun.Source.MODEL),
-        select_related=("endpoint", "template"),
-    )
-
-
 def process_evaluation(
     run_id: int, *, backend=None, progress: Callable[[EvaluationRun], None] | None = None
 ) -> EvaluationRun | None:
-    """Claim a model evaluation and score what is missing, then compute its results."""
+    """Claim a model evaluation and score what is missing, then compute its results (model
+    evaluations only: external-scores evaluations are computed at creation)."""
 
     def body(run: EvaluationRun) -> dict:
         _score_missing(run, backend or get_backend(run.endpoint), progress)
@@ -222,7 +211,22 @@ def process_evaluation(
         body,
         where=Q(source=EvaluationRun.Source.MODEL),
         select_related=("endpoint", "template"),
+        final=_partial_results,
     )
+
+
+def _partial_results(run: EvaluationRun, status: str) -> dict[str, Any]:
+    """A run that failed or was cancelled still shows the numbers of what it scored (marked
+    partial); a retry finishes it. Nothing here may turn an outcome into a crash."""
+    if status == EvaluationRun.Status.SUCCEEDED or not SolutionScore.objects.filter(run=run).exists():
+        return {}
+    try:
+        results = compute_results(run)
+    except Exception:  # the run's own error is what counts; these numbers are a bonus
+        log.exception("partial results of evaluation %s could not be computed", run.id)
+        return {}
+    results["partial"] = True
+    return {"results": results}
 
 
 def _score_missing(run: EvaluationRun, backend, progress) -> None:
@@ -230,7 +234,7 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
     ids = list(run_solutions(run).values_list("id", flat=True))
     done = set(SolutionScore.objects.filter(run=run).values_list("solution_id", flat=True))
     todo = [i for i in ids if i not in done]
-    EvaluationRun.objects.filter(id=run.id).update(solutions_total=len(ids), solutions_done=len(done))
+    runs.progress(run, solutions_total=len(ids), solutions_done=len(done))
     size = max(1, run.batch_size)
     for start in range(0, len(todo), size):
         runs.checkpoint(run)
@@ -291,10 +295,10 @@ def _store_batch(run: EvaluationRun, rows: list[SolutionScore], stats: BatchStat
     """Stored as they arrive: a failure later loses nothing already scored."""
     with transaction.atomic():
         SolutionScore.objects.bulk_create(rows, ignore_conflicts=True)
-        EvaluationRun.objects.filter(id=run.id).update(
+        runs.progress(
+            run,
             solutions_done=SolutionScore.objects.filter(run=run).count(),
             steps_done=F("steps_done") + sum(len(r.step_scores) for r in rows),
             tokens_generated=F("tokens_generated") + stats.completion_tokens,
             backend_seconds=F("backend_seconds") + stats.backend_seconds,
-            heartbeat_at=timezone.now(),
         )

@@ -337,7 +337,7 @@ class _Job:
         return False
 
 
-def execute(endpoint: ModelEndpoint, template: PromptTemplate, args: dict[str, Any], sampling: dict[str, Any],
+def score_within_deadline(endpoint: ModelEndpoint, template: PromptTemplate, args: dict[str, Any], sampling: dict[str, Any],
             timeout_s: float, release) -> dict[str, Any]:  # fmt: skip
     """Score on a thread of its own and wait at most ``timeout_s``; the response body.
 
@@ -401,7 +401,7 @@ def resolve_endpoint(name: str | None) -> ModelEndpoint:
             raise ApiError(400, "bad_field", "model is required (no default scoring endpoint is configured: "
                            "RPRM_SCORING_ENDPOINT)", field="model")  # fmt: skip
         return default
-    endpoint = scorer_endpoint(name)
+    endpoint = scorer_endpoint(name, prefer_served=True)
     if endpoint is None:
         if default is not None and default.name == name:
             return default
@@ -464,7 +464,7 @@ def score(request: HttpRequest) -> JsonResponse:
             response["Retry-After"] = str(refused.retry_after)
             return response
         return JsonResponse(
-            execute(
+            score_within_deadline(
                 endpoint, template, args, sampling, request_timeout_s(), lambda: gate.release(token, lease)
             )
         )

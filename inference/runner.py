@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 
 from django.db import transaction
 from django.db.models import Count, F, Q
-from django.utils import timezone
 
 from annotations.models import Step
 from inference.core.backends.base import Backend
@@ -69,11 +68,6 @@ def select_steps(run: GenerationRun):
     if f.get("limit"):
         steps = steps[: int(f["limit"])]
     return steps
-
-
-def claim(run_id: int, worker: str) -> GenerationRun | None:
-    """See rprm_web.runs.claim: queued, or running under a dead worker or this very one."""
-    return runs.claim(GenerationRun, run_id, worker, select_related=("endpoint", "template", "dataset"))
 
 
 def _iter_batches(step_ids: list[int], size: int) -> Iterator[list[int]]:
@@ -207,7 +201,7 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
     sampling = run.sampling()
     step_ids = list(select_steps(run).values_list("id", flat=True))
     run.steps_total = len(step_ids)
-    run.save(update_fields=["steps_total"])
+    runs.progress(run, steps_total=run.steps_total)
 
     done = 0
     for batch in _iter_batches(step_ids, max(1, run.batch_size)):
@@ -235,16 +229,14 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
             Critique.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
             # Rows skipped as conflicts (written meanwhile by a taken-over worker) do not count.
             inserted = Critique.objects.filter(run=run, step_id__in=batch).count() - had
-            written = runs.held(run).update(
+            runs.progress(
+                run,
                 steps_done=done + len(batch),  # absolute, so a resumed run counts right
                 critiques_done=F("critiques_done") + inserted,
                 tokens_generated=F("tokens_generated") + sum(c.completion_tokens for c in new),
                 backend_seconds=F("backend_seconds") + backend_s,
                 orchestration_seconds=F("orchestration_seconds") + (time.perf_counter() - t0 - backend_s),
-                heartbeat_at=timezone.now(),
             )
-            if not written:
-                raise runs.LeaseLost(f"generation run {run.id} was taken over")
         done += len(batch)
         run.refresh_from_db(fields=["steps_done", "critiques_done", "tokens_generated", "backend_seconds",
                                     "orchestration_seconds", "cancel_requested"])

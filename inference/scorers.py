@@ -4,6 +4,7 @@ prompt templates by name, and the evaluation sampling values."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -68,8 +69,29 @@ def eval_sampling_values(endpoint: ModelEndpoint | None, **overrides: Any) -> di
     return values
 
 
-def scorer_endpoint(name: str) -> ModelEndpoint | None:
-    return ModelEndpoint.objects.filter(name=name, role__in=SCORER_ROLES).first()
+# Other names a scoring endpoint answers to, taught by later stages at start-up (training: a
+# model version's own name means its scorer, then its student endpoint). A resolver returns
+# endpoint ids in order of preference.
+NAME_RESOLVERS: list[Callable[[str], list[int]]] = []
+
+
+def register_name_resolver(resolver: Callable[[str], list[int]]) -> None:
+    if resolver not in NAME_RESOLVERS:
+        NAME_RESOLVERS.append(resolver)
+
+
+def scorer_endpoint(name: str, *, prefer_served: bool = False) -> ModelEndpoint | None:
+    """The scorer or student endpoint of this name, or of the model this name registers
+    (`prefer_served`: an OpenAI-compatible one first, as the scoring API calls only those)."""
+    found = ModelEndpoint.objects.filter(name=name, role__in=SCORER_ROLES).first()
+    if found is not None:
+        return found
+    ids = [i for resolve in NAME_RESOLVERS for i in resolve(name)]
+    by_id = ModelEndpoint.objects.filter(id__in=ids, role__in=SCORER_ROLES).in_bulk()
+    candidates = [by_id[i] for i in ids if i in by_id]
+    if prefer_served:
+        candidates.sort(key=lambda e: e.backend != ModelEndpoint.Backend.OPENAI)  # stable: order kept
+    return candidates[0] if candidates else None
 
 
 def template_for(name: str | None = None) -> PromptTemplate:

@@ -464,11 +464,13 @@ _cohen_kappa = cohen_kappa  # the name the agreement tests use
 # --- Django shell ----------------------------------------------------------------
 
 
-def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
+def audit_run(run_id: int, *, batch: int = 2000, progress=None, only_missing: bool = False) -> dict:
     """Compute (or recompute) the audit of every critique of a run and sync its review items.
 
     Idempotent: audits are upserted, review items created once (their review state is
     never touched, only suspicion / flagged). Step equations are checked once per step.
+    `only_missing`: skip critiques already audited by this AUDIT_VERSION (the automatic
+    audit of a finished run: one audit per critique and version, however often it is queued).
     """
     from django.db import transaction
     from django.db.models import Exists, OuterRef, Subquery
@@ -496,6 +498,8 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None) -> dict:
         )
         .order_by("step_id", "sample_index")
     )
+    if only_missing:
+        critiques = critiques.exclude(audit__version=AUDIT_VERSION)
     verdicts: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for cid, sid, verdict in Critique.objects.filter(run=run).values_list("id", "step_id", "verdict"):
         verdicts[sid].append((cid, verdict))

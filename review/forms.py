@@ -20,6 +20,11 @@ class QueueFilterForm(forms.Form):
         ],
         required=False,
     )
+    role = forms.ChoiceField(
+        choices=[("teacher", "Teacher critiques"), ("student", "Student samples"), ("all", "All critiques")],
+        required=False,
+        label="Critiques",
+    )
     dataset = forms.ModelChoiceField(
         Dataset.objects.order_by("name"), required=False, empty_label="All datasets"
     )
@@ -43,6 +48,7 @@ class QueueFilterForm(forms.Form):
         d = self.cleaned_data
         return QueueFilter(
             queue=d["queue"] or "matched",
+            role=d["role"] or "teacher",
             dataset_id=d["dataset"].id if d["dataset"] else None,
             run_id=d["run"].id if d["run"] else None,
             error_type_id=d["error_type"].id if d["error_type"] else None,

@@ -23,7 +23,7 @@ from annotations.models import Dataset
 from inference.models import GenerationRun
 
 from .models import Assignment, Review, ReviewItem
-from .queue import QueueFilter, open_items
+from .queue import QueueFilter, open_items, role_kinds
 
 COUNT_CAP = 10_000
 WEEK_DAYS = 7
@@ -81,13 +81,15 @@ def _scope_q(flt: QueueFilter, prefix: str = "") -> Q:
         q &= Q(**{f"{prefix}dataset_id": flt.dataset_id})
     if flt.run_id:
         q &= Q(**{f"{prefix}run_id": flt.run_id})
+    elif flt.role != "all":  # the queue's role, as QueueFilter.apply filters it
+        q &= Q(**{f"{prefix}run__kind__in": role_kinds(flt.role)})
     return q
 
 
 def scope_progress(flt: QueueFilter, user: User, *, left: Count_ | None = None) -> ScopeProgress:
     """Progress of the queue scope (search and error-type filters aside); `left` when the
     caller has counted it already (the queue page's tab)."""
-    scope = QueueFilter(queue=flt.queue, dataset_id=flt.dataset_id, run_id=flt.run_id)
+    scope = QueueFilter(queue=flt.queue, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id)
     if left is None:
         left = capped(open_items(scope))
     done = ReviewItem.objects.filter(_scope_q(scope), state__in=ReviewItem.REVIEWED_STATES).count()

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from inference.models import Critique
+from inference.models import Critique, GenerationRun
 
 from .assignments import serving_tiers
 from .models import Review, ReviewEvent, ReviewItem
@@ -60,13 +60,21 @@ def record(kind: str, actor: User | None, item: ReviewItem | None = None, **payl
 # --- queue -----------------------------------------------------------------------
 
 
+def role_kinds(role: str) -> tuple[str, ...]:
+    """The generation run kinds of a queue role ("teacher" or "student")."""
+    return GenerationRun.TEACHER_KINDS if role == "teacher" else (GenerationRun.Kind.STUDENT_SAMPLE,)
+
+
 @dataclass(frozen=True)
 class QueueFilter:
     """Which open items a reviewer works through; also what the URLs carry."""
 
     QUEUES = ("matched", "disagreed", "flagged")
+    ROLES = ("teacher", "student", "all")
 
     queue: str = "matched"
+    # Whose critiques: teacher runs (seed and imported) unless asked; a named run is shown whatever its role.
+    role: str = "teacher"
     dataset_id: int | None = None
     run_id: int | None = None
     error_type_id: int | None = None
@@ -85,6 +93,9 @@ class QueueFilter:
             qs = qs.filter(dataset_id=self.dataset_id)
         if self.run_id:
             qs = qs.filter(run_id=self.run_id)
+        elif self.role != "all":
+            kinds = role_kinds(self.role)
+            qs = qs.filter(run_id__in=GenerationRun.objects.filter(kind__in=kinds).values("id"))
         if self.error_type_id:
             match = Q(error_type_id=self.error_type_id)
             if self.viewer_id:
@@ -112,6 +123,8 @@ class QueueFilter:
 
     def as_query(self) -> dict[str, str]:
         q = {"queue": self.queue}
+        if self.role != "teacher":
+            q["role"] = self.role
         for key in ("dataset_id", "run_id", "error_type_id"):
             if getattr(self, key):
                 q[key.removesuffix("_id")] = str(getattr(self, key))

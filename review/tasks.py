@@ -18,14 +18,15 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def audit_run_task(run_id: int) -> None:
-    """Compute the audit signals of a run's critiques and put them in the review queues."""
-    summary = audit_run(run_id)
+def audit_run_task(run_id: int, recompute: bool = True) -> None:
+    """Compute the audit signals of a run's critiques and put them in the review queues.
+    Without `recompute`, only critiques this audit version has not seen yet."""
+    summary = audit_run(run_id, only_missing=not recompute)
     record(ReviewEvent.Kind.AUDITED, None, None, run=run_id, **summary)
     log.info("audited run %s: %s", run_id, summary)
 
 
-def queue_audit(run_id: int) -> None:
-    """Audit a run once its transaction commits (review.signals calls it for finished runs)."""
-    audit_run_task.delay_on_commit(run_id)
-
+def queue_audit(run_id: int, *, recompute: bool = False) -> None:
+    """Audit a run once its transaction commits (review.signals calls it for finished runs:
+    generation and import alike). `recompute`: audit again what was audited already."""
+    audit_run_task.delay_on_commit(run_id, recompute)

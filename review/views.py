@@ -30,6 +30,7 @@ from rprm_web.inputs import page_number
 from . import agreement as pair_agreement
 from . import progress, reviews
 from . import queue as review_queue
+from .empty_states import explain_empty
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
 from .models import Adjudication, LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
@@ -150,7 +151,7 @@ def _tab_counts(flt: QueueFilter) -> dict[str, int]:
     parts, params = [], []
     queues = [q for q, _ in QueueFilterForm.base_fields["queue"].choices]
     for q in queues:
-        scope = QueueFilter(queue=q, dataset_id=flt.dataset_id, run_id=flt.run_id)
+        scope = QueueFilter(queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id)
         qs = review_queue.open_items(scope).order_by().values("id")[: progress.COUNT_CAP + 1]
         sql, p = qs.query.sql_with_params()
         parts.append(f"(SELECT count(*) FROM ({sql}) AS t)")
@@ -195,6 +196,10 @@ def queue(request: AppRequest):
         else None,
         "runs": GenerationRun.objects.order_by("-id")[:50] if request.user.is_staff else [],
         "now": timezone.now(),
+        # An empty page says why and offers the next action.
+        "empty_reasons": explain_empty(flt, staff=request.user.is_staff)
+        if not page.object_list and page.number == 1
+        else [],
     }
     if request.htmx and request.htmx.target == "queue-table":
         return render(request, "review/queue.html#table", context)
@@ -466,9 +471,16 @@ def agreement(request: AppRequest):
     require_reviewer(request)
     # A live kappa moves with each decision: a reviewer watching it would learn whether the
     # other reviewer agreed. Pairs are for admins.
-    pairs = pair_agreement.agreement() if request.user.is_staff else None
+    # Teacher critiques only unless asked (?role=all): student samples are DPO material.
+    role = "all" if request.GET.get("role") == "all" else "teacher"
+    items = ReviewItem.objects.all()
+    if role == "teacher":
+        items = items.filter(
+            run_id__in=GenerationRun.objects.filter(kind__in=GenerationRun.TEACHER_KINDS).values("id")
+        )
+    pairs = pair_agreement.agreement(items) if request.user.is_staff else None
     per_reviewer = (
-        Review.objects.filter(undone_at__isnull=True)
+        Review.objects.filter(undone_at__isnull=True, item__in=items)
         .values("reviewer__username")
         .annotate(
             n=Count("id"),
@@ -479,7 +491,9 @@ def agreement(request: AppRequest):
         )
         .order_by("reviewer__username")
     )
-    return render(request, "review/agreement.html", {"pairs": pairs, "per_reviewer": per_reviewer})
+    return render(
+        request, "review/agreement.html", {"pairs": pairs, "per_reviewer": per_reviewer, "role": role}
+    )
 
 
 # --- adjudication (adjudicators and admins) ---------------------------------------------
@@ -608,6 +622,7 @@ def audit_run(request: AppRequest):
     run = get_object_or_404(GenerationRun, id=request.POST.get("run") or 0)
     from .tasks import queue_audit
 
-    queue_audit(run.id)
+    # "audit now" from an empty queue audits what is missing; the panel's form recomputes.
+    queue_audit(run.id, recompute=request.POST.get("recompute") != "0")
     messages.success(request, f"Audit of run #{run.id} queued: signals appear as the worker finishes.")
     return redirect("review:queue")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
@@ -45,7 +45,15 @@ app.autodiscover_tasks()
 
 @worker_ready.connect
 def resume_interrupted_runs(sender=None, **kwargs) -> None:
-    """Every app registers its run types with rprm_web.runs.resumable (in its tasks.py)."""
+    """Re-queue interrupted runs and start the periodic sweep of stale and long-queued ones
+    (every app registers its run types with rprm_web.runs.register, in its tasks.py)."""
     from rprm_web.runs import on_worker_ready  # after Django is set up: runs defines a model
 
     on_worker_ready(sender, **kwargs)
+
+
+@worker_shutdown.connect
+def stop_run_sweep(**kwargs) -> None:
+    from rprm_web.runs import on_worker_shutdown  # after Django is set up: runs defines a model
+
+    on_worker_shutdown(**kwargs)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
+
+from rprm_web.runs import EnqueueError
 
 # HtmxDetails attribute -> the request header it reads.
 _HEADERS = {
@@ -60,6 +63,31 @@ class HtmxVaryMiddleware:
         if tracked is not None and tracked.headers_read:
             patch_vary_headers(response, sorted(tracked.headers_read))
         return response
+
+
+class EnqueueErrorMiddleware:
+    """A launch whose message the broker refused or never answered (`runs.EnqueueError`; the
+    run was already failed with the reason) answers 503 with an error page, or a JSON error
+    for the API, instead of a bare 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, EnqueueError):
+            return None
+        message = str(exception)
+        if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+            return JsonResponse({"error": "queue_unavailable", "detail": message}, status=503)
+        context = {
+            "message": message,
+            "what": exception.model._meta.verbose_name,
+            "back": request.path,
+        }
+        return render(request, "enqueue_error.html", context, status=503)
 
 
 class QueryStringGuardMiddleware:

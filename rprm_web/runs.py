@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, models, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    models,
+    transaction,
+)
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
@@ -49,6 +58,20 @@ log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(seconds=getattr(settings, "RUN_STALE_AFTER_S", 600))
 HEARTBEAT_EVERY_S = float(getattr(settings, "RUN_HEARTBEAT_EVERY_S", 30))
 MAX_CRASHES = 2
+# A lost database connection inside a run (failover, admin shutdown, a restarted pooler) is
+# retried this many times, with backoff, before the run fails (env RUN_TRANSIENT_RETRIES).
+TRANSIENT_RETRIES = int(getattr(settings, "RUN_TRANSIENT_RETRIES", 5))
+TRANSIENT_BACKOFF_S = float(getattr(settings, "RUN_TRANSIENT_BACKOFF_S", 1.0))
+try:  # the driver's own, where code talks to psycopg directly (the importer's COPY)
+    from psycopg import InterfaceError as DriverInterfaceError
+    from psycopg import OperationalError as DriverOperationalError
+
+    _DRIVER_TRANSIENT: tuple[type[Exception], ...] = (DriverOperationalError, DriverInterfaceError)
+except ImportError:  # an install on the embedded SQLite default only
+    _DRIVER_TRANSIENT = ()
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, *_DRIVER_TRANSIENT)
+# A queued run older than this (env RUN_REQUEUE_QUEUED_AFTER_S) is queued again by the sweep.
+QUEUED_REQUEUE_AFTER = timedelta(seconds=int(getattr(settings, "RUN_REQUEUE_QUEUED_AFTER_S", 600)))
 
 # sent after a run's outcome was written: sender=model class, run=the run, status=str
 run_finished = Signal()
@@ -101,6 +124,9 @@ class RunBase(models.Model):
 
     class Meta:
         abstract = True
+
+    def discard_inputs(self) -> None:
+        """Delete what only this run would have read (an upload), once it can never run."""
 
     @property
     def is_finished(self) -> bool:
@@ -202,6 +228,13 @@ def worker_hint(rows) -> str:
 def held(run):
     """The run's row while this worker holds it (empty otherwise): fence progress writes with it."""
     return type(run).objects.filter(_held(run))
+
+
+def progress(run, **fields) -> None:
+    """Write progress fields (and a fresh heartbeat) while this worker holds the run;
+    LeaseLost when another worker took it over. Every run writes its progress here."""
+    if not held(run).update(heartbeat_at=timezone.now(), **fields):
+        raise LeaseLost(f"{type(run).__name__} {run.pk} is no longer held by {run.worker or 'this process'}")
 
 
 def beat(run) -> bool:
@@ -324,6 +357,10 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
 
 
+class DatabaseUnavailable(Exception):
+    """The run's database connection failed more often in a row than TRANSIENT_RETRIES allows."""
+
+
 def execute(
     model,
     run_id: int,
@@ -333,35 +370,98 @@ def execute(
     where: Q | None = None,
     select_related=(),
     final: Callable[[Any, str], dict] | None = None,
+    holder_dead: bool = False,
+    claim_fields: dict | None = None,
+    retries: int | None = None,
 ) -> Any | None:
     """Claim, heartbeat, run `body(run)`, finish. `body` returns extra fields to write
-    with success; `final(run, status)` returns fields written with any outcome."""
-    run = claim(model, run_id, worker or worker_name(), where=where, select_related=select_related)
+    with success; `final(run, status)` returns fields written with any outcome. A body
+    may write its own outcome with `finish` (an import does, inside its transaction, so
+    data and outcome commit together); then nothing more is written. A lost database
+    connection re-runs the body (it resumes from what is stored) up to `retries` times
+    (TRANSIENT_RETRIES); `holder_dead` and `claim_fields` are passed to `claim`."""
+    run = claim(model, run_id, worker or worker_name(), where=where, select_related=select_related,
+                holder_dead=holder_dead, **(claim_fields or {}))
     if run is None:
         log.info("%s %s not claimable (finished, cancelled or held by a live worker)", model.__name__, run_id)
         return None
-    error, fields = "", {}
     with heartbeat(run):
         try:
-            fields = body(run) or {}
-            status = RunStatus.SUCCEEDED
+            fields = run_body(run, body, TRANSIENT_RETRIES if retries is None else retries)
+            status, error = RunStatus.SUCCEEDED, ""
         except RunCancelled:
-            status = RunStatus.CANCELLED
+            fields, status, error = {}, RunStatus.CANCELLED, ""
         except LeaseLost:
             log.warning("%s %s was taken over; this worker stops", model.__name__, run_id)
             return run
         except Exception as exc:  # recorded on the run; the task itself does not retry
             log.exception("%s %s failed", model.__name__, run_id)
-            status, error = RunStatus.FAILED, error_text(exc)
-            if _has_field(model, "error_detail"):
-                # Reviewers read `error`: one short line; the traceback and any upstream
-                # body (which a registered server controls) go to the staff-only detail.
-                error, detail = split_error(exc, error)
-                fields["error_detail"] = _storable(detail)
+            fields, status, error = failure_fields(model, exc)
+        if run.status == RunStatus.RUNNING:  # else the body wrote its own outcome
+            _write_outcome(run, status, error, fields, final)
+    return run
+
+
+def run_body(run, body: Callable[[Any], dict | None], retries: int) -> dict:
+    """`body(run)`, run again after a lost database connection (a new connection, the
+    lease checked, backoff) up to `retries` times in a row; then DatabaseUnavailable."""
+    failures = 0
+    while True:
+        try:
+            return body(run) or {}
+        except TRANSIENT_ERRORS as exc:
+            failures = recover_connection(run, exc, failures, retries)
+
+
+def recover_connection(run, exc: BaseException, failures: int, retries: int) -> int:
+    """After a transient database error: drop the connection, wait (1, 2, 4 … s, at most
+    30 s), and check on a new one that this worker still holds the run. Returns the
+    failures so far; raises LeaseLost, or DatabaseUnavailable past `retries`."""
+    while True:
+        failures += 1
+        if failures > retries:
+            raise DatabaseUnavailable(
+                f"the database connection failed {failures} times in a row; gave up after {retries} retries "
+                f"(last: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+            ) from exc
+        log.warning("%s %s: database error (%s), retry %s of %s", type(run).__name__, run.pk,
+                    type(exc).__name__, failures, retries)
+        _drop_connection()
+        time.sleep(min(30.0, TRANSIENT_BACKOFF_S * 2 ** (failures - 1)))
+        try:
+            if not beat(run):
+                raise LeaseLost(f"{type(run).__name__} {run.pk} was taken over while its database was away")
+            return failures
+        except TRANSIENT_ERRORS as again:
+            exc = again
+
+
+def _drop_connection() -> None:
+    if connection.in_atomic_block:
+        return  # inside a caller's transaction (a test case's): it cannot be reconnected here
+    try:
+        connection.close()
+    except Exception:  # a connection that died mid-transaction may refuse even to close
+        log.debug("closing a broken connection failed", exc_info=True)
+
+
+def failure_fields(model, exc: BaseException) -> tuple[dict, str, str]:
+    """(fields, status, error) of a failed run: with an `error_detail` field, reviewers read
+    a one-line `error` and staff the traceback and any upstream body (a server's answer)."""
+    error, fields = error_text(exc), {}
+    if _has_field(model, "error_detail"):
+        error, detail = split_error(exc, error)
+        fields["error_detail"] = _storable(detail)
+    return fields, RunStatus.FAILED, error
+
+
+def _write_outcome(run, status: str, error: str, fields: dict, final: Callable[[Any, str], dict] | None) -> None:
+    try:
         if final is not None:
             fields = {**fields, **final(run, status)}
         finish(run, status, error=error, **fields)
-    return run
+    except TRANSIENT_ERRORS:  # the database is away: the run stays running, stale, and is re-queued
+        log.exception("%s %s: could not write its outcome %s", type(run).__name__, run.pk, status)
 
 
 # ------------------------------------------------ task registry: queue and resume
@@ -398,59 +498,146 @@ def _registered(model) -> Registered:
     raise LookupError(f"no task registered for {model.__name__}")
 
 
+class EnqueueError(Exception):
+    """The broker refused a run's message or did not answer in time. The run was failed with
+    the reason (its inputs discarded); the web answers an error page (rprm_web.middleware)."""
+
+    def __init__(self, model, run_id: int, exc: BaseException):
+        self.model, self.run_id = model, run_id
+        super().__init__(f"the job queue did not take {model._meta.verbose_name} {run_id}: {type(exc).__name__}: "
+                         f"{str(exc).strip()[:200]}")
+
+
 def enqueue(model, run_id: int, *, on_commit: bool = True) -> None:
-    """Queue the task that processes `model` row `run_id` (after the transaction commits)."""
-    task = _registered(model).task
-    (task.delay_on_commit if on_commit else task.delay)(run_id)
+    """Queue the task that processes `model` row `run_id` (after the transaction commits).
+    A broker error (refused, or no answer within BROKER_*_TIMEOUT_S) fails the run with the
+    reason and raises EnqueueError, so no run waits for a message that was never sent."""
+    entry = _registered(model)
+    if on_commit:
+        transaction.on_commit(lambda: publish(entry, run_id))
+    else:
+        publish(entry, run_id)
+
+
+def publish(entry: Registered, run_id: int) -> None:
+    if entry.task.app.conf.task_always_eager:
+        entry.task.delay(run_id)  # tests and the eager mode: the task runs here, no broker
+        return
+    try:
+        entry.task.delay(run_id)
+    except Exception as exc:  # kombu's OperationalError, a socket error, a full disk (filesystem broker)
+        log.error("could not queue %s %s: %s", entry.model.__name__, run_id, exc)
+        error = EnqueueError(entry.model, run_id, exc)
+        fail_unqueued(entry.model, run_id, f"Not started: {error}. Launch it again once the queue is back.")
+        raise error from exc
+
+
+def fail_unqueued(model, run_id: int, error: str) -> bool:
+    """Fail a run that is still queued (its message was never sent, or it waited too long)
+    and discard its inputs (an upload); False when a worker had taken it meanwhile."""
+    failed = model.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.FAILED, error=_storable(error), finished_at=timezone.now()
+    )
+    if failed:
+        model.objects.get(id=run_id).discard_inputs()
+    return bool(failed)
+
+
+def _requeue(entry: Registered, run_id: int, why: str) -> bool:
+    """Send the run's task again (claims are conditional: a duplicate does nothing). A broker
+    that is away now is tried again at the next sweep."""
+    try:
+        entry.task.delay(run_id)
+    except Exception:
+        log.warning("could not re-queue %s %s (%s); the next sweep tries again", entry.model.__name__, run_id,
+                    why, exc_info=True)
+        return False
+    log.info("re-queued %s %s %s", entry.model.__name__, run_id, why)
+    return True
+
+
+def _old_queued(model, now) -> Any:
+    """Queued rows older than QUEUED_REQUEUE_AFTER: their message may never have been sent
+    (the web died between commit and publish) or was lost with the broker's data."""
+    if not _has_field(model, "created_at"):
+        return model.objects.none()
+    return model.objects.filter(status=RunStatus.QUEUED, cancel_requested=False,
+                                created_at__lt=now - QUEUED_REQUEUE_AFTER)
 
 
 def resume(worker: str, queues: set[str], *, stale_too: bool = True) -> list[tuple[str, int]]:
-    """Re-queue the interrupted runs of `worker` and stale ones (a dead worker's), for
-    the registered models whose queue this worker consumes. Stale runs on every broker:
-    Redis gives an unacknowledged message back only after its visibility timeout (12 h),
-    the filesystem broker never."""
+    """Re-queue the interrupted runs of `worker` and stale ones (a dead worker's), and old
+    queued ones, for the registered models whose queue this worker consumes. Stale runs on
+    every broker: Redis gives an unacknowledged message back only after its visibility
+    timeout (12 h), the filesystem broker never."""
     now, out = timezone.now(), []
     for r in _REGISTRY:
         if not r.resume or r.queue not in queues:
             continue
         mine = Q(worker=worker) | (_stale(now) if stale_too else Q(pk__in=[]))
         for run_id in r.model.objects.filter(mine, status=RunStatus.RUNNING).values_list("id", flat=True):
-            log.info("re-queueing interrupted %s %s", r.model.__name__, run_id)
-            r.task.delay(run_id)
-            out.append((r.model.__name__, run_id))
+            if _requeue(r, run_id, "(interrupted)"):
+                out.append((r.model.__name__, run_id))
+        if stale_too:
+            for run_id in _old_queued(r.model, now).values_list("id", flat=True):
+                if _requeue(r, run_id, "(queued too long)"):
+                    out.append((r.model.__name__, run_id))
     return out
 
 
 def sweep(worker: str, queues: set[str], requeued: dict) -> list[tuple[str, int]]:
     """Periodically, from a live worker: re-queue runs whose worker died while no worker
-    started after it. `requeued` ((model, id) -> monotonic time) keeps this worker from
-    queueing one run more than once per STALE_AFTER (claims are conditional anyway)."""
-    import time
-
+    started after it, and queued runs no message seems to hold (queued longer than
+    QUEUED_REQUEUE_AFTER). `requeued` ((model, id) -> monotonic time) keeps this worker
+    from queueing one run more than once per STALE_AFTER (claims are conditional anyway)."""
     now, out = time.monotonic(), []
     for r in _REGISTRY:
         if not r.resume or r.queue not in queues:
             continue
-        for run_id in r.model.objects.filter(_stale(timezone.now()), status=RunStatus.RUNNING).values_list(
-            "id", flat=True
-        ):
+        stale = r.model.objects.filter(_stale(timezone.now()), status=RunStatus.RUNNING).values_list("id", flat=True)
+        queued = _old_queued(r.model, timezone.now()).values_list("id", flat=True)
+        for run_id in [*stale, *queued]:
             key = (r.model.__name__, run_id)
             if now - requeued.get(key, -1e9) < STALE_AFTER.total_seconds():
                 continue
-            requeued[key] = now
-            log.info("re-queueing stale %s %s", r.model.__name__, run_id)
-            r.task.delay(run_id)
-            out.append(key)
+            if _requeue(r, run_id, "(stale or queued too long)"):
+                requeued[key] = now
+                out.append(key)
     return out
 
 
+SWEEP_EVERY_S = 10
+_sweeper_stop = threading.Event()
+
+
+def _sweep_loop(hostname: str, queues: set[str]) -> None:
+    requeued: dict = {}
+    while not _sweeper_stop.wait(SWEEP_EVERY_S):
+        try:
+            close_old_connections()
+            sweep(hostname, queues, requeued)
+        except Exception:  # the database may be briefly away: try again next time
+            log.exception("run sweep failed")
+    connection.close()
+
+
 def on_worker_ready(sender=None, **kwargs) -> None:
+    """A worker started: re-queue what it held, stale and old queued runs, then sweep every
+    SWEEP_EVERY_S from a thread (runs whose worker dies while no worker restarts after it)."""
     try:
         queues = {q.name for q in sender.task_consumer.queues}
         hostname = sender.hostname
     except AttributeError:
         return
-    resume(hostname, queues)
+    try:
+        resume(hostname, queues)
+    except Exception:
+        log.exception("resuming interrupted runs failed; the sweep tries again")
+    threading.Thread(target=_sweep_loop, args=(hostname, queues), daemon=True, name="rprm-run-sweep").start()
+
+
+def on_worker_shutdown(**kwargs) -> None:
+    _sweeper_stop.set()
 
 
 # ------------------------------------------------ retry, archive, launch once (by hand)
@@ -460,8 +647,8 @@ RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 def kind_of(model) -> str:
     """The run type's short name in URLs and commands: GenerationRun -> "generation",
-    ImportJob -> "import"."""
-    return re.sub(r"(run|job)$", "", model.__name__.lower())
+    ImportJob -> "import", DashboardRefresh -> "dashboard"."""
+    return re.sub(r"(run|job|refresh)$", "", model.__name__.lower())
 
 
 def run_models() -> list[Any]:

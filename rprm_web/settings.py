@@ -87,6 +87,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rprm_web.middleware.HtmxVaryMiddleware",
+    # A launch the broker refused or never answered: a 503 page (JSON for the API), not a 500.
+    "rprm_web.middleware.EnqueueErrorMiddleware",
     # A view's PermissionDenied becomes the styled 403 page, logged without a traceback.
     "rprm_web.errors.PermissionDeniedMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -218,9 +220,26 @@ REDIS_URL = _env("REDIS_URL", env.str, "")
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must be a redis:// URL, got {REDIS_URL!r}")
 BROKER_DIR = VAR_DIR / "broker"
+# A launch must never hang the web: connecting to the broker and publishing a run's message
+# give up after these many seconds (a silent broker), and a refused publish is retried this
+# many times; then the run is failed with the reason and the page says so (rprm_web.runs.enqueue).
+BROKER_CONNECT_TIMEOUT_S = _env("BROKER_CONNECT_TIMEOUT_S", env.float, 3.0)
+BROKER_SOCKET_TIMEOUT_S = _env("BROKER_SOCKET_TIMEOUT_S", env.float, 5.0)
+BROKER_PUBLISH_RETRIES = _env("BROKER_PUBLISH_RETRIES", env.int, 1)
+if BROKER_CONNECT_TIMEOUT_S <= 0 or BROKER_SOCKET_TIMEOUT_S <= 0 or BROKER_PUBLISH_RETRIES < 0:
+    raise ImproperlyConfigured("BROKER_CONNECT_TIMEOUT_S and BROKER_SOCKET_TIMEOUT_S must be > 0, "
+                               "BROKER_PUBLISH_RETRIES >= 0")
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECT_TIMEOUT_S
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": BROKER_PUBLISH_RETRIES, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 12 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        "visibility_timeout": 12 * 3600,
+        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
+        "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
+    }
 else:
     # Embedded default: a broker that is just folders, for one machine without Redis.
     for sub in ("queue", "processed", "control"):
@@ -299,6 +318,15 @@ RUN_STALE_AFTER_S = _env("RUN_STALE_AFTER_S", env.int, 600)
 RUN_HEARTBEAT_EVERY_S = _env("RUN_HEARTBEAT_EVERY_S", env.float, 30.0)
 if not 0 < RUN_HEARTBEAT_EVERY_S * 2 <= RUN_STALE_AFTER_S:
     raise ImproperlyConfigured("RUN_STALE_AFTER_S must be at least twice RUN_HEARTBEAT_EVERY_S")
+# A lost database connection inside a run (failover, admin shutdown) is retried this many times
+# in a row, waiting RUN_TRANSIENT_BACKOFF_S, then twice that … (at most 30 s), before it fails.
+RUN_TRANSIENT_RETRIES = _env("RUN_TRANSIENT_RETRIES", env.int, 5)
+RUN_TRANSIENT_BACKOFF_S = _env("RUN_TRANSIENT_BACKOFF_S", env.float, 1.0)
+if RUN_TRANSIENT_RETRIES < 0 or RUN_TRANSIENT_BACKOFF_S < 0:
+    raise ImproperlyConfigured("RUN_TRANSIENT_RETRIES and RUN_TRANSIENT_BACKOFF_S must be >= 0")
+# A run still queued after this long may have lost its message (the web died between commit and
+# publish, the broker lost its data): a worker's sweep queues it again (claims are conditional).
+RUN_REQUEUE_QUEUED_AFTER_S = _env("RUN_REQUEUE_QUEUED_AFTER_S", env.int, 600)
 # Test-only fault injection (tests/faults): model names whose claim kills the worker.
 FAULT_KILL_ON_CLAIM = _env("RPRM_FAULT_KILL_ON_CLAIM", env.list, [])
 

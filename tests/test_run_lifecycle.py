@@ -10,6 +10,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from annotations.models import Dataset, ImportJob
+from dashboards.models import DashboardRefresh
 from evaluation.models import EvaluationRun, GuidanceRun
 from inference.actions import default_template
 from inference.models import GenerationRun, ModelEndpoint
@@ -41,6 +42,7 @@ MAKERS = {
     "training": lambda: TrainingRun.objects.create(kind=TrainingRun.Kind.SFT, base_model="x", output_dir="/tmp/x"),
     "import": lambda: ImportJob.objects.create(dataset_name="d", file_path="/tmp/f.jsonl", file_name="f.jsonl"),
     "export": lambda: ExportJob.objects.create(),
+    "dashboard": lambda: DashboardRefresh.objects.create(),
 }
 
 pytestmark = pytest.mark.django_db
@@ -266,4 +268,82 @@ MAKERS_BY_MODEL = {
     TrainingRun: MAKERS["training"],
     ImportJob: MAKERS["import"],
     ExportJob: MAKERS["export"],
+    DashboardRefresh: MAKERS["dashboard"],
 }
+
+
+def test_a_lost_database_connection_reruns_the_body_and_succeeds(row, monkeypatch):
+    monkeypatch.setattr(runs, "TRANSIENT_BACKOFF_S", 0)
+    tries = []
+
+    def body(run):
+        tries.append(run.id)
+        if len(tries) < 3:
+            raise OperationalError("terminating connection due to administrator command")
+        return {}
+
+    done = runs.execute(type(row), row.id, body, worker="w1")
+    assert tries == [row.id] * 3 and done.status == "succeeded" and fresh(row).status == "succeeded"
+    assert fresh(row).attempts == 1  # one claim: a retry is not a crash
+
+
+def test_a_database_that_stays_away_fails_the_run_with_the_reason(row, monkeypatch):
+    from django.db import InterfaceError
+
+    monkeypatch.setattr(runs, "TRANSIENT_BACKOFF_S", 0)
+    tries = []
+
+    def body(run):
+        tries.append(1)
+        raise InterfaceError("connection already closed")
+
+    runs.execute(type(row), row.id, body, worker="w1", retries=2)
+    row = fresh(row)
+    assert len(tries) == 3 and row.status == "failed"
+    assert "DatabaseUnavailable" in row.error and "3 times in a row" in row.error and "2 retries" in row.error
+
+
+def test_a_retry_stops_when_another_worker_took_the_run(row, monkeypatch):
+    monkeypatch.setattr(runs, "TRANSIENT_BACKOFF_S", 0)
+
+    def body(run):
+        type(run).objects.filter(id=run.id).update(worker="w2")  # taken over meanwhile
+        raise OperationalError("server closed the connection unexpectedly")
+
+    runs.execute(type(row), row.id, body, worker="w1")
+    assert fresh(row).status == "running" and fresh(row).worker == "w2"
+
+
+def test_progress_is_fenced_by_the_holder(row):
+    run = runs.claim(type(row), row.id, "w1")
+    runs.progress(run)  # held: a fresh heartbeat
+    assert fresh(row).heartbeat_at >= run.heartbeat_at
+    type(row).objects.filter(id=row.id).update(worker="w2")
+    with pytest.raises(runs.LeaseLost):
+        runs.progress(run)
+
+
+def test_a_broker_error_at_launch_fails_the_run_with_the_message(row, monkeypatch):
+    entry = runs._registered(type(row))
+
+    def refused(run_id):
+        raise OSError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(entry.task, "delay", refused)
+    with pytest.raises(runs.EnqueueError):
+        runs.enqueue(type(row), row.id, on_commit=False)
+    row = fresh(row)
+    assert row.status == "failed" and row.finished_at is not None
+    assert "Connection refused" in row.error and "Not started" in row.error
+
+
+def test_the_sweep_requeues_a_run_queued_too_long_once_per_period(row, monkeypatch):
+    sent = []
+    entry = runs._registered(type(row))
+    monkeypatch.setattr(entry.task, "delay", lambda run_id: sent.append(run_id))
+    requeued: dict = {}
+    assert runs.sweep("w@live", {entry.queue}, requeued) == []  # just queued: its message is on the way
+    type(row).objects.filter(id=row.id).update(created_at=timezone.now() - runs.QUEUED_REQUEUE_AFTER * 2)
+    assert runs.sweep("w@live", {entry.queue}, requeued) == [(type(row).__name__, row.id)]
+    assert runs.sweep("w@live", {entry.queue}, requeued) == [] and sent == [row.id]
+    assert runs.resume("w@new", {entry.queue}) == [(type(row).__name__, row.id)]  # a starting worker too

@@ -159,6 +159,7 @@ def test_it_archives_only_finished_runs_and_unarchives(demo):
 
 def test_it_names_every_run_type():
     assert sorted(runs.kind_of(m) for m in runs.run_models()) == [
+        "dashboard",
         "evaluation",
         "export",
         "generation",

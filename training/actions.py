@@ -20,6 +20,7 @@ from annotations.models import Dataset, Step
 from inference.actions import create_run
 from inference.core.generation import STUDENT
 from inference.models import GenerationRun, ModelEndpoint
+from inference.trust import check_endpoint
 from rprm_web import runs
 
 # The training data a run is built from lives in .data; its builders are re-exported here
@@ -34,13 +35,16 @@ from .data import (  # noqa: F401
     build_preference_pairs_for,
     build_sft_data,
     build_training_data,
+    check_snapshot,
     dpo_selection,
     pairs_for,
     preview_pairs,
     preview_sft,
+    preview_snapshot,
     sft_selection,
 )
-from .models import ModelVersion, TrainingRun
+from .export import create_export_job
+from .models import ExportJob, ModelVersion, TrainingRun
 
 # TrainConfig fields a run may set; kind, base_model and output_dir come from the row.
 _ROW_FIELDS = {"kind", "base_model", "output_dir"}
@@ -98,9 +102,14 @@ def launch_training(
     *,
     name: str = "",
     queue: bool = True,
+    snapshot: ExportJob | None = None,
+    take_snapshot: bool = False,
 ) -> TrainingRun:
     """Create a run and (by default) queue it on the gpu queue once the transaction commits.
 
+    `snapshot`: train on exactly that export snapshot's rows; `take_snapshot` (SFT): take
+    one of the selection now, written by the training task before it trains. Either way the
+    run records the snapshot, and its rows' hash once read.
     Unknown hyperparameters and values TrainConfig rejects fail here, not on the worker.
     """
     if kind not in TrainingRun.Kind.values:
@@ -117,7 +126,13 @@ def launch_training(
         sft_selection(data_selection) if kind == TrainingRun.Kind.SFT else dpo_selection(data_selection)
     )
     template = None
-    if kind == TrainingRun.Kind.DPO:
+    if snapshot is not None:
+        check_snapshot(snapshot, kind)
+    elif take_snapshot:
+        if kind != TrainingRun.Kind.SFT:
+            raise ValueError("a DPO run takes an existing snapshot with DPO rows (or its student run)")
+        snapshot = create_export_job(user, snapshot_filters(selection), queue=False)
+    elif kind == TrainingRun.Kind.DPO:
         student = GenerationRun.objects.filter(id=selection["student_run"]).select_related("template").first()
         if student is None:
             raise ValueError("a DPO run needs a student sampling run")
@@ -131,6 +146,7 @@ def launch_training(
         data_selection=selection,
         hyperparameters=hyper,
         template=template,
+        snapshot=snapshot,
         created_by=user,
     )
     run.output_dir = str(Path(settings.MODELS_DIR) / "training" / str(run.uuid))
@@ -140,6 +156,13 @@ def launch_training(
     if queue:
         runs.enqueue(TrainingRun, run.id)
     return run
+
+
+def snapshot_filters(selection: dict) -> dict:
+    """The export filters that snapshot an SFT selection (same pool rule, same seed)."""
+    sel = sft_selection(selection)
+    keys = ("runs", "datasets", "val_fraction", "seed", "balance", "per_step")
+    return {"kinds": ["sft"], **{k: sel[k] for k in keys}}
 
 
 def request_cancel(run: TrainingRun) -> bool:
@@ -195,6 +218,9 @@ def register_trained_model(run: TrainingRun, result) -> ModelVersion:
         template=run.template,
         data_manifest=manifest,
         metrics=metrics,
+        snapshot_id=run.snapshot_id,
+        snapshot_sha256=run.snapshot_sha256,
+        snapshot_rows=run.snapshot_rows,
         created_by=run.created_by,
     )
 
@@ -202,27 +228,64 @@ def register_trained_model(run: TrainingRun, result) -> ModelVersion:
 _ROLE_FIELDS = {ModelEndpoint.Role.STUDENT: "student_endpoint", ModelEndpoint.Role.SCORER: "scorer_endpoint"}
 
 
-def register_endpoint(version: ModelVersion, role: str) -> ModelEndpoint:
-    """The version as a transformers endpoint (student: samples critiques; scorer: evaluations). Idempotent."""
+def register_endpoint(
+    version: ModelVersion, role: str, *, served_url: str = "", served_model_name: str = ""
+) -> ModelEndpoint:
+    """Use as scorer / use as student: the version as an endpoint of that role, so the
+    evaluation, guidance and sampling forms list it. Idempotent.
+
+    Without `served_url`: a transformers endpoint on the version's folder (loaded by the gpu
+    worker). With it: the OpenAI-compatible server that serves the folder (`vllm serve <path>
+    --served-model-name <version name>`), which the scoring API can call too; it replaces a
+    worker endpoint of the same role. The host must pass the endpoint trust check.
+    """
     if role not in _ROLE_FIELDS:
         raise ValueError(f"role must be student or scorer, got {role!r}")
     attr = _ROLE_FIELDS[role]
+    fields = _endpoint_fields(version, role, served_url.strip(), served_model_name.strip())
+    # EndpointRejected (a ValueError) before anything is written.
+    check_endpoint(fields["backend"], fields["path_or_url"], fields["options"])
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         current = getattr(version, attr)
-        if current is not None:
+        if current is not None and (not served_url or _same_target(current, fields)):
             return current
-        endpoint, _ = ModelEndpoint.objects.get_or_create(
-            name=f"{version.name} · {role}"[:200],
-            defaults={
-                "role": role,
-                "backend": ModelEndpoint.Backend.TRANSFORMERS,
-                "path_or_url": version.path,
-            },
+        suffix = " · served" if served_url else ""
+        endpoint, _ = ModelEndpoint.objects.update_or_create(
+            name=f"{version.name} · {role}{suffix}"[:200], defaults=fields
         )
         setattr(version, attr, endpoint)
         version.save(update_fields=[attr])
     return endpoint
+
+
+def _endpoint_fields(version: ModelVersion, role: str, served_url: str, served_model_name: str) -> dict:
+    if not served_url:
+        backend = ModelEndpoint.Backend.TRANSFORMERS
+        return {"role": role, "backend": backend, "path_or_url": version.path, "options": {}}
+    # The folder's tokenizer renders chat prompts locally (p(yes) needs the exact prompt tokens).
+    options = {"tokenizer_path": version.path} if Path(version.path).is_dir() else {}
+    return {
+        "role": role,
+        "backend": ModelEndpoint.Backend.OPENAI,
+        "path_or_url": served_url,
+        "served_model_name": served_model_name or version.name,
+        "options": options,
+    }
+
+
+def _same_target(endpoint: ModelEndpoint, fields: dict) -> bool:
+    target = (fields["backend"], fields["path_or_url"], fields.get("served_model_name", ""))
+    return (endpoint.backend, endpoint.path_or_url, endpoint.served_model_name) == target
+
+
+def version_endpoint_ids(name: str) -> list[int]:
+    """A model version's own name as a scoring model: its scorer endpoint, then its student one
+    (inference.scorers.NAME_RESOLVERS; registered in TrainingConfig.ready)."""
+    row = ModelVersion.objects.filter(name=name).values("scorer_endpoint_id", "student_endpoint_id").first()
+    if row is None:
+        return []
+    return [i for i in (row["scorer_endpoint_id"], row["student_endpoint_id"]) if i is not None]
 
 
 def sample_student(

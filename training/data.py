@@ -18,8 +18,9 @@ from django.db.models import QuerySet
 
 from annotations.models import Dataset, Step
 from inference.models import Critique, GenerationRun, PromptTemplate
+from training.core.snapshot import SnapshotError, SnapshotRows, read_snapshot
 
-from .models import PreferencePair, TrainingRun
+from .models import ExportJob, PreferencePair, TrainingRun
 from .pools import excluded_by_review
 
 SFT_SELECTION_DEFAULTS: dict[str, Any] = {
@@ -84,6 +85,9 @@ class TrainingData:
     template: PromptTemplate | None = None
     counts: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    # Set when the rows came from an export snapshot: the hash of the rows read, per-file counts.
+    snapshot_sha256: str = ""
+    snapshot_rows: dict = field(default_factory=dict)
 
 
 # --- SFT ------------------------------------------------------------------------------------
@@ -423,6 +427,119 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
     return TrainingData(train, val, student.template, counts, manifest)
 
 
+# --- from an export snapshot ------------------------------------------------------------------
+
+# The split file(s) each kind trains on.
+SNAPSHOT_SPLITS = {TrainingRun.Kind.SFT: ("sft_train", "sft_val"), TrainingRun.Kind.DPO: ("dpo",)}
+
+
+def check_snapshot(job: ExportJob, kind: str) -> None:
+    """A snapshot a run of `kind` can train on: finished, with that kind's rows."""
+    if job.status != ExportJob.Status.SUCCEEDED:
+        raise TrainingDataError(f"snapshot {job.uuid} is {job.status}; train on a finished snapshot")
+    first = SNAPSHOT_SPLITS[kind][0]
+    if f"{first}.jsonl" not in (job.files or []):
+        raise TrainingDataError(f"snapshot {job.uuid} has no {kind.upper()} rows ({first}.jsonl)")
+
+
+def read_checked_snapshot(job: ExportJob) -> SnapshotRows:
+    """The snapshot's rows as written: refused if the files changed since the export."""
+    try:
+        snap = read_snapshot(job.folder())
+    except SnapshotError as exc:
+        raise TrainingDataError(str(exc)) from exc
+    if job.content_sha256 and snap.sha256 != job.content_sha256:
+        raise TrainingDataError(
+            f"snapshot {job.uuid} changed on disk: its rows hash to {snap.sha256[:12]}…, "
+            f"the export wrote {job.content_sha256[:12]}…"
+        )
+    return snap
+
+
+def _snapshot_template(job: ExportJob) -> PromptTemplate | None:
+    ids = [t["id"] for t in (job.manifest or {}).get("templates", [])]
+    if len(ids) > 1:
+        raise TrainingDataError(f"snapshot {job.uuid} mixes {len(ids)} prompt templates; train on one")
+    return PromptTemplate.objects.filter(id=ids[0]).first() if ids else None
+
+
+def _sft_example_from_row(row: dict):
+    from training.core.data import SFTExample
+
+    meta = {"critique_uuid": row.get("critique_uuid"), "step": row.get("step_id"), "label": row.get("label")}
+    return SFTExample(completion=row["completion"][0]["content"], prompt_messages=row["prompt"], meta=meta)
+
+
+def _dpo_examples_from_rows(rows: list[dict], seed: int, val_fraction: float) -> tuple[list, list]:
+    """DPO rows split by problem (the step's question), as the pair path splits them."""
+    from inference.runner import _contexts
+    from training.core.data import DPOExample
+
+    ctx = _contexts(sorted({int(r["step_id"]) for r in rows}))
+    train, val = [], []
+    for row in rows:
+        example = DPOExample(
+            chosen=row["chosen"][0]["content"],
+            rejected=row["rejected"][0]["content"],
+            prompt_messages=row["prompt"],
+            meta={"step": row["step_id"], "chosen_critique_uuid": row.get("chosen_critique_uuid")},
+        )
+        side = _problem_split(ctx[int(row["step_id"])][0], seed, val_fraction)
+        (val if side == "val" else train).append(example)
+    return train, val
+
+
+def preview_snapshot(kind: str, snapshot_id: int) -> dict:
+    """The launch form's counts for a chosen snapshot: its rows, as the export wrote them."""
+    job = ExportJob.objects.filter(id=snapshot_id).first()
+    out: dict[str, Any] = {"kind": kind, "snapshot": job, "error": ""}
+    if job is None:
+        out["error"] = "No such snapshot."
+        return out
+    try:
+        check_snapshot(job, kind)
+    except TrainingDataError as exc:
+        out["error"] = str(exc)
+    counts = (job.manifest or {}).get("counts", {})
+    out["rows"] = {name: counts.get(name, 0) for name in SNAPSHOT_SPLITS[kind] if name in counts}
+    out["content_sha256"] = job.content_sha256
+    templates = (job.manifest or {}).get("templates", [])
+    out["template"] = ", ".join(f"{t['name']} v{t['version']}" for t in templates)
+    return out
+
+
+def build_snapshot_data(run: TrainingRun) -> TrainingData:
+    """Exactly the snapshot's rows, in file order; the manifest carries the hash of what was read."""
+    job = ExportJob.objects.get(id=run.snapshot_id)
+    check_snapshot(job, run.kind)
+    snap = read_checked_snapshot(job)
+    if run.kind == TrainingRun.Kind.SFT:
+        train = [_sft_example_from_row(r) for r in snap.rows.get("sft_train", [])]
+        val = [_sft_example_from_row(r) for r in snap.rows.get("sft_val", [])]
+    else:
+        sel = dpo_selection(run.data_selection)
+        train, val = _dpo_examples_from_rows(snap.rows["dpo"], int(sel["seed"]), float(sel["val_fraction"]))
+    if not train:
+        raise TrainingDataError(f"snapshot {job.uuid} holds no {run.kind.upper()} training rows")
+    template = _snapshot_template(job)
+    counts = {"train": len(train), "val": len(val), "snapshot_rows": snap.counts}
+    manifest = {
+        "kind": run.kind,
+        "snapshot": str(job.uuid),
+        "snapshot_id": job.id,
+        "content_sha256": snap.sha256,
+        "rows": snap.counts,
+        "filters": (job.manifest or {}).get("filters", job.filters),
+        "runs": sorted(r["id"] for r in (job.manifest or {}).get("source_runs", [])),
+        "template": _template_info(template),
+    }
+    return TrainingData(
+        train, val, template, counts, manifest, snapshot_sha256=snap.sha256, snapshot_rows=snap.counts
+    )
+
+
 def build_training_data(run: TrainingRun) -> TrainingData:
+    if run.snapshot_id:
+        return build_snapshot_data(run)
     return build_sft_data(run) if run.kind == TrainingRun.Kind.SFT else build_dpo_data(run)
 

@@ -28,7 +28,6 @@ from collections.abc import Iterator, Sequence
 
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, PromptTemplate
@@ -50,6 +49,8 @@ DEFAULT_FILTERS = {
     "error_types": [],
     "require_review": False,
     "balance": True,
+    # The authors keep one agreeing critique per step of a run ("all": every one).
+    "per_step": "one",
     "val_fraction": 0.05,
     "seed": 0,
     "dpo_pairs_per_step": 2,
@@ -119,11 +120,19 @@ def _scope(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
     return qs
 
 
-def accepted_critiques(f: dict) -> QuerySet[Critique]:
-    """SFT-eligible and not excluded by review; optionally only those reviewed sound."""
-    from .pools import eligible_critiques
+def _teacher_default(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
+    # No runs named: teacher critiques only (student samples join when asked for by run).
+    return qs if f["runs"] else qs.filter(run__kind__in=GenerationRun.TEACHER_KINDS)
 
-    qs = _scope(eligible_critiques(), f)
+
+def accepted_critiques(f: dict, *, any_role: bool = False) -> QuerySet[Critique]:
+    """SFT-eligible and not excluded by review; optionally only those reviewed sound.
+    Teacher runs only unless runs are named or `any_role` (DPO pairs come from any run)."""
+    from .pools import excluded_by_review
+
+    qs = _scope(Critique.objects.sft_eligible().exclude(excluded_by_review()), f)
+    if not any_role:
+        qs = _teacher_default(qs, f)
     if f["require_review"]:
         qs = qs.filter(review_item__final_decision=Review.Decision.SOUND)
     return qs
@@ -149,7 +158,7 @@ def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
     """
     groups: dict[tuple[int, int], list[dict]] = defaultdict(list)
     labels: dict[tuple[int, int], bool | None] = {}
-    for cid, step_id, template_id, verdict, label in accepted_critiques(f).values_list(
+    for cid, step_id, template_id, verdict, label in accepted_critiques(f, any_role=True).values_list(
         "id", "step_id", "run__template_id", "verdict", "step__label"
     ):
         groups[(step_id, template_id)].append({"id": cid, "verdict": verdict})
@@ -290,18 +299,22 @@ def write_snapshot(job: ExportJob) -> dict:
     splits: list[tuple[str, list[int]]] = []
     if "sft" in f["kinds"]:
         pool = build_sft_pool(
-            accepted, val_fraction=float(f["val_fraction"]), seed=int(f["seed"]), balance=bool(f["balance"])
+            accepted,
+            val_fraction=float(f["val_fraction"]),
+            seed=int(f["seed"]),
+            balance=bool(f["balance"]),
+            per_step=str(f.get("per_step") or "one"),
         )
         splits = [("sft_train", pool.train_ids), ("sft_val", pool.val_ids)]
     pairs, pair_stats = dpo_pairs(f) if "dpo" in f["kinds"] else ([], None)
     job.rows_total = sum(len(ids) for _, ids in splits) + len(pairs)
     job.rows_done = 0
-    ExportJob.objects.filter(id=job.id).update(rows_total=job.rows_total, rows_done=0)
+    runs.progress(job, rows_total=job.rows_total, rows_done=0)
 
     def advance(n: int) -> None:
         job.rows_done += n
         if job.rows_done % PROGRESS_EVERY < n or job.rows_done == job.rows_total:
-            ExportJob.objects.filter(id=job.id).update(rows_done=job.rows_done, heartbeat_at=timezone.now())
+            runs.progress(job, rows_done=job.rows_done)
 
     source_runs: set[int] = set()
     written: list[_Writer] = []
@@ -354,7 +367,7 @@ def write_snapshot(job: ExportJob) -> dict:
         writer.close()
         written.append(writer)
 
-    scoped_eligible = _scope(Critique.objects.sft_eligible(), f).count()
+    scoped_eligible = _teacher_default(_scope(Critique.objects.sft_eligible(), f), f).count()
     n_accepted = accepted.count()
     files = {}
     for w in written:

@@ -9,7 +9,7 @@ from inference.core.generation import STUDENT
 from inference.models import GenerationRun
 from rprm_web.forms import LaunchKeyForm
 
-from .models import ModelVersion, TrainingRun
+from .models import ExportJob, ModelVersion, TrainingRun
 
 BF16_CHOICES = [("auto", "auto (on where the GPU supports it)"), ("on", "on"), ("off", "off")]
 
@@ -125,6 +125,11 @@ class LaunchForm(LaunchKeyForm):
     def data_selection(self) -> dict:  # pragma: no cover - per kind
         raise NotImplementedError
 
+    def snapshot_choice(self) -> dict:
+        """launch_training's snapshot arguments: the chosen snapshot (or none)."""
+        job = self.cleaned_data.get("snapshot")
+        return {"snapshot": job} if job else {}
+
     data_group: tuple[str, ...] = ()
 
     def groups(self) -> list[tuple[str, list]]:
@@ -148,15 +153,43 @@ class LaunchForm(LaunchKeyForm):
         return [(title, [self[n] for n in names]) for title, names in named]
 
 
+def snapshot_field(split: str, empty_label: str, help_text: str) -> forms.ModelChoiceField:
+    """Finished export snapshots holding `split` rows, newest first."""
+    field = forms.ModelChoiceField(
+        queryset=ExportJob.objects.filter(
+            status=ExportJob.Status.SUCCEEDED, files__contains=[f"{split}.jsonl"]
+        ).order_by("-created_at"),
+        required=False,
+        label="Export snapshot",
+        empty_label=empty_label,
+        help_text=help_text,
+    )
+    field.label_from_instance = lambda job: snapshot_label(job, split)
+    return field
+
+
+def snapshot_label(job: ExportJob, split: str) -> str:
+    counts = (job.manifest or {}).get("counts", {})
+    names = ("sft_train", "sft_val") if split == "sft_train" else (split,)
+    rows = " + ".join(f"{counts.get(n, 0):,} {n}" for n in names)
+    return f"{job.created_at:%Y-%m-%d %H:%M} · {rows} · sha256 {job.content_sha256[:10] or '—'}"
+
+
 class SFTLaunchForm(LaunchForm):
     kind = TrainingRun.Kind.SFT
+    snapshot = snapshot_field(
+        "sft_train",
+        "A new snapshot of the selection below, taken at launch",
+        "The exact rows the model trains on, recorded on the run and the model. A chosen snapshot "
+        "replaces the selection below; a retrain from it sees byte-identical rows.",
+    )
     runs = forms.ModelMultipleChoiceField(
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related(
             "dataset"
         ),
         required=False,
         label="Generation runs",
-        help_text="Critiques from these runs. Empty: every run.",
+        help_text="Critiques from these runs. Empty: every teacher run (student samples only when picked).",
     )
     datasets = forms.ModelMultipleChoiceField(
         queryset=Dataset.objects.all(),
@@ -180,11 +213,16 @@ class SFTLaunchForm(LaunchForm):
         label="Agreeing critiques kept",
     )
 
-    data_group = ("runs", "datasets", "val_fraction", "data_seed", "balance", "per_step")
+    data_group = ("snapshot", "runs", "datasets", "val_fraction", "data_seed", "balance", "per_step")
+
+    def snapshot_choice(self) -> dict:
+        job = self.cleaned_data.get("snapshot")
+        return {"snapshot": job} if job else {"take_snapshot": True}
 
     def data_selection(self) -> dict:
         d = self.cleaned_data
         return {
+            **({"snapshot": d["snapshot"].id} if d.get("snapshot") else {}),
             "runs": sorted(r.id for r in d["runs"]),
             "datasets": sorted(x.id for x in d["datasets"]),
             "val_fraction": d["val_fraction"],
@@ -196,10 +234,16 @@ class SFTLaunchForm(LaunchForm):
 
 class DPOLaunchForm(LaunchForm):
     kind = TrainingRun.Kind.DPO
+    snapshot = snapshot_field(
+        "dpo",
+        "None: pairs from the student run below",
+        "An export snapshot with DPO pairs: the exact rows the model trains on (replaces the student run).",
+    )
     student_run = forms.ModelChoiceField(
         queryset=GenerationRun.objects.filter(
             kind=GenerationRun.Kind.STUDENT_SAMPLE, status=GenerationRun.Status.SUCCEEDED
         ).select_related("dataset"),
+        required=False,
         label="Student sampling run",
         help_text="Pairs: chosen agrees with the step's label, rejected does not.",
     )
@@ -229,7 +273,7 @@ class DPOLaunchForm(LaunchForm):
 
     hyper_fields = (*LaunchForm.hyper_fields, "beta")
     data_group = (
-        "student_run", "max_pairs_per_step", "min_agree_fraction", "balance", "val_fraction", "data_seed",
+        "snapshot", "student_run", "max_pairs_per_step", "min_agree_fraction", "balance", "val_fraction", "data_seed",
     )
 
     def clean_min_agree_fraction(self) -> float | None:
@@ -239,10 +283,17 @@ class DPOLaunchForm(LaunchForm):
             return 1 / 3
         return value
 
+    def clean(self):
+        data = super().clean()
+        if not data.get("snapshot") and not data.get("student_run"):
+            self.add_error("student_run", "Pick a student sampling run, or a snapshot with DPO pairs.")
+        return data
+
     def data_selection(self) -> dict:
         d = self.cleaned_data
         return {
-            "student_run": d["student_run"].id if d["student_run"] else None,
+            **({"snapshot": d["snapshot"].id} if d.get("snapshot") else {}),
+            "student_run": d["student_run"].id if d.get("student_run") else None,
             "max_pairs_per_step": d["max_pairs_per_step"],
             "min_agree_fraction": d["min_agree_fraction"],
             "balance": d.get("balance", True),

@@ -101,15 +101,6 @@ class TrainingRun(RunBase):
         SFT = "sft", "SFT"
         DPO = "dpo", "DPO"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
-
     PROGRESS = ("step", "max_steps")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(
@@ -146,6 +137,7 @@ class TrainingRun(RunBase):
     result = models.JSONField(default=dict, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
     log_tail = models.TextField(blank=True)
+    error_detail = models.TextField(blank=True)  # staff only: traceback and upstream body, truncated
     output_dir = models.CharField(max_length=500)
     last_checkpoint = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(
@@ -247,19 +239,11 @@ class PreferencePair(models.Model):
 class ExportJob(RunBase):
     """One training-data snapshot: filters in, files + manifest out, progress on the row."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
     PROGRESS = ("rows_done", "rows_total")  # percent = done / total (RunBase)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # {"datasets": [ids], "runs": [ids], "error_types": [slugs], "require_review": bool,
     #  "balance": bool, "val_fraction": float, "seed": int, "dpo_pairs_per_step": int, "kinds": [...]}
     filters = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
     manifest = models.JSONField(default=dict, blank=True)

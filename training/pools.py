@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
-from inference.models import Critique
+from inference.models import Critique, GenerationRun
 from review.reviews import training_exclusion_q
 
 
@@ -40,9 +40,13 @@ class SFTPool:
 
 
 def eligible_critiques(runs=None, datasets=None) -> QuerySet[Critique]:
+    """Runs named: their critiques, whatever their role. None: teacher runs only (student
+    samples are DPO material; they join the SFT pool only when asked for by run)."""
     qs = Critique.objects.sft_eligible()
     if runs is not None:
         qs = qs.filter(run__in=runs)
+    else:
+        qs = qs.filter(run__kind__in=GenerationRun.TEACHER_KINDS)
     if datasets is not None:
         qs = qs.filter(step__solution__dataset__in=datasets)
     return qs.exclude(excluded_by_review())

@@ -1,15 +1,16 @@
 """Run a TrainingRun on the gpu worker: the Django shell around training.core.runner.
 
-Claim the row with a conditional UPDATE, build the data, call run_sft / run_dpo
-with a sink that writes progress and metrics to the row (throttled) and reads
-cancel_requested, then register the model. Safe to run twice: a finished run is
-not claimed again, the core resumes from the newest checkpoint in the run's
-output_dir (or returns the stored result when `final` exists), and registering
-the model is idempotent. A worker killed mid-training re-queues the runs it held
-when it restarts under the same name (signals.py).
+The run goes through the one lifecycle (`rprm_web.runs.execute`: claim, heartbeat,
+fenced outcome, the public/staff error split): build the data, call run_sft / run_dpo
+with a sink that writes progress and metrics to the row (throttled, fenced by the
+holder) and reads cancel and lease at the core's checkpoints, then register the model.
+Safe to run twice: a finished run is not claimed again, the core resumes from the
+newest checkpoint in the run's output_dir (or returns the stored result when `final`
+exists), and registering the model is idempotent. A worker killed mid-training
+re-queues the runs it held when it restarts under the same name (runs.resume).
 
-Under `accelerate launch` (multi-GPU, see docs/training.md) every rank runs
-`execute`; only the main process claims and writes, the others follow.
+Under `accelerate launch` (multi-GPU, see docs/training.md) every rank runs `train`;
+only the main process claims and writes, the others follow.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ import logging
 import math
 import os
 import time
-import traceback
 from collections import deque
+from typing import Any
 
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
 from rprm_web import runs
-from rprm_web.runs import worker_name
 
 from .actions import json_safe, register_trained_model, train_config
 from .data import build_training_data
@@ -35,8 +35,6 @@ from .models import ExportJob, TrainingMetric, TrainingRun
 
 log = logging.getLogger(__name__)
 
-# How often the heartbeat is written (RUN_HEARTBEAT_EVERY_S; stale after RUN_STALE_AFTER_S).
-HEARTBEAT_EVERY_S = runs.HEARTBEAT_EVERY_S
 LOG_LINES = 200
 METRIC_COLUMNS = ("loss", "eval_loss", "learning_rate", "grad_norm", "epoch")
 # What the log tail shows of each log (everything is kept in TrainingMetric.extra).
@@ -55,12 +53,7 @@ LOGGED = {
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_training(run_id: int) -> None:
     """gpu queue. Idempotent: claims the run, resumes from its last checkpoint."""
-    execute(run_id)
-
-
-def claim(run_id: int, worker: str) -> TrainingRun | None:
-    """See rprm_web.runs.claim (a cancel that arrived while the holder was dead is settled)."""
-    return runs.claim(TrainingRun, run_id, worker, select_related=("base_version",))
+    train(run_id)
 
 
 def _finite(value) -> float | None:
@@ -89,7 +82,7 @@ class RowSink:
         poll_every: float = 1.0,
         honour_cancel: bool = True,
     ):
-        self.run_id = run.id
+        self.run, self.run_id = run, run.id
         self.flush_every, self.poll_every, self.honour_cancel = flush_every, poll_every, honour_cancel
         self.lines: deque[str] = deque((run.log_tail or "").splitlines(), maxlen=LOG_LINES)
         self.pending: dict[int, dict[str, float | None]] = {}
@@ -117,8 +110,10 @@ class RowSink:
             return False
         if not self.stop and time.monotonic() - self.polled >= self.poll_every:
             self.polled = time.monotonic()
-            self.stop = TrainingRun.objects.filter(id=self.run_id, cancel_requested=True).exists()
-            if self.stop:
+            try:
+                runs.checkpoint(self.run)  # LeaseLost goes up through the trainer to the lifecycle
+            except runs.RunCancelled:
+                self.stop = True
                 self.note("cancel requested: stopping after this step")
         return self.stop
 
@@ -130,6 +125,8 @@ class RowSink:
     # -- writing ----------------------------------------------------------------------------
 
     def flush(self, **fields) -> None:
+        """Metrics and progress in one transaction, fenced: LeaseLost (nothing written) when
+        another worker took the run over."""
         with transaction.atomic():
             for step, values in sorted(self.pending.items()):
                 metric, _ = TrainingMetric.objects.get_or_create(run_id=self.run_id, step=step)
@@ -141,12 +138,12 @@ class RowSink:
                         extra[key] = value
                 metric.extra = extra
                 metric.save()
-            TrainingRun.objects.filter(id=self.run_id).update(
+            runs.progress(
+                self.run,
                 step=self.step,
                 max_steps=self.max_steps,
                 log_tail="\n".join(self.lines),
                 last_checkpoint=self.checkpoint or "",
-                heartbeat_at=timezone.now(),
                 **fields,
             )
         self.pending.clear()
@@ -181,68 +178,95 @@ def _distributed():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def execute(run_id: int, *, worker: str | None = None) -> TrainingRun | None:
-    """Claim and train a run to the end. Returns None if it is not claimable."""
+def train(run_id: int, *, worker: str | None = None) -> TrainingRun | None:
+    """Claim and train a run to the end (runs.execute). None if it is not claimable here,
+    or on a non-main rank of a distributed launch (which trains alongside, writing nothing)."""
     state = _distributed()
-    main = state is None or state.is_main_process
-    run = claim(run_id, worker or worker_name()) if main else None
-    if state is not None:
-        from accelerate.utils import broadcast_object_list
-
-        flag = [run is not None]
-        broadcast_object_list(flag)
-        if not flag[0]:
-            return None
-        if not main:
+    if state is not None and not state.is_main_process:
+        if _broadcast_claimed(False):  # the main rank says whether it claimed the run
             _follow(TrainingRun.objects.get(id=run_id))
-            return None
-    if run is None:
-        log.info("training run %s not claimable (finished, cancelled or held by a live worker)", run_id)
         return None
+    announced: list[bool] = []
+    results: dict[str, Any] = {}  # the core's TrainResult, for the outcome whatever it is
+
+    def body(run: TrainingRun) -> dict:
+        if state is not None and not announced:
+            announced.append(_broadcast_claimed(True))
+        result = results["result"] = _train_claimed(run, state)
+        if result.status == "cancelled":
+            raise runs.RunCancelled  # the lifecycle writes cancelled, with the result's fields
+        return {}
+
+    run = runs.execute(
+        TrainingRun, run_id, body, worker=worker, select_related=("base_version",),
+        final=lambda run, status: _result_fields(results.get("result")),
+        # A database error retried here would restart the main rank alone: distributed runs fail instead.
+        retries=0 if state is not None else None,
+    )  # fmt: skip
+    if state is not None and not announced:
+        _broadcast_claimed(False)  # not claimed: release the other ranks
+    if run is None:
+        return None
+    run.refresh_from_db()
+    return run
+
+
+def _broadcast_claimed(claimed: bool) -> bool:
+    from accelerate.utils import broadcast_object_list  # heavy ML import, only when distributed
+
+    flag = [claimed]
+    broadcast_object_list(flag)
+    return bool(flag[0])
+
+
+def _train_claimed(run: TrainingRun, state: Any) -> Any:
+    """The body: train, then register the model; returns the core's TrainResult. After a
+    cancel (the core stopped at a step and saved) RunCancelled is raised from
+    `train`'s body; a failure is noted in the log tail and re-raised."""
+    run.refresh_from_db(fields=["log_tail", "step", "max_steps", "last_checkpoint"])  # a retry resumes the tail
     sink = RowSink(run, honour_cancel=state is None)
     sink.note(f"claimed by {run.worker}" + (f" ({state.num_processes} processes)" if state else ""))
-    beating = runs.heartbeat(run, HEARTBEAT_EVERY_S).__enter__()
     try:
         _prepare_process()
         result = _train(run, sink)
-    except Exception as exc:  # recorded on the row; the task itself does not retry
-        log.exception("training run %s failed", run_id)
-        sink.note(f"failed: {type(exc).__name__}: {exc}")
+    except (runs.LeaseLost, *runs.TRANSIENT_ERRORS):
+        raise
+    except Exception as exc:
+        sink.note(f"failed: {type(exc).__name__}: {str(exc).strip()[:200]}")
         sink.flush()
-        _finish(
-            run, TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
-        )
+        raise
+    sink.flush()
+    if result.status != "cancelled":
+        run.refresh_from_db()
+        version = register_trained_model(run, result)
+        sink.note(f"succeeded: registered {version.name} ({result.tokens_per_second:.0f} tokens/s)")
+        sink.flush()
     else:
+        sink.note(f"cancelled at step {result.global_step}")
         sink.flush()
-        if result.status == "cancelled":
-            sink.note(f"cancelled at step {result.global_step}")
-            sink.flush()
-            _finish(run, TrainingRun.Status.CANCELLED, result=result)
-        else:
-            run.refresh_from_db()
-            version = register_trained_model(run, result)
-            sink.note(f"succeeded: registered {version.name} ({result.tokens_per_second:.0f} tokens/s)")
-            sink.flush()
-            _finish(run, TrainingRun.Status.SUCCEEDED, result=result)
-    finally:
-        beating.__exit__(None, None, None)
-    run.refresh_from_db()
-    return run
+    return result
 
 
 def _train(run: TrainingRun, sink: RowSink | None):
     from training.core.runner import last_complete_checkpoint, run_dpo, run_sft
 
     t0 = time.perf_counter()
+    _ensure_snapshot(run, sink)
     data = build_training_data(run)
     config = train_config(run)
     if sink is not None:
         sink.note(
             f"data: {data.counts.get('train')} train / {data.counts.get('val')} validation rows "
             f"in {time.perf_counter() - t0:.1f} s"
+            + (f" (snapshot rows sha256 {data.snapshot_sha256[:12]}…)" if data.snapshot_sha256 else "")
         )
-        TrainingRun.objects.filter(id=run.id).update(
-            data_counts=data.counts, data_manifest=data.manifest, template=data.template
+        runs.progress(
+            run,
+            data_counts=data.counts,
+            data_manifest=data.manifest,
+            template=data.template,
+            snapshot_sha256=data.snapshot_sha256,
+            snapshot_rows=data.snapshot_rows,
         )
         resume = last_complete_checkpoint(config.output_dir, remove_incomplete=False)
         if resume is not None:
@@ -254,20 +278,50 @@ def _train(run: TrainingRun, sink: RowSink | None):
     return run_dpo(config, data.train, data.val, callbacks=sink)
 
 
+def _ensure_snapshot(run: TrainingRun, sink: RowSink | None) -> None:
+    """A snapshot taken at launch is written here, before the data is read (main process);
+    other ranks wait for it."""
+    if run.snapshot_id is None:
+        return
+    job = ExportJob.objects.get(id=run.snapshot_id)
+    if job.status == ExportJob.Status.SUCCEEDED:
+        return
+    if sink is None:
+        _wait_for_snapshot(job.id)
+        return
+    sink.note(f"taking snapshot {job.uuid}")
+    sink.flush()
+    job = run_export_job(job.id) or job
+    job.refresh_from_db()
+    if job.status != ExportJob.Status.SUCCEEDED:
+        raise RuntimeError(f"snapshot {job.uuid} {job.status}: {job.error or 'held by another worker'}")
+
+
+def _wait_for_snapshot(job_id: int, timeout_s: float = 3600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ExportJob.objects.filter(id=job_id, status=ExportJob.Status.SUCCEEDED).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"snapshot {job_id} not written after {timeout_s:.0f} s")
+        time.sleep(2)
+
+
 def _follow(run: TrainingRun) -> None:
     """A non-main rank: same data, same config, no writes."""
     _prepare_process()
     _train(run, None)
 
 
-def _finish(run: TrainingRun, status: str, *, result=None, error: str = "") -> None:
-    fields: dict = {}
-    if result is not None:
-        stored = json_safe({k: v for k, v in result.to_dict().items() if k != "metrics"})
-        fields.update(result=stored, tokens_per_second=_finite(result.tokens_per_second) or None)
-        if result.max_steps:
-            fields.update(step=result.global_step, max_steps=result.max_steps)
-    runs.finish(run, status, error=error, **fields)  # fenced: only while this worker holds it
+def _result_fields(result: Any) -> dict:
+    """What the core's result adds to the outcome (succeeded or cancelled; none on failure)."""
+    if result is None:
+        return {}
+    fields: dict = {
+        "result": json_safe({k: v for k, v in result.to_dict().items() if k != "metrics"}),
+        "tokens_per_second": _finite(result.tokens_per_second) or None,
+    }
+    if result.max_steps:
+        fields.update(step=result.global_step, max_steps=result.max_steps)
+    return fields
 
 
 def recover_interrupted_runs(worker: str) -> list[int]:

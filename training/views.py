@@ -46,6 +46,8 @@ def _kind_or_404(kind: str) -> str:
 def _preview(kind: str, selection: dict | None) -> dict:
     if selection is None:
         return {"error": "Fix the data fields to see the counts."}
+    if selection.get("snapshot"):
+        return actions.preview_snapshot(kind, selection["snapshot"])
     if kind == TrainingRun.Kind.SFT:
         return actions.preview_sft(selection)
     return actions.preview_pairs(selection)
@@ -70,6 +72,7 @@ def run_new(request: AppRequest, kind: str):
                         form.hyperparameters(),
                         request.user,
                         name=form.cleaned_data["name"],
+                        **form.snapshot_choice(),
                     ),
                 )
             except ValueError as exc:
@@ -230,9 +233,24 @@ def model_register(request: AppRequest, version_uuid):
     role = request.POST.get("role", "")
     if role not in (ModelEndpoint.Role.STUDENT, ModelEndpoint.Role.SCORER):
         messages.error(request, "Unknown role.")
+        return redirect("training:model_detail", version_uuid=version.uuid)
+    try:
+        endpoint = actions.register_endpoint(
+            version,
+            role,
+            served_url=request.POST.get("served_url", ""),
+            served_model_name=request.POST.get("served_model_name", ""),
+        )
+    except ValueError as exc:  # the served URL failed the endpoint trust check
+        messages.error(request, f"Not registered: {exc}")
     else:
-        endpoint = actions.register_endpoint(version, role)
-        messages.success(request, f"Registered as the {role} endpoint “{endpoint.name}”.")
+        scorer = role == ModelEndpoint.Role.SCORER
+        where = "evaluation and guidance" if scorer else "sampling, evaluation and guidance"
+        messages.success(
+            request,
+            f"{version.name} is the {role} endpoint “{endpoint.name}” ({endpoint.get_backend_display()}); "
+            f"the {where} forms list it, and the scoring API accepts “{version.name}”.",
+        )
     return redirect("training:model_detail", version_uuid=version.uuid)
 
 

@@ -198,7 +198,7 @@ def processbench_report(subset_rows: Mapping[str, Iterable[tuple[int, int | None
 
 
 def processbench_f1(
-    step_scores_by_item: Sequence[Sequence[float]], labels: Sequence[int], threshold: float = 0.5
+    step_scores_by_item: Sequence[Sequence[float | None]], labels: Sequence[int], threshold: float = 0.5
 ) -> float | None:
     """F1 (percent) of one subset from per-step rewards: the default K-scaling metric."""
     if len(step_scores_by_item) != len(labels):
@@ -464,7 +464,7 @@ def k_scaling(
     ks: Iterable[int] | None = None,
     n_resamples: int = 200,
     seed: int = 0,
-    metric_fn: Callable[[list[list[float]], Sequence[Any]], float | None] | None = None,
+    metric_fn: Callable[[list[list[float | None]], Sequence[Any]], float | None] | None = None,
     ci: float = 0.95,
 ) -> list[KPoint]:
     """Metric at K = 1, 2, 4, ... K_max critiques per step, from one run at K_max.
@@ -518,7 +518,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+        return np.asarray(x ^ (x >> np.uint64(31)), dtype=np.uint64)
 
 
 class _SampleTable:
@@ -577,7 +577,7 @@ def _stream(seed: int, k: int, resample: int) -> np.uint64:
     with np.errstate(over="ignore"):
         for part in (k, resample):
             x = _mix(x + _GOLDEN) + np.uint64(part)
-        return _mix(x)[0]
+        return np.uint64(_mix(x)[0])
 
 
 def _k_point(
@@ -607,9 +607,8 @@ def _k_point(
         point["undefined"] = f"metric undefined at K={k}"
         return point
     low, high = np.percentile(defined, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
-    point.update(
-        value=float(defined.mean()), std=float(defined.std()), ci_low=float(low), ci_high=float(high)
-    )
+    point["value"], point["std"] = float(defined.mean()), float(defined.std())
+    point["ci_low"], point["ci_high"] = float(low), float(high)
     return point
 
 

@@ -18,6 +18,7 @@ from evaluation.models import EvaluationRun, SolutionScore
 from evaluation.results import compute_results
 from evaluation.workflow import create_evaluation, process_evaluation
 from inference.models import ModelEndpoint
+from rprm_web import runs
 from tests.evaluation.conftest import ScriptedScorer, import_processbench
 
 
@@ -144,3 +145,33 @@ def test_the_pages_show_unscored_steps_as_not_scored(client, reviewer, tmp_path,
     assert "steps critiqued of 22 (not scored: after the first error)" in detail
     client.logout()
     assert client.get(url).status_code == 302
+
+
+def test_a_retried_run_scores_only_the_missing_steps_through_the_first_error(client, reviewer, tmp_path, scripted):
+    ds = import_processbench(tmp_path, ROWS, "pb-small", "gsm8k")
+    run = create_evaluation(benchmark="processbench", datasets=[ds], endpoint=scripted, n_samples=2, batch_size=2,
+                            queue=False)  # fmt: skip
+
+    class FailsOnSecondCall(ScriptedScorer):
+        def generate(self, prompts, n, sampling):
+            if self.calls == 1:
+                raise RuntimeError("CUDA out of memory")
+            return super().generate(prompts, n, sampling)
+
+    first = FailsOnSecondCall(falling)
+    process_evaluation(run.id, backend=first)
+    run.refresh_from_db()
+    assert run.status == EvaluationRun.Status.FAILED and run.solutions_done == 2
+    # What it scored before failing is kept and shown, marked partial.
+    assert run.results["partial"] is True and run.results["n_solutions"] == 2 and run.results["n_steps"] == 9
+    client.force_login(reviewer)
+    html = client.get(reverse("evaluation:run_detail", args=[run.uuid])).content.decode()
+    assert "Partial results: this run failed after scoring 2 of 5 solutions" in html and 'id="subset-table"' in html
+    assert runs.retry(EvaluationRun, run.id)
+    second = ScriptedScorer(falling)
+    process_evaluation(run.id, backend=second)
+    run.refresh_from_db()
+    assert run.status == EvaluationRun.Status.SUCCEEDED, run.error
+    # gsm8k-0 and -1 (5 + 4 steps through their first errors) were kept; the rest is 1 + 2 + 5.
+    assert sum(len(p) for p in first.prompts) == 9 and sum(len(p) for p in second.prompts) == 8
+    assert run.steps_done == 17 == run.results["n_steps"] and "partial" not in run.results

@@ -136,3 +136,19 @@ def test_allocation_gives_every_stratum_one_then_shares_by_size():
     assert len(ids) == 6 and ids == sorted(ids)
     assert {s["name"]: s["taken"] for s in strata} == {"x": 4, "y": 2}
 
+
+
+def test_the_launch_form_takes_the_seed_and_the_steps_to_critique(client, admin, pb_datasets, prm_dataset, scripted):
+    client.force_login(admin)
+    html = client.get(reverse("evaluation:evaluation_new")).content.decode()
+    assert 'name="solution_seed"' in html and 'name="scored_steps"' in html and "Stratified by label" in html
+    base = {"n_samples": 2, "threshold": 0.5, "max_new_tokens": 64, "endpoint": scripted.id}
+    refused = client.post(reverse("evaluation:evaluation_new"), {**base, "benchmark": "prmbench",
+                          "datasets": [prm_dataset.id], "scored_steps": "first_error"})  # fmt: skip
+    assert "PRMBench scores every step" in refused.content.decode()
+    response = client.post(reverse("evaluation:evaluation_new"), {
+        **base, "benchmark": "processbench", "datasets": [d.id for d in pb_datasets], "solution_limit": 4,
+        "solution_seed": 5, "scored_steps": "predicted_error", "name": "launched"})  # fmt: skip
+    assert response.status_code == 302
+    run = EvaluationRun.objects.get(name="launched")
+    assert run.scored_steps == "predicted_error" and run.selection["seed"] == 5 and run.solutions_total == 4

@@ -224,13 +224,16 @@ def test_it_builds_dpo_rows_with_the_student_template(constructed, settings, tmp
 # --- launching, cancelling -------------------------------------------------------------
 
 
-def test_it_launches_a_run_with_the_paper_defaults(seed_run, admin, settings, tmp_path, monkeypatch):
+def test_it_launches_a_run_with_the_paper_defaults(
+    seed_run, admin, settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
     from training import tasks
 
     settings.MODELS_DIR = tmp_path / "models"
     queued = []
-    monkeypatch.setattr(tasks.run_training, "delay_on_commit", lambda run_id: queued.append(run_id))
-    run = actions.launch_training("sft", "some/base", {"runs": [seed_run.id]}, {}, admin, name="first")
+    monkeypatch.setattr(tasks.run_training, "delay", lambda run_id: queued.append(run_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = actions.launch_training("sft", "some/base", {"runs": [seed_run.id]}, {}, admin, name="first")
     assert queued == [run.id] and run.status == TrainingRun.Status.QUEUED and run.created_by == admin
     assert run.output_dir == str(tmp_path / "models" / "training" / str(run.uuid))
     config = actions.train_config(run)

@@ -87,8 +87,8 @@ def test_an_admin_launches_sft_and_watches_the_loss_chart(
     page.wait_for_selector("#endpoints")
     assert version.name in page.inner_text("h1")
     shot(page, "training-model")
-    page.click("text=Register as student endpoint")
-    page.wait_for_selector("text=Registered as the student endpoint")
+    page.click("#use-as-student")
+    page.wait_for_selector("text=is the student endpoint")
     version.refresh_from_db()
     assert version.student_endpoint is not None
     page.goto(f"{live_server.url}/models/")

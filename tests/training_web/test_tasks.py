@@ -7,9 +7,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from rprm_web import runs
 from training import actions
 from training.models import TrainingMetric, TrainingRun
-from training.tasks import RowSink, claim, execute, recover_interrupted_runs
+from training.tasks import RowSink, recover_interrupted_runs, train
+
+
+def claim(run_id: int, worker: str) -> TrainingRun | None:
+    return runs.claim(TrainingRun, run_id, worker)
 
 
 @pytest.fixture
@@ -53,6 +58,7 @@ def test_it_requeues_the_runs_a_restarted_worker_held(run, monkeypatch):
 
 
 def test_the_sink_merges_logs_throttles_writes_and_reads_cancel(run, django_assert_max_num_queries):
+    run = claim(run.id, "gpu@a")
     sink = RowSink(run, flush_every=3600, poll_every=0)
     sink.flush()  # starts the throttle window
     with django_assert_max_num_queries(0):
@@ -68,18 +74,20 @@ def test_the_sink_merges_logs_throttles_writes_and_reads_cancel(run, django_asse
     assert run.chart_data()["loss"] == [{"x": 1, "y": 2.5}, {"x": 2, "y": 2.0}]
     assert run.chart_data()["eval_loss"] == [{"x": 2, "y": 2.2}]
     assert not sink.should_stop()
-    actions.request_cancel(run)  # queued: cancelled at once, and the flag is what the sink reads
+    actions.request_cancel(run)  # running: the flag is what the sink reads
     assert sink.should_stop()
     sink.on_checkpoint(f"{run.output_dir}/checkpoint-2")
     run.refresh_from_db()
     assert run.last_checkpoint.endswith("checkpoint-2") and "cancel requested" in run.log_tail
 
 
-def test_it_records_a_failure_with_the_traceback(run, tmp_path):
+def test_it_records_a_failure_with_a_public_line_and_the_traceback_for_staff(run, tmp_path):
     TrainingRun.objects.filter(id=run.id).update(base_model=str(tmp_path / "no-such-model"))
-    result = execute(run.id, worker="gpu@test")
+    result = train(run.id, worker="gpu@test")
     assert result.status == "failed" and result.finished_at
-    assert "Traceback (most recent call last)" in result.error and "no-such-model" in result.error
+    assert "\n" not in result.error and len(result.error) <= runs.MAX_PUBLIC_CHARS
+    assert "Traceback (most recent call last)" not in result.error
+    assert "Traceback (most recent call last)" in result.error_detail and "no-such-model" in result.error_detail
     assert result.data_counts["train"] > 0  # the data was built before the model failed to load
     assert "failed:" in result.log_tail
 
@@ -87,5 +95,5 @@ def test_it_records_a_failure_with_the_traceback(run, tmp_path):
 def test_it_fails_clearly_when_the_selection_has_no_rows(demo_dataset, settings, tmp_path):
     settings.MODELS_DIR = tmp_path / "models"
     run = actions.launch_training("sft", "some/base", {"datasets": [demo_dataset.id]}, queue=False)
-    result = execute(run.id, worker="gpu@test")
+    result = train(run.id, worker="gpu@test")
     assert result.status == "failed" and "TrainingDataError: no training rows" in result.error

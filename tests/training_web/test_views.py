@@ -24,7 +24,7 @@ def no_queue(monkeypatch):
     from training import tasks
 
     queued = []
-    monkeypatch.setattr(tasks.run_training, "delay_on_commit", lambda run_id: queued.append(run_id))
+    monkeypatch.setattr(tasks.run_training, "delay", lambda run_id: queued.append(run_id))  # runs.enqueue sends
     return queued
 
 
@@ -98,7 +98,7 @@ def test_reviewers_may_look_but_not_launch_or_act(client, reviewer, run, version
     page = client.get(reverse("training:run_list")).content.decode()
     assert "New SFT run" not in page
     detail = client.get(reverse("training:model_detail", args=[version.uuid])).content.decode()
-    assert "Register as student endpoint" not in detail and "sample-form" not in detail
+    assert "use-as-student" not in detail and "sample-form" not in detail
     assert (
         TrainingRun.objects.count() == 1
         and not ModelVersion.objects.filter(student_endpoint__isnull=False).exists()
@@ -171,13 +171,14 @@ def _form(seed_run, **extra):
     return data
 
 
-def test_an_admin_launches_an_sft_run(client, admin, seed_run, no_queue):
+def test_an_admin_launches_an_sft_run(client, admin, seed_run, no_queue, django_capture_on_commit_callbacks):
     login(client, admin)
     # Without JavaScript, "Update counts" re-renders the form with the counts and launches nothing.
     preview = client.post(reverse("training:run_new", args=["sft"]), {**_form(seed_run), "preview": "1"})
     assert preview.status_code == 200 and 'id="preview-counts"' in preview.content.decode()
     assert not TrainingRun.objects.exists()
-    response = client.post(reverse("training:run_new", args=["sft"]), _form(seed_run, name="my-sft"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("training:run_new", args=["sft"]), _form(seed_run, name="my-sft"))
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response.url == reverse("training:run_detail", args=[run.uuid])
     assert no_queue == [run.id] and run.name == "my-sft" and run.created_by == admin
@@ -232,30 +233,26 @@ def test_an_admin_cancels_a_run(client, admin, run):
 
 
 def test_the_model_page_registers_endpoints_samples_and_builds_pairs(
-    client, admin, version, demo_dataset, monkeypatch
+    client, admin, version, demo_dataset, monkeypatch, django_capture_on_commit_callbacks
 ):
     from inference import tasks as inference_tasks
 
     sent = []
-    monkeypatch.setattr(inference_tasks.process_generation_run, "delay_on_commit", lambda i: sent.append(i))
+    monkeypatch.setattr(inference_tasks.process_generation_run, "delay", lambda i: sent.append(i))
     login(client, admin)
     url = reverse("training:model_detail", args=[version.uuid])
     page = client.get(url).content.decode()
-    assert "Register as student endpoint" in page and "Register as scorer endpoint" in page
+    assert "Use as student" in page and "Use as scorer" in page
     client.post(reverse("training:model_register", args=[version.uuid]), {"role": "scorer"})
     version.refresh_from_db()
     assert version.scorer_endpoint.role == "scorer" and version.student_endpoint is None
 
-    response = client.post(
-        reverse("training:model_sample", args=[version.uuid]),
-        {
-            "dataset": demo_dataset.id,
-            "n_samples": "4",
-            "temperature": "1.0",
-            "top_p": "0.95",
-            "max_new_tokens": "64",
-        },
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("training:model_sample", args=[version.uuid]),
+            {"dataset": demo_dataset.id, "n_samples": "4", "temperature": "1.0", "top_p": "0.95",
+             "max_new_tokens": "64"},
+        )
     student = GenerationRun.objects.get(kind="student_sample")
     assert response.status_code == 302 and response.url == reverse(
         "inference:run_detail", args=[student.uuid]

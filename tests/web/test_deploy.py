@@ -33,7 +33,7 @@ def interpolate(value: str) -> str:
 
 
 def test_compose_has_the_stack_and_every_service_a_healthcheck():
-    assert set(SERVICES) == {"postgres", "redis", "vllm", "web", "worker", "gpu-worker"}
+    assert set(SERVICES) == {"postgres", "redis", "vllm", "vllm-model", "web", "worker", "gpu-worker"}
     for name, svc in SERVICES.items():
         test = svc.get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name} has no healthcheck"
@@ -64,9 +64,22 @@ def test_vllm_is_an_openai_server_on_the_gpu_with_its_model_volume():
         assert interpolate(env["RPRM_SCORING_MODEL"]) == served
 
 
+def test_a_model_version_is_served_on_demand_and_may_be_registered():
+    served = SERVICES["vllm-model"]
+    assert served["profiles"] == ["serve-model"]  # not started by a plain `docker compose up`
+    assert served["image"] == SERVICES["vllm"]["image"]
+    assert any(v.startswith("models:/models") for v in served["volumes"])
+    args = served["command"]
+    assert args[0].startswith("/models/${SERVE_MODEL:?") and "--port=8001" in args
+    assert any(a.startswith("--served-model-name=${SERVE_MODEL_NAME:?") for a in args)
+    assert "8001" in " ".join(served["healthcheck"]["test"])
+    for name in APP_SERVICES:  # "use as scorer" with http://vllm-model:8001/v1 passes the host check
+        assert "vllm-model" in SERVICES[name]["environment"]["MODEL_ENDPOINT_ALLOWED_HOSTS"].split(",")
+
+
 def test_gpu_services_share_memory_with_ipc_host():
     gpus = gpu_services()
-    assert set(gpus) == {"vllm", "gpu-worker"}
+    assert set(gpus) == {"vllm", "vllm-model", "gpu-worker"}
     for name in gpus:
         assert SERVICES[name].get("ipc") == "host", f"{name} needs ipc: host"
     for name in set(SERVICES) - set(gpus):

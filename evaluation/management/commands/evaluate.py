@@ -92,7 +92,8 @@ class Command(BaseCommand):
                     raise CommandError(f"{o['scores']}: no such file")
                 run = evaluation.create_evaluation(scores_path=o["scores"], **common)
             else:
-                endpoint = ModelEndpoint.objects.filter(name=o["model"]).first()
+                # An endpoint's name, or a model version's own name (its scorer / student endpoint).
+                endpoint = ModelEndpoint.objects.filter(name=o["model"]).first() or scorers.scorer_endpoint(o["model"])
                 if endpoint is None:
                     if not (Path(o["model"]).exists() or o["model"].startswith(("http://", "https://"))):
                         raise CommandError(f"no model endpoint named {o['model']!r} (and no such path)")

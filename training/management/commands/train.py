@@ -2,6 +2,7 @@
 
 manage.py train sft --base Qwen/Qwen2.5-Math-7B-Instruct --runs 3 4      # queue on the gpu queue
 manage.py train dpo --base-version sft-run1 --student-run 9 --wait        # train here, to the end
+manage.py train sft --base Qwen/Qwen2.5-Math-7B-Instruct --snapshot <export uuid>   # exactly those rows
 accelerate launch --num_processes 8 manage.py train --execute <uuid>      # multi-GPU (docs/training.md)
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -40,6 +42,11 @@ class Command(BaseCommand):
         parser.add_argument("--datasets", type=int, nargs="*", default=[], help="SFT: dataset ids")
         parser.add_argument("--no-balance", action="store_true", help="SFT: keep the yes/no imbalance")
         parser.add_argument("--student-run", type=int, help="DPO: the student sampling run id")
+        snapshot = parser.add_mutually_exclusive_group()
+        snapshot.add_argument("--snapshot", help="train on this export snapshot's rows (its uuid)")
+        snapshot.add_argument(
+            "--take-snapshot", action="store_true", help="SFT: snapshot the selection at launch and train on it"
+        )
         parser.add_argument("--max-pairs-per-step", type=int, default=2)
         parser.add_argument("--min-agree-fraction", type=float, help="DPO: e.g. 0.3333 (the authors' 1/3)")
         parser.add_argument("--val-fraction", type=float, default=0.05)
@@ -70,6 +77,18 @@ class Command(BaseCommand):
         )
         add_json_flag(parser)
 
+    def snapshot_args(self, o: dict) -> dict:
+        from training.models import ExportJob
+
+        if o["take_snapshot"]:
+            return {"take_snapshot": True}
+        if not o["snapshot"]:
+            return {}
+        job = ExportJob.objects.filter(uuid=o["snapshot"]).first() if _is_uuid(o["snapshot"]) else None
+        if job is None:
+            raise CommandError(f"no export snapshot {o['snapshot']}")
+        return {"snapshot": job}
+
     def handle(self, *args, **o):
         from training import actions
         from training.models import ModelVersion, TrainingRun
@@ -98,8 +117,8 @@ class Command(BaseCommand):
                 "balance": not o["no_balance"],
             }
         else:
-            if o["student_run"] is None:
-                raise CommandError("DPO needs --student-run")
+            if o["student_run"] is None and not o["snapshot"]:
+                raise CommandError("DPO needs --student-run (or --snapshot with DPO rows)")
             selection = {
                 "student_run": o["student_run"],
                 "max_pairs_per_step": o["max_pairs_per_step"],
@@ -126,9 +145,11 @@ class Command(BaseCommand):
             if not sep:
                 raise CommandError(f"--set wants KEY=VALUE, got {item!r}")
             hyper[key.strip()] = _value(value)
+        snapshot_args = self.snapshot_args(o)
         try:
             run = actions.launch_training(
-                o["kind"], base, selection, hyper, name=o["name"], queue=not (o["wait"] or o["hold"])
+                o["kind"], base, selection, hyper, name=o["name"], queue=not (o["wait"] or o["hold"]),
+                **snapshot_args,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
@@ -147,11 +168,11 @@ class Command(BaseCommand):
     def run_here(self, run, o) -> None:
         import socket
 
-        from training.tasks import execute
+        from training.tasks import train
 
         # One name per host, not per process: running --execute again after Ctrl-C (or a
         # crash) takes the run back at once and resumes from its last checkpoint.
-        result = execute(run.id, worker=f"cli@{socket.gethostname()}")
+        result = train(run.id, worker=f"cli@{socket.gethostname()}")
         if result is None:
             return  # not claimable here (or a non-main rank): nothing to report
         version = getattr(result, "output_version", None) if result.status == "succeeded" else None
@@ -166,3 +187,11 @@ class Command(BaseCommand):
         })
         if result.status == "failed":
             raise CommandError(result.error.splitlines()[0] if result.error else "failed")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
