@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from rprm_web.admin import ReadOnlyAdmin
+
 from .models import Dataset, ErrorType, ImportJob, Problem, Solution, Step, WorkerHeartbeat
 
 
@@ -12,7 +14,7 @@ class DatasetAdmin(admin.ModelAdmin):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(ReadOnlyAdmin):
     list_display = ["file_name", "dataset_name", "detected_format", "status", "created_at"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ImportJob._meta.fields]

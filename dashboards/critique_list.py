@@ -6,6 +6,10 @@ No total count: the number on the dashboard is the count.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from django.db.models import QuerySet
+
 from inference.models import Critique
 from review.reviews import final_tags
 
@@ -25,10 +29,13 @@ SHORT_OUTCOMES = {
 }
 
 
-def page(d: Drill, number: int) -> tuple[list[Critique], bool]:
-    """Page `number` (from 1) of the drill-down's critiques, and whether another follows
-    (a blind slice lists no sealed critique: `drill_queryset`)."""
-    qs = (
+CSV_LIMIT = 100_000
+
+
+def _listed(d: Drill) -> QuerySet[Critique]:
+    """The drill-down's critiques, newest first (a blind slice lists no sealed critique:
+    `drill_queryset`)."""
+    return (
         drill.drill_queryset(d)
         .select_related(
             "run__endpoint",
@@ -39,12 +46,29 @@ def page(d: Drill, number: int) -> tuple[list[Critique], bool]:
         )
         .order_by("-id")
     )
+
+
+def page(d: Drill, number: int) -> tuple[list[Critique], bool]:
+    """Page `number` (from 1) of the drill-down's critiques, and whether another follows."""
+    qs = _listed(d)
     start = (number - 1) * PAGE_SIZE
     rows = list(qs[start : start + PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     _annotate(rows)
     return rows, has_next
+
+
+def every(d: Drill, *, chunk: int = 2_000) -> Iterator[Critique]:
+    """Every critique the drill-down lists (up to CSV_LIMIT), newest first, annotated like
+    a page: the CSV download."""
+    qs = _listed(d)
+    for start in range(0, CSV_LIMIT, chunk):
+        rows = list(qs[start : start + chunk])
+        _annotate(rows)
+        yield from rows
+        if len(rows) < chunk:
+            return
 
 
 def _annotate(rows: list[Critique]) -> None:

@@ -88,7 +88,7 @@ OUTCOME_Q["awaiting"] = OUTCOME_Q["partial"] | OUTCOME_Q["adjudication"]
 def drill_queryset(d: Drill, *, today: date | None = None) -> QuerySet[Critique]:
     """Critiques matching a dashboard cell, by the summaries' definitions (tested to
     give the same counts)."""
-    qs = Critique.objects.all()
+    qs = Critique.objects.filter(gold_copy=False)  # gold copies measure reviewers, nothing else
     if d.slice.blind:
         # Blind double review: a reviewer may be the second one on any item still waiting for
         # its second review or adjudication, so those are not listed (nor their tags) to them.

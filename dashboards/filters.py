@@ -220,6 +220,26 @@ def drill_from(get: QueryDict, form: SliceForm, *, blind: bool = False) -> Drill
     )
 
 
+def drill_controls(d: Drill, types: list[ErrorType]) -> dict[str, Any]:
+    """The drill-down's own filter controls (besides the slice form): the choices of each
+    coordinate, and the coordinates without a control kept as hidden fields."""
+    outcomes = [("reviewed", OUTCOME_WORDS["reviewed"]), ("awaiting", OUTCOME_WORDS["awaiting"])]
+    hidden = {
+        "week": d.week.isoformat() if d.week else "",
+        "signal": d.signal,
+        "pair": ",".join(d.pair) if d.pair else "",
+        "same": ",".join(f"{k}:{pk}" for k, pk in d.same) if d.same else "",
+    }
+    return {
+        "types": [("none", "no error type"), *((t.slug, t.name) for t in types)],
+        "outcomes": [*OUTCOME_NAMES.items(), *outcomes],
+        "labels": [(x, x) for x in slices.LABELS],
+        "verdicts": [(x, x) for x in slices.VERDICTS],
+        "matches": list(MATCHES_WORDS.items()),
+        "hidden": [(k, v) for k, v in hidden.items() if v],
+    }
+
+
 MATCHES_WORDS = {
     "1": "verdict matches the label",
     "0": "verdict disagrees with the label",

@@ -29,8 +29,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from inference.core.metrics import cohen_kappa
-from inference.core.stats import percentile
+from inference.core.stats import cohen_kappa, kappa_estimate, percentile
 from review.models import Adjudication, LabelCorrection, Review, ReviewItem
 from review.reviews import sealed_q
 
@@ -231,6 +230,9 @@ def reviewer_pairs(slc: Slice) -> list[dict[str, Any]]:
                 else None,
                 "kappa_decisions": cohen_kappa(decisions),
                 "kappa_tags": cohen_kappa(p["tag"]),
+                # With a bootstrap interval and n (items both decided) wherever shown.
+                "decisions": kappa_estimate(decisions).as_dict(),
+                "tags": {**kappa_estimate(p["tag"]).as_dict(), "n": len(decisions)},
             }
         )
     return out

@@ -203,7 +203,7 @@ def refresh_summaries() -> dict[str, int]:
             None,
             """CREATE TEMP TABLE dash_cohort AS
             SELECT x.step_id, {cohort} AS runs
-            FROM (SELECT DISTINCT step_id, run_id FROM {critique}) x GROUP BY x.step_id""",
+            FROM (SELECT DISTINCT step_id, run_id FROM {critique} WHERE NOT gold_copy) x GROUP BY x.step_id""",
         ),
         (
             None,
@@ -236,7 +236,8 @@ def refresh_summaries() -> dict[str, int]:
             JOIN {step} st ON st.id = c.step_id
             JOIN {solution} sol ON sol.id = st.solution_id
             JOIN dash_cohort co ON co.step_id = c.step_id
-            LEFT JOIN {item} ri ON ri.critique_id = c.id""",
+            LEFT JOIN {item} ri ON ri.critique_id = c.id
+            WHERE NOT c.gold_copy""",
         ),
         (None, "CREATE INDEX dash_fact_id ON dash_fact (id)"),
         (None, "DELETE FROM {cell}"),

@@ -202,7 +202,12 @@ PAIR_COLS = [
     Col("critiques", "items"),
     Col("percent_agree"),
     Col("kappa_decisions"),
+    Col("kappa_decisions_ci_low", get=lambda p: p["decisions"]["lo"]),
+    Col("kappa_decisions_ci_high", get=lambda p: p["decisions"]["hi"]),
     Col("kappa_tags"),
+    Col("kappa_tags_ci_low", get=lambda p: p["tags"]["lo"]),
+    Col("kappa_tags_ci_high", get=lambda p: p["tags"]["hi"]),
+    Col("under_30_items", get=lambda p: p["decisions"]["few"]),
 ]
 SIGNAL_COLS = [
     Col("signal"),
@@ -228,6 +233,32 @@ BACKLOG_COLS = [
         "decided_7d",
     )
 ]
+
+
+CRITIQUE_COLS = [
+    Col("critique", get=lambda c: str(c.uuid)),
+    Col("dataset", get=lambda c: c.step.solution.dataset.name),
+    Col("solution", get=lambda c: c.step.solution.source_id),
+    Col("step", get=lambda c: c.step.index + 1),
+    Col("sample", get=lambda c: c.sample_index),
+    Col("run", get=lambda c: c.run_id),
+    Col("teacher", get=lambda c: c.run.endpoint.name),
+    Col("template", get=lambda c: str(c.run.template)),
+    Col("label", get=lambda c: c.step.label),
+    Col("verdict", get=lambda c: c.verdict),
+    Col("p_yes", get=lambda c: c.p_yes),
+    Col("error_class", get=lambda c: c.step.solution.error_type.slug if c.step.solution.error_type else ""),
+    Col("tags", get=lambda c: ";".join(c.tag_names)),
+    Col("outcome", get=lambda c: c.outcome),
+    Col("written", get=lambda c: c.created_at.isoformat()),
+]
+
+
+def critiques_csv(which: str | None, rows: Iterable[Any]) -> HttpResponse | None:
+    """The drill-down's critiques (every page), tags as the final decision has them."""
+    if which == "critiques":
+        return csv_response("critiques.csv", CRITIQUE_COLS, rows)
+    return None
 
 
 def reviewer_cols(weeks: list) -> list[Col]:

@@ -184,13 +184,17 @@ def critiques(request: AppRequest):
     require_reviewer(request)
     form = SliceForm(request.GET or None)
     d = filters.drill_from(request.GET, form, blind=_blind(request))
+    if csv := tables.critiques_csv(request.GET.get("csv"), critique_list.every(d)):
+        return csv
     page = filters.page_number(request.GET)
     rows, has_next = critique_list.page(d, page)
     params = request.GET.copy()
-    params.pop("page", None)
+    for key in ("page", "csv"):
+        params.pop(key, None)
     context = {
         "form": form,
         "drill": d,
+        "controls": filters.drill_controls(d, list(ErrorType.objects.all())),
         "described": filters.describe(d) + form.described(),
         "rows": rows,
         "page": page,
@@ -198,7 +202,7 @@ def critiques(request: AppRequest):
         "query": params.urlencode(),
         "tab": "",
     }
-    return render(request, "dashboards/critiques.html", context)
+    return _render(request, "dashboards/critiques.html", context)
 
 
 # --- refresh ---------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin
 
+from rprm_web.admin import ReadOnlyAdmin
+
 from .models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
 
 
@@ -19,14 +21,23 @@ class PromptTemplateAdmin(admin.ModelAdmin):
 class ModelEndpointForm(forms.ModelForm):
     # Write-only: the stored key is encrypted and never rendered back.
     api_key = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Leave empty to keep the stored key. Stored encrypted; never shown again.",
     )
     clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
 
     class Meta:
         model = ModelEndpoint
-        fields = ["name", "role", "backend", "path_or_url", "served_model_name", "default_sampling", "options"]
+        fields = [
+            "name",
+            "role",
+            "backend",
+            "path_or_url",
+            "served_model_name",
+            "default_sampling",
+            "options",
+        ]
 
     def save(self, commit=True):
         endpoint = super().save(commit=False)
@@ -51,14 +62,23 @@ class ModelEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(GenerationRun)
-class GenerationRunAdmin(admin.ModelAdmin):
+class GenerationRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "dataset", "endpoint", "status", "steps_done", "steps_total", "created_at"]
     list_filter = ["status", "kind"]
-    readonly_fields = ["uuid", "summary", "error", "error_detail", "started_at", "finished_at", "heartbeat_at", "worker"]
+    readonly_fields = [
+        "uuid",
+        "summary",
+        "error",
+        "error_detail",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "worker",
+    ]
 
 
 @admin.register(Critique)
-class CritiqueAdmin(admin.ModelAdmin):
+class CritiqueAdmin(ReadOnlyAdmin):
     list_display = ["id", "run", "step", "sample_index", "verdict", "strict", "p_yes", "matches_label"]
     list_filter = ["verdict", "strict", "matches_label"]
     raw_id_fields = ["run", "step"]

@@ -19,11 +19,13 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .api_request import ApiError
 from .models import ApiLease, ApiToken
 
 RATE_WINDOW_S = 60
@@ -143,3 +145,36 @@ def limiter() -> RedisLimiter | DatabaseLimiter:
     if url not in _limiters:
         _limiters[url] = RedisLimiter(url) if url else DatabaseLimiter()
     return _limiters[url]
+
+
+# ----- the request's own bounds (settings parsed and validated at start-up) ---------------
+
+
+def max_tokens() -> int:
+    """Per-request budget of generated tokens: steps x K x max_new_tokens (8 x 8 x 4,096)."""
+    return int(settings.SCORING_API_MAX_TOKENS)
+
+
+def request_timeout_s() -> int:
+    """Below gunicorn's default 30 s worker timeout and common proxy timeouts."""
+    return int(settings.SCORING_API_TIMEOUT_S)
+
+
+def token_limits() -> Limits:
+    """Per-token rate and concurrency; a slot is released when its scoring ends (its calls are
+    cancelled at the deadline), the lease only bounds a web process that died holding one."""
+    timeout = request_timeout_s()
+    return Limits(int(settings.SCORING_API_RATE_PER_MINUTE), int(settings.SCORING_API_MAX_CONCURRENT),
+                  lease_s=2 * timeout + 30)  # fmt: skip
+
+
+def check_budget(args: dict[str, Any], sampling: dict[str, Any]) -> None:
+    """Refuse before any work a request that may generate more than the token budget."""
+    budget = max_tokens()
+    n, k, m = len(args["steps"]), args["k"], sampling["max_new_tokens"]
+    if n * k * m > budget:
+        raise ApiError(
+            413, "over_budget",
+            f"this request may generate up to {n} steps x K={k} x {m} max_new_tokens = {n * k * m:,} tokens; "
+            f"the budget is {budget:,} tokens per request: send fewer steps, a lower K or a lower max_new_tokens",
+        )  # fmt: skip

@@ -32,7 +32,9 @@ class PromptTemplate(models.Model):
     style = models.CharField(max_length=12, default="named")
     # "rprm": rendered exactly like the authors' step rows; "legacy": versions stored before that.
     rendering = models.CharField(max_length=12, default="rprm")
-    source_sha256 = models.CharField(max_length=64, blank=True, help_text="sha256 of the file it was loaded from.")
+    source_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the file it was loaded from."
+    )
     content_hash = models.CharField(max_length=64, editable=False)
     source = models.CharField(max_length=255, blank=True, help_text="File it was loaded from, if any.")
     notes = models.TextField(blank=True)
@@ -59,9 +61,16 @@ class PromptTemplate(models.Model):
         from inference.core.prompts import PromptTemplate as CoreTemplate
 
         return CoreTemplate(
-            name=self.name, version=self.version, system=self.system, user=self.user_template,
-            few_shot=tuple(tuple(p) for p in self.few_shot), chat=self.chat,
-            style=self.style, rendering=self.rendering, source=self.source, source_sha256=self.source_sha256,
+            name=self.name,
+            version=self.version,
+            system=self.system,
+            user=self.user_template,
+            few_shot=tuple(tuple(p) for p in self.few_shot),
+            chat=self.chat,
+            style=self.style,
+            rendering=self.rendering,
+            source=self.source,
+            source_sha256=self.source_sha256,
         )
 
 
@@ -82,8 +91,12 @@ class ModelEndpoint(models.Model):
     name = models.CharField(max_length=200, unique=True)
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.TEACHER)
     backend = models.CharField(max_length=15, choices=Backend.choices)
-    path_or_url = models.CharField(max_length=500, help_text="Model directory / hub id, or the server's base URL.")
-    served_model_name = models.CharField(max_length=200, blank=True, help_text="OpenAI-compatible: the model name.")
+    path_or_url = models.CharField(
+        max_length=500, help_text="Model directory / hub id, or the server's base URL."
+    )
+    served_model_name = models.CharField(
+        max_length=200, blank=True, help_text="OpenAI-compatible: the model name."
+    )
     default_sampling = models.JSONField(default=dict, blank=True)
     # Backend kwargs, e.g. {"tensor_parallel_size": 2} for vLLM or {"mode": "chat"} for a server;
     # only those inference.trust.ALLOWED_OPTIONS lists.
@@ -136,7 +149,11 @@ class ModelEndpoint(models.Model):
         check_endpoint(self.backend, self.path_or_url, self.options)
         options = {k: v for k, v in self.options.items() if k != "api_key_env"}
         if self.backend == self.Backend.OPENAI:
-            target = {"base_url": self.path_or_url, "model": self.served_model_name or self.name}
+            target = {
+                "base_url": self.path_or_url,
+                "model": self.served_model_name or self.name,
+                **call_deadlines(),
+            }
             key = self.api_key()
             if key:
                 target["api_key"] = key
@@ -145,6 +162,15 @@ class ModelEndpoint(models.Model):
         else:
             target = {"model": self.path_or_url}
         return {**target, **options}
+
+
+def call_deadlines() -> dict[str, float]:
+    """The default deadlines of a model call (settings); an endpoint's options override them."""
+    return {
+        "connect_timeout_s": settings.MODEL_CALL_CONNECT_TIMEOUT_S,
+        "timeout_s": settings.MODEL_CALL_FIRST_BYTE_TIMEOUT_S,
+        "total_timeout_s": settings.MODEL_CALL_TOTAL_TIMEOUT_S,
+    }
 
 
 class GenerationRun(RunBase):
@@ -190,7 +216,9 @@ class GenerationRun(RunBase):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(n_samples__gte=1), name="generationrun_n_samples_positive"),
-            models.CheckConstraint(condition=Q(top_p__gt=0) & Q(top_p__lte=1), name="generationrun_top_p_range"),
+            models.CheckConstraint(
+                condition=Q(top_p__gt=0) & Q(top_p__lte=1), name="generationrun_top_p_range"
+            ),
             models.CheckConstraint(condition=Q(temperature__gte=0), name="generationrun_temperature_nonneg"),
         ]
 
@@ -207,15 +235,16 @@ class GenerationRun(RunBase):
     def sampling(self):
         from inference.core.backends.base import Sampling
 
-        return Sampling(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
-                        seed=self.seed)
+        return Sampling(
+            temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=self.seed
+        )
 
 
 class CritiqueQuerySet(models.QuerySet):
     def sft_eligible(self):
         """The method's keep rule: a verdict the authors' filter accepts (strict or not,
-        see inference.core.verdict) that agrees with the label."""
-        return self.filter(verdict__in=("yes", "no"), matches_label=True)
+        see inference.core.verdict) that agrees with the label. Gold copies never count."""
+        return self.filter(verdict__in=("yes", "no"), matches_label=True, gold_copy=False)
 
 
 class Critique(models.Model):
@@ -247,6 +276,9 @@ class Critique(models.Model):
     text_repaired = models.BooleanField(default=False)
     # The backend stopped at the token limit (finish reason "length"): the critique is cut.
     truncated = models.BooleanField(default=False)
+    # A copy made to measure a reviewer against a known answer (review/gold.py), possibly
+    # with a planted flaw: never training data, exports, agreement or dashboards.
+    gold_copy = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CritiqueQuerySet.as_manager()
@@ -254,7 +286,9 @@ class Critique(models.Model):
     class Meta:
         ordering = ["run_id", "step_id", "sample_index"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "step", "sample_index"], name="critique_unique_sample"),
+            # A gold copy keeps its source's sample number (it must look like any other item).
+            models.UniqueConstraint(fields=["run", "step", "sample_index"], condition=models.Q(gold_copy=False),
+                                    name="critique_unique_sample"),
         ]
         indexes = [
             # All critiques of a step across runs (review screen's "other samples").

@@ -3,7 +3,9 @@
 Loads the run's steps in id order, skips (step, sample) pairs that already have
 a critique, asks the backend for the rest in batches, parses verdicts and
 sections, and bulk-inserts critiques. Progress, counters and the summary live on
-the run row; cancellation is honoured between batches. Safe to run twice: the
+the run row; cancellation is honoured between batches, and while a batch's model
+call is in flight a watcher polls the cancel flag every RUN_CANCEL_POLL_S and cancels
+the call (backends with ``cancel()``), so the run ends ``cancelled`` within seconds. Safe to run twice: the
 unique (run, step, sample_index) constraint makes duplicates impossible, and a
 restart does only what is still missing.
 """
@@ -11,15 +13,17 @@ restart does only what is still missing.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 
 from annotations.models import Step
-from inference.core.backends.base import Backend
+from inference.core.backends.base import Backend, BackendCancelled, Sampling
 from inference.core.prompts import question_for_prompt
 from inference.core.text import is_truncated, repair, repair_json, repair_text
 from inference.core.verdict import parse_verdict, split_sections
@@ -42,7 +46,12 @@ def get_backend(endpoint: ModelEndpoint) -> Backend:
         import torch
 
         torch.set_num_threads(settings.TORCH_CPU_THREADS)
-    key = (endpoint.backend, endpoint.path_or_url, endpoint.served_model_name, repr(sorted(endpoint.options.items())))
+    key = (
+        endpoint.backend,
+        endpoint.path_or_url,
+        endpoint.served_model_name,
+        repr(sorted(endpoint.options.items())),
+    )
     if key not in _backend_cache:
         for old in list(_backend_cache.values()):  # keep one model in (GPU) memory at a time
             old.close()
@@ -63,7 +72,9 @@ def select_steps(run: GenerationRun):
         steps = steps.filter(solution__first_error_index=-1)
     if f.get("up_to_first_error"):
         # Steps after the first error carry no label in ProcessBench-style data.
-        steps = steps.filter(Q(solution__first_error_index__lt=0) | Q(index__lte=F("solution__first_error_index")))
+        steps = steps.filter(
+            Q(solution__first_error_index__lt=0) | Q(index__lte=F("solution__first_error_index"))
+        )
     steps = steps.order_by("id")
     if f.get("limit"):
         steps = steps[: int(f["limit"])]
@@ -80,8 +91,11 @@ def _contexts(step_ids: list[int]) -> dict[int, tuple[str, list[str], str, Step]
     steps = {s.id: s for s in Step.objects.filter(id__in=step_ids).select_related("solution__problem")}
     solution_ids = {s.solution_id for s in steps.values()}
     texts: dict[int, list[str]] = defaultdict(list)
-    for sol_id, text in Step.objects.filter(solution_id__in=solution_ids).order_by("solution_id", "index") \
-            .values_list("solution_id", "text"):
+    for sol_id, text in (
+        Step.objects.filter(solution_id__in=solution_ids)
+        .order_by("solution_id", "index")
+        .values_list("solution_id", "text")
+    ):
         texts[sol_id].append(text)
     out = {}
     for sid, step in steps.items():
@@ -163,8 +177,10 @@ def summarise(run: GenerationRun) -> dict:
         return round(num / den, 4) if den else None
 
     def agreement(labels) -> float | None:
-        return rate(sum(by_label.get(lb, {}).get("agree", 0) for lb in labels),
-                    sum(by_label.get(lb, {}).get("judged", 0) for lb in labels))
+        return rate(
+            sum(by_label.get(lb, {}).get("agree", 0) for lb in labels),
+            sum(by_label.get(lb, {}).get("judged", 0) for lb in labels),
+        )
 
     return {
         "critiques": total,
@@ -183,8 +199,9 @@ def summarise(run: GenerationRun) -> dict:
     }
 
 
-def process_run(run_id: int, *, progress: Callable[[GenerationRun], None] | None = None,
-                backend: Backend | None = None) -> GenerationRun | None:
+def process_run(
+    run_id: int, *, progress: Callable[[GenerationRun], None] | None = None, backend: Backend | None = None
+) -> GenerationRun | None:
     """Claim and process a run to the end. Returns None if another worker has it.
     Its completion reaches review through `rprm_web.runs.run_finished`."""
     return runs.execute(
@@ -194,6 +211,41 @@ def process_run(run_id: int, *, progress: Callable[[GenerationRun], None] | None
         select_related=("endpoint", "template", "dataset"),
         final=lambda run, status: {"summary": summarise(run)},
     )
+
+
+def _watch_cancel(
+    run: GenerationRun, cancel: Callable[[], int], stop: threading.Event, requested: threading.Event
+) -> None:
+    """Poll the run's cancel flag until ``stop``; on a cancel, cancel the backend's calls."""
+    try:
+        while not stop.wait(settings.RUN_CANCEL_POLL_S):
+            if GenerationRun.objects.filter(id=run.id, cancel_requested=True).exists():
+                requested.set()
+                cancel()
+                return
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def generate_cancellable(run: GenerationRun, backend: Backend, prompts: list, sampling: Sampling) -> list:
+    """``backend.generate``, interrupted within RUN_CANCEL_POLL_S when the run's cancel is
+    requested (then RunCancelled: the lifecycle ends the run ``cancelled``)."""
+    cancel = getattr(backend, "cancel", None)
+    if cancel is None:  # in-process backends finish their batch; the next checkpoint cancels
+        return backend.generate(prompts, run.n_samples, sampling)
+    stop, requested = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=_watch_cancel, args=(run, cancel, stop, requested), daemon=True,
+                               name=f"cancel-watch-{run.pk}")  # fmt: skip
+    watcher.start()
+    try:
+        return backend.generate(prompts, run.n_samples, sampling)
+    except BackendCancelled:
+        if requested.is_set():
+            raise runs.RunCancelled from None
+        raise
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
 
 
 def _process(run: GenerationRun, backend: Backend, progress) -> None:
@@ -208,7 +260,9 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
         runs.checkpoint(run)
         t0 = time.perf_counter()
         have: dict[int, set[int]] = defaultdict(set)
-        for sid, idx in Critique.objects.filter(run=run, step_id__in=batch).values_list("step_id", "sample_index"):
+        for sid, idx in Critique.objects.filter(run=run, step_id__in=batch).values_list(
+            "step_id", "sample_index"
+        ):
             have[sid].add(idx)
         todo = [sid for sid in batch if len(have[sid]) < run.n_samples]
         new: list[Critique] = []
@@ -218,7 +272,7 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
             # Messages for a chat template: the backend applies the model's own chat template.
             prompts = [template.render(ctx[s][0], ctx[s][1], ctx[s][2]) for s in todo]
             b0 = time.perf_counter()
-            results = backend.generate(prompts, run.n_samples, sampling)
+            results = generate_cancellable(run, backend, prompts, sampling)
             backend_s = time.perf_counter() - b0
             for sid, completions in zip(todo, results, strict=True):
                 for sample_index, completion in enumerate(completions):
@@ -238,7 +292,15 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
                 orchestration_seconds=F("orchestration_seconds") + (time.perf_counter() - t0 - backend_s),
             )
         done += len(batch)
-        run.refresh_from_db(fields=["steps_done", "critiques_done", "tokens_generated", "backend_seconds",
-                                    "orchestration_seconds", "cancel_requested"])
+        run.refresh_from_db(
+            fields=[
+                "steps_done",
+                "critiques_done",
+                "tokens_generated",
+                "backend_seconds",
+                "orchestration_seconds",
+                "cancel_requested",
+            ]
+        )
         if progress:
             progress(run)

@@ -23,8 +23,21 @@ SCORER_ROLES = (ModelEndpoint.Role.SCORER, ModelEndpoint.Role.STUDENT)
 # ---------------------------------------------------------------- API tokens
 
 
+class TokenRefused(ValueError):
+    """The user could never use a token (inactive, or neither reviewer nor admin)."""
+
+
 def create_api_token(user, name: str = "") -> tuple[ApiToken, str]:
-    """A new token for `user`; the plain token is returned once and never stored."""
+    """A new token for `user`; the plain token is returned once and never stored.
+
+    Refused up front (TokenRefused) for a user a token could never act for: inactive, or
+    holding no role; `authenticate_token` refuses those at use too."""
+    if not user.is_active:
+        raise TokenRefused(f"user {user.username!r} is inactive: a token would be refused at every use")
+    if not is_reviewer(user):
+        raise TokenRefused(
+            f"user {user.username!r} is neither reviewer nor admin: add them to a group before issuing a token"
+        )
     raw = "rprm_" + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name, prefix=raw[:12], token_hash=ApiToken.hash(raw))
     return token, raw

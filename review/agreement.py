@@ -12,7 +12,7 @@ from itertools import combinations
 from django.db.models import Count, QuerySet
 
 from annotations.models import ErrorType
-from inference.core.metrics import cohen_kappa
+from inference.core.stats import KappaEstimate, cohen_kappa, kappa_estimate
 
 from .models import Review, ReviewItem
 from .queue import DECIDING
@@ -43,6 +43,35 @@ class PairAgreement:
     def kappa_tags(self) -> float | None:
         return cohen_kappa(self.tag_pairs)
 
+    @property
+    def decisions(self) -> KappaEstimate:
+        """Kappa on decisions with its bootstrap interval, over `items`."""
+        return kappa_estimate(self.decision_pairs)
+
+    @property
+    def tags(self) -> KappaEstimate:
+        """Kappa on tags (pooled over error types): its n is the items, not the pairs.
+        The interval resamples (item, type) pairs, so it is somewhat too narrow."""
+        e = kappa_estimate(self.tag_pairs)
+        return KappaEstimate(e.kappa, e.lo, e.hi, self.items)
+
+
+@dataclass
+class TypeAgreement:
+    """Whether two reviewers of an item both tag one error type, over every pair."""
+
+    slug: str
+    name: str
+    pairs: list[tuple[bool, bool]] = field(default_factory=list)
+
+    @property
+    def estimate(self) -> KappaEstimate:
+        return kappa_estimate(self.pairs)
+
+    @property
+    def tagged(self) -> int:
+        return sum(a or b for a, b in self.pairs)
+
 
 def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple[int, int, str, str]]:
     """(review id, item id, reviewer, decision) of the first independent decisions.
@@ -52,7 +81,7 @@ def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple
     reviewer's own second thought; one changed after it may follow the other reviewer,
     so the one held at that moment counts (undone or not).
     """
-    reviews = Review.objects.filter(decision__in=DECIDING)
+    reviews = Review.objects.filter(decision__in=DECIDING, critique__gold_copy=False)
     if items is not None:
         reviews = reviews.filter(item__in=items)
     multi = (
@@ -77,6 +106,12 @@ def independent_reviews(items: QuerySet[ReviewItem] | None = None) -> list[tuple
 
 
 def agreement(items: QuerySet[ReviewItem] | None = None) -> list[PairAgreement]:
+    return agreement_tables(items)[0]
+
+
+def agreement_tables(
+    items: QuerySet[ReviewItem] | None = None,
+) -> tuple[list[PairAgreement], list[TypeAgreement]]:
     """Cohen's kappa per reviewer pair, on decisions and on error tags.
 
     Items decided (not skipped) by both reviewers count, with the first independent
@@ -90,7 +125,8 @@ def agreement(items: QuerySet[ReviewItem] | None = None) -> list[PairAgreement]:
         review_id__in=[r[0] for r in rows]
     ).values_list("review_id", "errortype__slug"):
         tags[review_id].add(slug)
-    taxonomy = list(ErrorType.objects.values_list("slug", flat=True))
+    taxonomy = dict(ErrorType.objects.values_list("slug", "name"))
+    by_type = {slug: TypeAgreement(slug, name) for slug, name in taxonomy.items()}
     by_item: dict[int, dict[str, tuple[str, set[str]]]] = defaultdict(dict)
     for review_id, item_id, username, decision in rows:
         by_item[item_id][username] = (decision, tags[review_id])
@@ -101,5 +137,7 @@ def agreement(items: QuerySet[ReviewItem] | None = None) -> list[PairAgreement]:
             (da, ta), (db, tb) = reviewers[a], reviewers[b]
             pair.items += 1
             pair.decision_pairs.append((da, db))
-            pair.tag_pairs.extend((slug in ta, slug in tb) for slug in taxonomy)
-    return sorted(pairs.values(), key=lambda p: (p.reviewer_a, p.reviewer_b))
+            for slug in taxonomy:
+                pair.tag_pairs.append((slug in ta, slug in tb))
+                by_type[slug].pairs.append((slug in ta, slug in tb))
+    return sorted(pairs.values(), key=lambda p: (p.reviewer_a, p.reviewer_b)), list(by_type.values())

@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-from inference.core.stats import cohen_kappa as kappa
-
 from .queue import FLAG_THRESHOLD, ensure_review_items
 
 AUDIT_VERSION = 1
@@ -450,17 +448,6 @@ def audit_facts(facts: CritiqueFacts, step_equations: list[Equation] | None = No
     return sorted(found, key=lambda s: -s.weight * s.strength)
 
 
-# --- agreement -------------------------------------------------------------------
-
-
-def cohen_kappa(pairs: Sequence[tuple]) -> float | None:
-    """Cohen's kappa of reviewer pairs; None when undefined (the project's one kappa)."""
-    return kappa(pairs)
-
-
-_cohen_kappa = cohen_kappa  # the name the agreement tests use
-
-
 # --- Django shell ----------------------------------------------------------------
 
 
@@ -481,8 +468,9 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None, only_missing: bo
     from .models import CritiqueAudit, ReviewItem
 
     run = GenerationRun.objects.get(id=run_id)
+    # Gold copies (review/gold.py) are audited when served, never as the run's samples.
     critiques = (
-        Critique.objects.filter(run=run)
+        Critique.objects.filter(run=run, gold_copy=False)
         .select_related("step")
         .only(
             "id",
@@ -501,7 +489,9 @@ def audit_run(run_id: int, *, batch: int = 2000, progress=None, only_missing: bo
     if only_missing:
         critiques = critiques.exclude(audit__version=AUDIT_VERSION)
     verdicts: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for cid, sid, verdict in Critique.objects.filter(run=run).values_list("id", "step_id", "verdict"):
+    for cid, sid, verdict in Critique.objects.filter(run=run, gold_copy=False).values_list(
+        "id", "step_id", "verdict"
+    ):
         verdicts[sid].append((cid, verdict))
 
     now = timezone.now()

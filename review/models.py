@@ -150,6 +150,10 @@ class ReviewItem(models.Model):
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     leased_at = models.DateTimeField(null=True, blank=True)
+    # A gold copy's item (review/gold.py) is served to this reviewer only.
+    gold_for = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -265,6 +269,68 @@ class Adjudication(models.Model):
         return f"adjudication of item {self.item_id}: {self.decision}"
 
 
+class GoldItem(models.Model):
+    """A known answer reviewers are measured against (review/gold.py).
+
+    An adjudicated item, a critique an admin marked gold with its answer, or a seeded
+    copy of a sound, matched critique with one planted flaw (`flaw`, `flaw_detail`; its
+    text is `text`). Served blind: each reviewer who has not seen it gets a fresh copy
+    (GoldServing) that looks exactly like any other item.
+    """
+
+    class Source(models.TextChoices):
+        ADJUDICATED = "adjudicated"
+        MARKED = "marked", "marked gold by an admin"
+        SEEDED = "seeded", "seeded flaw"
+
+    class Flaw(models.TextChoices):
+        NONE = "", "none"
+        ARITHMETIC = "arithmetic", "arithmetic claim made false"
+        PREMISE = "premise", "premise not in the problem"
+        CONTRADICTION = "contradiction", "conclusion contradicts the analysis"
+
+    critique = models.ForeignKey("inference.Critique", on_delete=models.PROTECT, related_name="gold_items")
+    source = models.CharField(max_length=11, choices=Source.choices)
+    answer = models.CharField(max_length=11, choices=Review.Decision.choices)
+    error_type = models.ForeignKey(ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    flaw = models.CharField(max_length=13, choices=Flaw.choices, blank=True)
+    # What was planted: {"section", "before", "after", "equation"...}, for the calibration page.
+    flaw_detail = models.JSONField(default=dict, blank=True)
+    text = models.TextField()
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(answer=Review.Decision.SKIP), name="golditem_answer_not_skip"),
+            # One gold item per critique and flaw (a critique may carry each kind of seeded flaw).
+            models.UniqueConstraint(fields=["critique", "flaw"], name="golditem_once_per_flaw"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gold {self.source} on critique {self.critique_id}: {self.answer}"
+
+
+class GoldServing(models.Model):
+    """One reviewer's blind copy of a gold item; their answer is their review of `copy`."""
+
+    gold = models.ForeignKey(GoldItem, on_delete=models.PROTECT, related_name="servings")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    copy = models.OneToOneField("inference.Critique", on_delete=models.PROTECT, related_name="gold_serving")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["gold", "reviewer"], name="goldserving_once_per_reviewer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gold {self.gold_id} served to {self.reviewer_id}"
+
+
 class Assignment(models.Model):
     """A dataset or a run given to a reviewer, with an optional target (reviews to make).
 
@@ -327,6 +393,7 @@ class ReviewEvent(models.Model):
         ADJUDICATION_UNDONE = "adjudication_undone", "adjudication undone"
         ASSIGNED = "assigned"
         UNASSIGNED = "unassigned"
+        MEMBER_CHANGED = "member_changed", "team member changed"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

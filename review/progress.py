@@ -12,11 +12,13 @@ a second reviewer's decision moves it the same way whether or not the two agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Func, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from annotations.models import Dataset
@@ -33,9 +35,9 @@ def start_of_today(now: datetime | None = None) -> datetime:
     return timezone.localtime(now or timezone.now()).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def per_hour(n: int, ms: int | None) -> float | None:
+def per_hour(n: int, ms: int | None) -> int | None:
     """Decisions per hour on task (the browser's timer), None without time to go by."""
-    return round(n * 3_600_000 / ms, 1) if n and ms else None
+    return round(n * 3_600_000 / ms) if n and ms else None
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Count_:
         return f"{self.n:,}+" if self.capped else f"{self.n:,}"
 
 
-def capped(qs) -> Count_:
+def capped(qs: QuerySet[ReviewItem]) -> Count_:
     n = qs.order_by()[: COUNT_CAP + 1].count()
     return Count_(COUNT_CAP, True) if n > COUNT_CAP else Count_(n)
 
@@ -63,7 +65,7 @@ class ScopeProgress:
     today: int
     mine_done: int
     mine_today: int
-    mine_per_hour: float | None
+    mine_per_hour: int | None
 
     @property
     def total(self) -> Count_:
@@ -89,10 +91,15 @@ def _scope_q(flt: QueueFilter, prefix: str = "") -> Q:
 def scope_progress(flt: QueueFilter, user: User, *, left: Count_ | None = None) -> ScopeProgress:
     """Progress of the queue scope (search and error-type filters aside); `left` when the
     caller has counted it already (the queue page's tab)."""
-    scope = QueueFilter(queue=flt.queue, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id)
+    # Your own gold copies count like any item (review/gold.py: they must look like one);
+    # other people's are theirs.
+    scope = QueueFilter(
+        queue=flt.queue, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=user.id
+    )
     if left is None:
         left = capped(open_items(scope))
-    done = ReviewItem.objects.filter(_scope_q(scope), state__in=ReviewItem.REVIEWED_STATES).count()
+    yours = Q(gold_for__isnull=True) | Q(gold_for=user)
+    done = ReviewItem.objects.filter(yours, _scope_q(scope), state__in=ReviewItem.REVIEWED_STATES).count()
     today = start_of_today()
     # One query for the team's and the user's decisions (a BitmapOr of two indexes).
     mine_q, today_q = Q(reviewer=user), Q(created_at__gte=today)
@@ -125,7 +132,7 @@ class ReviewerRow:
     total: int
     today: int
     week: int
-    per_hour: float | None  # this week, on task
+    per_hour: int | None  # this week, on task
 
 
 def reviewer_rows(users: list[User]) -> list[ReviewerRow]:
@@ -145,7 +152,7 @@ def reviewer_rows(users: list[User]) -> list[ReviewerRow]:
     }
     rows = []
     for user in users:
-        s = stats.get(user.id, {})
+        s: Mapping[str, Any] = stats.get(user.id, {})
         week_n = s.get("week", 0)
         rows.append(
             ReviewerRow(
@@ -190,14 +197,17 @@ def assignment_rows(assignments: list[Assignment]) -> list[AssignmentRow]:
     rows = []
     for a in assignments:
         if a.dataset_id:
-            done, left = by_dataset.get((a.reviewer_id, a.dataset_id), 0), left_dataset.get(a.dataset_id, 0)
+            done, left = (
+                by_dataset.get((a.reviewer_id, a.dataset_id), 0),
+                left_dataset.get(a.dataset_id or 0, 0),
+            )
         else:
-            done, left = by_run.get((a.reviewer_id, a.run_id), 0), left_run.get(a.run_id, 0)
+            done, left = by_run.get((a.reviewer_id, a.run_id), 0), left_run.get(a.run_id or 0, 0)
         rows.append(AssignmentRow(a, done, Count_(min(left, COUNT_CAP), left > COUNT_CAP)))
     return rows
 
 
-def _grouped(qs, *keys: str) -> dict[tuple, int]:
+def _grouped(qs: QuerySet[Any], *keys: str) -> dict[tuple[Any, ...], int]:
     return {
         tuple(row[k] for k in keys): row["n"] for row in qs.values(*keys).annotate(n=Count("id")).order_by()
     }
@@ -230,7 +240,10 @@ def dataset_rows() -> list[DatasetRow]:
     today and this week. Four queries, each served by an index."""
     now = timezone.now()
     today, week = start_of_today(now), now - timedelta(days=WEEK_DAYS)
-    reviewed = _grouped(ReviewItem.objects.filter(state__in=ReviewItem.REVIEWED_STATES), "dataset_id")
+    # The work itself: gold copies served to reviewers (review/gold.py) are not items to do.
+    reviewed = _grouped(
+        ReviewItem.objects.filter(gold_for__isnull=True, state__in=ReviewItem.REVIEWED_STATES), "dataset_id"
+    )
     skipped = _grouped(ReviewItem.objects.filter(state=ReviewItem.State.SKIPPED), "dataset_id")
     datasets = Dataset.objects.annotate(left=CappedCount(_open_ids(dataset_id=OuterRef("id")))).filter(
         Q(left__gt=0) | Q(id__in=[d for (d,) in reviewed] + [d for (d,) in skipped])
@@ -244,7 +257,7 @@ def dataset_rows() -> list[DatasetRow]:
     }
     rows = []
     for d in datasets.order_by("name").values("id", "name", "left"):
-        p = pace.get(d["id"], {})
+        p: Mapping[str, Any] = pace.get(d["id"], {})
         rows.append(
             DatasetRow(
                 d["id"],
@@ -266,9 +279,9 @@ class CappedCount(Func):
     output_field = IntegerField()
 
 
-def _open_ids(**scope) -> Subquery:
+def _open_ids(**scope: Any) -> Subquery:
     return Subquery(
-        ReviewItem.objects.filter(state=ReviewItem.State.OPEN, **scope)
+        ReviewItem.objects.filter(state=ReviewItem.State.OPEN, gold_for__isnull=True, **scope)
         .order_by()
         .values("id")[: COUNT_CAP + 1]
     )

@@ -136,7 +136,13 @@ class QueueFilter:
 
 
 def open_items(flt: QueueFilter) -> QuerySet[ReviewItem]:
-    return flt.apply(ReviewItem.objects.filter(state=ReviewItem.State.OPEN)).order_by("-suspicion", "id")
+    # A gold copy's item (review/gold.py) is only ever its one reviewer's.
+    mine = (
+        Q(gold_for__isnull=True) | Q(gold_for_id=flt.viewer_id) if flt.viewer_id else Q(gold_for__isnull=True)
+    )
+    return flt.apply(ReviewItem.objects.filter(mine, state=ReviewItem.State.OPEN)).order_by(
+        "-suspicion", "id"
+    )
 
 
 def ensure_review_items(critique_ids: Sequence[int], suspicion: dict[int, float] | None = None) -> int:

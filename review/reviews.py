@@ -23,8 +23,10 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import ErrorType, Step
+from inference.models import Critique
 from rprm_web.access import is_adjudicator
 
+from .gold import gold_from_adjudication
 from .models import Adjudication, LabelCorrection, Review, ReviewEvent, ReviewItem
 from .queue import (  # noqa: F401  (the basics every review action uses)
     DECIDING,
@@ -380,6 +382,8 @@ def adjudicate(
             adjudication.error_types.set(tags)
         for correction in pending:
             decide_label_correction(correction, admin, accept=decision == Decision.LABEL_WRONG, now=now)
+        if not Critique.objects.filter(pk=item.critique_id, gold_copy=True).exists():
+            gold_from_adjudication(adjudication)  # a settled dispute is a known answer
         item.state, item.final_decision = ReviewItem.State.ADJUDICATED, decision
         item.lease_holder, item.lease_expires_at, item.leased_at = None, None, None
         item.save(
@@ -466,7 +470,9 @@ def training_exclusion_q() -> Q:
     """Critiques that must not become training data (use with `Critique.objects.exclude`).
 
     Flawed critiques are out; so are label-wrong ones and everything still in dispute
-    (awaiting a second review, adjudication, or a decision on a label correction).
+    (awaiting a second review, adjudication, or a decision on a label correction), and
+    every gold copy (review/gold.py: a known answer served to measure a reviewer, perhaps
+    with a planted flaw).
     """
     settled_out = ReviewItem.objects.filter(critique_id=OuterRef("pk")).filter(
         Q(final_decision__in=[Decision.FLAWED, Decision.LABEL_WRONG]) | Q(state=ReviewItem.State.ADJUDICATION)
@@ -477,7 +483,7 @@ def training_exclusion_q() -> Q:
         decision__in=[Decision.FLAWED, Decision.LABEL_WRONG],
         item__state=ReviewItem.State.OPEN,
     )
-    return Q(Exists(settled_out)) | Q(Exists(open_doubt)) | label_dispute_q("step_id")
+    return Q(gold_copy=True) | Q(Exists(settled_out)) | Q(Exists(open_doubt)) | label_dispute_q("step_id")
 
 
 # --- history navigation ----------------------------------------------------------

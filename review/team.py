@@ -36,6 +36,13 @@ from .queue import ReviewError, _release, record
 log = logging.getLogger(__name__)
 
 
+def _audit(actor: User, member: User, **change: object) -> None:
+    """Who changed whom, in the insert-only event log (and the server log)."""
+    payload = {"member": member.id, "username": member.username, **change}
+    ReviewEvent.objects.create(kind=ReviewEvent.Kind.MEMBER_CHANGED, actor=actor, payload=payload)
+    log.info("team: %s changed %s: %s", actor.username, member.username, change)
+
+
 def _check_admin_kept(actor: User, user: User, *, losing: bool) -> None:
     if not losing or not user.is_staff:
         return
@@ -69,7 +76,7 @@ def create_member(
             raise ReviewError(f"The user name {username!r} is taken.")
         user = User.objects.create_user(username, email, password or None)
         _apply_roles(user, roles)
-    log.info("team: %s created %s with roles %s", actor.username, username, sorted(set(roles)))
+        _audit(actor, user, created=True, roles=granted_roles(user), invited=password is None)
     return user
 
 
@@ -79,7 +86,7 @@ def set_roles(actor: User, user: User, roles: Iterable[str]) -> None:
         user = User.objects.select_for_update().get(pk=user.pk)
         _check_admin_kept(actor, user, losing=ADMIN not in wanted)
         _apply_roles(user, wanted)
-    log.info("team: %s set the roles of %s to %s", actor.username, user.username, sorted(wanted))
+        _audit(actor, user, roles=granted_roles(user))
 
 
 def set_active(actor: User, user: User, active: bool) -> None:
@@ -93,7 +100,7 @@ def set_active(actor: User, user: User, active: bool) -> None:
         if not active:
             for item in ReviewItem.objects.select_for_update().filter(lease_holder=user):
                 _release(item, actor, reason="reviewer deactivated")
-    log.info("team: %s %s %s", actor.username, "reactivated" if active else "deactivated", user.username)
+        _audit(actor, user, active=active)
 
 
 def granted_roles(user: User) -> list[str]:
@@ -115,9 +122,10 @@ def invite_path(user: User) -> str:
 
 def reset_to_invite(actor: User, user: User) -> None:
     """Forget the member's password: they sign in again through a new set-password link."""
-    user.set_unusable_password()
-    user.save(update_fields=["password"])
-    log.info("team: %s reset the password of %s (new invite link)", actor.username, user.username)
+    with transaction.atomic():
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        _audit(actor, user, password_cleared=True)
 
 
 def join(user: User, token: str, password: str) -> None:
@@ -155,7 +163,7 @@ def assign(
             dataset=dataset.id if dataset else None,
             run=run.id if run else None,
             target=target,
-            **({} if created else {"updated": True}),
+            updated=not created,
         )
     return assignment
 
@@ -236,7 +244,7 @@ class ItemFilter:
 BULK_EVENT_BATCH = 1000
 
 
-def _events(kind: str, actor: User, ids: list[int], **payload) -> None:
+def _events(kind: str, actor: User, ids: list[int], **payload: object) -> None:
     ReviewEvent.objects.bulk_create(
         [ReviewEvent(kind=kind, actor=actor, item_id=i, payload=payload) for i in ids],
         batch_size=BULK_EVENT_BATCH,
@@ -259,7 +267,10 @@ def bulk_release(actor: User, flt: ItemFilter) -> int:
 def bulk_skip(actor: User, flt: ItemFilter, reason: str = "") -> int:
     """Take open items nobody has decided yet out of the queues (state `skipped`)."""
     with transaction.atomic():
-        qs = flt.apply(ReviewItem.objects.filter(state=ReviewItem.State.OPEN, reviews_done=0))
+        # Gold copies (review/gold.py) are their reviewer's test, not queue work.
+        qs = flt.apply(
+            ReviewItem.objects.filter(state=ReviewItem.State.OPEN, reviews_done=0, gold_for__isnull=True)
+        )
         ids = list(qs.select_for_update(skip_locked=True).values_list("id", flat=True))
         ReviewItem.objects.filter(id__in=ids).update(
             state=ReviewItem.State.SKIPPED,

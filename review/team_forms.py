@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
@@ -16,8 +18,9 @@ from .team import ItemFilter
 ROLE_CHOICES = [(r, f"{r} — {ROLE_WORDS[r]}") for r in ROLES]
 
 
-def _run_label(run: GenerationRun) -> str:
-    return f"run #{run.id} · {run.get_kind_display()} · dataset {run.dataset_id}"
+class RunChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: GenerationRun) -> str:
+        return f"run #{obj.id} · {obj.get_kind_display()} · dataset {obj.dataset_id}"
 
 
 class RolesForm(forms.Form):
@@ -40,7 +43,7 @@ class MemberForm(RolesForm):
     )
 
     def clean_username(self) -> str:
-        name = self.cleaned_data["username"].strip()
+        name = str(self.cleaned_data["username"]).strip()
         if User.objects.filter(username__iexact=name).exists():
             raise forms.ValidationError("This user name is taken.")
         return name
@@ -54,14 +57,10 @@ class MemberForm(RolesForm):
 
 class AssignForm(forms.Form):
     dataset = forms.ModelChoiceField(Dataset.objects.order_by("name"), required=False, empty_label="—")
-    run = forms.ModelChoiceField(GenerationRun.objects.order_by("-id"), required=False, empty_label="—")
+    run = RunChoiceField(GenerationRun.objects.order_by("-id"), required=False, empty_label="—")
     target = forms.IntegerField(required=False, min_value=1, help_text="Reviews to make there (optional).")
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["run"].label_from_instance = _run_label
-
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if bool(data.get("dataset")) == bool(data.get("run")):
             raise forms.ValidationError("Choose a dataset or a run (one of them).")
@@ -79,7 +78,7 @@ class BulkForm(forms.Form):
     dataset = forms.ModelChoiceField(
         Dataset.objects.order_by("name"), required=False, empty_label="any dataset"
     )
-    run = forms.ModelChoiceField(GenerationRun.objects.order_by("-id"), required=False, empty_label="any run")
+    run = RunChoiceField(GenerationRun.objects.order_by("-id"), required=False, empty_label="any run")
     queue = forms.ChoiceField(
         choices=[
             ("", "any queue"),
@@ -103,11 +102,7 @@ class BulkForm(forms.Form):
         label="Reassign to",
     )
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["run"].label_from_instance = _run_label
-
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("action") == "reassign" and not (data.get("reviewer") and data.get("to_reviewer")):
             raise forms.ValidationError("Reassigning needs both reviewers: from whom, and to whom.")

@@ -7,6 +7,8 @@ a redirect (plain POST forms, so the pages work without JavaScript).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -42,7 +44,7 @@ def members(request: AppRequest) -> HttpResponse:
     return render(request, "review/team.html", _members_context(MemberForm()))
 
 
-def _members_context(form: MemberForm) -> dict:
+def _members_context(form: MemberForm) -> dict[str, Any]:
     rows = progress.reviewer_rows(_members())
     return {"rows": [(r, team.granted_roles(r.user), team.is_invited(r.user)) for r in rows], "form": form}
 
@@ -140,7 +142,7 @@ def assign(request: AppRequest, user_id: int) -> HttpResponse:
     user = get_object_or_404(User, id=user_id)
     form = AssignForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(e for errs in form.errors.values() for e in errs)
+        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
         return _done(request, user_id, ReviewError(errors))
     d = form.cleaned_data
     try:
@@ -177,7 +179,7 @@ def bulk(request: AppRequest) -> HttpResponse:
     require_admin(request)
     form = BulkForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
         return redirect("team:progress")
     d, flt = form.cleaned_data, form.item_filter()
     try:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import gold_views, views
 
 app_name = "review"
 urlpatterns = [
@@ -17,4 +17,7 @@ urlpatterns = [
     path("adjudication/undo/", views.adjudication_undo, name="adjudication_undo"),
     path("corrections/<int:correction_id>/decide/", views.decide_correction, name="decide_correction"),
     path("audit/", views.audit_run, name="audit_run"),
+    path("calibration/", gold_views.calibration, name="calibration"),
+    path("calibration/gold/", gold_views.mark_gold, name="mark_gold"),
+    path("calibration/seed/", gold_views.seed, name="seed_flaws"),
 ]

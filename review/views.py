@@ -28,11 +28,11 @@ from rprm_web.access import AppRequest, is_adjudicator, require_adjudicator, req
 from rprm_web.inputs import page_number
 
 from . import agreement as pair_agreement
-from . import progress, reviews
+from . import gold, progress, reviews
 from . import queue as review_queue
 from .empty_states import explain_empty
 from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
-from .models import Adjudication, LabelCorrection, Review, ReviewItem
+from .models import Adjudication, Assignment, LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
 
 DIGITS = "1234567890"
@@ -151,7 +151,9 @@ def _tab_counts(flt: QueueFilter) -> dict[str, int]:
     parts, params = [], []
     queues = [q for q, _ in QueueFilterForm.base_fields["queue"].choices]
     for q in queues:
-        scope = QueueFilter(queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id)
+        scope = QueueFilter(
+            queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=flt.viewer_id
+        )
         qs = review_queue.open_items(scope).order_by().values("id")[: progress.COUNT_CAP + 1]
         sql, p = qs.query.sql_with_params()
         parts.append(f"(SELECT count(*) FROM ({sql}) AS t)")
@@ -191,6 +193,10 @@ def queue(request: AppRequest):
         "tabs": tabs,
         "mine": ReviewItem.objects.filter(lease_holder=request.user).select_related("critique").first(),
         "progress": progress.scope_progress(flt, request.user, left=left),
+        # Your assignments and targets (a few grouped queries, only when you have some).
+        "assigned": progress.assignment_rows(
+            list(Assignment.objects.filter(reviewer=request.user).select_related("dataset"))
+        ),
         "adjudication_waiting": ReviewItem.objects.filter(state=ReviewItem.State.ADJUDICATION).count()
         if is_adjudicator(request.user)
         else None,
@@ -210,7 +216,7 @@ def queue(request: AppRequest):
 def claim(request: AppRequest):
     require_reviewer(request)
     _, flt = _filter(request.POST)
-    item = review_queue.claim_next(request.user, flt)
+    item = gold.claim_next(request.user, flt)  # now and then an unseen gold item
     if item is None:
         messages.info(request, "Nothing left for you in this queue.")
         return _to_queue(request, flt)
@@ -291,8 +297,9 @@ def _screen_context(
     user = request.user
     audit = getattr(critique, "audit", None)  # None until the run is audited
     siblings = list(
-        Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id)
-        .exclude(id=critique.id)
+        Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id, gold_copy=False)
+        # A gold copy looks like any other item: its source (same sample) is not shown beside it.
+        .exclude(sample_index=critique.sample_index)
         .select_related("audit")
         .order_by("sample_index")
     )
@@ -428,7 +435,7 @@ def decide(request: AppRequest, critique_uuid):
     except ReviewError as exc:
         messages.error(request, str(exc))
         return redirect(item_url(review_item, flt))
-    following = review_queue.claim_next(request.user, flt)  # auto-advance
+    following = gold.claim_next(request.user, flt)  # auto-advance
     if following is None:
         messages.success(request, "Saved. Nothing left for you in this queue.")
         return _to_queue(request, flt)
@@ -478,10 +485,12 @@ def agreement(request: AppRequest):
         items = items.filter(
             run_id__in=GenerationRun.objects.filter(kind__in=GenerationRun.TEACHER_KINDS).values("id")
         )
-    pairs = pair_agreement.agreement(items) if request.user.is_staff else None
+    pairs, by_type = pair_agreement.agreement_tables(items) if request.user.is_staff else (None, None)
+    decided = Review.objects.filter(undone_at__isnull=True, item__in=items)
+    if not request.user.is_staff:  # blind: decisions on sealed items are not counted yet
+        decided = decided.exclude(reviews.sealed_q("item__"))
     per_reviewer = (
-        Review.objects.filter(undone_at__isnull=True, item__in=items)
-        .values("reviewer__username")
+        decided.values("reviewer__username")
         .annotate(
             n=Count("id"),
             sound=Count("id", filter=Q(decision="sound")),
@@ -491,9 +500,8 @@ def agreement(request: AppRequest):
         )
         .order_by("reviewer__username")
     )
-    return render(
-        request, "review/agreement.html", {"pairs": pairs, "per_reviewer": per_reviewer, "role": role}
-    )
+    context = {"pairs": pairs, "by_type": by_type, "per_reviewer": per_reviewer, "role": role}
+    return render(request, "review/agreement.html", context)
 
 
 # --- adjudication (adjudicators and admins) ---------------------------------------------

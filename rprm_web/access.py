@@ -44,7 +44,7 @@ def roles(user: User) -> set[str]:
         return set()
     if not hasattr(user, "_rprm_groups"):
         user._rprm_groups = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
-    held = user._rprm_groups & set(ROLES)  # type: ignore[attr-defined]
+    held: set[str] = user._rprm_groups & set(ROLES)  # type: ignore[attr-defined]
     return held | {ADMIN} if user.is_staff else held
 
 

@@ -284,6 +284,15 @@ SCORING_API_MAX_TOKENS = _at_least("SCORING_API_MAX_TOKENS", env.int, 262_144, 1
 SCORING_API_TIMEOUT_S = _at_least("SCORING_API_TIMEOUT_S", env.int, 25, 1)
 SCORING_API_MAX_CONCURRENT = _at_least("SCORING_API_MAX_CONCURRENT", env.int, 4, 1)
 SCORING_API_RATE_PER_MINUTE = _at_least("SCORING_API_RATE_PER_MINUTE", env.int, 60, 1)
+# Deadlines of every call to a model server (inference/core/backends/openai_transport.py),
+# unless the endpoint's options set its own (connect_timeout_s, timeout_s, total_timeout_s):
+# to connect, for the server's next bytes (the first included), and for the whole request
+# with its retries, which also cuts a server that drips its answer. A generation run polls
+# its cancel flag this often while a call is in flight, and cancels the call.
+MODEL_CALL_CONNECT_TIMEOUT_S = _at_least("MODEL_CALL_CONNECT_TIMEOUT_S", env.float, 10.0, 0.1)
+MODEL_CALL_FIRST_BYTE_TIMEOUT_S = _at_least("MODEL_CALL_FIRST_BYTE_TIMEOUT_S", env.float, 300.0, 0.1)
+MODEL_CALL_TOTAL_TIMEOUT_S = _at_least("MODEL_CALL_TOTAL_TIMEOUT_S", env.float, 600.0, 0.1)
+RUN_CANCEL_POLL_S = _at_least("RUN_CANCEL_POLL_S", env.float, 2.0, 0.1)
 # Dashboards: a summary older than this is refreshed; up to this many critiques it is
 # rebuilt in the request itself (0: always by the worker).
 DASHBOARD_STALE_SECONDS = _at_least("DASHBOARD_STALE_SECONDS", env.int, 600, 1)
@@ -294,6 +303,13 @@ REVIEW_LEASE_MINUTES = _at_least("REVIEW_LEASE_MINUTES", env.int, 20, 1)
 REVIEW_DOUBLE_FRACTION = _env("REVIEW_DOUBLE_FRACTION", env.float, 0.1)
 if not 0 <= REVIEW_DOUBLE_FRACTION <= 1:
     raise ImproperlyConfigured("REVIEW_DOUBLE_FRACTION must be between 0 and 1")
+# Gold items (review/gold.py): the share of claims served a known answer, and the bar under
+# which a reviewer with at least REVIEW_GOLD_MIN_N answers is flagged to admins.
+REVIEW_GOLD_RATE = _env("REVIEW_GOLD_RATE", env.float, 0.05)
+REVIEW_GOLD_MIN_ACCURACY = _env("REVIEW_GOLD_MIN_ACCURACY", env.float, 0.7)
+REVIEW_GOLD_MIN_N = _at_least("REVIEW_GOLD_MIN_N", env.int, 10, 1)
+if not (0 <= REVIEW_GOLD_RATE <= 1 and 0 <= REVIEW_GOLD_MIN_ACCURACY <= 1):
+    raise ImproperlyConfigured("REVIEW_GOLD_RATE and REVIEW_GOLD_MIN_ACCURACY must be between 0 and 1")
 # The deployment's OpenAI-compatible model server (compose: the vllm service), which
 # `manage.py register_endpoints` registers under these names as the default teacher
 # and scorer; the web, the scoring API and the workers call it over HTTP.
@@ -306,9 +322,17 @@ DEFAULT_SCORER_ENDPOINT = _env("DEFAULT_SCORER_ENDPOINT", env.str, "vllm-scorer"
 # every call. The host of VLLM_URL (compose's vllm service), set by the operator, is always
 # allowed too. And whether `trust_remote_code` (code from the model repository runs on the
 # GPU worker) may be set at all.
+# Entries are host:port pairs ("127.0.0.1:8000", "[::1]:8000", "*.models.internal:443"),
+# "host:*" for any port; a bare host allows its scheme's port (80/443) only. Local model
+# paths must lie under MODELS_DIR or one of MODEL_PATH_ROOTS (a shared model store).
 MODEL_ENDPOINT_ALLOWED_HOSTS = _env(
-    "MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "::1"]
+    "MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1:8000", "localhost:8000", "[::1]:8000"]
 )
+for _entry in MODEL_ENDPOINT_ALLOWED_HOSTS:
+    _port = _entry.rsplit("]", 1)[-1].rpartition(":")[2] if _entry.count(":") == 1 or _entry.startswith("[") else ""
+    if _port and _port != "*" and not _port.isdigit():
+        raise ImproperlyConfigured(f"MODEL_ENDPOINT_ALLOWED_HOSTS: {_entry!r} is not host:port, host:* or host")
+MODEL_PATH_ROOTS = _env("MODEL_PATH_ROOTS", env.list, [])
 MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).
 WORKER_STALE_AFTER_S = _env("WORKER_STALE_AFTER_S", env.int, 45)

@@ -21,6 +21,13 @@ def _user(username: str, *, staff: bool = False, groups: tuple[str, ...] = ()) -
     return user
 
 
+@pytest.fixture(autouse=True)
+def _no_gold_by_chance(settings):
+    """Gold items are served at random (REVIEW_GOLD_RATE of the claims, review/gold.py):
+    tests that want them set the rate themselves."""
+    settings.REVIEW_GOLD_RATE = 0.0
+
+
 @pytest.fixture
 def admin(db) -> User:
     return _user("admin", staff=True, groups=("admin",))
@@ -51,6 +58,7 @@ def tiny_model_dir(tmp_path_factory):
 
 # --- real services --------------------------------------------------------------
 
+
 def _needs_real_services() -> None:
     from django.conf import settings
 
@@ -74,9 +82,28 @@ class Worker:
         pool = ["--pool", "solo"] if "gpu" in self.queues else ["--pool", "threads", "-c", "2"]
         self.log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "rprm_web", "worker", "-Q", self.queues, "-n", self.name,
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", *pool],
-            cwd=settings.BASE_DIR, env=self.env, stdout=self.log, stderr=self.log, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "rprm_web",
+                "worker",
+                "-Q",
+                self.queues,
+                "-n",
+                self.name,
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                *pool,
+            ],
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
         )
         self.wait_ready()
         return self
@@ -130,8 +157,16 @@ def worker_env(transactional_db, tmp_path):
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1",
-            "HF_HUB_OFFLINE": "1", "TORCH_CPU_THREADS": "1", "RPRM_VAR_DIR": str(settings.VAR_DIR), "WORKER_STALE_AFTER_S": "45"}
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TORCH_CPU_THREADS": "1",
+        "RPRM_VAR_DIR": str(settings.VAR_DIR),
+        "WORKER_STALE_AFTER_S": "45",
+    }
 
 
 @pytest.fixture
@@ -159,3 +194,19 @@ def wait_for(predicate, timeout: float = 60, every: float = 0.3, what: str = "co
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _model_trust_for_the_suite(tmp_path_factory):
+    """The suite's fake model servers listen on random loopback ports and its tiny models live
+    under pytest's temporary folder: allow both, here and in worker subprocesses. The
+    production defaults (port 8000, MODELS_DIR only) and the refusals are tested with
+    explicit settings (tests/security/test_endpoint_boundaries.py)."""
+    import os
+
+    from django.conf import settings
+
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    base = str(tmp_path_factory.getbasetemp())
+    settings.MODEL_ENDPOINT_ALLOWED_HOSTS, settings.MODEL_PATH_ROOTS = hosts, [base]
+    os.environ["MODEL_ENDPOINT_ALLOWED_HOSTS"], os.environ["MODEL_PATH_ROOTS"] = ",".join(hosts), base

@@ -42,6 +42,7 @@ from .data import (  # noqa: F401
     preview_sft,
     preview_snapshot,
     sft_selection,
+    snapshot_template,
 )
 from .export import create_export_job
 from .models import ExportJob, ModelVersion, TrainingRun
@@ -128,6 +129,7 @@ def launch_training(
     template = None
     if snapshot is not None:
         check_snapshot(snapshot, kind)
+        template = snapshot_template(snapshot)  # shown at once; confirmed when the rows are read
     elif take_snapshot:
         if kind != TrainingRun.Kind.SFT:
             raise ValueError("a DPO run takes an existing snapshot with DPO rows (or its student run)")

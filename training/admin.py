@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from rprm_web.admin import ReadOnlyAdmin
+
 from .models import ModelVersion, PreferencePair, TrainingMetric, TrainingRun
 
 
@@ -31,7 +33,7 @@ class TrainingMetricInline(admin.TabularInline):
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "name", "base_model", "status", "step", "max_steps", "created_at"]
     list_filter = ["kind", "status"]
     raw_id_fields = ["base_version", "template"]

@@ -456,7 +456,7 @@ def read_checked_snapshot(job: ExportJob) -> SnapshotRows:
     return snap
 
 
-def _snapshot_template(job: ExportJob) -> PromptTemplate | None:
+def snapshot_template(job: ExportJob) -> PromptTemplate | None:
     ids = [t["id"] for t in (job.manifest or {}).get("templates", [])]
     if len(ids) > 1:
         raise TrainingDataError(f"snapshot {job.uuid} mixes {len(ids)} prompt templates; train on one")
@@ -521,7 +521,7 @@ def build_snapshot_data(run: TrainingRun) -> TrainingData:
         train, val = _dpo_examples_from_rows(snap.rows["dpo"], int(sel["seed"]), float(sel["val_fraction"]))
     if not train:
         raise TrainingDataError(f"snapshot {job.uuid} holds no {run.kind.upper()} training rows")
-    template = _snapshot_template(job)
+    template = snapshot_template(job)
     counts = {"train": len(train), "val": len(val), "snapshot_rows": snap.counts}
     manifest = {
         "kind": run.kind,

@@ -112,7 +112,7 @@ def run_preview(request: AppRequest, kind: str):
 
 def run_detail(request: AppRequest, run_uuid):
     require_reviewer(request)
-    run = get_object_or_404(TrainingRun.objects.select_related("base_version", "template"), uuid=run_uuid)
+    run = get_object_or_404(TrainingRun.objects.select_related("base_version", "template", "snapshot"), uuid=run_uuid)
     version = ModelVersion.objects.filter(training_run=run).first()
     metrics = list(run.metrics.order_by("step"))
     context = {"run": run, "version": version, "metrics": metrics, "chart": run.chart_data()}
@@ -219,7 +219,7 @@ def model_detail(request: AppRequest, version_uuid):
     require_reviewer(request)
     version = get_object_or_404(
         ModelVersion.objects.select_related(
-            "parent", "training_run", "template", "student_endpoint", "scorer_endpoint"
+            "parent", "training_run", "template", "student_endpoint", "scorer_endpoint", "snapshot"
         ),
         uuid=version_uuid,
     )

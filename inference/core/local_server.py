@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .backends.openai_backend import write_decision_config
+from .backends.openai_p_yes import write_decision_config
 
 
 def transformers_cli() -> str | None:

@@ -20,9 +20,6 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 import numpy as np
 
-# The one kappa lives in .stats; re-exported for the callers of this module.
-from .stats import cohen_kappa  # noqa: F401
-
 # --------------------------------------------------------------------------------------
 # ProcessBench
 # --------------------------------------------------------------------------------------

@@ -111,6 +111,11 @@
     const root = screen();
     if (root) root.classList.remove("busy");
   });
+  // A refusal (say, the role was taken away mid-session): show the 403 page itself,
+  // which htmx would not swap in.
+  document.addEventListener("htmx:responseError", function (e) {
+    if (e.detail.xhr && e.detail.xhr.status === 403) window.location.reload();
+  });
   document.addEventListener("htmx:afterSwap", function (e) {
     if (e.detail.target && e.detail.target.id === "review-screen" || screen() === e.detail.elt) {
       resetTimer();

@@ -142,3 +142,21 @@ def test_it_settles_a_training_run_page(page, live_server, admin, tmp_path):
     _settled(page, "#run-data")
     assert page.inner_text("#run-status") == "succeeded"
     assert page.locator("#metrics-table tbody tr").count() == 3
+
+
+def test_a_launch_button_disables_itself_so_a_second_click_sends_nothing(page, live_server, admin, demo):
+    """static/js/submit_once.js. The page is kept from leaving (a listener on window, after the
+    script's own on document, cancels the navigation), so the state after a click can be read."""
+    log_in(page, live_server, "admin", PASSWORD)
+    page.goto(f"{live_server.url}/runs/new/")
+    page.select_option("#id_dataset", str(demo.id))
+    page.fill("#id_new_model", "some-model")
+    page.evaluate(
+        "window.__submits = 0; window.addEventListener('submit', e => { window.__submits++; e.preventDefault(); })"
+    )
+    button = "form button[type=submit]"
+    page.click(button)
+    page.wait_for_function(f"document.querySelector('{button}').disabled", timeout=SETTLE_MS)
+    page.click(button, force=True)  # a second click on the disabled button
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__submits") == 1

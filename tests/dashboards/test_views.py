@@ -174,7 +174,7 @@ def test_the_review_operations_page(client, cast, admin):
     client.force_login(admin)
     response = client.get(reverse("dashboards:reviews"))
     html = response.content.decode()
-    assert re.search(r'class="num kappa-decisions">0\.500<', html)
+    assert re.search(r'class="num kappa-decisions"><span class="kappa-value">0\.50<', html)
     assert re.search(r'data-reviewer="reviewer".*?class="num median">70\.0<', html, re.S)
     assert reverse("review:adjudication_list") in html  # admins get the link to act on the backlog
     assert _chart(response, "time")["datasets"][0]["intervals"][0] == [40.0, 100.0]
@@ -289,3 +289,43 @@ def test_the_nav_links_to_the_dashboards(client, cast, reviewer):
     client.force_login(reviewer)
     html = client.get(reverse("dashboards:reviews")).content.decode()
     assert re.search(r'<a href="/dashboards/" aria-current="page">Dashboards</a>', html)
+
+
+def test_the_drill_down_has_the_dashboards_filters_and_a_csv_of_every_row(client, cast, reviewer):
+    client.force_login(reviewer)
+    url = reverse("dashboards:critiques")
+    params = {"teacher": cast.a1.endpoint_id, "basis": "tag", "type": "deception"}
+    html = client.get(url, params).content.decode()
+    shown = set(re.findall(r'<tr data-critique="([0-9a-f-]+)">', html))
+    assert shown == {str(cast.c("A1", "d", 0).uuid)}
+    # The same slice controls as the dashboards, plus the drill-down's own coordinates.
+    for control in ('name="teacher"', 'name="basis"', 'name="weeks"', 'name="outcome"', 'name="reviewer"'):
+        assert control in html, control
+    assert '<option value="deception" selected>' in html and 'id="critiques-csv"' in html
+    rows = _csv(client.get(url, {**params, "csv": "critiques"}))
+    assert [(r["critique"], r["tags"], r["outcome"]) for r in rows] == [
+        (str(cast.c("A1", "d", 0).uuid), "Deception", "flawed")
+    ]
+    # The CSV carries every page, not the first 50.
+    everything = _csv(client.get(url, {"csv": "critiques"}))
+    assert len(everything) == 18 and len({r["critique"] for r in everything}) == 18
+    # A filter change swaps only the body.
+    partial = client.get(url, params, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dash-body").content.decode()
+    assert partial.lstrip().startswith('<div id="dash-body">') and "<html" not in partial
+
+
+def test_kappa_is_shown_with_its_interval_its_n_and_a_warning_under_30(client, cast, admin, reviewer):
+    client.force_login(admin)
+    html = client.get(reverse("dashboards:reviews")).content.decode()
+    table = html[html.index('id="kappa-table"') :]
+    assert "kappa-ci" in table and "n&nbsp;4" in table and "kappa-few" in table
+    row = _csv(client.get(reverse("dashboards:reviews"), {"csv": "pairs"}))[0]
+    lo, hi = float(row["kappa_decisions_ci_low"]), float(row["kappa_decisions_ci_high"])
+    assert lo < 0.5 < hi and row["under_30_items"] == "True"
+    page = client.get(reverse("review:agreement")).content.decode()
+    by_type = page[page.index('id="kappa-by-type"') :]
+    deception = by_type[by_type.index('data-type="deception"') :].split("</tr>")[0]
+    assert "kappa-ci" in deception and "n&nbsp;4" in deception and "kappa-few" in deception
+    # Reviewers get neither (blind double review).
+    client.force_login(reviewer)
+    assert 'id="kappa-by-type"' not in client.get(reverse("review:agreement")).content.decode()

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from inference.core.metrics import cohen_kappa, wilson_interval
+from inference.core.metrics import wilson_interval
+from inference.core.stats import cohen_kappa
 
 
 def test_it_gives_the_textbook_wilson_intervals():
@@ -73,11 +74,26 @@ def test_one_percentile_for_every_caller():
         percentile(values, 95)
 
 
-def test_the_review_audit_and_metrics_share_one_kappa():
-    from inference.core import metrics, stats
+def test_there_is_one_kappa_and_no_alias_of_it():
+    from inference.core import metrics
     from review import audit
 
-    assert metrics.cohen_kappa is stats.cohen_kappa
-    assert audit.cohen_kappa([("yes", "no"), ("no", "no"), ("yes", "yes")]) == stats.cohen_kappa(
-        [("yes", "no"), ("no", "no"), ("yes", "yes")]
-    )
+    for module in (metrics, audit):
+        assert not any("kappa" in name for name in vars(module)), module.__name__
+
+
+def test_kappa_comes_with_a_bootstrap_interval_and_its_n():
+    from inference.core.stats import FEW_ITEMS, kappa_estimate
+
+    pairs = [("s", "s")] * 40 + [("f", "f")] * 30 + [("s", "f")] * 10 + [("f", "s")] * 5
+    e = kappa_estimate(pairs)
+    assert e.kappa == pytest.approx(cohen_kappa(pairs)) and e.n == 85 and not e.few
+    assert e.lo < e.kappa < e.hi and 0.1 < e.hi - e.lo < 0.5
+    assert kappa_estimate(pairs) == e  # seeded: a page shows the same interval twice
+    # Ten times the items: the same kappa, a far narrower interval (a table works as input).
+    big = kappa_estimate({("s", "s"): 400, ("f", "f"): 300, ("s", "f"): 100, ("f", "s"): 50})
+    assert big.kappa == pytest.approx(e.kappa) and (big.hi - big.lo) < 0.5 * (e.hi - e.lo)
+    small = kappa_estimate([("s", "s"), ("f", "s"), ("s", "f")])
+    assert small.n == 3 and small.few and FEW_ITEMS == 30
+    assert small.lo is not None and small.lo <= small.kappa <= small.hi
+    assert kappa_estimate([]).kappa is None and kappa_estimate([("a", "a")] * 5).lo is None

@@ -12,7 +12,7 @@ import json
 import pytest
 from django.test import RequestFactory
 
-from inference.api import ApiError, ScoreRequest, parse_score_request
+from inference.api_request import ApiError, ScoreRequest, parse_score_request
 from inference.scorers import create_api_token
 from tests.evaluation.test_api import BODY, URL, error, post
 

@@ -26,12 +26,9 @@ import httpx
 import pytest
 
 from inference.core.backends.base import Backend, Sampling
-from inference.core.backends.openai_backend import (
-    OpenAIBackend,
-    OpenAIBackendError,
-    normalise_base_url,
-    write_decision_config,
-)
+from inference.core.backends.openai_backend import OpenAIBackend
+from inference.core.backends.openai_p_yes import write_decision_config
+from inference.core.backends.openai_transport import OpenAIBackendError, normalise_base_url
 from inference.core.scoring import FALLBACK_SUFFIX
 from inference.core.verdict import VERDICT_QUESTION, verdict_question_end
 
@@ -438,14 +435,10 @@ def test_it_sends_the_endpoint_key_and_never_the_environment_one(fake, monkeypat
     assert with_key["authorization"] == "Bearer endpoint-key" and "openai-organization" not in with_key
 
 
-def test_stored_backoff_options_are_accepted_and_said_to_be_ignored(fake, caplog):
-    """Endpoints saved with backoff/max_backoff still build; the SDK's backoff applies."""
-    server = fake(lambda path, body, i: (503, {"error": "busy"}) if i == 1 else ok_reply(path, body, i))
-    with backend(server.url, backoff=60.0, max_backoff=120.0, p_yes_via="none", max_retries=1) as b:
-        started = time.perf_counter()
-        [[c]] = b.generate([PROMPT], 1, Sampling())
-    assert c.extra["attempts"] == 2 and time.perf_counter() - started < 5  # not 60 s
-    assert "backoff/max_backoff are ignored" in caplog.text
+def test_backoff_options_are_gone():
+    """The SDK backs off by itself; the parameters it used to accept and ignore are gone."""
+    with pytest.raises(TypeError, match="backoff"):
+        OpenAIBackend("http://127.0.0.1:9", "m", backoff=60.0)
 
 
 def test_it_normalises_base_urls():

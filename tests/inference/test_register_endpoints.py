@@ -30,8 +30,10 @@ def test_it_registers_a_teacher_and_a_scorer_idempotently(vllm_env):
     assert [(r["name"], r["role"]) for r in registered] == [("vllm-teacher", "teacher"), ("vllm-scorer", "scorer")]
     teacher = ModelEndpoint.objects.get(name="vllm-teacher")
     assert teacher.backend == "openai" and teacher.backend_kwargs() == {
-        "base_url": "http://vllm:8000/v1", "model": "r-prm"
-    }
+        "base_url": "http://vllm:8000/v1", "model": "r-prm",
+        # The default deadlines of every model call (settings MODEL_CALL_*).
+        "connect_timeout_s": 10.0, "timeout_s": 300.0, "total_timeout_s": 600.0,
+    }  # fmt: skip
     # A second start with a new model name updates in place.
     vllm_env.VLLM_SERVED_MODEL = "r-prm-v2"
     call_command("register_endpoints", stdout=io.StringIO())

@@ -11,7 +11,7 @@ from django.utils import timezone
 from annotations.models import ErrorType, Step
 from inference.models import Critique
 from review.agreement import agreement
-from review.audit import cohen_kappa
+from inference.core.stats import cohen_kappa
 from review.models import LabelCorrection, Review, ReviewEvent, ReviewItem
 from review.queue import QueueFilter, ReviewError, claim_next
 from review.reviews import adjudicate, correct_label, decide_label_correction, submit_review, undo_last

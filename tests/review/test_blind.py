@@ -111,7 +111,8 @@ def test_the_drill_down_does_not_list_items_waiting_for_the_second_review(
     item = first_review(reviewer, error_types=[calc])
     url = reverse("dashboards:critiques") + "?outcome=partial&reviewer=reviewer"
     body = page(client, reviewer2, url)
-    assert str(item.critique.uuid) not in body and calc.name not in body
+    table = body[body.index('id="drill-table"') :]  # the filter controls name every error type
+    assert str(item.critique.uuid) not in body and calc.name not in table
     body = page(client, reviewer2, reverse("dashboards:critiques") + "?reviewer=reviewer")
     assert str(item.critique.uuid) not in body
     # Admins audit: they see it, with its tag.

@@ -142,6 +142,9 @@ def test_it_gives_and_takes_roles_and_keeps_an_admin(client, admin, reviewer):
     assert team.granted_roles(reviewer) == [] and not reviewer.is_staff
     with pytest.raises(ReviewError, match="last active admin"):
         team.set_roles(reviewer, admin, [])
+    changes = ReviewEvent.objects.filter(kind="member_changed", payload__member=reviewer.id)
+    assert [e.payload["roles"] for e in changes.order_by("id")] == [["adjudicator", "admin"], []]
+    assert {e.actor_id for e in changes} == {admin.id}
 
 
 def test_it_deactivates_a_member_whose_session_and_lease_end(client, admin, reviewer, make_run):
@@ -247,3 +250,40 @@ def test_it_lets_an_opened_link_be_taken_even_when_assigned_to_someone_else(
     team.assign(admin, reviewer, run=run)
     item = ReviewItem.objects.filter(run=run).first()
     assert take_item(item.critique_id, reviewer2).lease_holder_id == reviewer2.id
+
+
+def test_it_refuses_a_forged_or_foreign_join_link(client, reviewer):
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(reviewer.pk))
+    token = default_token_generator.make_token(reviewer)
+    for path in (
+        reverse("team:join", args=[uid, "forged-token"]),
+        reverse("team:join", args=["bm90LWFuLWlk", token]),
+    ):
+        assert client.get(path).status_code == 400
+        client.post(path, {"new_password1": "taken-over-77", "new_password2": "taken-over-77"})
+    assert not client.login(username="reviewer", password="taken-over-77")
+
+
+def test_it_shows_reviewers_their_assignments_and_keeps_list_query_counts(
+    client, admin, reviewer, reviewer2, make_run, django_assert_max_num_queries, settings
+):
+    settings.REVIEW_DOUBLE_FRACTION = 1.0
+    runs = [make_run(n_samples=1) for _ in range(2)]
+    for run in runs:
+        team.assign(admin, reviewer, run=run, target=10)
+    for _ in range(3):
+        item = claim_next(reviewer, QueueFilter())
+        decide(item, reviewer, "sound")
+        decide(item, reviewer2, "flawed")  # three disagreements to adjudicate
+    client.force_login(reviewer)
+    with django_assert_max_num_queries(19):  # the queue's 15 and four for the assignments' counts
+        page = client.get(reverse("review:queue")).content.decode()
+    assert 'id="assigned-to-you"' in page and page.count("of your target <b>10</b>") == 2
+    client.force_login(admin)
+    with django_assert_max_num_queries(14):
+        listing = client.get(reverse("review:adjudication_list"))
+    assert listing.content.decode().count('class="button secondary"') == 3

@@ -99,12 +99,15 @@ def test_it_runs_a_review_team_from_the_team_page(page, live_server, make_run, a
     page.goto(f"{base}/review/?queue=matched")  # ben's counts after both reviewed three items
     assert page.inner_text("#progress-done") == "3" and page.inner_text("#progress-mine") == "3"
     assert page.inner_text("#progress-left") == str(matched - 3) and page.inner_text("#progress-today") == "6"
+    assert "demo" in page.inner_text("#assigned-to-you")
+    shot(page, "team-queue-progress")
 
     page.context.clear_cookies()
     log_in(page, live_server, "cleo", NEW_PASSWORD)
     page.goto(f"{base}/review/adjudication/")
     assert page.locator("#adjudication-items tbody tr").count() == 3
     assert "matched" in page.locator("#adjudication-items").inner_text()
+    shot(page, "team-adjudication-list")
     page.keyboard.press("Enter")
     outcomes = []
     for key in ("f", "u", "s", "f", "l"):  # decide, undo it, decide again, then the other two

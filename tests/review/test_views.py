@@ -146,8 +146,9 @@ def test_pages_keep_their_query_counts(client, make_run, reviewer, django_assert
     _login(client, reviewer)
     take_and_decide(ReviewItem.objects.filter(queue="disagreed").first(), reviewer, "sound")
     item = claim_next(reviewer, QueueFilter())
-    # 12, and two for the progress line (reviewed items; the team's and your decisions).
-    with django_assert_max_num_queries(14):
+    # 12, two for the progress line (reviewed items; the team's and your decisions) and
+    # one for your assignments.
+    with django_assert_max_num_queries(15):
         assert client.get(reverse("review:queue") + "?queue=matched").status_code == 200
     with django_assert_max_num_queries(20):
         assert client.get(reverse("review:item", args=[item.critique.uuid])).status_code == 200

@@ -51,7 +51,9 @@ def test_production_settings_come_from_the_environment(tmp_path):
     script = ("from django.conf import settings as s; print(s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER, "
               "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT)")  # fmt: skip
     done = manage("shell", "-c", script, env=PRODUCTION_ENV, tmp_path=tmp_path)
-    assert done.stdout.strip().splitlines()[-1] == "31536000 ('HTTP_X_FORWARDED_PROTO', 'https') True True True"
+    assert (
+        done.stdout.strip().splitlines()[-1] == "31536000 ('HTTP_X_FORWARDED_PROTO', 'https') True True True"
+    )
     done = manage("shell", "-c", script, env={**PRODUCTION_ENV, "SECURE_SSL_REDIRECT": "0",
                                               "SECURE_HSTS_SECONDS": "60"}, tmp_path=tmp_path)  # fmt: skip
     assert done.stdout.strip().splitlines()[-1] == "60 ('HTTP_X_FORWARDED_PROTO', 'https') True True False"
@@ -109,18 +111,19 @@ def test_no_template_has_inline_script_or_handlers():
 
 @pytest.mark.django_db
 def test_api_tokens_need_a_user_with_a_role(reviewer, outsider, admin):
-    _, raw_outsider = create_api_token(outsider, "no role")
+    with pytest.raises(ValueError, match="neither reviewer nor admin"):
+        create_api_token(outsider, "no role")  # refused up front, not only at use
     _, raw_reviewer = create_api_token(reviewer, "reviewer")
     _, raw_admin = create_api_token(admin, "admin")
-    assert authenticate_token(raw_outsider) is None
     assert authenticate_token(raw_reviewer) is not None and authenticate_token(raw_admin) is not None
     reviewer.groups.clear()
     assert authenticate_token(raw_reviewer) is None
 
 
 @pytest.mark.django_db
-def test_the_api_answers_401_for_a_token_without_a_role(client, outsider):
-    _, raw = create_api_token(outsider, "no role")
+def test_the_api_answers_401_for_a_token_without_a_role(client, reviewer):
+    _, raw = create_api_token(reviewer, "role taken away later")
+    reviewer.groups.clear()
     response = client.post("/api/v1/score", data="{}", content_type="application/json",
                            headers={"Authorization": f"Bearer {raw}"})  # fmt: skip
     assert response.status_code == 401

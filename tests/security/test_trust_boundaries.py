@@ -29,8 +29,10 @@ from tests.conftest import PASSWORD
 # -- hosts and options -------------------------------------------------------------------
 @pytest.mark.django_db
 def test_a_host_outside_the_allow_list_is_refused_at_registration(settings):
-    settings.MODEL_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.1", "*.models.internal"]
-    with pytest.raises(EndpointRejected, match=r"host 'evil.example.com' is not in MODEL_ENDPOINT_ALLOWED_HOSTS"):
+    settings.MODEL_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.1:8000", "*.models.internal:8000"]
+    with pytest.raises(
+        EndpointRejected, match=r"host evil.example.com:80 is not in MODEL_ENDPOINT_ALLOWED_HOSTS"
+    ):
         endpoint_for("http://evil.example.com/v1")
     assert not ModelEndpoint.objects.exists()
     assert endpoint_for("http://gpu1.models.internal:8000/v1").backend == "openai"
@@ -45,13 +47,19 @@ def test_a_host_outside_the_allow_list_is_refused_at_registration(settings):
 
 @pytest.mark.django_db
 def test_the_host_is_checked_again_at_call_time(settings, tmp_path):
-    demo = import_file(write_demo_processbench(tmp_path / "d.json"), dataset_name="d", fmt="processbench").dataset
-    endpoint = ModelEndpoint.objects.create(name="sneaky", backend="openai", path_or_url="http://evil.example.com/v1")
+    settings.MODEL_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.1:8000", "localhost:8000", "[::1]:8000"]
+    demo = import_file(
+        write_demo_processbench(tmp_path / "d.json"), dataset_name="d", fmt="processbench"
+    ).dataset
+    endpoint = ModelEndpoint.objects.create(
+        name="sneaky", backend="openai", path_or_url="http://evil.example.com/v1"
+    )
     run = create_run(dataset=demo, endpoint=endpoint, queue=False, n_samples=1)
     run = process_run(run.id)
     assert run.status == GenerationRun.Status.FAILED
     assert run.error == (
-        "EndpointRejected: host 'evil.example.com' is not in MODEL_ENDPOINT_ALLOWED_HOSTS (127.0.0.1, localhost, ::1)"
+        "EndpointRejected: host evil.example.com:80 is not in MODEL_ENDPOINT_ALLOWED_HOSTS "
+        "(127.0.0.1:8000, localhost:8000, [::1]:8000)"
     )
 
 
@@ -62,11 +70,19 @@ def test_only_allow_listed_options_reach_a_backend(settings):
     with pytest.raises(EndpointRejected, match="MODEL_ALLOW_TRUST_REMOTE_CODE"):
         vllm.backend_kwargs()
     settings.MODEL_ALLOW_TRUST_REMOTE_CODE = True
-    assert vllm.backend_kwargs() == {"model": "org/model", "tensor_parallel_size": 2, "trust_remote_code": True}
+    assert vllm.backend_kwargs() == {
+        "model": "org/model",
+        "tensor_parallel_size": 2,
+        "trust_remote_code": True,
+    }
     odd = ModelEndpoint(name="t", backend="transformers", path_or_url="/m", options={"device_map": "auto"})
-    with pytest.raises(EndpointRejected, match="option 'device_map' is not allowed for the transformers backend"):
+    with pytest.raises(
+        EndpointRejected, match="option 'device_map' is not allowed for the transformers backend"
+    ):
         odd.backend_kwargs()
-    plain = ModelEndpoint(name="o", backend="openai", path_or_url="http://127.0.0.1:1/v1", options={"api_key": "k"})
+    plain = ModelEndpoint(
+        name="o", backend="openai", path_or_url="http://127.0.0.1:1/v1", options={"api_key": "k"}
+    )
     with pytest.raises(EndpointRejected, match="options may not hold an API key"):
         plain.backend_kwargs()
 
@@ -124,7 +140,7 @@ def test_the_admin_never_echoes_the_key(client):
 
 # -- upstream errors -----------------------------------------------------------------------
 def test_split_error_keeps_the_status_and_leaves_the_body_to_the_detail():
-    exc = RuntimeError('POST http://h/v1/completions failed after 1 attempt(s): HTTP 500: internal token=abc')
+    exc = RuntimeError("POST http://h/v1/completions failed after 1 attempt(s): HTTP 500: internal token=abc")
     public, detail = split_error(exc, "x" * 5000)
     assert public == ("RuntimeError: POST http://h/v1/completions failed after 1 attempt(s): HTTP 500 "
                       "(the server's answer is in the staff-only detail)")  # fmt: skip
@@ -152,12 +168,18 @@ def test_an_upstream_error_body_reaches_staff_only(client, reviewer, admin, tmp_
     server = HTTPServer(("127.0.0.1", 0), _Failing)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        demo = import_file(write_demo_processbench(tmp_path / "d.json"), dataset_name="d", fmt="processbench").dataset
+        demo = import_file(
+            write_demo_processbench(tmp_path / "d.json"), dataset_name="d", fmt="processbench"
+        ).dataset
         endpoint = ModelEndpoint.objects.create(
-            name="failing", backend="openai", path_or_url=f"http://127.0.0.1:{server.server_port}/v1",
+            name="failing",
+            backend="openai",
+            path_or_url=f"http://127.0.0.1:{server.server_port}/v1",
             options={"max_retries": 0},
         )
-        run = process_run(create_run(dataset=demo, endpoint=endpoint, queue=False, n_samples=1, limit=None).id)
+        run = process_run(
+            create_run(dataset=demo, endpoint=endpoint, queue=False, n_samples=1, limit=None).id
+        )
     finally:
         server.shutdown()
     assert run.status == GenerationRun.Status.FAILED
@@ -190,7 +212,12 @@ def test_source_data_is_read_only_in_the_admin(client, tmp_path):
     step.refresh_from_db()
     assert step.text != "edited" and Step.objects.filter(pk=step.pk).exists()
     assert client.get(reverse("admin:annotations_solution_add")).status_code == 403
-    assert client.post(reverse("admin:annotations_solution_delete", args=[solution.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:annotations_solution_delete", args=[solution.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert client.get(reverse("admin:annotations_step_change", args=[step.pk])).status_code == 200
 
 
@@ -203,14 +230,22 @@ def test_review_events_are_insert_only_in_the_database(reviewer):
     event = ReviewEvent.objects.create(kind="claimed", actor=reviewer, payload={"a": 1})
     table = ReviewEvent._meta.db_table
     for sql in (f"UPDATE {table} SET kind = 'released' WHERE id = %s", f"DELETE FROM {table} WHERE id = %s"):
-        with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic(), connection.cursor() as cur:
+        with (
+            pytest.raises(DatabaseError, match="insert-only"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
             cur.execute(sql, [event.pk])
     assert ReviewEvent.objects.get().kind == "claimed"
 
 
 @pytest.mark.django_db
 def test_the_deployments_own_model_server_is_allowed(settings):
+    settings.MODEL_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.1:8000", "localhost:8000", "[::1]:8000"]
     settings.VLLM_URL = "http://vllm:8000/v1"
     assert endpoint_for("http://vllm:8000/v1").backend_kwargs()["base_url"] == "http://vllm:8000/v1"
-    with pytest.raises(EndpointRejected, match=r"host 'vllm2' is not in MODEL_ENDPOINT_ALLOWED_HOSTS \(127.0.0.1, localhost, ::1, vllm\)"):
+    with pytest.raises(
+        EndpointRejected,
+        match=r"host vllm2:8000 is not in MODEL_ENDPOINT_ALLOWED_HOSTS \(127.0.0.1:8000, localhost:8000, \[::1\]:8000, vllm:8000\)",
+    ):
         endpoint_for("http://vllm2:8000/v1")

@@ -78,6 +78,12 @@ def test_an_admin_launches_sft_and_watches_the_loss_chart(
         "document.querySelector('#training-chart').dataset.points >= 36"
     )  # 30 train + 6 eval
     shot(page, "training-run-done")
+    # The form took an export snapshot at launch; the worker wrote it, then trained on its rows.
+    run.refresh_from_db()
+    assert run.snapshot.status == "succeeded" and run.snapshot_sha256 == run.snapshot.content_sha256
+    assert run.snapshot_rows["sft_train"] == run.data_counts["train"] > 0
+    page.reload()
+    assert run.snapshot_sha256[:16] in page.inner_text("#run-snapshot")
     assert page.locator("#cancel-run").count() == 0  # the button left with the last poll
     version = ModelVersion.objects.get(training_run=run)
     page.click("summary:has-text('Table view')")

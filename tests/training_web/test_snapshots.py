@@ -18,7 +18,7 @@ from training.core import runner
 from training.export import create_export_job, run_export_job
 from training.models import ExportJob, ModelVersion, TrainingRun
 from training.pools import eligible_critiques
-from training.tasks import execute
+from training.tasks import train
 
 from .conftest import TRAIN_FAST, student_run_with, teacher_run
 
@@ -62,14 +62,14 @@ def test_it_retrains_from_a_snapshot_on_byte_identical_rows(
     first = actions.launch_training(
         "sft", str(tiny_model_dir), {}, hyper, admin, name="snap-a", queue=False, snapshot=job
     )
-    first = execute(first.id, worker="gpu@test")
+    first = train(first.id, worker="gpu@test")
     assert first.status == "succeeded", first.error
     # New teacher critiques after the snapshot change the live pool, not the snapshot.
     teacher_run(demo_dataset, endpoint_name="another-teacher")
     second = actions.launch_training(
         "sft", str(tiny_model_dir), {}, hyper, admin, name="snap-b", queue=False, snapshot=job
     )
-    second = execute(second.id, worker="gpu@test")
+    second = train(second.id, worker="gpu@test")
     assert second.status == "succeeded", second.error
 
     assert len(received) == 2 and received[0] == received[1]
@@ -98,7 +98,7 @@ def test_it_takes_a_snapshot_at_launch_and_records_it(seed_run, admin, tmp_path)
     )
     assert run.snapshot.status == ExportJob.Status.QUEUED
     assert run.snapshot.filters["runs"] == [seed_run.id] and run.snapshot.filters["kinds"] == ["sft"]
-    result = execute(run.id, worker="gpu@test")  # the model does not load: the data was read first
+    result = train(run.id, worker="gpu@test")  # the model does not load: the data was read first
     assert result.status == "failed" and "no-such-model" in result.error
     job = ExportJob.objects.get(id=run.snapshot_id)
     assert job.status == ExportJob.Status.SUCCEEDED and len(job.content_sha256) == 64
@@ -111,7 +111,8 @@ def test_it_refuses_a_snapshot_whose_rows_changed_on_disk(seed_run, admin, tmp_p
     path = job.folder() / "sft_train.jsonl"
     path.write_text(path.read_text().replace("Yes", "No", 1))
     run = actions.launch_training("sft", str(tmp_path / "m"), {}, {}, admin, queue=False, snapshot=job)
-    result = execute(run.id, worker="gpu@test")
+    assert run.template == seed_run.template  # the snapshot's, known at launch
+    result = train(run.id, worker="gpu@test")
     assert result.status == "failed" and "changed on disk" in result.error and not result.snapshot_sha256
 
 

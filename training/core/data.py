@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -173,7 +173,7 @@ class PairingResult:
     pairs: list[PreferencePair]
     stats: PairStats
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[PreferencePair]:
         return iter(self.pairs)
 
     def __len__(self) -> int:
@@ -349,8 +349,12 @@ def balance_pairs(
     n = min(len(yes), len(no))
     keep = {id(p) for p in sorted(yes, key=unit)[:n]} | {id(p) for p in sorted(no, key=unit)[:n]}
     kept = [p for p in pairs if id(p) in keep]
-    return kept, {"chosen_yes": len(yes), "chosen_no": len(no), "kept_each": n,
-                  "dropped_for_balance": len(pairs) - len(kept)}
+    return kept, {
+        "chosen_yes": len(yes),
+        "chosen_no": len(no),
+        "kept_each": n,
+        "dropped_for_balance": len(pairs) - len(kept),
+    }
 
 
 def preference_examples(
@@ -385,7 +389,7 @@ def preference_examples(
 
 
 def _token_counts(
-    tokenizer: Any, texts: list, conversational: bool, batch_size: int, generation_prompt: bool = False
+    tokenizer: Any, texts: list[Any], conversational: bool, batch_size: int, generation_prompt: bool = False
 ) -> list[int]:
     counts: list[int] = []
     for start in range(0, len(texts), batch_size):
@@ -429,7 +433,7 @@ def length_stats(
     ends = ["completion"] if "completion" in rows[0] else ["chosen", "rejected"]
     eos = tokenizer.eos_token or ""
 
-    def full(row: Mapping[str, Any], key: str):
+    def full(row: Mapping[str, Any], key: str) -> Any:
         if conversational:
             return row["prompt"] + row[key]
         text = row[key]

@@ -24,7 +24,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -222,7 +222,7 @@ def last_complete_checkpoint(output_dir: str | Path, remove_incomplete: bool = T
 # --- callback ---------------------------------------------------------------------------
 
 
-def _make_callback(sink: ProgressSink, substep_poll_s: float = 5.0):
+def _make_callback(sink: ProgressSink, substep_poll_s: float = 5.0) -> Any:
     from transformers import TrainerCallback
 
     class SinkCallback(TrainerCallback):
@@ -246,34 +246,36 @@ def _make_callback(sink: ProgressSink, substep_poll_s: float = 5.0):
             elapsed, self.mark = now - self.mark, now
             return elapsed
 
-        def _poll(self, control) -> None:
+        def _poll(self, control: Any) -> None:
             self.last_poll = time.perf_counter()
             if not self.cancelled and sink.should_stop():
                 self.cancelled = True
             if self.cancelled:
                 control.should_training_stop = True
 
-        def on_train_begin(self, args, state, control, **kwargs):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.mark = self.last_poll = time.perf_counter()
             self.start_step = state.global_step
             self.start_tokens = state.num_input_tokens_seen
 
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.loop_seconds += self._lap()
             self._poll(control)
 
-        def on_substep_end(self, args, state, control, **kwargs):
+        def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if time.perf_counter() - self.last_poll >= substep_poll_s:
                 self._poll(control)
 
-        def on_evaluate(self, args, state, control, **kwargs):
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.eval_seconds += self._lap()
 
-        def on_save(self, args, state, control, **kwargs):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.save_seconds += self._lap()
             sink.on_checkpoint(str(Path(args.output_dir) / f"{_CHECKPOINT_PREFIX}{state.global_step}"))
 
-        def on_log(self, args, state, control, logs=None, **kwargs):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
             metrics = dict(logs or {})
             self.history.append({**metrics, "step": state.global_step})
             sink.on_log(state.global_step, state.max_steps, metrics)
@@ -342,8 +344,15 @@ def _planned_steps(config: TrainConfig, n_train: int, per_device: int, accumulat
 
 
 def _trl_args(
-    config: TrainConfig, cls: Any, *, has_val: bool, max_length: int, plan: tuple, steps: int, **extra
-):
+    config: TrainConfig,
+    cls: Any,
+    *,
+    has_val: bool,
+    max_length: int,
+    plan: tuple[int, int],
+    steps: int,
+    **extra: Any,
+) -> Any:
     per_device, accumulation = plan
     every = max(1, steps // 10)
     eval_steps = config.eval_steps or every
@@ -390,7 +399,7 @@ def _trl_args(
     )
 
 
-def _peft_config(config: TrainConfig):
+def _peft_config(config: TrainConfig) -> Any:
     if not config.lora:
         return None
     from peft import LoraConfig
@@ -404,13 +413,43 @@ def _peft_config(config: TrainConfig):
     )
 
 
-def _dataset(rows: list[dict[str, Any]]):
+def _dataset(rows: list[dict[str, Any]]) -> Any:
     from datasets import Dataset
 
     return Dataset.from_list(rows)
 
 
-def _prepare_common(config: TrainConfig, kind: Kind, train_rows, val_rows):
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What both trainers are built from: the rows, the tokenizer and the batch plan."""
+
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+    tokenizer: Any
+    lengths: dict[str, Any]
+    max_length: int
+    world_size: int
+    plan: tuple[int, int]  # (per-device batch size, gradient accumulation steps)
+    planned_steps: int
+
+    def prepared(self, trainer: Any, config: TrainConfig, callback: Any) -> PreparedRun:
+        return PreparedRun(
+            trainer=trainer,
+            config=config,
+            tokenizer=self.tokenizer,
+            callback=callback,
+            max_length=self.max_length,
+            lengths=self.lengths,
+            per_device_batch_size=self.plan[0],
+            gradient_accumulation_steps=self.plan[1],
+            world_size=self.world_size,
+            planned_steps=self.planned_steps,
+        )
+
+
+def _prepare_common(
+    config: TrainConfig, kind: Kind, train_rows: Iterable[Any], val_rows: Iterable[Any] | None
+) -> TrainingInputs:
     if config.kind != kind:
         raise ValueError(f"this is a {kind} run but config.kind is {config.kind!r}")
     from transformers import AutoTokenizer
@@ -425,7 +464,7 @@ def _prepare_common(config: TrainConfig, kind: Kind, train_rows, val_rows):
     world = _world_size()
     plan = config.batch_plan(world)
     steps = _planned_steps(config, len(train), *plan, world)
-    return train, val, tokenizer, stats, max_length, world, plan, steps
+    return TrainingInputs(train, val, tokenizer, stats, max_length, world, plan, steps)
 
 
 def build_sft_trainer(
@@ -437,30 +476,28 @@ def build_sft_trainer(
     """SFTTrainer with the loss on the critique only (``completion_only_loss``)."""
     from trl import SFTConfig, SFTTrainer
 
-    train, val, tokenizer, stats, max_length, world, plan, steps = _prepare_common(
-        config, "sft", train_rows, val_rows
-    )
+    inputs = _prepare_common(config, "sft", train_rows, val_rows)
     args = _trl_args(
         config,
         SFTConfig,
-        has_val=bool(val),
-        max_length=max_length,
-        plan=plan,
-        steps=steps,
+        has_val=bool(inputs.val),
+        max_length=inputs.max_length,
+        plan=inputs.plan,
+        steps=inputs.planned_steps,
         completion_only_loss=True,
     )
     callback = _make_callback(callbacks or NullSink())
     trainer = SFTTrainer(
         model=str(config.base_model),
         args=args,
-        train_dataset=_dataset(train),
-        eval_dataset=_dataset(val) if val else None,
-        processing_class=tokenizer,
+        train_dataset=_dataset(inputs.train),
+        eval_dataset=_dataset(inputs.val) if inputs.val else None,
+        processing_class=inputs.tokenizer,
         peft_config=_peft_config(config),
         callbacks=[callback],
     )
     _quiet(trainer)
-    return PreparedRun(trainer, config, tokenizer, callback, max_length, stats, *plan, world, steps)
+    return inputs.prepared(trainer, config, callback)
 
 
 def build_dpo_trainer(
@@ -478,11 +515,15 @@ def build_dpo_trainer(
     """
     from trl import DPOConfig, DPOTrainer
 
-    train, val, tokenizer, stats, max_length, world, plan, steps = _prepare_common(
-        config, "dpo", train_pairs, val_pairs
-    )
+    inputs = _prepare_common(config, "dpo", train_pairs, val_pairs)
     args = _trl_args(
-        config, DPOConfig, has_val=bool(val), max_length=max_length, plan=plan, steps=steps, beta=config.beta
+        config,
+        DPOConfig,
+        has_val=bool(inputs.val),
+        max_length=inputs.max_length,
+        plan=inputs.plan,
+        steps=inputs.planned_steps,
+        beta=config.beta,
     )
     ref_model = None
     if ref_model_path is not None and not (
@@ -498,17 +539,17 @@ def build_dpo_trainer(
         model=str(config.base_model),
         ref_model=ref_model,
         args=args,
-        train_dataset=_dataset(train),
-        eval_dataset=_dataset(val) if val else None,
-        processing_class=tokenizer,
+        train_dataset=_dataset(inputs.train),
+        eval_dataset=_dataset(inputs.val) if inputs.val else None,
+        processing_class=inputs.tokenizer,
         peft_config=_peft_config(config),
         callbacks=[callback],
     )
     _quiet(trainer)
-    return PreparedRun(trainer, config, tokenizer, callback, max_length, stats, *plan, world, steps)
+    return inputs.prepared(trainer, config, callback)
 
 
-def _torch_dtype(name: str):
+def _torch_dtype(name: str) -> Any:
     import torch
 
     return getattr(torch, name) if name != "auto" else "auto"
@@ -614,6 +655,19 @@ def train_prepared(prepared: PreparedRun, wall_start: float | None = None) -> Tr
     return result
 
 
+def _run(
+    config: TrainConfig, callbacks: ProgressSink | None, build: Callable[[], PreparedRun]
+) -> TrainResult:
+    """A stored result when resuming a finished run; else a fresh start, unless cancelled first."""
+    wall_start = time.perf_counter()
+    if config.resume and (done := _stored_result(config)) is not None:
+        return done
+    _check_fresh_start(config)
+    if callbacks is not None and callbacks.should_stop():
+        return _cancelled_early(config, wall_start)
+    return train_prepared(build(), wall_start)
+
+
 def run_sft(
     config: TrainConfig,
     train_rows: Sequence[SFTExample | Mapping[str, Any]],
@@ -621,14 +675,7 @@ def run_sft(
     callbacks: ProgressSink | None = None,
 ) -> TrainResult:
     """Supervised fine-tuning on kept critiques; see the module docstring for resume and outputs."""
-    wall_start = time.perf_counter()
-    if config.resume and (done := _stored_result(config)) is not None:
-        return done
-    _check_fresh_start(config)
-    if callbacks is not None and callbacks.should_stop():
-        return _cancelled_early(config, wall_start)
-    prepared = build_sft_trainer(config, train_rows, val_rows, callbacks)
-    return train_prepared(prepared, wall_start)
+    return _run(config, callbacks, lambda: build_sft_trainer(config, train_rows, val_rows, callbacks))
 
 
 def run_dpo(
@@ -639,14 +686,11 @@ def run_dpo(
     callbacks: ProgressSink | None = None,
 ) -> TrainResult:
     """DPO on preference pairs against a frozen reference (default: ``config.base_model``, the SFT model)."""
-    wall_start = time.perf_counter()
-    if config.resume and (done := _stored_result(config)) is not None:
-        return done
-    _check_fresh_start(config)
-    if callbacks is not None and callbacks.should_stop():
-        return _cancelled_early(config, wall_start)
-    prepared = build_dpo_trainer(config, train_pairs, val_pairs, ref_model_path, callbacks)
-    return train_prepared(prepared, wall_start)
+    return _run(
+        config,
+        callbacks,
+        lambda: build_dpo_trainer(config, train_pairs, val_pairs, ref_model_path, callbacks),
+    )
 
 
 __all__ = [

@@ -63,3 +63,7 @@ class Backend(Protocol):
 
 class BackendUnavailable(RuntimeError):
     """The backend's library or service is not installed / not reachable here."""
+
+
+class BackendCancelled(RuntimeError):
+    """The backend's calls in flight were cancelled (a run's cancel, a request's deadline)."""

@@ -17,12 +17,15 @@ class Command(BaseCommand):
         add_json_flag(parser)
 
     def handle(self, *args, **o):
-        from inference.scorers import create_api_token
+        from inference.scorers import TokenRefused, create_api_token
 
         user = get_user_model().objects.filter(username=o["username"]).first()
         if user is None:
             raise CommandError(f"no user named {o['username']!r}")
-        token, raw = create_api_token(user, o["name"])
+        try:
+            token, raw = create_api_token(user, o["name"])
+        except TokenRefused as exc:
+            raise CommandError(str(exc)) from None
         self.stderr.write(f"token for {user.username} (shown once; send 'Authorization: Bearer <token>'):")
         if o["json"]:  # the token, once, inside the JSON object instead of on its own line
             write_json(self, o, {"user": user.username, "name": o["name"], "token": raw, "id": token.pk})

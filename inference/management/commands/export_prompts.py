@@ -15,7 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--template", required=True, help="NAME (latest version) or NAME@VERSION")
         parser.add_argument("--out", required=True)
         parser.add_argument(
-            "--through-first-error", action="store_true",
+            "--through-first-error",
+            action="store_true",
             help="only steps up to a solution's first wrong step (the authors' ProcessBench rows)",
         )
         add_json_flag(parser)
@@ -32,6 +33,18 @@ class Command(BaseCommand):
         except (OSError, ExportError) as exc:
             raise CommandError(str(exc)) from exc
         kind = "messages" if tpl.chat else "prompt text"
-        self.stdout.write(f"wrote {n} step prompts ({kind}, template {tpl} sha256 {tpl.content_hash[:12]}) to {out}")
-        write_json(self, opts, {"rows": n, "out": out, "chat": tpl.chat, "template": tpl.name,
-                                "version": tpl.version, "sha256": tpl.content_hash})
+        self.stdout.write(
+            f"wrote {n} step prompts ({kind}, template {tpl} sha256 {tpl.content_hash[:12]}) to {out}"
+        )
+        write_json(
+            self,
+            opts,
+            {
+                "rows": n,
+                "out": out,
+                "chat": tpl.chat,
+                "template": tpl.name,
+                "version": tpl.version,
+                "sha256": tpl.content_hash,
+            },
+        )

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Dataset
 from inference.core.generation import TEACHER
+from inference.trust import EndpointRejected
 from rprm_web.cli import Progress, add_json_flag, write_json
 
 
@@ -17,8 +18,15 @@ class Command(BaseCommand):
         parser.add_argument("--model", required=True, help="endpoint name, model path / id, or server URL")
         parser.add_argument("--backend", choices=["transformers", "openai", "vllm"])
         parser.add_argument("--served-model-name", default="", help="OpenAI-compatible: the model name")
-        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=TEACHER.n_samples,
-                            help=f"K critiques per step (default {TEACHER.n_samples})")
+        parser.add_argument(
+            "--n-samples",
+            "--samples",
+            "-K",
+            dest="samples",
+            type=int,
+            default=TEACHER.n_samples,
+            help=f"K critiques per step (default {TEACHER.n_samples})",
+        )
         parser.add_argument("--limit", type=int, help="at most this many steps")
         parser.add_argument("--labels", default="", help="comma-separated step labels to include")
         parser.add_argument("--temperature", type=float)
@@ -47,22 +55,46 @@ class Command(BaseCommand):
                 template = find_template(o["template"])
             except ExportError as exc:
                 raise CommandError(str(exc)) from exc
-        endpoint = endpoint_for(o["model"], backend=o["backend"], served_model_name=o["served_model_name"])
+        try:
+            endpoint = endpoint_for(
+                o["model"], backend=o["backend"], served_model_name=o["served_model_name"]
+            )
+        except EndpointRejected as exc:  # one line, no traceback: the operator fixes the URL or the setting
+            raise CommandError(str(exc)) from None
         step_filter = {"limit": o["limit"]} if o["limit"] else {}
         if o["labels"]:
             step_filter["labels"] = [x.strip() for x in o["labels"].split(",") if x.strip()]
         try:
             run = create_run(
-                dataset=dataset, endpoint=endpoint, template=template, kind=o["kind"], step_filter=step_filter,
-                queue=not o["wait"], n_samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
-                max_new_tokens=o["max_new_tokens"], batch_size=o["batch_size"], seed=o["seed"],
+                dataset=dataset,
+                endpoint=endpoint,
+                template=template,
+                kind=o["kind"],
+                step_filter=step_filter,
+                queue=not o["wait"],
+                n_samples=o["samples"],
+                temperature=o["temperature"],
+                top_p=o["top_p"],
+                max_new_tokens=o["max_new_tokens"],
+                batch_size=o["batch_size"],
+                seed=o["seed"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if not o["wait"]:
-            self.stdout.write(f"queued run {run.id} ({run.steps_total} steps x {run.n_samples} samples) on the gpu queue")
-            write_json(self, o, {"run": run.id, "status": run.status, "steps_total": run.steps_total,
-                                 "n_samples": run.n_samples})
+            self.stdout.write(
+                f"queued run {run.id} ({run.steps_total} steps x {run.n_samples} samples) on the gpu queue"
+            )
+            write_json(
+                self,
+                o,
+                {
+                    "run": run.id,
+                    "status": run.status,
+                    "steps_total": run.steps_total,
+                    "n_samples": run.n_samples,
+                },
+            )
             return
         self.run_here(run, o)
 
@@ -71,7 +103,8 @@ class Command(BaseCommand):
 
         with Progress(f"run {run.id}", total=run.steps_total, unit="steps", stream=self.stderr) as bar:
             result = process_run(
-                run.id, progress=lambda r: bar.update(r.steps_done, r.steps_total, f"{r.critiques_done} critiques")
+                run.id,
+                progress=lambda r: bar.update(r.steps_done, r.steps_total, f"{r.critiques_done} critiques"),
             )
         if result is None:
             raise CommandError(f"run {run.id} could not be claimed")
@@ -88,7 +121,10 @@ class Command(BaseCommand):
             f"{s.get('sft_eligible', 0)} SFT-eligible; {s.get('text_repaired', 0)} with text repaired "
             f"(unstorable characters -> U+FFFD), {s.get('truncated', 0)} cut at the token limit"
         )
-        write_json(self, o, {"run": result.id, "status": result.status, "steps_total": result.steps_total,
-                             "summary": s})
+        write_json(
+            self,
+            o,
+            {"run": result.id, "status": result.status, "steps_total": result.steps_total, "summary": s},
+        )
         if result.status != "succeeded":
             raise CommandError(result.error.splitlines()[0] if result.error else f"run {result.status}")

@@ -11,8 +11,11 @@ class Command(BaseCommand):
         parser.add_argument("path")
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--model", required=True, help="name the critiques are credited to")
-        parser.add_argument("--template", help="NAME or NAME@VERSION the critiques were written with "
-                            "(e.g. the one given to export_prompts); default: the built-in template")
+        parser.add_argument(
+            "--template",
+            help="NAME or NAME@VERSION the critiques were written with "
+            "(e.g. the one given to export_prompts); default: the built-in template",
+        )
         add_json_flag(parser)
 
     def handle(self, *args, path, dataset, model, template=None, **opts):
@@ -32,5 +35,14 @@ class Command(BaseCommand):
             f"{verb}: run {run.id}, {run.critiques_done} critiques for {run.steps_total} steps; "
             f"strict parse rate {run.summary.get('parse_rate')}, agreement {run.summary.get('agreement')}"
         )
-        write_json(self, opts, {"run": run.id, "created": created, "critiques": run.critiques_done,
-                                "steps": run.steps_total, "summary": run.summary})
+        write_json(
+            self,
+            opts,
+            {
+                "run": run.id,
+                "created": created,
+                "critiques": run.critiques_done,
+                "steps": run.steps_total,
+                "summary": run.summary,
+            },
+        )

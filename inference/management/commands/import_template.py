@@ -26,6 +26,16 @@ class Command(BaseCommand):
             f"template {template.name} v{template.version} ({kind}, {template.style} placeholders; "
             f"content sha256 {template.content_hash[:12]}, file sha256 {template.source_sha256[:12]})"
         )
-        write_json(self, opts, {"template": template.name, "version": template.version,
-                                "sha256": template.content_hash, "file_sha256": template.source_sha256,
-                                "source": template.source, "chat": template.chat, "style": template.style})
+        write_json(
+            self,
+            opts,
+            {
+                "template": template.name,
+                "version": template.version,
+                "sha256": template.content_hash,
+                "file_sha256": template.source_sha256,
+                "source": template.source,
+                "chat": template.chat,
+                "style": template.style,
+            },
+        )

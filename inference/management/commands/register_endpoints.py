@@ -34,6 +34,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for e in endpoints:
             self.stdout.write(f"{e.name} ({e.role}): {e.path_or_url} serving {e.served_model_name}")
-        write_json(self, o, {"registered": [
-            {"name": e.name, "role": e.role, "url": e.path_or_url, "model": e.served_model_name} for e in endpoints
-        ]})
+        write_json(
+            self,
+            o,
+            {
+                "registered": [
+                    {"name": e.name, "role": e.role, "url": e.path_or_url, "model": e.served_model_name}
+                    for e in endpoints
+                ]
+            },
+        )

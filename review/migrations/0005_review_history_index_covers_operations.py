@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("review", "0002_team_roles_assignments_progress"),
+        ("review", "0004_reviewevent_member_changed"),
     ]
 
     operations = [
