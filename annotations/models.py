@@ -72,7 +72,7 @@ class ImportJob(RunBase):
     """One import of one file: the dataset's import history and the upload page's progress."""
 
     # The run statuses plus one outcome of its own: the file was imported before.
-    Status = models.TextChoices(
+    Status = models.TextChoices(  # type: ignore[call-overload]  # the stubs know only the class syntax
         "ImportStatus", [(m.name, (m.value, m.label)) for m in RunStatus] + [("DUPLICATE", ("duplicate", "already imported"))]
     )
 
@@ -117,6 +117,12 @@ class ImportJob(RunBase):
 
     def get_absolute_url(self) -> str:
         return reverse("annotations:import_detail", args=[self.uuid])
+
+    @property
+    def can_retry(self) -> bool:
+        # An upload is deleted when its job ends (discard_inputs): nothing left to import again.
+        paths = [f["path"] for f in self.files] if self.files else [self.file_path] if self.file_path else []
+        return super().can_retry and bool(paths) and all(Path(p).is_file() for p in paths)
 
     @property
     def is_finished(self) -> bool:

@@ -320,6 +320,9 @@ class GoldServing(models.Model):
     gold = models.ForeignKey(GoldItem, on_delete=models.PROTECT, related_name="servings")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     copy = models.OneToOneField("inference.Critique", on_delete=models.PROTECT, related_name="gold_serving")
+    # A `label_wrong` answer's label: kept here, never filed as a LabelCorrection on the
+    # source step (the answer tests the reviewer; it is no claim about the data).
+    proposed_label = models.CharField(max_length=10, choices=Step.Label.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
