@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("review", "0004_reviewevent_member_changed"),
+        ("review", "0005_gold_label_wrong_on_the_answer"),
     ]
 
     operations = [
