@@ -119,6 +119,12 @@ class ImportJob(RunBase):
         return reverse("annotations:import_detail", args=[self.uuid])
 
     @property
+    def can_retry(self) -> bool:
+        # An upload is deleted when its job ends (discard_inputs): nothing left to import again.
+        paths = [f["path"] for f in self.files] if self.files else [self.file_path] if self.file_path else []
+        return super().can_retry and bool(paths) and all(Path(p).is_file() for p in paths)
+
+    @property
     def is_finished(self) -> bool:
         return self.status not in self.ACTIVE
 

@@ -18,7 +18,8 @@ from django.http import HttpRequest, JsonResponse
 
 from annotations.importers.limits import Decoder, LimitExceeded
 from annotations.importers.limits import Limits as JsonLimits
-from inference.core.solution_scoring import DEFAULT_K, MAX_K
+from inference.core.generation import MAX_K
+from inference.core.solution_scoring import DEFAULT_K
 
 MAX_NEW_TOKENS = 4096
 MAX_SEED = 2**32 - 1  # what every backend's seeding accepts

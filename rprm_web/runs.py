@@ -683,6 +683,9 @@ def retry(model, run_id: int) -> bool:
     }
     if _has_field(model, "error_detail"):
         fields["error_detail"] = ""
+    row = model.objects.filter(id=run_id).first()
+    if row is None or not row.can_retry:  # e.g. an import whose uploaded file is gone
+        return False
     rows = model.objects.filter(model.retry_where(), id=run_id, status__in=RETRYABLE)
     with transaction.atomic():
         if not rows.update(**fields):

@@ -223,3 +223,18 @@ def test_it_retries_and_archives_from_the_run_page(client, admin, reviewer, demo
     )
     client.post(archive_url, {"archived": "0"})
     assert not GenerationRun.objects.get(id=run.id).archived
+
+
+def test_it_retries_an_import_only_while_its_file_is_there(demo, tmp_path):
+    from annotations.actions import create_import_job
+    from annotations.models import ImportJob
+
+    path = write_demo_processbench(tmp_path / "again.json")
+    job = create_import_job(path, "again", "processbench")
+    ImportJob.objects.filter(id=job.id).update(status="failed", error="disk full")
+    assert ImportJob.objects.get(id=job.id).can_retry and runs.retry(ImportJob, job.id)
+    ImportJob.objects.filter(id=job.id).update(status="failed")
+    path.unlink()
+    assert not ImportJob.objects.get(id=job.id).can_retry
+    assert not runs.retry(ImportJob, job.id)
+    assert ImportJob.objects.get(id=job.id).status == "failed"

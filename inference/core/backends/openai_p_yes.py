@@ -103,6 +103,7 @@ def read_top_logprobs(top: dict[str, float], k: int) -> PYes:
     if yes is not None:
         detail["p_yes_bound"] = "lower"
         return PYes(p_yes_from_logits(top[yes], bound), None, detail)
+    assert no is not None
     detail["p_yes_bound"] = "upper"
     return PYes(p_yes_from_logits(bound, top[no]), None, detail)
 

@@ -128,7 +128,8 @@ class _LoopThread:
         self.loop.close()
 
 
-Send = Callable[[AsyncOpenAI], Awaitable[httpx2.Response]]
+# Returns the httpx response (the SDK's own httpx build, untyped here).
+Send = Callable[[AsyncOpenAI], Awaitable[Any]]
 
 
 class Transport:
@@ -201,7 +202,8 @@ class Transport:
                 api_key=self.api_key or "unused",
                 timeout=self.deadlines.httpx_timeout(),
                 max_retries=self.max_retries,
-                default_headers={"OpenAI-Organization": Omit(), "OpenAI-Project": Omit()},
+                # Omit() drops the SDK's own header (typed as str, documented for this use).
+                default_headers={"OpenAI-Organization": Omit(), "OpenAI-Project": Omit()},  # type: ignore[dict-item]
             )
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
 
@@ -212,7 +214,7 @@ class Transport:
     async def completions(self, params: dict[str, Any], extra_body: dict[str, Any] | None) -> Response:
         """``/completions``: standard fields in ``params``, server-specific ones in ``extra_body``."""
 
-        async def send(client: AsyncOpenAI) -> httpx2.Response:
+        async def send(client: AsyncOpenAI) -> Any:
             raw = await client.completions.with_raw_response.create(
                 **params, extra_body=extra_body or None, extra_headers=self.headers
             )
@@ -221,7 +223,7 @@ class Transport:
         return await self.call("/completions", send)
 
     async def chat(self, params: dict[str, Any], extra_body: dict[str, Any] | None) -> Response:
-        async def send(client: AsyncOpenAI) -> httpx2.Response:
+        async def send(client: AsyncOpenAI) -> Any:
             raw = await client.chat.completions.with_raw_response.create(
                 **params, extra_body=extra_body or None, extra_headers=self.headers
             )
@@ -232,8 +234,8 @@ class Transport:
     async def post_systemone(self, body: dict[str, Any]) -> Response:
         """``transformers serve``'s ``/v1/systemone`` has no SDK resource: the SDK's generic POST."""
 
-        async def send(client: AsyncOpenAI) -> httpx2.Response:
-            options = {"headers": self.headers} if self.headers else {}
+        async def send(client: AsyncOpenAI) -> Any:
+            options: Any = {"headers": self.headers} if self.headers else {}
             return await client.post(SYSTEMONE_PATH, cast_to=httpx2.Response, body=body, options=options)
 
         return await self.call(SYSTEMONE_PATH, send)
@@ -260,7 +262,7 @@ class Transport:
         return Response(data, time.perf_counter() - started, attempts_of(response.request))
 
 
-def _json_object(response: httpx2.Response, url: str) -> dict[str, Any]:
+def _json_object(response: Any, url: str) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:

@@ -16,5 +16,5 @@ def drop_backoff(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("inference", "0011_generationrun_retry_archive_launch_key")]
+    dependencies = [("inference", "0012_critique_gold_copy")]
     operations = [migrations.RunPython(drop_backoff, migrations.RunPython.noop)]
