@@ -6,7 +6,8 @@ from django import forms
 
 from annotations.models import Dataset
 from inference.actions import default_endpoint
-from inference.core.solution_scoring import DEFAULT_K, MAX_K
+from inference.core.generation import MAX_K
+from inference.core.solution_scoring import DEFAULT_K
 from inference.models import ModelEndpoint
 from inference.scorers import SCORER_ROLES
 from rprm_web.forms import LaunchKeyForm

@@ -15,15 +15,23 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from annotations.models import Dataset, Problem
 from inference.core.answers import answers_equal, extract_answer
-from inference.core.backends.base import Sampling
-from inference.core.guidance import END_OF_SOLUTION, best_of_n_select, guided_search, make_policy_proposer
+from inference.core.backends import make_backend
+from inference.core.backends.base import Backend, Sampling
+from inference.core.guidance import (
+    END_OF_SOLUTION,
+    best_of_n_select,
+    guided_search,
+    make_policy_proposer,
+)
+from inference.core.prompts import PromptTemplate as CorePromptTemplate
 from inference.core.solution_scoring import BatchStats, score_candidates, score_solutions
 from inference.core.text import repair_json
 from inference.models import ModelEndpoint, PromptTemplate
@@ -35,7 +43,45 @@ from .models import GuidanceResult, GuidanceRun
 
 log = logging.getLogger(__name__)
 
-BON_AGGREGATIONS = ("min", "last")
+BonAggregation = Literal["min", "last"]
+BON_AGGREGATIONS: tuple[BonAggregation, ...] = ("min", "last")
+
+
+class BonCandidate(TypedDict):
+    """One Best-of-N solution of the policy (GuidanceResult.candidates)."""
+
+    steps: list[str]
+    step_scores: list[float | None]
+    answer: str | None
+    correct: bool
+
+
+class SearchRound(TypedDict):
+    """One guided-search step: its candidates, their rewards, the pick."""
+
+    candidates: list[str]
+    scores: list[float]
+    chosen: int
+
+
+class Selection(TypedDict):
+    """A selection rule's pick (GuidanceResult.selections[rule])."""
+
+    answer: str | None
+    correct: bool
+    index: NotRequired[int | None]  # Best-of-N: the candidate picked
+
+
+class ProblemOutcome(TypedDict):
+    """One problem's GuidanceResult fields, as the processing writes them."""
+
+    candidates: list[BonCandidate] | list[SearchRound]
+    selections: dict[str, Selection]
+    completion_tokens: NotRequired[int]
+    solution: NotRequired[str]
+    stop_reason: NotRequired[str]
+
+
 POLICY_INSTRUCTIONS = (
     "Solve the math problem step by step. Separate consecutive steps with a blank line, "
     "and give the final answer as \\boxed{answer} in the last step."
@@ -79,7 +125,7 @@ def create_guidance_run(
     policy: ModelEndpoint,
     scorer: ModelEndpoint,
     template: PromptTemplate | None = None,
-    user=None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
     queue: bool = True,
     **params: Any,
 ) -> GuidanceRun:
@@ -114,7 +160,7 @@ def create_guidance_run(
     return run
 
 
-def _problems(dataset: Dataset, limit: int | None):
+def _problems(dataset: Dataset, limit: int | None) -> QuerySet[Problem]:
     qs = Problem.objects.filter(dataset=dataset).exclude(reference_answer="").order_by("id")
     return qs[:limit] if limit else qs
 
@@ -126,12 +172,10 @@ def request_cancel(run: GuidanceRun) -> bool:
 # ---------------------------------------------------------------- processing
 
 
-def _backends(run: GuidanceRun):
+def _backends(run: GuidanceRun) -> tuple[Backend, Backend, Callable[[], None]]:
     """(policy, scorer, close): one model when both are the same endpoint; otherwise the
     policy is loaded next to the cached scorer for the run's duration (not through the
     one-model cache, which would reload both on every problem)."""
-    from inference.core.backends import make_backend
-
     scorer = get_backend(run.scorer)
     same = (run.policy.backend, run.policy.path_or_url, run.policy.options) == (
         run.scorer.backend,
@@ -147,8 +191,8 @@ def _backends(run: GuidanceRun):
 def process_guidance(
     run_id: int,
     *,
-    policy_backend=None,
-    scorer_backend=None,
+    policy_backend: Backend | None = None,
+    scorer_backend: Backend | None = None,
     progress: Callable[[GuidanceRun], None] | None = None,
 ) -> GuidanceRun | None:
     def body(run: GuidanceRun) -> None:
@@ -169,7 +213,12 @@ def process_guidance(
     )
 
 
-def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None:
+def _process(
+    run: GuidanceRun,
+    policy_backend: Backend,
+    scorer_backend: Backend,
+    progress: Callable[[GuidanceRun], None] | None,
+) -> None:
     template = run.template.to_core()
     scoring = Sampling(
         temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens, seed=run.seed
@@ -187,39 +236,26 @@ def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None
         if problem.id in done:
             continue
         runs.checkpoint(run)
-        if run.kind == GuidanceRun.Kind.BEST_OF_N:
-            result = best_of_n_problem(
-                policy_backend,
-                scorer_backend,
-                template,
-                problem.question,
-                problem.reference_answer,
-                n=run.n_candidates,
-                k=run.n_samples,
-                max_steps=run.max_steps,
-                policy_sampling=policy_sampling,
-                sampling=scoring,
-            )
-        else:
-            result = guided_search_problem(
-                policy_backend,
-                scorer_backend,
-                template,
-                problem.question,
-                problem.reference_answer,
-                n=run.n_candidates,
-                k=run.n_samples,
-                max_steps=run.max_steps,
-                policy_sampling=policy_sampling,
-                sampling=scoring,
-            )
+        solve = best_of_n_problem if run.kind == GuidanceRun.Kind.BEST_OF_N else guided_search_problem
+        result = solve(
+            policy_backend,
+            scorer_backend,
+            template,
+            problem.question,
+            problem.reference_answer,
+            n=run.n_candidates,
+            n_samples=run.n_samples,
+            max_steps=run.max_steps,
+            policy_sampling=policy_sampling,
+            sampling=scoring,
+        )
         # Policy text is model output: characters PostgreSQL cannot hold become U+FFFD.
-        result, repaired = repair_json(result)
+        stored, repaired = repair_json(result)
         with transaction.atomic():
             _, created = GuidanceResult.objects.get_or_create(
                 run=run,
                 problem=problem,
-                defaults={**result, "reference_answer": problem.reference_answer, "text_repaired": repaired},
+                defaults={**stored, "reference_answer": problem.reference_answer, "text_repaired": repaired},
             )
             if created:
                 runs.progress(run, problems_done=F("problems_done") + 1)
@@ -229,27 +265,27 @@ def _process(run: GuidanceRun, policy_backend, scorer_backend, progress) -> None
 
 
 def best_of_n_problem(
-    policy_backend,
-    scorer_backend,
-    template,
+    policy_backend: Backend,
+    scorer_backend: Backend,
+    template: CorePromptTemplate,
     question: str,
     reference: str,
     *,
     n: int,
-    k: int,
+    n_samples: int,
     max_steps: int,
     policy_sampling: Sampling,
     sampling: Sampling,
-) -> dict[str, Any]:
+) -> ProblemOutcome:
     """N policy solutions, every step scored (one call), picked by min- and last-step reward."""
     prompt = policy_prompt(question, [], getattr(policy_backend, "tokenizer", None))
     [completions] = policy_backend.generate([prompt], n, policy_sampling)
     solutions = [split_steps(c.text, max_steps) for c in completions]
     stats = BatchStats()
     scored = score_solutions(
-        scorer_backend, template, [(question, s) for s in solutions], k, sampling, stats=stats
+        scorer_backend, template, [(question, s) for s in solutions], n_samples, sampling, stats=stats
     )
-    candidates = []
+    candidates: list[BonCandidate] = []
     for steps, scores in zip(solutions, scored, strict=True):
         answer = extract_answer("\n\n".join(steps))
         candidates.append(
@@ -260,12 +296,10 @@ def best_of_n_problem(
                 "correct": answers_equal(answer, reference) if answer is not None else False,
             }
         )
-    selections: dict[str, Any] = {}
+    selections: dict[str, Selection] = {}
+    # A candidate without steps (or a step without a readable p_yes) cannot be ranked.
+    rankable = [_rankable(c["step_scores"]) for c in candidates]
     for agg in BON_AGGREGATIONS:
-        # A candidate without steps (or a step without a readable p_yes) cannot be ranked.
-        rankable = [
-            c["step_scores"] if c["step_scores"] and None not in c["step_scores"] else [] for c in candidates
-        ]
         try:
             i = best_of_n_select(rankable, agg)
         except ValueError:
@@ -279,19 +313,25 @@ def best_of_n_problem(
     }
 
 
+def _rankable(step_scores: list[float | None]) -> list[float]:
+    """The rewards when every step has one, else [] (an unrankable candidate)."""
+    scores = [s for s in step_scores if s is not None]
+    return scores if step_scores and len(scores) == len(step_scores) else []
+
+
 def guided_search_problem(
-    policy_backend,
-    scorer_backend,
-    template,
+    policy_backend: Backend,
+    scorer_backend: Backend,
+    template: CorePromptTemplate,
     question: str,
     reference: str,
     *,
     n: int,
-    k: int,
+    n_samples: int,
     max_steps: int,
     policy_sampling: Sampling,
     sampling: Sampling,
-) -> dict[str, Any]:
+) -> ProblemOutcome:
     """Greedy step-level search; each round's N candidates are scored in one batched call."""
     tokenizer = getattr(policy_backend, "tokenizer", None)
     propose_raw = make_policy_proposer(
@@ -303,7 +343,7 @@ def guided_search_problem(
         candidates = propose_raw(q, steps_so_far, n_)
         cleaned = list(dict.fromkeys(c.removesuffix(END_OF_SOLUTION).strip() for c in candidates))
         cleaned = [c for c in cleaned if c]
-        rewards = score_candidates(scorer_backend, template, q, steps_so_far, cleaned, k, sampling)
+        rewards = score_candidates(scorer_backend, template, q, steps_so_far, cleaned, n_samples, sampling)
         for c, r in zip(cleaned, rewards, strict=True):
             cache[(tuple(steps_so_far), c)] = 0.0 if r is None else r  # no readable p_yes: never preferred
         return candidates
@@ -311,22 +351,25 @@ def guided_search_problem(
     def prm_score(q: str, steps_so_far: list[str], candidate: str) -> float:
         key = (tuple(steps_so_far), candidate)
         if key not in cache:  # not pre-scored (should not happen): score it alone
-            [r] = score_candidates(scorer_backend, template, q, steps_so_far, [candidate], k, sampling)
+            [r] = score_candidates(
+                scorer_backend, template, q, steps_so_far, [candidate], n_samples, sampling
+            )
             cache[key] = 0.0 if r is None else r
         return cache[key]
 
     result = guided_search(propose, prm_score, question, n_candidates=n, max_steps=max_steps)
     answer = result.answer
     correct = answers_equal(answer, reference) if answer is not None else False
+    rounds: list[SearchRound] = [
+        {
+            "candidates": [c.removesuffix(END_OF_SOLUTION).strip() for c in s.candidates],
+            "scores": s.scores,
+            "chosen": s.chosen,
+        }
+        for s in result.steps
+    ]
     return {
-        "candidates": [
-            {
-                "candidates": [c.removesuffix(END_OF_SOLUTION).strip() for c in s.candidates],
-                "scores": s.scores,
-                "chosen": s.chosen,
-            }
-            for s in result.steps
-        ],
+        "candidates": rounds,
         "selections": {"guided": {"answer": answer, "correct": correct}},
         "solution": result.solution,
         "stop_reason": result.stop_reason,
@@ -335,10 +378,17 @@ def guided_search_problem(
 
 def summarise(run: GuidanceRun) -> dict[str, Any]:
     """Accuracy (percent) per selection rule, with pass@1 / pass@N for Best-of-N."""
-    rows = list(GuidanceResult.objects.filter(run=run).values("candidates", "selections", "stop_reason",
-                                                              "text_repaired"))
+    rows = list(
+        GuidanceResult.objects.filter(run=run).values(
+            "candidates", "selections", "stop_reason", "text_repaired"
+        )
+    )
     n = len(rows)
-    out: dict[str, Any] = {"n_problems": n, "kind": run.kind, "text_repaired": sum(r["text_repaired"] for r in rows)}
+    out: dict[str, Any] = {
+        "n_problems": n,
+        "kind": run.kind,
+        "text_repaired": sum(r["text_repaired"] for r in rows),
+    }
     if not n:
         return out
     if run.kind == GuidanceRun.Kind.BEST_OF_N:

@@ -49,7 +49,7 @@ def step_targets(labels: list[str]) -> list[float | None]:
     return [1.0 if lb == Step.Label.CORRECT else 0.0 if lb == Step.Label.INCORRECT else None for lb in labels]
 
 
-def solution_loss(labels: list[str], step_scores: list[float | None]) -> float | None:
+def solution_loss(labels: list[str], step_scores: Sequence[float | None]) -> float | None:
     """Mean |target - score| over labelled, scored steps (None when there are none)."""
     diffs = [
         abs(t - s)
@@ -59,7 +59,7 @@ def solution_loss(labels: list[str], step_scores: list[float | None]) -> float |
     return math.fsum(diffs) / len(diffs) if diffs else None
 
 
-def _step_labels(solution_ids: Iterable[int]) -> dict[int, list[str]]:
+def step_labels(solution_ids: Iterable[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = defaultdict(list)
     rows = Step.objects.filter(solution_id__in=list(solution_ids)).order_by("solution_id", "index")
     for sol_id, label in rows.values_list("solution_id", "label"):
@@ -346,7 +346,9 @@ def k_scaling_curve(
     return metrics.k_scaling(samples, labels, n_resamples=n_resamples, seed=seed, metric_fn=metric_fn)
 
 
-def contamination(eval_datasets: list[Dataset], train_datasets: list[Dataset] | None = None) -> dict[str, Any] | None:
+def contamination(
+    eval_datasets: list[Dataset], train_datasets: list[Dataset] | None = None
+) -> dict[str, Any] | None:
     """Overlap of the evaluation problems with training problems (exact and normalised).
 
     Training datasets default to every PRM800K / R-PRM step-rows dataset (the R-PRM

@@ -17,21 +17,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from annotations.actions import file_sha256
 from annotations.models import Dataset, Solution, Step
+from inference.core.backends.base import Backend
+from inference.core.generation import MAX_K
+from inference.core.prompts import PromptTemplate as CorePromptTemplate
 from inference.core.prompts import question_for_prompt
-from inference.core.solution_scoring import DEFAULT_K, MAX_K, BatchStats, score_solutions
+from inference.core.solution_scoring import DEFAULT_K, BatchStats, score_solutions
 from inference.models import ModelEndpoint, PromptTemplate
 from inference.runner import get_backend
 from inference.scorers import eval_sampling_values, template_for
 from rprm_web import runs
 
 from .models import EvaluationDataset, EvaluationRun, SolutionScore
-from .results import _step_labels, compute_results, run_solutions, solution_loss
-from .score_files import _sha256, read_external_scores
+from .results import compute_results, run_solutions, solution_loss, step_labels
+from .score_files import read_external_scores
 from .selection import select_solutions
 
 log = logging.getLogger(__name__)
@@ -65,7 +70,7 @@ def create_evaluation(
     solution_seed: int = 0,
     scored_steps: str | None = None,
     batch_size: int = 4,
-    user=None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
     queue: bool = True,
     **sampling: Any,
 ) -> EvaluationRun:
@@ -82,75 +87,42 @@ def create_evaluation(
         raise ValueError("give either a model endpoint or a scores file")
     if not 0 <= threshold <= 1:
         raise ValueError("threshold must be within [0, 1]")
+    common: dict[str, Any] = {"benchmark": benchmark, "threshold": threshold, "created_by": _user(user)}
     if scores_path is not None:
         scores_name = scores_name or Path(scores_path).name
         parsed = read_external_scores(scores_path, datasets, display_name=scores_name)
         with transaction.atomic():
             run = EvaluationRun.objects.create(
                 name=name or Path(scores_name).stem,
-                benchmark=benchmark,
                 source=EvaluationRun.Source.EXTERNAL,
                 scores_file=scores_name,
-                scores_sha256=_sha256(scores_path),
+                scores_sha256=file_sha256(scores_path),
                 n_samples=1,
-                threshold=threshold,
                 status=EvaluationRun.Status.RUNNING,
                 started_at=timezone.now(),
-                created_by=_user(user),
+                **common,
             )
             EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
-            labels = _step_labels(parsed)
-            SolutionScore.objects.bulk_create(
-                [
-                    SolutionScore(
-                        run=run,
-                        solution_id=sid,
-                        step_scores=scores,
-                        samples=[[s] for s in scores],
-                        loss=solution_loss(labels[sid], scores),
-                    )
-                    for sid, scores in parsed.items()
-                ],
-                batch_size=1000,
-            )
-            run.solutions_total = run.solutions_done = len(parsed)
-            run.steps_done = sum(len(s) for s in parsed.values())
-            run.results = compute_results(run)
-            run.status = EvaluationRun.Status.SUCCEEDED
-            run.finished_at = timezone.now()
-            run.save(
-                update_fields=[
-                    "solutions_total",
-                    "solutions_done",
-                    "steps_done",
-                    "results",
-                    "status",
-                    "finished_at",
-                ]
-            )
+            _store_external_scores(run, parsed)
         return run
-
     assert endpoint is not None
     if not 1 <= n_samples <= MAX_K:
         raise ValueError(f"K must be within 1..{MAX_K}")
-    values = eval_sampling_values(endpoint, **sampling)
     with transaction.atomic():
         run = EvaluationRun.objects.create(
             name=name or endpoint.name,
-            benchmark=benchmark,
             source=EvaluationRun.Source.MODEL,
             endpoint=endpoint,
             template=template or template_for(None),
             n_samples=n_samples,
-            threshold=threshold,
             solution_limit=solution_limit,
             selection=select_solutions(benchmark, datasets, solution_limit, solution_seed)
             if solution_limit
             else {},
             scored_steps=scored_steps,
             batch_size=batch_size,
-            created_by=_user(user),
-            **values,
+            **common,
+            **eval_sampling_values(endpoint, **sampling),
         )
         EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
         run.solutions_total = run_solutions(run).count()
@@ -158,6 +130,31 @@ def create_evaluation(
         if queue:
             runs.enqueue(EvaluationRun, run.id)
     return run
+
+
+def _store_external_scores(run: EvaluationRun, parsed: dict[int, list[float]]) -> None:
+    """An external run's rows (one sample per step: the file's score) and its results."""
+    labels = step_labels(parsed)
+    SolutionScore.objects.bulk_create(
+        [
+            SolutionScore(
+                run=run,
+                solution_id=sid,
+                step_scores=scores,
+                samples=[[s] for s in scores],
+                loss=solution_loss(labels[sid], scores),
+            )
+            for sid, scores in parsed.items()
+        ],
+        batch_size=1000,
+    )
+    run.solutions_total = run.solutions_done = len(parsed)
+    run.steps_done = sum(len(s) for s in parsed.values())
+    run.results = compute_results(run)
+    run.status = EvaluationRun.Status.SUCCEEDED
+    run.finished_at = timezone.now()
+    fields = ["solutions_total", "solutions_done", "steps_done", "results", "status", "finished_at"]
+    run.save(update_fields=fields)
 
 
 def check_scored_steps(benchmark: str, scored_steps: str | None) -> str:
@@ -182,8 +179,8 @@ def steps_to_score(run: EvaluationRun, label: int | None, n_steps: int) -> int:
     return min(n_steps, label + 1)
 
 
-def _user(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
+def _user(user: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
+    return user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
 
 
 def request_cancel(run: EvaluationRun) -> bool:
@@ -196,12 +193,13 @@ def request_cancel(run: EvaluationRun) -> bool:
 
 
 def process_evaluation(
-    run_id: int, *, backend=None, progress: Callable[[EvaluationRun], None] | None = None
+    run_id: int, *, backend: Backend | None = None, progress: Callable[[EvaluationRun], None] | None = None
 ) -> EvaluationRun | None:
     """Claim a model evaluation and score what is missing, then compute its results (model
     evaluations only: external-scores evaluations are computed at creation)."""
 
-    def body(run: EvaluationRun) -> dict:
+    def body(run: EvaluationRun) -> dict[str, Any]:
+        assert run.endpoint is not None  # a model evaluation (the claim's where)
         _score_missing(run, backend or get_backend(run.endpoint), progress)
         return {"results": compute_results(run)}
 
@@ -229,7 +227,10 @@ def _partial_results(run: EvaluationRun, status: str) -> dict[str, Any]:
     return {"results": results}
 
 
-def _score_missing(run: EvaluationRun, backend, progress) -> None:
+def _score_missing(
+    run: EvaluationRun, backend: Backend, progress: Callable[[EvaluationRun], None] | None
+) -> None:
+    assert run.template is not None  # every model evaluation has one (create_evaluation)
     template = run.template.to_core()
     ids = list(run_solutions(run).values_list("id", flat=True))
     done = set(SolutionScore.objects.filter(run=run).values_list("solution_id", flat=True))
@@ -251,7 +252,7 @@ def _score_missing(run: EvaluationRun, backend, progress) -> None:
 
 
 def _score_batch(
-    run: EvaluationRun, backend, template, batch: list[int]
+    run: EvaluationRun, backend: Backend, template: CorePromptTemplate, batch: list[int]
 ) -> tuple[list[SolutionScore], BatchStats]:
     """Critique one batch of solutions (only the steps the run scores); rows not yet saved."""
     sols = list(Solution.objects.filter(id__in=batch).select_related("problem").order_by("id"))

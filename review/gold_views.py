@@ -8,7 +8,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.db.models import Count
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from annotations.models import ErrorType
@@ -46,13 +48,21 @@ def calibration(request: AppRequest):
     return render(request, "review/calibration.html", context)
 
 
+def _back(request: AppRequest) -> HttpResponseRedirect:
+    """Back to the screen the buttons were on (review, adjudication), else calibration."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return HttpResponseRedirect(target)
+    return redirect("review:calibration")
+
+
 @require_POST
 def mark_gold(request: AppRequest):
     require_admin(request)
     form = MarkGoldForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give a critique UUID and its answer.")
-        return redirect("review:calibration")
+        return _back(request)
     d = form.cleaned_data
     critique = get_object_or_404(Critique, uuid=d["critique"])
     try:
@@ -61,7 +71,7 @@ def mark_gold(request: AppRequest):
         messages.error(request, str(exc))
     else:
         messages.success(request, "Marked gold: it will be served blind to reviewers who have not seen it.")
-    return redirect("review:calibration")
+    return _back(request)
 
 
 @require_POST

@@ -27,7 +27,7 @@ from inference.models import Critique
 from rprm_web.access import is_adjudicator
 
 from .gold import gold_from_adjudication
-from .models import Adjudication, LabelCorrection, Review, ReviewEvent, ReviewItem
+from .models import Adjudication, GoldServing, LabelCorrection, Review, ReviewEvent, ReviewItem
 from .queue import (  # noqa: F401  (the basics every review action uses)
     DECIDING,
     FLAG_THRESHOLD,
@@ -176,7 +176,8 @@ def submit_review(
     reason: str = "",
     now=None,
 ) -> Review:
-    """Record one decision. `label_wrong` also files a LabelCorrection (default: the flip)."""
+    """Record one decision. `label_wrong` also files a LabelCorrection (default: the flip),
+    except on a gold copy, where the label goes on the gold answer (GoldServing) only."""
     if decision not in Decision.values:
         raise ReviewError(f"Unknown decision {decision!r}.")
     now = now or timezone.now()
@@ -214,7 +215,10 @@ def submit_review(
         tags = list(error_types)
         if tags:
             review.error_types.set(tags)
-        if decision == Decision.LABEL_WRONG:
+        if decision == Decision.LABEL_WRONG and item.gold_for_id is not None:
+            # A gold copy's answer tests the reviewer: no claim about the source step's label.
+            GoldServing.objects.filter(copy_id=item.critique_id).update(proposed_label=proposed_label)
+        elif decision == Decision.LABEL_WRONG:
             _propose(item.step, reviewer, proposed_label, reason or note, review=review, item=item)
         if item.lease_holder_id == reviewer.id:
             item.lease_holder, item.lease_expires_at, item.leased_at = None, None, None
@@ -260,6 +264,8 @@ def undo_last(reviewer: User, *, now=None) -> Review | None:
             raise ReviewError("An admin has adjudicated this critique; it can no longer be undone.")
         review.undone_at = now
         review.save(update_fields=["undone_at"])
+        if item.gold_for_id is not None:
+            GoldServing.objects.filter(copy_id=item.critique_id).update(proposed_label="")
         for correction in LabelCorrection.objects.filter(
             review=review, status=LabelCorrection.Status.PENDING
         ):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import Backend, Sampling
-from .generation import EVALUATION, MAX_K, PAPER_K  # noqa: F401  (MAX_K, PAPER_K: this module's API)
+from .generation import EVALUATION
 from .prompts import Messages, PromptTemplate, prompt_text
 from .scoring import mean_reward
 from .text import is_truncated, repair_text
@@ -115,7 +115,7 @@ def score_solutions(
     backend: Backend,
     template: PromptTemplate,
     solutions: Sequence[tuple[str, Sequence[str]]],
-    k: int = DEFAULT_K,
+    n_samples: int = DEFAULT_K,
     sampling: Sampling = EVAL_SAMPLING,
     *,
     keep_text: bool = False,
@@ -125,7 +125,7 @@ def score_solutions(
     limits: Sequence[int] | None = None,
     stop_below: float | None = None,
 ) -> list[SolutionScores]:
-    """Score the steps of every ``(question, steps)`` with ``k`` sampled critiques.
+    """Score the steps of every ``(question, steps)`` with ``n_samples`` sampled critiques (K).
 
     One backend call for all prompts (or one per ``max_prompts_per_call`` prompts).
     Returns one :class:`SolutionScores` per solution, in order. A solution with no
@@ -138,14 +138,14 @@ def score_solutions(
     position, over all solutions still going) and a solution stops at its first step
     whose reward is below it (a predicted error at that threshold).
     """
-    if k < 1:
-        raise ValueError("k must be >= 1")
+    if n_samples < 1:
+        raise ValueError("n_samples (K) must be >= 1")
     counts = [
         len(steps) if limits is None else min(len(steps), limits[i]) for i, (_, steps) in enumerate(solutions)
     ]
     out = [SolutionScores(steps=[]) for _ in solutions]
     stats = stats if stats is not None else BatchStats()
-    call = _Caller(backend, k, sampling, keep_text, max_prompts_per_call, stats, before_call)
+    call = _Caller(backend, n_samples, sampling, keep_text, max_prompts_per_call, stats, before_call)
     if stop_below is None:
         wanted = [(si, j) for si, n in enumerate(counts) for j in range(n)]
         call.score(template, solutions, wanted, out)
@@ -170,7 +170,7 @@ class _Caller:
     """Sends (solution, step) prompts to the backend in chunks and files the samples."""
 
     backend: Backend
-    k: int
+    n_samples: int
     sampling: Sampling
     keep_text: bool
     chunk: int | None
@@ -199,7 +199,7 @@ class _Caller:
                 self.before_call()
             part = prompts[start : start + chunk]
             t0 = time.perf_counter()
-            results = self.backend.generate(part, self.k, self.sampling)
+            results = self.backend.generate(part, self.n_samples, self.sampling)
             self.stats.backend_seconds += time.perf_counter() - t0
             self.stats.backend_calls += 1
             if len(results) != len(part):
@@ -209,8 +209,8 @@ class _Caller:
         self.stats.prompts += len(prompts)
 
     def _file(self, sol: SolutionScores, j: int, completions: Sequence[Any]) -> None:
-        if len(completions) != self.k:
-            raise RuntimeError(f"backend returned {len(completions)} samples, asked for {self.k}")
+        if len(completions) != self.n_samples:
+            raise RuntimeError(f"backend returned {len(completions)} samples, asked for {self.n_samples}")
         for c in completions:
             # Repaired before parsing and before it can reach a response or a row.
             text, repaired = repair_text(c.text)
@@ -235,11 +235,11 @@ def score_solution(
     template: PromptTemplate,
     question: str,
     steps: Sequence[str],
-    k: int = DEFAULT_K,
+    n_samples: int = DEFAULT_K,
     sampling: Sampling = EVAL_SAMPLING,
     **kwargs: Any,
 ) -> SolutionScores:
-    [result] = score_solutions(backend, template, [(question, steps)], k, sampling, **kwargs)
+    [result] = score_solutions(backend, template, [(question, steps)], n_samples, sampling, **kwargs)
     return result
 
 
@@ -249,7 +249,7 @@ def score_candidates(
     question: str,
     steps_so_far: Sequence[str],
     candidates: Sequence[str],
-    k: int = DEFAULT_K,
+    n_samples: int = DEFAULT_K,
     sampling: Sampling = EVAL_SAMPLING,
 ) -> list[float | None]:
     """Mean reward of each candidate next step, all candidates in one backend call
@@ -257,5 +257,5 @@ def score_candidates(
     if not candidates:
         return []
     prompts = [template.render(question, list(steps_so_far), c) for c in candidates]
-    results = backend.generate(prompts, k, sampling)
+    results = backend.generate(prompts, n_samples, sampling)
     return [mean_reward(c.p_yes for c in completions) for completions in results]

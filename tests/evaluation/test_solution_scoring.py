@@ -25,7 +25,7 @@ def test_it_uses_the_method_doc_sampling_defaults():
 def test_it_scores_every_step_of_several_solutions_in_one_backend_call():
     backend = ScriptedScorer(lambda prompt, i: [0.2, 0.6, 0.9][i] if "Now Step:\nStep 2: b2" in prompt else 0.8)
     solutions = [("Q1?", ["a1", "a2"]), ("Q2?", ["b1", "b2", "b3"])]
-    scored = score_solutions(backend, DEFAULT_TEMPLATE, solutions, k=3, sampling=Sampling())
+    scored = score_solutions(backend, DEFAULT_TEMPLATE, solutions, n_samples=3, sampling=Sampling())
     assert backend.calls == 1 and len(backend.prompts[0]) == 5
     # Prompts in solution/step order; step i sees exactly steps[:i] as previous steps.
     prompts = backend.prompts[0]
@@ -40,7 +40,7 @@ def test_it_scores_every_step_of_several_solutions_in_one_backend_call():
 
 def test_it_chunks_calls_when_asked():
     backend = ScriptedScorer(lambda prompt, i: 0.5)
-    score_solutions(backend, DEFAULT_TEMPLATE, [("Q?", ["a", "b", "c"])], k=1, sampling=Sampling(),
+    score_solutions(backend, DEFAULT_TEMPLATE, [("Q?", ["a", "b", "c"])], n_samples=1, sampling=Sampling(),
                     max_prompts_per_call=2)  # fmt: skip
     assert backend.calls == 2
 
@@ -54,7 +54,7 @@ def tiny_backend(tiny_model_dir):
 
 def test_it_reads_p_yes_for_every_sample_with_the_tiny_model(tiny_backend):
     sampling = Sampling(temperature=0.95, top_p=0.95, max_new_tokens=10, seed=3)
-    [scored] = score_solutions(tiny_backend, DEFAULT_TEMPLATE, [("What is 2+3?", ["2+3=5.", "So 5."])], k=2,
+    [scored] = score_solutions(tiny_backend, DEFAULT_TEMPLATE, [("What is 2+3?", ["2+3=5.", "So 5."])], n_samples=2,
                                sampling=sampling)  # fmt: skip
     for step in scored.steps:
         assert len(step.samples) == 2
@@ -65,6 +65,6 @@ def test_it_reads_p_yes_for_every_sample_with_the_tiny_model(tiny_backend):
 
 
 def test_it_scores_candidate_next_steps_together(tiny_backend):
-    rewards = score_candidates(tiny_backend, DEFAULT_TEMPLATE, "What is 2+3?", ["2+3=5."], ["So 5.", "So 6."], k=1,
+    rewards = score_candidates(tiny_backend, DEFAULT_TEMPLATE, "What is 2+3?", ["2+3=5."], ["So 5.", "So 6."], n_samples=1,
                                sampling=Sampling(max_new_tokens=6, seed=1))  # fmt: skip
     assert len(rewards) == 2 and all(0 <= r <= 1 for r in rewards)

@@ -153,7 +153,8 @@ def test_disagreement_goes_to_adjudication_and_the_admin_decides(
         adjudicate(item, admin, "sound")
 
 
-def test_adjudicating_label_wrong_accepts_the_correction(make_run, reviewer, admin):
+def test_adjudicating_label_wrong_accepts_the_correction(make_run, reviewer, admin, settings):
+    settings.REVIEW_DOUBLE_FRACTION = 0.0  # one review settles it: double sampling is by critique id
     make_run(n_samples=1)
     item = ReviewItem.objects.filter(queue="disagreed").first()
     decide(item, reviewer, "label_wrong")

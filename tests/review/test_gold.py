@@ -17,9 +17,9 @@ from dashboards.summaries import refresh_now
 from inference.models import Critique
 from review import gold
 from review.agreement import agreement
-from review.models import GoldItem, GoldServing, ReviewItem
+from review.models import GoldItem, GoldServing, LabelCorrection, ReviewItem
 from review.queue import QueueFilter, claim_next
-from review.reviews import submit_review
+from review.reviews import submit_review, undo_last
 from review.seeding import detected
 from tests.review.conftest import critique, decide
 from training.export import create_export_job, run_export_job
@@ -172,3 +172,69 @@ def test_an_adjudicated_item_becomes_gold(make_run, reviewer, reviewer2, admin, 
     g = GoldItem.objects.get(critique_id=item.critique_id)
     assert (g.source, g.answer, g.error_type.slug) == ("adjudicated", "flawed", "calculation")
     assert json.dumps(g.flaw_detail) == "{}"
+
+
+def test_it_keeps_a_label_wrong_answer_on_a_gold_copy_off_the_source_step(sound, reviewer, admin, settings):
+    _, items = sound
+    source = items[0].critique
+    gold.mark_gold(source, admin, "label_wrong")
+    settings.REVIEW_GOLD_RATE = 1.0
+    item = gold.claim_next(reviewer, MATCHED)
+    served = GoldServing.objects.get(reviewer=reviewer)
+    assert item.critique_id == served.copy_id and item.step_id == source.step_id
+    submit_review(item, reviewer, "label_wrong", note="the step is right, the label is not")
+    # A test of the reviewer, not a claim about the data: no correction on the source step.
+    assert not LabelCorrection.objects.filter(step_id=source.step_id).exists()
+    served.refresh_from_db()
+    flipped = {"correct": "incorrect", "incorrect": "correct"}[source.step.label]
+    assert served.proposed_label == flipped
+    (c,) = gold.calibration()
+    assert (c.right, c.answered) == (1, 1)
+    assert undo_last(reviewer) is not None
+    served.refresh_from_db()
+    assert served.proposed_label == "" and not LabelCorrection.objects.exists()
+
+
+def test_it_marks_gold_from_the_review_and_adjudication_screens(
+    client, make_run, reviewer, reviewer2, admin, settings
+):
+    settings.REVIEW_DOUBLE_FRACTION = 1.0
+    run = make_run(n_samples=1)
+    first, second = ReviewItem.objects.filter(run=run, queue="matched").select_related("critique")[:2]
+    decide(first, reviewer, "sound")
+    decide(first, reviewer2, "flawed")  # a disagreement: waits for adjudication
+    review_url = reverse("review:item", args=[second.critique.uuid])
+    client.force_login(reviewer)
+    assert 'id="mark-gold"' not in client.get(review_url).content.decode()  # reviewers never see it
+    client.force_login(admin)
+    page = client.get(review_url).content.decode()
+    assert 'id="mark-gold"' in page and "not gold" in page
+    calc = ErrorType.objects.get(slug="calculation")
+    posted = client.post(
+        reverse("review:mark_gold"),
+        {"critique": second.critique.uuid, "answer": "flawed", "error_type": calc.id, "next": review_url},
+    )
+    assert posted.status_code == 302 and posted.url == review_url
+    g = GoldItem.objects.get(critique=second.critique)
+    assert (g.source, g.answer, g.error_type, g.created_by) == ("marked", "flawed", calc, admin)
+    assert "gold answer:" in client.get(review_url).content.decode()
+    adjudicate_url = reverse("review:adjudicate", args=[first.critique.uuid])
+    assert 'id="mark-gold"' in client.get(adjudicate_url).content.decode()
+    posted = client.post(
+        reverse("review:mark_gold"),
+        {"critique": first.critique.uuid, "answer": "sound", "next": adjudicate_url},
+    )
+    assert posted.url == adjudicate_url and GoldItem.objects.get(critique=first.critique).answer == "sound"
+    # An off-site `next` falls back to the calibration page.
+    posted = client.post(
+        reverse("review:mark_gold"),
+        {"critique": first.critique.uuid, "answer": "sound", "next": "https://evil.example/"},
+    )
+    assert posted.url == reverse("review:calibration")
+    # A gold copy is never offered for marking.
+    settings.REVIEW_GOLD_RATE = 1.0
+    served = gold.serve(reviewer)
+    assert (
+        'id="mark-gold"'
+        not in client.get(reverse("review:item", args=[served.critique.uuid])).content.decode()
+    )

@@ -175,8 +175,9 @@ def test_html_in_problems_steps_and_critiques_renders_inert(client, xss_item, ad
 
 
 def test_an_admin_adjudicates_and_exports_from_the_browser_pages(
-    client, make_run, reviewer, admin, django_capture_on_commit_callbacks, monkeypatch
+    client, make_run, reviewer, admin, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
+    settings.REVIEW_DOUBLE_FRACTION = 0.0  # one review settles it: double sampling is by critique id
     run = make_run(n_samples=1)
     item = ReviewItem.objects.filter(run=run, queue="disagreed").first()
     take_and_decide(item, reviewer, "label_wrong", note="fine step")

@@ -38,7 +38,8 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         from inference import scorers
         from inference.core.backends.base import Sampling
-        from inference.core.solution_scoring import MAX_K, score_solutions
+        from inference.core.generation import MAX_K
+        from inference.core.solution_scoring import score_solutions
         from inference.models import PromptTemplate
         from inference.runner import get_backend
 

@@ -52,7 +52,7 @@ class Completion:
 class Backend(Protocol):
     name: str
 
-    def generate(self, prompts: list[str], n: int, sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, prompts: list[str | list[dict[str, str]]], n: int, sampling: Sampling) -> list[list[Completion]]:
         """Return ``n`` completions for each prompt, in prompt order."""
         ...
 
