@@ -92,6 +92,7 @@ def test_the_loop_closes_in_the_browser(
     snapshot = wait_for(
         lambda: ExportJob.objects.filter(status="succeeded").first(), timeout=180, what="the snapshot"
     )
+    page.wait_for_selector(".badge.succeeded", timeout=30_000)  # the page settles in place
     shot(page, "loop-3-snapshot")
 
     # 6. SFT from that snapshot (gpu worker, the tiny model).
@@ -129,10 +130,11 @@ def test_the_loop_closes_in_the_browser(
     page.fill("#id_name", "loop-eval")
     page.fill("#id_n_samples", "1")
     page.fill("#id_max_new_tokens", "4")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/evaluation/runs/**")
+    page.click("#launch-form button[type=submit]")
+    evaluation = wait_for(lambda: EvaluationRun.objects.filter(name="loop-eval").first(), what="the launch")
+    page.goto(f"{live_server.url}/evaluation/runs/{evaluation.uuid}/")
     page.wait_for_selector("#eval-headline", timeout=600_000)  # the page settles in place
-    evaluation = EvaluationRun.objects.get(name="loop-eval")
+    evaluation.refresh_from_db()
     assert evaluation.status == "succeeded", evaluation.error
     headline = page.locator("#eval-headline").inner_text()
     assert "undefined" in headline and "no correct solutions in this subset" in headline
