@@ -16,10 +16,14 @@ from .links import (
     LinkedCompareRow,
     LinkedComparison,
     LinkedConfusion,
+    LinkedPairRow,
+    LinkedReview,
+    LinkedReviewerRow,
     LinkedSide,
     LinkedTypeRow,
     LinkedWeek,
 )
+from .operations import Backlog
 from .palette import COLORS, FLAWED_FIRST, OUTCOME_COLORS, SOUND_FIRST, palette
 from .slices import OUTCOME_NAMES, RateDict
 
@@ -265,9 +269,13 @@ def compare_charts(result: LinkedComparison, name_a: str, name_b: str) -> dict[s
 # --- review operations ----------------------------------------------------------------------
 
 
-def review_charts(
-    progress: list[dict], activity: dict, pairs: list[dict], signals: dict, backlog: dict
-) -> dict:
+def review_charts(linked: LinkedReview, backlog: Backlog) -> dict[str, Spec | None]:
+    progress, activity, pairs, signals = (
+        linked["progress"],
+        linked["activity"],
+        linked["pairs"],
+        linked["signals"],
+    )
     people = activity["rows"]
     return sized(
         {
@@ -323,7 +331,7 @@ def review_charts(
     )
 
 
-def time_chart(people: list[dict]) -> dict[str, Any]:
+def time_chart(people: list[LinkedReviewerRow]) -> Spec:
     return {
         "kind": "bar",
         "horizontal": True,
@@ -344,7 +352,7 @@ def time_chart(people: list[dict]) -> dict[str, Any]:
     }
 
 
-def kappa_chart(pairs: list[dict]) -> dict[str, Any]:
+def kappa_chart(pairs: list[LinkedPairRow]) -> Spec:
     return {
         "kind": "bar",
         "horizontal": True,
@@ -370,7 +378,7 @@ def kappa_chart(pairs: list[dict]) -> dict[str, Any]:
     }
 
 
-def backlog_chart(backlog: dict) -> dict[str, Any]:
+def backlog_chart(backlog: Backlog) -> Spec:
     return {
         "kind": "bar",
         "horizontal": True,

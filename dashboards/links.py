@@ -27,7 +27,9 @@ from .by_type import (
     Week,
 )
 from .filters import Side
+from .operations import Activity, PairRow, QueueRow, ReviewerRow, SignalRow, SignalTable
 from .palette import Segment, minibar
+from .slices import RateDict
 
 
 def drill_url(base: dict[str, str], **cell: Any) -> str:
@@ -239,32 +241,100 @@ def compare_rows(result: Comparison, base: dict[str, str], a: Side, b: Side, sam
 QUEUE_NAMES = {"matched": "matched", "disagreed": "disagreed", "flagged": "flagged", "other": None}
 
 
+class QueueLinks(TypedDict):
+    reviewed: str
+    awaiting: str
+    open: str
+    unqueued: str
+    all: str
+
+
+class LinkedQueueRow(QueueRow):
+    queue_url: str | None
+    links: QueueLinks
+
+
+class LinkedReviewerRow(ReviewerRow):
+    link: str
+
+
+class LinkedActivity(TypedDict):
+    weeks: list[date]
+    rows: list[LinkedReviewerRow]
+    since: date
+
+
+class LinkedPairRow(PairRow):
+    link: str
+
+
+class SignalLinks(TypedDict):
+    tp: str
+    fired_reviewed: str
+    fired: str
+
+
+class LinkedSignalRow(SignalRow):
+    links: SignalLinks
+
+
+class LinkedSignalTable(TypedDict):
+    rows: list[LinkedSignalRow]
+    audited: int
+    reviewed: int
+    flawed: int
+    base_rate: RateDict
+    matched_only: bool
+
+
+class LinkedReview(TypedDict):
+    """The review-operations page's linked tables."""
+
+    progress: list[LinkedQueueRow]
+    activity: LinkedActivity
+    pairs: list[LinkedPairRow]
+    signals: LinkedSignalTable
+
+
+def _queue_row(q: QueueRow, base: dict[str, str]) -> LinkedQueueRow:
+    name = QUEUE_NAMES[q["queue"]]
+    matches = {"matched": "1", "disagreed": "0", "other": "null"}.get(q["queue"], "")
+    extra = {"signal": "flagged"} if q["queue"] == "flagged" else {"matches": matches}
+    links: QueueLinks = {
+        "reviewed": drill_url(base, outcome="reviewed", **extra),
+        "awaiting": drill_url(base, outcome="awaiting", **extra),
+        "open": drill_url(base, outcome="open", **extra),
+        "unqueued": drill_url(base, outcome="unqueued", **extra),
+        "all": drill_url(base, **extra),
+    }
+    return {**q, "queue_url": f"{reverse('review:queue')}?queue={name}" if name else None, "links": links}
+
+
+def _signal_row(s: SignalRow, sig_base: dict[str, str]) -> LinkedSignalRow:
+    links: SignalLinks = {
+        "tp": drill_url(sig_base, signal=s["signal"], outcome="flawed"),
+        "fired_reviewed": drill_url(sig_base, signal=s["signal"], outcome="reviewed"),
+        "fired": drill_url(sig_base, signal=s["signal"]),
+    }
+    return {**s, "links": links}
+
+
 def review_rows(
     base: dict[str, str],
-    progress: list[dict],
-    activity: dict,
-    pairs: list[dict],
-    signals: dict,
+    progress: list[QueueRow],
+    activity: Activity,
+    pairs: list[PairRow],
+    signals: SignalTable,
     *,
     matched_only: bool,
-) -> None:
-    for q in progress:
-        name = QUEUE_NAMES[q["queue"]]
-        q["queue_url"] = f"{reverse('review:queue')}?queue={name}" if name else None
-        matches = {"matched": "1", "disagreed": "0", "other": "null"}.get(q["queue"], "")
-        extra = {"signal": "flagged"} if q["queue"] == "flagged" else {"matches": matches}
-        q["links"] = {
-            o: drill_url(base, outcome=o, **extra) for o in ("reviewed", "awaiting", "open", "unqueued")
-        }
-        q["links"]["all"] = drill_url(base, **extra)
-    for r in activity["rows"]:
-        r["link"] = drill_url(base, reviewer=r["reviewer"])
-    for p in pairs:
-        p["link"] = drill_url(base, pair=f"{p['a']},{p['b']}")
+) -> LinkedReview:
     sig_base = {**base, **({"matches": "1"} if matched_only else {})}
-    for s in signals["rows"]:
-        s["links"] = {
-            "tp": drill_url(sig_base, signal=s["signal"], outcome="flawed"),
-            "fired_reviewed": drill_url(sig_base, signal=s["signal"], outcome="reviewed"),
-            "fired": drill_url(sig_base, signal=s["signal"]),
-        }
+    return {
+        "progress": [_queue_row(q, base) for q in progress],
+        "activity": {
+            **activity,
+            "rows": [{**r, "link": drill_url(base, reviewer=r["reviewer"])} for r in activity["rows"]],
+        },
+        "pairs": [{**p, "link": drill_url(base, pair=f"{p['a']},{p['b']}")} for p in pairs],
+        "signals": {**signals, "rows": [_signal_row(s, sig_base) for s in signals["rows"]]},
+    }

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import repeat
-from typing import Any
+from typing import Any, TypedDict
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
@@ -24,12 +25,14 @@ from django.db.models import (
     Min,
     OuterRef,
     Q,
+    QuerySet,
     Sum,
     When,
 )
 from django.utils import timezone
 
 from inference.core.stats import cohen_kappa, kappa_estimate, percentile
+from review.audit import TITLES, WEIGHTS
 from review.models import Adjudication, LabelCorrection, Review, ReviewItem
 from review.reviews import sealed_q
 
@@ -41,15 +44,95 @@ from .models import (
     DashboardReviewRun,
     DashboardSignal,
 )
-from .slices import WEEK, Slice, monday, rate, run_q, week_start
+from .slices import WEEK, RateDict, Slice, monday, rate, run_q, week_start
 
 log = logging.getLogger(__name__)
+
+
+# --- the shapes (built once here; `links.review_rows` makes linked copies) ------------------
+
+
+class QueueRow(TypedDict):
+    queue: str
+    name: str
+    critiques: int
+    reviewed: int
+    awaiting: int
+    open: int
+    unqueued: int
+    outcomes: dict[str, int]
+    progress: RateDict
+
+
+class ReviewerRow(TypedDict):
+    reviewer: str
+    reviews: int
+    per_week: float
+    decisions: dict[str, int]
+    undone: int
+    mean_s: float | None
+    p25_s: float | None
+    median_s: float | None
+    p75_s: float | None
+    last: datetime | None
+    weeks: list[int]
+
+
+class Activity(TypedDict):
+    weeks: list[date]
+    rows: list[ReviewerRow]
+    since: date
+
+
+class PairRow(TypedDict):
+    a: str
+    b: str
+    items: int
+    percent_agree: float | None
+    kappa_decisions: float | None
+    kappa_tags: float | None
+    decisions: dict[str, Any]  # KappaEstimate.as_dict()
+    tags: dict[str, Any]
+
+
+class Backlog(TypedDict):
+    n: int
+    oldest: datetime | None
+    label_disputes: int
+    disagreements: int
+    under_1d: int
+    d1_7: int
+    over_7d: int
+    oldest_days: float | None
+    decided_7d: int
+
+
+class SignalRow(TypedDict):
+    signal: str
+    title: str
+    fired: int
+    fired_reviewed: int
+    tp: int
+    fp: int
+    fn: int
+    precision: RateDict
+    recall: RateDict
+    lift: float | None
+
+
+class SignalTable(TypedDict):
+    rows: list[SignalRow]
+    audited: int
+    reviewed: int
+    flawed: int
+    base_rate: RateDict
+    matched_only: bool
 
 
 # --- review operations ------------------------------------------------------------------
 
 
-def queue_progress(slc: Slice) -> list[dict[str, Any]]:
+def queue_progress(slc: Slice) -> list[QueueRow]:
     """Per review queue (matched / disagreed / other, and the flagged queue across them):
     critiques, outcome counts, share settled."""
     rows = (
@@ -58,7 +141,7 @@ def queue_progress(slc: Slice) -> list[dict[str, Any]]:
         .values_list("matches", "flagged", "outcome")
         .annotate(n=Sum("n"))
     )
-    queues = {q: Counter() for q in ("matched", "disagreed", "other", "flagged")}
+    queues: dict[str, Counter[str]] = {q: Counter() for q in ("matched", "disagreed", "other", "flagged")}
     for matches, flagged, outcome, n in rows:
         q = "other" if matches is None else "matched" if matches else "disagreed"
         queues[q][outcome] += n
@@ -70,7 +153,7 @@ def queue_progress(slc: Slice) -> list[dict[str, Any]]:
         "other": "no label or unparseable",
         "flagged": "flagged by signals (any queue)",
     }
-    out = []
+    out: list[QueueRow] = []
     for q, c in queues.items():
         n = sum(c.values())
         reviewed = sum(c[o] for o in REVIEWED)
@@ -97,23 +180,23 @@ class PercentilesCont(Aggregate):
     function = "percentile_cont"
     output_field = ArrayField(FloatField())
 
-    def __init__(self, expression, fractions: tuple[float, ...], **extra):
+    def __init__(self, expression: Any, fractions: tuple[float, ...], **extra: Any) -> None:
         self.fractions = tuple(float(f) for f in fractions)
         super().__init__(expression, **extra)
 
-    def as_sql(self, compiler, connection, **extra):
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]  # django-stubs lists Func's keywords; Django passes them through **extra
         array = ", ".join(repr(f) for f in self.fractions)
         template = f"percentile_cont(ARRAY[{array}]::float8[]) WITHIN GROUP (ORDER BY %(expressions)s)"
         return super().as_sql(compiler, connection, template=template, **extra)
 
 
-def percentile_cont(values: list[float], fraction: float) -> float | None:
+def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
     """Same rule as Postgres percentile_cont (position (n-1)*f, linear interpolation)."""
     return percentile(values, fraction)
 
 
 @contextmanager
-def _no_jit():
+def _no_jit() -> Iterator[None]:
     """Postgres JIT-compiles a query whose estimated cost is high; for this ~70 ms
     aggregate over the review rows, compiling took ~0.5 s (bench_dashboards)."""
     if connection.vendor != "postgresql":
@@ -127,13 +210,8 @@ def _no_jit():
 QUARTILES = (0.25, 0.5, 0.75)
 
 
-def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None) -> dict[str, Any]:
-    """Per reviewer, over the last `weeks` weeks (by review time): decisions, reviews per
-    week, time on task (median and quartiles, seconds), undos. Active reviews only,
-    skips included (a skip is time spent too). Live: one aggregate over the period."""
-    now = now or timezone.now()
-    since = monday(now.date()) - timedelta(weeks=weeks - 1)
-    week_list = [since + timedelta(weeks=i) for i in range(weeks)]
+def _reviews_in(slc: Slice, since: date) -> QuerySet[Review]:
+    """The slice's reviews since `since` (a blind slice leaves out sealed items')."""
     base = Review.objects.filter(created_at__gte=week_start(since)).order_by()
     if slc.blind:  # a decision on a sealed item would tell the other reviewer it is in
         base = base.exclude(Exists(ReviewItem.objects.filter(sealed_q(), id=OuterRef("item_id"))))
@@ -147,6 +225,11 @@ def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None
             Q(id__in=DashboardReviewRun.objects.filter(run_id__in=run_ids).values("review_id"))
             | Q(id__gt=mapped) & Q(Exists(newer))
         )
+    return base
+
+
+def _per_reviewer(base: QuerySet[Review], week_list: list[date]) -> dict[str, dict[str, Any]]:
+    """One aggregate row per reviewer: counts, decisions, weeks, mean and quartile ms."""
     active = Q(undone_at__isnull=True)
     # NULL for undone reviews, which AVG and percentile_cont skip.
     active_ms = Case(When(active, then=F("time_on_task_ms")), output_field=FloatField())
@@ -167,8 +250,8 @@ def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None
     if postgres:
         aggregates["quartiles"] = PercentilesCont(active_ms, QUARTILES)
     with _no_jit():
-        people = {
-            r["reviewer__username"]: r for r in base.values("reviewer__username").annotate(**aggregates)
+        people: dict[str, dict[str, Any]] = {
+            r["reviewer__username"]: dict(r) for r in base.values("reviewer__username").annotate(**aggregates)
         }
     for r in people.values():
         quartiles = r.pop("quartiles", None) or [None] * len(QUARTILES)
@@ -180,30 +263,42 @@ def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None
         for username, r in people.items():
             for f in QUARTILES:
                 r[f"p{int(f * 100)}"] = percentile_cont(times[username], f)
-    rows = []
-    for username in sorted(people):
-        r = people[username]
-        if not r["n"] and not r["undone"]:
-            continue
-        rows.append(
-            {
-                "reviewer": username,
-                "reviews": r["n"],
-                "per_week": r["n"] / weeks,
-                "decisions": {d: r[d] for d in Review.Decision.values},
-                "undone": r["undone"],
-                "mean_s": None if r["mean_ms"] is None else r["mean_ms"] / 1000,
-                "p25_s": None if r["p25"] is None else r["p25"] / 1000,
-                "median_s": None if r["p50"] is None else r["p50"] / 1000,
-                "p75_s": None if r["p75"] is None else r["p75"] / 1000,
-                "last": r["last"],
-                "weeks": [r[f"w{i}"] for i in range(weeks)],
-            }
-        )
+    return people
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None) -> Activity:
+    """Per reviewer, over the last `weeks` weeks (by review time): decisions, reviews per
+    week, time on task (median and quartiles, seconds), undos. Active reviews only,
+    skips included (a skip is time spent too). Live: one aggregate over the period."""
+    now = now or timezone.now()
+    since = monday(now.date()) - timedelta(weeks=weeks - 1)
+    week_list = [since + timedelta(weeks=i) for i in range(weeks)]
+    people = _per_reviewer(_reviews_in(slc, since), week_list)
+    rows: list[ReviewerRow] = [
+        {
+            "reviewer": username,
+            "reviews": r["n"],
+            "per_week": r["n"] / weeks,
+            "decisions": {d: r[d] for d in Review.Decision.values},
+            "undone": r["undone"],
+            "mean_s": _seconds(r["mean_ms"]),
+            "p25_s": _seconds(r["p25"]),
+            "median_s": _seconds(r["p50"]),
+            "p75_s": _seconds(r["p75"]),
+            "last": r["last"],
+            "weeks": [r[f"w{i}"] for i in range(weeks)],
+        }
+        for username, r in sorted(people.items())
+        if r["n"] or r["undone"]
+    ]
     return {"weeks": week_list, "rows": rows, "since": since}
 
 
-def reviewer_pairs(slc: Slice) -> list[dict[str, Any]]:
+def reviewer_pairs(slc: Slice) -> list[PairRow]:
     """Cohen's kappa per reviewer pair on decisions and on error tags, from the summed
     agreement counts (DashboardPair): the same definition as review.agreement.agreement
     (items both decided, skips and undone reviews left out; tags per item and error type,
@@ -214,10 +309,12 @@ def reviewer_pairs(slc: Slice) -> list[dict[str, Any]]:
         .values_list("reviewer_a__username", "reviewer_b__username", "kind", "a", "b")
         .annotate(n=Sum("n"))
     )
-    pairs: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: {"decision": [], "tag": []})
+    pairs: dict[tuple[str, str], dict[str, list[tuple[str, str]]]] = defaultdict(
+        lambda: {"decision": [], "tag": []}
+    )
     for a, b, kind, va, vb, n in rows:
         pairs[(a, b)][kind].extend(repeat((va, vb), n))
-    out = []
+    out: list[PairRow] = []
     for (a, b), p in sorted(pairs.items()):
         decisions = p["decision"]
         out.append(
@@ -238,7 +335,7 @@ def reviewer_pairs(slc: Slice) -> list[dict[str, Any]]:
     return out
 
 
-def adjudication_backlog(slc: Slice, *, now: datetime | None = None) -> dict[str, Any]:
+def adjudication_backlog(slc: Slice, *, now: datetime | None = None) -> Backlog:
     """Items awaiting an admin: how many, why (a label dispute or reviewers who
     disagree), how long they have waited (since the item last changed), and how many
     were adjudicated in the last 7 days."""
@@ -262,23 +359,29 @@ def adjudication_backlog(slc: Slice, *, now: datetime | None = None) -> dict[str
     decided = Adjudication.objects.filter(created_at__gte=week)
     if run_ids is not None:
         decided = decided.filter(item__run_id__in=run_ids)
-    agg["disagreements"] = agg["n"] - agg["label_disputes"]
-    agg["decided_7d"] = decided.count()
-    agg["oldest_days"] = None if agg["oldest"] is None else (now - agg["oldest"]).total_seconds() / 86400
-    return agg
+    oldest = agg["oldest"]
+    return {
+        "n": agg["n"],
+        "oldest": oldest,
+        "label_disputes": agg["label_disputes"],
+        "under_1d": agg["under_1d"],
+        "d1_7": agg["d1_7"],
+        "over_7d": agg["over_7d"],
+        "disagreements": agg["n"] - agg["label_disputes"],
+        "decided_7d": decided.count(),
+        "oldest_days": None if oldest is None else (now - oldest).total_seconds() / 86400,
+    }
 
 
-def signal_table(slc: Slice, *, matched_only: bool = True) -> dict[str, Any]:
+def signal_table(slc: Slice, *, matched_only: bool = True) -> SignalTable:
     """Which audit signals predict "flawed": per signal, among reviewed (settled)
     critiques, precision = flawed / fired and recall = flawed with the signal / all
     flawed, each with a Wilson 95% interval. `matched_only`: label-matching critiques
     only (where plausible-but-wrong reasoning hides)."""
-    from review.audit import TITLES, WEIGHTS
-
     qs = DashboardSignal.objects.filter(run_q(slc.run_ids()), slc.scope_q())
     if matched_only:
         qs = qs.filter(matches=True)
-    counts: dict[str, Counter] = defaultdict(Counter)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
     for signal, outcome, n in qs.order_by().values_list("signal", "outcome").annotate(n=Sum("n")):
         counts[signal][outcome] += n
     base = counts[""]
@@ -286,7 +389,7 @@ def signal_table(slc: Slice, *, matched_only: bool = True) -> dict[str, Any]:
     reviewed = sum(base[o] for o in REVIEWED)
     base_rate = rate(flawed, reviewed)
     kinds = ["flagged", *sorted(WEIGHTS, key=lambda k: -WEIGHTS[k])]
-    rows = []
+    rows: list[SignalRow] = []
     for kind in kinds + sorted(k for k in counts if k and k not in kinds):
         c = counts[kind]
         fired_reviewed = sum(c[o] for o in REVIEWED)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import date
 from operator import itemgetter
 from typing import Any
 
@@ -24,6 +25,7 @@ from rprm_web.spreadsheet import csv_writer
 from . import models
 from .by_type import Comparison, Confusion, EvaluationComparison, TypeTable, Week
 from .critique_list import ListedCritique
+from .operations import Activity, Backlog, PairRow, QueueRow, SignalTable
 
 RATE_PARTS = ("k", "n", "rate", "lo", "hi")
 RATE_SUFFIXES = ("k", "n", "rate", "ci_low", "ci_high")
@@ -266,7 +268,7 @@ def critiques_csv(which: str | None, rows: Iterable[ListedCritique]) -> HttpResp
     return None
 
 
-def reviewer_cols(weeks: list) -> list[Col]:
+def reviewer_cols(weeks: list[date]) -> list[Col]:
     return [
         Col("reviewer"),
         Col("reviews"),
@@ -284,11 +286,11 @@ def reviewer_cols(weeks: list) -> list[Col]:
 def review_csv(
     which: str | None,
     *,
-    progress: list[dict],
-    activity: dict,
-    pairs: list[dict],
-    signals: dict,
-    backlog: dict,
+    progress: list[QueueRow],
+    activity: Activity,
+    pairs: list[PairRow],
+    signals: SignalTable,
+    backlog: Backlog,
 ) -> HttpResponse | None:
     if which == "progress":
         return csv_response("queue-progress.csv", PROGRESS_COLS, progress)

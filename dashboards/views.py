@@ -147,35 +147,33 @@ def review_ops(request: AppRequest) -> HttpResponse:
     slc = form.slice(blind=_blind(request))
     period = filters.period(request.GET)
     matched_only = request.GET.get("signals") != "all"
-    numbers = {
-        "progress": operations.queue_progress(slc),
-        "activity": operations.reviewer_activity(slc, weeks=period),
-        # Blind double review: pair agreement moves with each decision (and anyone can refresh),
-        # so it would tell a reviewer whether the other one agreed. Admins only.
-        "pairs": operations.reviewer_pairs(slc) if request.user.is_staff else [],
-        "backlog": operations.adjudication_backlog(slc),
-        "signals": operations.signal_table(slc, matched_only=matched_only),
-    }
-    if csv := tables.review_csv(request.GET.get("csv"), **numbers):
+    progress = operations.queue_progress(slc)
+    activity = operations.reviewer_activity(slc, weeks=period)
+    # Blind double review: pair agreement moves with each decision (and anyone can refresh),
+    # so it would tell a reviewer whether the other one agreed. Admins only.
+    pairs = operations.reviewer_pairs(slc) if request.user.is_staff else []
+    backlog = operations.adjudication_backlog(slc)
+    signals = operations.signal_table(slc, matched_only=matched_only)
+    if csv := tables.review_csv(
+        request.GET.get("csv"),
+        progress=progress,
+        activity=activity,
+        pairs=pairs,
+        signals=signals,
+        backlog=backlog,
+    ):
         return csv
 
     base = filters.slice_params(slc, "either")
-    links.review_rows(
-        base,
-        numbers["progress"],
-        numbers["activity"],
-        numbers["pairs"],
-        numbers["signals"],
-        matched_only=matched_only,
-    )
-    specs = charts.review_charts(**numbers)
+    linked = links.review_rows(base, progress, activity, pairs, signals, matched_only=matched_only)
     context = {
         "form": form,
         "period": period,
         "periods": filters.PERIODS,
         "matched_only": matched_only,
-        **numbers,
-        "charts": specs,
+        **linked,
+        "backlog": backlog,
+        "charts": charts.review_charts(linked, backlog),
         "query": urlencode(request.GET),
         "fresh": fresh,
         "tab": "reviews",
