@@ -16,13 +16,16 @@ class _RunField(forms.ModelChoiceField):
         return f"#{obj.id} {obj.get_kind_display()} · {obj.dataset_id}"
 
 
+QUEUE_CHOICES = [
+    ("matched", "Matched the label"),
+    ("disagreed", "Disagreed with the label"),
+    ("flagged", "Flagged by signals"),
+]
+
+
 class QueueFilterForm(forms.Form):
     queue = forms.ChoiceField(
-        choices=[
-            ("matched", "Matched the label"),
-            ("disagreed", "Disagreed with the label"),
-            ("flagged", "Flagged by signals"),
-        ],
+        choices=QUEUE_CHOICES,
         required=False,
     )
     role = forms.ChoiceField(

@@ -506,7 +506,7 @@ def _refuse_if_used(instance: ErrorType) -> None:
     if reviews or adjudications:
         raise ProtectedError(
             f"Error type {instance.slug!r} tags reviews or adjudications: archive it instead of deleting it.",
-            set(reviews + adjudications),
+            {*reviews, *adjudications},
         )
 
 

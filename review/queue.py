@@ -227,6 +227,7 @@ def _claim_next(reviewer: User, flt: QueueFilter, *, now: datetime | None = None
         if mine is not None:
             fits = (
                 mine.state == ReviewItem.State.OPEN
+                and mine.lease_expires_at is not None
                 and mine.lease_expires_at > now
                 and open_items(flt).filter(pk=mine.pk).exclude(_reviewed_by(reviewer)).exists()
             )

@@ -7,14 +7,18 @@ partial, URL pushed); without JavaScript every action is a plain POST + redirect
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -31,7 +35,7 @@ from . import agreement as pair_agreement
 from . import gold, progress, reviews
 from . import queue as review_queue
 from .empty_states import explain_empty
-from .forms import AdjudicationForm, DecisionForm, QueueFilterForm
+from .forms import QUEUE_CHOICES, AdjudicationForm, DecisionForm, QueueFilterForm
 from .models import Adjudication, Assignment, LabelCorrection, Review, ReviewItem
 from .queue import QueueFilter, ReviewError
 
@@ -39,7 +43,7 @@ DIGITS = "1234567890"
 SECTION_TITLES = {k: k.replace("_", " ").capitalize() for k in SECTION_KEYS}
 
 
-def _filter(data) -> tuple[QueueFilterForm, QueueFilter]:
+def _filter(data: QueryDict | None) -> tuple[QueueFilterForm, QueueFilter]:
     form = QueueFilterForm(data or None)
     return form, form.queue_filter()
 
@@ -56,7 +60,7 @@ def queue_url(flt: QueueFilter) -> str:
     return f"{reverse('review:queue')}?{_query(flt)}"
 
 
-def _to_queue(request: AppRequest, flt: QueueFilter):
+def _to_queue(request: AppRequest, flt: QueueFilter) -> HttpResponse:
     # A queue page must not land inside the review screen's swap target.
     if request.htmx:
         return HttpResponseClientRedirect(queue_url(flt))
@@ -71,7 +75,7 @@ PAGE_SIZE = 50
 class CappedPage:
     """A page of the queue without a total count (LIMIT size + 1 tells if there is more)."""
 
-    def __init__(self, qs, number) -> None:
+    def __init__(self, qs: QuerySet[Any, Any], number: str | None) -> None:
         self.number = page_number(number)
         start = (self.number - 1) * PAGE_SIZE
         rows = list(qs[start : start + PAGE_SIZE + 1])
@@ -79,7 +83,7 @@ class CappedPage:
         self.has_next = len(rows) > PAGE_SIZE
         self.has_previous = self.number > 1
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.object_list)
 
     @property
@@ -148,8 +152,9 @@ def _tab_counts(flt: QueueFilter) -> dict[str, int]:
     """Open items per queue tab, each stopping at progress.COUNT_CAP + 1 (an exact count of a million
     open items costs a scan; these are index-only scans of the partial open-queue indexes),
     all three in one query."""
-    parts, params = [], []
-    queues = [q for q, _ in QueueFilterForm.base_fields["queue"].choices]
+    parts: list[str] = []
+    params: list[Any] = []
+    queues = [q for q, _ in QUEUE_CHOICES]
     for q in queues:
         scope = QueueFilter(
             queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=flt.viewer_id
@@ -163,7 +168,7 @@ def _tab_counts(flt: QueueFilter) -> dict[str, int]:
         return dict(zip(queues, cur.fetchone(), strict=True))
 
 
-def queue(request: AppRequest):
+def queue(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     form, flt = _filter(request.GET)
     flt = replace(flt, viewer_id=request.user.id)  # the error-type filter sees only your own tags
@@ -180,7 +185,7 @@ def queue(request: AppRequest):
     page.object_list = _queue_rows(page.object_list, request, _query(flt))
     counts, cap = _tab_counts(flt), progress.COUNT_CAP
     tabs, left = [], None
-    for q, label in QueueFilterForm.base_fields["queue"].choices:
+    for q, label in QUEUE_CHOICES:
         n = progress.Count_(cap, True) if counts[q] > cap else progress.Count_(counts[q])
         left = n if q == flt.queue else left
         tabs.append((q, label, str(n)))
@@ -213,7 +218,7 @@ def queue(request: AppRequest):
 
 
 @require_POST
-def claim(request: AppRequest):
+def claim(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     _, flt = _filter(request.POST)
     item = gold.claim_next(request.user, flt)  # now and then an unseen gold item
@@ -224,7 +229,7 @@ def claim(request: AppRequest):
 
 
 @require_POST
-def release(request: AppRequest):
+def release(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     _, flt = _filter(request.POST)
     review_queue.release_lease(request.user)
@@ -239,7 +244,7 @@ def release(request: AppRequest):
 _SCREEN_RELATED = ("critique__audit", "step__solution__problem")
 
 
-def _item_or_404(critique_uuid, user, *, create: bool = False) -> ReviewItem:
+def _item_or_404(critique_uuid: UUID, user: User, *, create: bool = False) -> ReviewItem:
     """The item with what the screen needs in one query: scalar subqueries (not joins, which
     cost planning time) for the dataset name, run uuid, the user's own review and whether
     the step has label corrections, so most screens skip those queries.
@@ -290,20 +295,26 @@ def _error_types() -> list[tuple[str, ErrorType]]:
     return rows
 
 
-def _screen_context(
-    request: AppRequest, item: ReviewItem, flt: QueueFilter, *, form=None, admin_view=False
-) -> dict:
-    critique = item.critique
-    user = request.user
-    audit = getattr(critique, "audit", None)  # None until the run is audited
-    siblings = list(
+DECISIONS = [
+    ("sound", "s", "Sound"),
+    ("flawed", "f", "Flawed"),
+    ("label_wrong", "l", "Label wrong"),
+    ("skip", "x", "Skip"),
+]
+
+
+def _siblings(critique: Critique) -> list[Critique]:
+    return list(
         Critique.objects.filter(run_id=critique.run_id, step_id=critique.step_id, gold_copy=False)
         # A gold copy looks like any other item: its source (same sample) is not shown beside it.
         .exclude(sample_index=critique.sample_index)
         .select_related("audit")
         .order_by("sample_index")
     )
-    last_review = (
+
+
+def _last_review(user: User) -> Review | None:
+    return (
         Review.objects.filter(reviewer=user, undone_at__isnull=True)
         .select_related("item__critique")
         # Only its uuid is used (links); not another critique's text and sections.
@@ -311,12 +322,57 @@ def _screen_context(
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def _my_review(item: ReviewItem, last_review: Review | None) -> Review | None:
     if item.my_review_id is None:
-        my_review = None
-    elif last_review is not None and last_review.id == item.my_review_id:
-        my_review = last_review
-    else:
-        my_review = Review.objects.get(id=item.my_review_id)
+        return None
+    if last_review is not None and last_review.id == item.my_review_id:
+        return last_review
+    return Review.objects.get(id=item.my_review_id)
+
+
+def _corrections(item: ReviewItem, user: User, *, own_and_decided: bool) -> list[LabelCorrection]:
+    if not item.has_corrections:
+        return []
+    corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related("author", "decided_by")
+    if own_and_decided:
+        # Corrections are per step, shared by sibling critiques: while deciding (and
+        # always for reviewers) only your own proposals and decided ones show.
+        decided = [LabelCorrection.Status.ACCEPTED, LabelCorrection.Status.REJECTED]
+        corrections = corrections.filter(Q(author=user) | Q(status__in=decided))
+    return list(corrections)
+
+
+def _screen_urls(
+    critique: Critique, flt: QueueFilter, previous: ReviewItem | None, following: ReviewItem | None
+) -> dict[str, str]:
+    """URLs reversed once here rather than in template loops."""
+    query = _query(flt)
+    return {
+        "queue": f"{reverse('review:queue')}?{query}",
+        "decide": f"{reverse('review:decide', args=[critique.uuid])}?{query}",
+        "undo": reverse("review:undo"),
+        "claim": reverse("review:claim"),
+        "take": f"{reverse('review:take', args=[critique.uuid])}?{query}",
+        "previous": item_url(previous, flt) if previous else "",
+        "following": item_url(following, flt) if following else "",
+    }
+
+
+def _screen_context(
+    request: AppRequest,
+    item: ReviewItem,
+    flt: QueueFilter,
+    *,
+    form: DecisionForm | None = None,
+    admin_view: bool = False,
+) -> dict[str, Any]:
+    critique = item.critique
+    user = request.user
+    audit = getattr(critique, "audit", None)  # None until the run is audited
+    last_review = _last_review(user)
+    my_review = _my_review(item, last_review)
     previous, following = reviews.neighbours(user, item, here=my_review, last=last_review)
     lease_live = item.lease_is_live()
     # Deciding needs the lease; a lapsed one still counts while nobody else took the item.
@@ -330,28 +386,15 @@ def _screen_context(
     # Admins see every review; adjudicators on the adjudication screen (hide_others still
     # applies: nobody sees the other review of a sealed item they may decide).
     sees_all = user.is_staff or (admin_view and is_adjudicator(user))
-    # Not the PRM800K alternatives of every step (JSON, unused here).
-    steps = list(item.step.solution.steps.defer("alternatives"))
-    corrections = []
-    if item.has_corrections:
-        corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related(
-            "author", "decided_by"
-        )
-        if not sees_all or can_decide or can_take:
-            # Corrections are per step, shared by sibling critiques: while deciding (and
-            # always for reviewers) only your own proposals and decided ones show.
-            decided = [LabelCorrection.Status.ACCEPTED, LabelCorrection.Status.REJECTED]
-            corrections = corrections.filter(Q(author=user) | Q(status__in=decided))
-        corrections = list(corrections)
-    query = _query(flt)
     context = {
         "item": item,
         "critique": critique,
         "step": item.step,
         "solution": item.step.solution,
-        "steps": steps,
+        # Not the PRM800K alternatives of every step (JSON, unused here).
+        "steps": list(item.step.solution.steps.defer("alternatives")),
         "n_visible": item.step.index + 1,
-        "siblings": siblings,
+        "siblings": _siblings(critique),
         "signals": audit.signals if audit else None,
         "audit": audit,
         "sections": [(SECTION_TITLES[k], critique.sections.get(k, "")) for k in SECTION_KEYS],
@@ -368,27 +411,13 @@ def _screen_context(
         "form": form or DecisionForm(),
         "default_correction": reviews.default_correction(item.step.label),
         "label_choices": [v for v in ("correct", "incorrect", "neutral") if v != item.step.label],
-        "corrections": corrections,
+        "corrections": _corrections(item, user, own_and_decided=not sees_all or can_decide or can_take),
         "flt": flt,
-        "query": query,
+        "query": _query(flt),
         "hidden_filter": list(flt.as_query().items()),
-        "decisions": [
-            ("sound", "s", "Sound"),
-            ("flawed", "f", "Flawed"),
-            ("label_wrong", "l", "Label wrong"),
-            ("skip", "x", "Skip"),
-        ],
+        "decisions": DECISIONS,
         "is_admin": user.is_staff,
-        # URLs reversed once here rather than in template loops.
-        "urls": {
-            "queue": f"{reverse('review:queue')}?{query}",
-            "decide": f"{reverse('review:decide', args=[critique.uuid])}?{query}",
-            "undo": reverse("review:undo"),
-            "claim": reverse("review:claim"),
-            "take": f"{reverse('review:take', args=[critique.uuid])}?{query}",
-            "previous": item_url(previous, flt) if previous else "",
-            "following": item_url(following, flt) if following else "",
-        },
+        "urls": _screen_urls(critique, flt, previous, following),
     }
     if sees_all and not hide_others and item.pk is not None:
         context["all_reviews"] = list(item.reviews.select_related("reviewer").prefetch_related("error_types"))
@@ -396,7 +425,7 @@ def _screen_context(
     return context
 
 
-def item(request: AppRequest, critique_uuid):
+def item(request: AppRequest, critique_uuid: UUID) -> HttpResponse:
     require_reviewer(request)
     review_item = _item_or_404(critique_uuid, request.user)
     _, flt = _filter(request.GET)
@@ -410,7 +439,7 @@ def item(request: AppRequest, critique_uuid):
 
 
 @require_POST
-def decide(request: AppRequest, critique_uuid):
+def decide(request: AppRequest, critique_uuid: UUID) -> HttpResponse:
     require_reviewer(request)
     review_item = _item_or_404(critique_uuid, request.user)
     _, flt = _filter(request.GET)
@@ -443,7 +472,7 @@ def decide(request: AppRequest, critique_uuid):
 
 
 @require_POST
-def take(request: AppRequest, critique_uuid):
+def take(request: AppRequest, critique_uuid: UUID) -> HttpResponse:
     """Lease the critique on this screen (it was opened by link, not claimed from the queue)."""
     require_reviewer(request)
     critique = get_object_or_404(Critique.objects.only("id", "uuid"), uuid=critique_uuid)
@@ -456,7 +485,7 @@ def take(request: AppRequest, critique_uuid):
 
 
 @require_POST
-def undo(request: AppRequest):
+def undo(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     _, flt = _filter(request.POST)
     try:
@@ -474,7 +503,7 @@ def undo(request: AppRequest):
 # --- agreement ---------------------------------------------------------------------
 
 
-def agreement(request: AppRequest):
+def agreement(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     # A live kappa moves with each decision: a reviewer watching it would learn whether the
     # other reviewer agreed. Pairs are for admins.
@@ -520,7 +549,7 @@ def _next_waiting(user: User, *, after: ReviewItem | None = None) -> ReviewItem 
     return qs.first()
 
 
-def adjudication_list(request: AppRequest):
+def adjudication_list(request: AppRequest) -> HttpResponse:
     require_adjudicator(request)
     # Undone decisions show too (marked): an item whose decision was undone after both were
     # in comes here even when the reviews now agree.
@@ -554,7 +583,7 @@ def _side_by_side(item: ReviewItem) -> list[Review]:
     return rows
 
 
-def adjudicate(request: AppRequest, critique_uuid):
+def adjudicate(request: AppRequest, critique_uuid: UUID) -> HttpResponse:
     """The adjudication work screen: the reviews side by side at the top, one key a
     decision (s f l), digits for tags, save-and-next, x to pass, u to undo."""
     require_adjudicator(request)
@@ -593,7 +622,7 @@ def adjudicate(request: AppRequest, critique_uuid):
     return render(request, "review/adjudicate.html", context)
 
 
-def _to_next_adjudication(request: AppRequest, item: ReviewItem, message: str):
+def _to_next_adjudication(request: AppRequest, item: ReviewItem, message: str) -> HttpResponse:
     messages.success(request, message)
     following = _next_waiting(request.user, after=item)
     if following is None:
@@ -603,7 +632,7 @@ def _to_next_adjudication(request: AppRequest, item: ReviewItem, message: str):
 
 
 @require_POST
-def adjudication_undo(request: AppRequest):
+def adjudication_undo(request: AppRequest) -> HttpResponse:
     require_adjudicator(request)
     item = reviews.undo_adjudication(request.user)
     if item is None:
@@ -614,7 +643,7 @@ def adjudication_undo(request: AppRequest):
 
 
 @require_POST
-def decide_correction(request: AppRequest, correction_id: int):
+def decide_correction(request: AppRequest, correction_id: int) -> HttpResponse:
     require_adjudicator(request)
     correction = get_object_or_404(LabelCorrection, id=correction_id)
     try:
@@ -625,7 +654,7 @@ def decide_correction(request: AppRequest, correction_id: int):
 
 
 @require_POST
-def audit_run(request: AppRequest):
+def audit_run(request: AppRequest) -> HttpResponse:
     require_admin(request)
     run = get_object_or_404(GenerationRun, id=request.POST.get("run") or 0)
     from .tasks import queue_audit
