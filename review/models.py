@@ -111,6 +111,12 @@ class Review(models.Model):
         return f"{self.reviewer} on critique {self.critique_id}: {self.decision}"
 
     @property
+    def proposed(self) -> LabelCorrection | None:
+        """The label correction this review filed (label_wrong), from prefetched
+        `label_corrections` (the adjudication screen's side-by-side)."""
+        return next(iter(self.label_corrections.all()), None)
+
+    @property
     def is_active(self) -> bool:
         return self.undone_at is None
 

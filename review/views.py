@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeAlias, TypedDict, cast
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from django_stubs_ext import WithAnnotations
 
 from annotations.models import Dataset, ErrorType
 from inference.core.verdict import SECTION_KEYS
@@ -244,7 +245,20 @@ def release(request: AppRequest) -> HttpResponse:
 _SCREEN_RELATED = ("critique__audit", "step__solution__problem")
 
 
-def _item_or_404(critique_uuid: UUID, user: User, *, create: bool = False) -> ReviewItem:
+class ScreenFields(TypedDict):
+    """What `_item_or_404` adds to a review item for the screen."""
+
+    dataset_name: str | None
+    run_uuid: UUID | None
+    my_review_id: int | None
+    has_corrections: bool
+
+
+# A string: WithAnnotations takes one argument at run time, two for the type checker.
+ScreenItem: TypeAlias = "WithAnnotations[ReviewItem, ScreenFields]"
+
+
+def _item_or_404(critique_uuid: UUID, user: User, *, create: bool = False) -> ScreenItem:
     """The item with what the screen needs in one query: scalar subqueries (not joins, which
     cost planning time) for the dataset name, run uuid, the user's own review and whether
     the step has label corrections, so most screens skip those queries.
@@ -265,14 +279,16 @@ def _item_or_404(critique_uuid: UUID, user: User, *, create: bool = False) -> Re
         )
         .order_by()
     )
-    found = list(qs.filter(critique__uuid=critique_uuid)[:1])
+    found: list[ScreenItem] = list(qs.filter(critique__uuid=critique_uuid)[:1])
     if found:
         return found[0]
     critique = get_object_or_404(Critique.objects.only("id"), uuid=critique_uuid)
     if create:
         review_queue.ensure_review_items([critique.id])  # audit not run yet: made on the first POST
-        return qs.get(critique_id=critique.id)
-    [unsaved] = review_queue.build_review_items([critique.id])
+        created: ScreenItem = qs.get(critique_id=critique.id)
+        return created
+    [built] = review_queue.build_review_items([critique.id])
+    unsaved = cast("ScreenItem", built)
     unsaved.dataset_name = (
         Dataset.objects.filter(id=unsaved.dataset_id).values_list("name", flat=True).first()
     )
@@ -324,7 +340,7 @@ def _last_review(user: User) -> Review | None:
     )
 
 
-def _my_review(item: ReviewItem, last_review: Review | None) -> Review | None:
+def _my_review(item: ScreenItem, last_review: Review | None) -> Review | None:
     if item.my_review_id is None:
         return None
     if last_review is not None and last_review.id == item.my_review_id:
@@ -332,7 +348,7 @@ def _my_review(item: ReviewItem, last_review: Review | None) -> Review | None:
     return Review.objects.get(id=item.my_review_id)
 
 
-def _corrections(item: ReviewItem, user: User, *, own_and_decided: bool) -> list[LabelCorrection]:
+def _corrections(item: ScreenItem, user: User, *, own_and_decided: bool) -> list[LabelCorrection]:
     if not item.has_corrections:
         return []
     corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related("author", "decided_by")
@@ -362,7 +378,7 @@ def _screen_urls(
 
 def _screen_context(
     request: AppRequest,
-    item: ReviewItem,
+    item: ScreenItem,
     flt: QueueFilter,
     *,
     form: DecisionForm | None = None,
@@ -573,14 +589,11 @@ def adjudication_list(request: AppRequest) -> HttpResponse:
 def _side_by_side(item: ReviewItem) -> list[Review]:
     """The item's reviews for the top of the adjudication screen, each with the label its
     reviewer proposed (`proposed`), undone ones last."""
-    rows = list(
+    return list(
         item.reviews.select_related("reviewer")
         .prefetch_related("error_types", "label_corrections")
         .order_by(F("undone_at").asc(nulls_first=True), "created_at", "id")
     )
-    for review in rows:
-        review.proposed = next((c for c in review.label_corrections.all()), None)
-    return rows
 
 
 def adjudicate(request: AppRequest, critique_uuid: UUID) -> HttpResponse:
