@@ -503,7 +503,8 @@ def _save_audits(pending: list[CritiqueAudit]) -> None:
         )
 
 
-def _critique_facts(c: Critique, siblings: list[tuple[int, str]]) -> CritiqueFacts:
+def critique_facts(c: Critique, sibling_verdicts: list[str]) -> CritiqueFacts:
+    """What the checks read of a stored critique (its step loaded)."""
     return CritiqueFacts(
         verdict=c.verdict,
         text=c.text,
@@ -512,7 +513,7 @@ def _critique_facts(c: Critique, siblings: list[tuple[int, str]]) -> CritiqueFac
         p_yes=c.p_yes,
         now_step_text=c.step.text,
         now_step_number=c.step.index + 1,
-        sibling_verdicts=[v for cid, v in siblings if cid != c.id],
+        sibling_verdicts=sibling_verdicts,
         format_problem=c.format_problem,
     )
 
@@ -544,7 +545,8 @@ def audit_run(
     for c in _run_critiques(run, only_missing=only_missing).iterator(chunk_size=batch):
         if c.step_id not in step_eqs:
             step_eqs[c.step_id] = find_equations(c.step.text)
-        signals = audit_facts(_critique_facts(c, verdicts[c.step_id]), step_eqs[c.step_id])
+        siblings = [v for cid, v in verdicts[c.step_id] if cid != c.id]
+        signals = audit_facts(critique_facts(c, siblings), step_eqs[c.step_id])
         score = suspicion(signals)
         totals["critiques"] += 1
         totals["flagged"] += score >= FLAG_THRESHOLD

@@ -30,7 +30,7 @@ from inference.core.metrics import wilson_interval
 from inference.core.verdict import missing_sections, parse_sections
 from inference.models import Critique
 
-from .audit import AUDIT_VERSION, CritiqueFacts, audit_facts, find_equations, suspicion
+from .audit import AUDIT_VERSION, audit_facts, critique_facts, find_equations, suspicion
 from .models import Adjudication, CritiqueAudit, GoldItem, GoldServing, Review, ReviewEvent, ReviewItem
 from .queue import (
     DECIDING,
@@ -202,17 +202,7 @@ def _audit_copy(copy: Critique, source: Critique) -> CritiqueAudit | None:
     siblings = Critique.objects.filter(run_id=copy.run_id, step_id=copy.step_id, gold_copy=False).exclude(
         pk=source.pk
     )
-    facts = CritiqueFacts(
-        verdict=copy.verdict,
-        text=copy.text,
-        sections=copy.sections or {},
-        missing_sections=copy.missing_sections or [],
-        p_yes=copy.p_yes,
-        now_step_text=copy.step.text,
-        now_step_number=copy.step.index + 1,
-        sibling_verdicts=list(siblings.values_list("verdict", flat=True)),
-        format_problem=copy.format_problem,
-    )
+    facts = critique_facts(copy, list(siblings.values_list("verdict", flat=True)))
     signals = audit_facts(facts, find_equations(copy.step.text))
     return CritiqueAudit.objects.create(
         critique=copy,

@@ -5,11 +5,15 @@ Moved from annotations (tables keep their names: `annotations_*`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any, NoReturn
+
 from django.conf import settings
 from django.db import models
 from django.db.models import ProtectedError
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
+from django.utils import timezone
 
 from annotations.models import ERROR_TYPE_DELETE_GUARDS, Dataset, ErrorType, Step
 
@@ -244,8 +248,7 @@ class ReviewItem(models.Model):
     def __str__(self) -> str:
         return f"review item for critique {self.critique_id} ({self.state})"
 
-    def lease_is_live(self, now=None) -> bool:
-        from django.utils import timezone
+    def lease_is_live(self, now: datetime | None = None) -> bool:
 
         return bool(
             self.lease_holder_id and self.lease_expires_at and self.lease_expires_at > (now or timezone.now())
@@ -443,10 +446,10 @@ class Assignment(models.Model):
 
 
 class ReviewEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):  # history is insert-only
+    def update(self, **kwargs: Any) -> NoReturn:  # history is insert-only
         raise TypeError("ReviewEvent rows are insert-only")
 
-    def delete(self):
+    def delete(self) -> NoReturn:
         raise TypeError("ReviewEvent rows are insert-only")
 
 
@@ -495,12 +498,12 @@ class ReviewEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise TypeError("ReviewEvent rows are insert-only")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("ReviewEvent rows are insert-only")
 
 
@@ -520,6 +523,6 @@ ERROR_TYPE_DELETE_GUARDS.append(_refuse_if_used)
 
 
 @receiver(pre_delete, sender=ErrorType)
-def _protect_used_error_types(sender, instance: ErrorType, **kwargs) -> None:
+def _protect_used_error_types(sender: type[ErrorType], instance: ErrorType, **kwargs: Any) -> None:
     """The last line of defence (a delete that reaches ErrorType by some other path)."""
     _refuse_if_used(instance)
