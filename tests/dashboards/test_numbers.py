@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from datetime import date, datetime, timedelta
 
@@ -9,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from annotations.models import ErrorType
-from dashboards import by_type, drill, operations, slices, summaries
+from dashboards import by_type, drill, links, operations, slices, summaries
 from dashboards.drill import Drill
 from dashboards.models import DashboardCell, DashboardRefresh
 from dashboards.slices import Slice
@@ -47,7 +48,28 @@ def test_it_gives_wilson_intervals_that_match_the_formula_by_hand():
     assert (r["lo"], r["hi"]) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
     assert (round(r["lo"], 4), round(r["hi"], 4)) == (0.1500, 0.8500)
     # No data: no rate, no interval (never "0%").
-    assert slices.rate(0, 0) == {"k": 0, "n": 0, "rate": None, "lo": None, "hi": None}
+    assert slices.rate(0, 0) == {"k": 0, "n": 0, "rate": None, "lo": None, "hi": None, "pct": None, "ci": ""}
+    # The strings the tables show come with the rate.
+    assert (r["pct"], r["ci"]) == ("50.0%", "15.0–85.0")
+    assert (slices.rate(1, 3)["pct"], slices.rate(0, 5)["pct"]) == ("33.3%", "0.0%")
+
+
+def test_it_links_copies_of_the_rows_and_leaves_the_counted_ones_unchanged(cast):
+    table = by_type.error_type_table(teacher_a(cast), "class")
+    before = copy.deepcopy(table)
+    linked = links.type_rows(table, {"teacher": str(cast.a1.endpoint_id)})
+    assert table == before and "links" not in table["total"]
+    assert [r["slug"] for r in linked["rows"]] == [r["slug"] for r in table["rows"]]
+    assert {k: v for k, v in linked["total"].items() if k != "links"} == table["total"]
+    assert (
+        "outcome=flawed" in linked["total"]["links"]["pbw_k"]
+        and "type=" not in linked["total"]["links"]["pbw_k"]
+    )
+    matrix = by_type.confusion(teacher_a(cast))
+    cells = links.matrix_cells(matrix, {})
+    assert "link" not in matrix["rows"][0]["cells"][0] and cells["rows"][0]["cells"][0]["link"].startswith(
+        "/"
+    )
 
 
 def test_it_interpolates_percentiles_like_postgres():
@@ -427,9 +449,9 @@ def test_empty_database_gives_empty_dashboards(db):
     assert operations.signal_table(Slice())["base_rate"]["rate"] is None
     assert operations.adjudication_backlog(Slice())["n"] == 0
     assert (
-        operations.reviewer_activity(Slice(), now=datetime(2025, 1, 1, tzinfo=timezone.get_current_timezone()))[
-            "rows"
-        ]
+        operations.reviewer_activity(
+            Slice(), now=datetime(2025, 1, 1, tzinfo=timezone.get_current_timezone())
+        )["rows"]
         == []
     )
 
