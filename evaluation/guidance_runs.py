@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F, QuerySet
 
@@ -125,7 +125,7 @@ def create_guidance_run(
     policy: ModelEndpoint,
     scorer: ModelEndpoint,
     template: PromptTemplate | None = None,
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     queue: bool = True,
     **params: Any,
 ) -> GuidanceRun:
@@ -149,7 +149,7 @@ def create_guidance_run(
             policy=policy,
             scorer=scorer,
             template=template or template_for(None),
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by=user if isinstance(user, User) else None,
             **scoring,
             **{k: v for k, v in params.items() if v is not None},
         )

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from annotations.models import Dataset, Problem, Solution
+from inference.core.backends.base import Sampling
 from inference.core.generation import EVALUATION
 from inference.models import ModelEndpoint, PromptTemplate
 from rprm_web.runs import RunBase, RunStatus
@@ -113,9 +114,7 @@ class EvaluationRun(RunBase):
     def can_retry(self) -> bool:
         return super().can_retry and self.source == self.Source.MODEL
 
-    def sampling(self):
-        from inference.core.backends.base import Sampling
-
+    def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
                         seed=self.seed)
 

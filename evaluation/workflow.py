@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -70,7 +70,7 @@ def create_evaluation(
     solution_seed: int = 0,
     scored_steps: str | None = None,
     batch_size: int = 4,
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     queue: bool = True,
     **sampling: Any,
 ) -> EvaluationRun:
@@ -179,8 +179,8 @@ def steps_to_score(run: EvaluationRun, label: int | None, n_steps: int) -> int:
     return min(n_steps, label + 1)
 
 
-def _user(user: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
-    return user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
+def _user(user: User | AnonymousUser | None) -> User | None:
+    return user if isinstance(user, User) and user.is_authenticated else None
 
 
 def request_cancel(run: EvaluationRun) -> bool:
