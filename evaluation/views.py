@@ -350,20 +350,22 @@ def run_cancel(request: AppRequest, run_uuid: uuid.UUID) -> HttpResponse:
 
 def guidance_list(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
-    show_archived = request.GET.get("archived") == "1"
-    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), show_archived)
     form = GuidanceForm() if request.user.is_staff else None
-    return render(
-        request,
-        "evaluation/guidance_list.html",
-        {
-            "runs": rows.order_by("-created_at")[:50],
-            "show_archived": show_archived,
-            "form": form,
-            "published": PUBLISHED_GUIDANCE,
-            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
-        },
-    )
+    return _guidance_list_page(request, form, show_archived=request.GET.get("archived") == "1")
+
+
+def _guidance_list_page(
+    request: AppRequest, form: GuidanceForm | None, *, show_archived: bool
+) -> HttpResponse:
+    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), show_archived)
+    context = {
+        "runs": rows.order_by("-created_at")[:50],
+        "show_archived": show_archived,
+        "form": form,
+        "published": PUBLISHED_GUIDANCE,
+        "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
+    }
+    return render(request, "evaluation/guidance_list.html", context)
 
 
 def guidance_new(request: AppRequest) -> HttpResponse:
@@ -394,17 +396,7 @@ def guidance_new(request: AppRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("evaluation:guidance_detail", run_uuid=run.uuid)
-    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), False)
-    return render(
-        request,
-        "evaluation/guidance_list.html",
-        {
-            "runs": rows.order_by("-created_at")[:50],
-            "form": form,
-            "published": PUBLISHED_GUIDANCE,
-            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
-        },
-    )
+    return _guidance_list_page(request, form, show_archived=False)
 
 
 def guidance_detail(request: AppRequest, run_uuid: uuid.UUID) -> HttpResponse:

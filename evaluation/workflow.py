@@ -89,22 +89,7 @@ def create_evaluation(
         raise ValueError("threshold must be within [0, 1]")
     common: dict[str, Any] = {"benchmark": benchmark, "threshold": threshold, "created_by": _user(user)}
     if scores_path is not None:
-        scores_name = scores_name or Path(scores_path).name
-        parsed = read_external_scores(scores_path, datasets, display_name=scores_name)
-        with transaction.atomic():
-            run = EvaluationRun.objects.create(
-                name=name or Path(scores_name).stem,
-                source=EvaluationRun.Source.EXTERNAL,
-                scores_file=scores_name,
-                scores_sha256=file_sha256(scores_path),
-                n_samples=1,
-                status=EvaluationRun.Status.RUNNING,
-                started_at=timezone.now(),
-                **common,
-            )
-            EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
-            _store_external_scores(run, parsed)
-        return run
+        return _create_external(datasets, scores_path, scores_name or Path(scores_path).name, name, common)
     assert endpoint is not None
     if not 1 <= n_samples <= MAX_K:
         raise ValueError(f"K must be within 1..{MAX_K}")
@@ -129,6 +114,27 @@ def create_evaluation(
         run.save(update_fields=["solutions_total"])
         if queue:
             runs.enqueue(EvaluationRun, run.id)
+    return run
+
+
+def _create_external(
+    datasets: list[Dataset], scores_path: str | Path, scores_name: str, name: str, common: dict[str, Any]
+) -> EvaluationRun:
+    """An external-scores evaluation, stored and computed at once (a bad file writes nothing)."""
+    parsed = read_external_scores(scores_path, datasets, display_name=scores_name)
+    with transaction.atomic():
+        run = EvaluationRun.objects.create(
+            name=name or Path(scores_name).stem,
+            source=EvaluationRun.Source.EXTERNAL,
+            scores_file=scores_name,
+            scores_sha256=file_sha256(scores_path),
+            n_samples=1,
+            status=EvaluationRun.Status.RUNNING,
+            started_at=timezone.now(),
+            **common,
+        )
+        EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
+        _store_external_scores(run, parsed)
     return run
 
 

@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Dataset
 from evaluation.guidance_runs import create_guidance_run, process_guidance
+from evaluation.management.options import add_n_samples
 from evaluation.models import GuidanceRun
-from inference.core.generation import EVALUATION
 from inference.models import ModelEndpoint
 from inference.scorers import scorer_endpoint
 from rprm_web.cli import Progress, write_json
@@ -28,15 +28,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--n", type=int, default=8, help="solutions (or next-step candidates) per problem"
         )
-        parser.add_argument(
-            "--n-samples",
-            "--samples",
-            "-K",
-            dest="n_samples",
-            type=int,
-            default=EVALUATION.n_samples,
-            help="K critiques per step",
-        )
+        add_n_samples(parser)
         parser.add_argument("--limit", type=int, help="only the first N problems")
         parser.add_argument("--max-steps", type=int, default=30)
         parser.add_argument("--guided", action="store_true", help="greedy guided search instead of Best-of-N")

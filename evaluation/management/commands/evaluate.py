@@ -13,13 +13,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Dataset
+from evaluation.management.options import add_n_samples
 from evaluation.models import EvaluationRun
 from evaluation.results import json_summary
 from evaluation.selection import describe as describe_selection
 from evaluation.workflow import create_evaluation, process_evaluation
 from inference import scorers
 from inference.actions import endpoint_for
-from inference.core.generation import EVALUATION
 from inference.models import ModelEndpoint, PromptTemplate
 from rprm_web.cli import Progress
 
@@ -66,15 +66,7 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--model", help="scorer/student endpoint name, or a model path / server URL")
         source.add_argument("--scores", help='JSONL: {"id": <solution source id>, "step_scores": [floats]}')
-        parser.add_argument(
-            "--n-samples",
-            "--samples",
-            "-K",
-            dest="n_samples",
-            type=int,
-            default=EVALUATION.n_samples,
-            help=f"K critiques per step (default {EVALUATION.n_samples})",
-        )
+        add_n_samples(parser)
         parser.add_argument("--threshold", type=float, default=0.5)
         parser.add_argument("--name", default="", help="row label on the results page")
         parser.add_argument("--max-new-tokens", type=int, help="default 4,096 (or the endpoint's own limit)")

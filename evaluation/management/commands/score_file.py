@@ -14,9 +14,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from evaluation.management.options import add_n_samples
 from inference import scorers
 from inference.core.backends.base import Sampling
-from inference.core.generation import EVALUATION, MAX_K
+from inference.core.generation import MAX_K
 from inference.core.solution_scoring import score_solutions
 from inference.models import PromptTemplate
 from inference.runner import get_backend
@@ -29,15 +30,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("input", help='JSONL: {"id", "question", "steps": [str]} per line')
         parser.add_argument("--model", required=True, help="scorer/student endpoint name")
-        parser.add_argument(
-            "--n-samples",
-            "--samples",
-            "-K",
-            dest="n_samples",
-            type=int,
-            default=EVALUATION.n_samples,
-            help=f"K critiques per step (default {EVALUATION.n_samples})",
-        )
+        add_n_samples(parser)
         parser.add_argument("--out", help="output JSONL (default: stdout)")
         parser.add_argument("--batch-size", type=int, default=4, help="solutions per backend call")
         parser.add_argument("--max-new-tokens", type=int)
