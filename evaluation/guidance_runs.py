@@ -6,7 +6,8 @@ with the highest min-step and last-step reward is picked (inference.core.guidanc
 Guided search: the policy proposes N next steps, all N are scored in one call, the
 best is kept, up to `max_steps`. Accuracy compares the extracted final answer with
 Problem.reference_answer (inference.core.answers.answers_equal). Processing claims
-the run with a conditional UPDATE and skips problems already stored.
+the run through the shared lifecycle (rprm_web.runs.execute) and skips problems
+already stored.
 """
 
 from __future__ import annotations

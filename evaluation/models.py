@@ -71,7 +71,7 @@ class EvaluationRun(RunBase):
     steps_done = models.PositiveIntegerField(default=0)
     tokens_generated = models.BigIntegerField(default=0)
     backend_seconds = models.FloatField(default=0)
-    # Metrics at the threshold, threshold sweep, K-scaling, contamination (evaluation.py).
+    # Metrics at the threshold, threshold sweep, K-scaling, contamination (evaluation.results.EvaluationResults).
     results = models.JSONField(default=dict, blank=True)
     error_detail = models.TextField(blank=True)  # staff only: traceback and upstream body, truncated
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

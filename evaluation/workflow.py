@@ -6,7 +6,8 @@ ProcessBench or PRMBench metrics at the run's threshold, a threshold sweep, the
 K-scaling curve (by subsampling the stored samples) and the contamination report.
 External step scores (any other PRM) are imported into the same rows and go
 through the same code. Model runs are processed by a gpu-queue task that claims
-the run with a conditional UPDATE and scores only the solutions still missing.
+the run through the shared lifecycle (rprm_web.runs.execute) and scores only the
+solutions still missing.
 """
 
 from __future__ import annotations
