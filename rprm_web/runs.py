@@ -69,7 +69,7 @@ try:  # the driver's own, where code talks to psycopg directly (the importer's C
     _DRIVER_TRANSIENT: tuple[type[Exception], ...] = (DriverOperationalError, DriverInterfaceError)
 except ImportError:  # an install on the embedded SQLite default only
     _DRIVER_TRANSIENT = ()
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, *_DRIVER_TRANSIENT)
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, *_DRIVER_TRANSIENT)
 # A queued run older than this (env RUN_REQUEUE_QUEUED_AFTER_S) is queued again by the sweep.
 QUEUED_REQUEUE_AFTER = timedelta(seconds=int(getattr(settings, "RUN_REQUEUE_QUEUED_AFTER_S", 600)))
 
@@ -385,6 +385,7 @@ def execute(
     if run is None:
         log.info("%s %s not claimable (finished, cancelled or held by a live worker)", model.__name__, run_id)
         return None
+    status: str
     with heartbeat(run):
         try:
             fields = run_body(run, body, TRANSIENT_RETRIES if retries is None else retries)
@@ -520,6 +521,8 @@ def enqueue(model, run_id: int, *, on_commit: bool = True) -> None:
 
 
 def publish(entry: Registered, run_id: int) -> None:
+    """Send the run's message now; EnqueueError (the run failed with the reason) if the broker
+    refuses it or does not answer within the BROKER_*_TIMEOUT_S settings."""
     if entry.task.app.conf.task_always_eager:
         entry.task.delay(run_id)  # tests and the eager mode: the task runs here, no broker
         return

@@ -229,7 +229,9 @@ def _train_claimed(run: TrainingRun, state: Any) -> Any:
     try:
         _prepare_process()
         result = _train(run, sink)
-    except (runs.LeaseLost, *runs.TRANSIENT_ERRORS):
+    except runs.TRANSIENT_ERRORS:
+        raise  # the lifecycle retries on a new connection: nothing can be noted now
+    except runs.LeaseLost:
         raise
     except Exception as exc:
         sink.note(f"failed: {type(exc).__name__}: {str(exc).strip()[:200]}")
