@@ -63,7 +63,7 @@ class _Row:
     __slots__ = ("loc", "row_id", "question", "previous", "now", "label")
 
     def __init__(
-        self, loc: str, row_id: str, question: str, previous: list[str], now: str, label: str
+        self, loc: str, row_id: str, question: str, previous: list[str], now: str, label: str | int
     ) -> None:
         self.loc, self.row_id, self.question = loc, row_id, question
         self.previous, self.now, self.label = previous, now, label

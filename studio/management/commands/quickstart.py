@@ -17,14 +17,27 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
+
+from annotations.actions import import_file
+from annotations.demo import write_demo_processbench
+from annotations.models import Dataset
+from studio.quickstart_pipeline import (
+    register_scoring_endpoint,
+    run_pipeline,
+    start_scoring_server,
+    try_scoring_api,
+)
 
 DEMO_PASSWORD = "rprm-demo"
+_R = TypeVar("_R")
 
 
 def _free_port(preferred: int) -> int:
@@ -41,7 +54,7 @@ def _free_port(preferred: int) -> int:
 class Command(BaseCommand):
     help = "Set up the demo (DB, users, demo data, tiny model) and optionally serve web + workers."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--serve", action="store_true", help="start web + workers and keep serving")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
@@ -50,7 +63,7 @@ class Command(BaseCommand):
             help="with --serve: run the pipeline, check the site answers, then stop (used by the tests)",
         )
 
-    def handle(self, *args, **opts):
+    def handle(self, *args: Any, **opts: Any) -> None:
         self.step("Database", lambda: call_command("migrate", verbosity=0, interactive=False))
         self.step("Users", self.users)
         dataset = self.step("Demo dataset", self.demo_dataset)
@@ -66,8 +79,6 @@ class Command(BaseCommand):
             self.wait_for_http(url + "login/", procs)
             self.run_pipeline(dataset)
             self.stdout.write("• Scoring API (gunicorn -> the local transformers serve)")
-            from studio.quickstart_pipeline import try_scoring_api
-
             try_scoring_api(self, url, self.scoring_url, procs[0], Path(settings.VAR_DIR) / "logs")
             self.stdout.write("")
             self.stdout.write(self.style.SUCCESS(f"R-PRM Studio is running at {url}"))
@@ -91,7 +102,7 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
 
-    def step(self, title, fn):
+    def step(self, title: str, fn: Callable[[], _R]) -> _R:
         started = time.monotonic()
         self.stdout.write(f"• {title}…", ending="")
         self.stdout.flush()
@@ -99,7 +110,7 @@ class Command(BaseCommand):
         self.stdout.write(f" done ({time.monotonic() - started:.1f} s)")
         return result
 
-    def users(self):
+    def users(self) -> None:
         admin_group, _ = Group.objects.get_or_create(name="admin")
         reviewer_group, _ = Group.objects.get_or_create(name="reviewer")
         for username, staff, group in (("admin", True, admin_group), ("reviewer", False, reviewer_group)):
@@ -111,11 +122,7 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
             user.groups.add(group)
 
-    def demo_dataset(self):
-        from annotations.actions import import_file
-        from annotations.demo import write_demo_processbench
-        from annotations.models import Dataset
-
+    def demo_dataset(self) -> Dataset:
         path = write_demo_processbench(Path(settings.VAR_DIR) / "demo" / "demo_processbench.json")
         existing = Dataset.objects.filter(name="demo").first()
         if existing:
@@ -129,8 +136,6 @@ class Command(BaseCommand):
         log_dir = Path(settings.VAR_DIR) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {"TORCH_CPU_THREADS": "1", "HF_HUB_OFFLINE": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
-        from studio.quickstart_pipeline import register_scoring_endpoint, start_scoring_server
-
         # The scoring API's model server first: it loads while the pipeline runs.
         serve, self.scoring_url, served_name = start_scoring_server(_free_port(port + 100), log_dir, env)
         register_scoring_endpoint(self.scoring_url, served_name)
@@ -202,7 +207,7 @@ class Command(BaseCommand):
         )
         return procs
 
-    def wait_for_http(self, url: str, procs, timeout: float = 60) -> None:
+    def wait_for_http(self, url: str, procs: list[subprocess.Popen], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in procs):
@@ -215,8 +220,6 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         raise SystemExit(f"the web server did not answer at {url} within {timeout:.0f} s")
 
-    def run_pipeline(self, dataset) -> None:
+    def run_pipeline(self, dataset: Dataset) -> None:
         """Later stages (teacher pass, training, evaluation) hook in here."""
-        from studio.quickstart_pipeline import run_pipeline
-
         run_pipeline(self, dataset)
