@@ -36,17 +36,11 @@ from django.utils import timezone
 
 from rprm_web import runs
 
-from .importers import (
-    OPTION_DEFAULTS,
-    ImportValidationError,
-    Limits,
-    Parser,
-    RecordReader,
-    detect_format,
-    normalize_options,
-    parser_class,
-)
-from .importers.readers import MultiReader, describe_files
+from .importers import detect_format, parser_class
+from .importers.base import OPTION_DEFAULTS, Parser, normalize_options
+from .importers.errors import ImportValidationError
+from .importers.limits import Limits
+from .importers.readers import MultiReader, RecordReader, describe_files
 from .importers.store import BATCH_SOLUTIONS, Writer, make_writer
 from .models import Dataset, ImportJob
 

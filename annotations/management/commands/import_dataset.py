@@ -8,7 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.actions import import_file
-from annotations.importers import FORMATS, RATING0_CHOICES, ImportValidationError
+from annotations.importers import FORMATS
+from annotations.importers.base import RATING0_CHOICES
+from annotations.importers.errors import ImportValidationError
 from rprm_web.cli import Progress, add_json_flag, write_json
 
 
