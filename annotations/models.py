@@ -155,7 +155,7 @@ def _guard_error_type_delete(error_type: ErrorType) -> None:
         guard(error_type)
 
 
-class ErrorTypeQuerySet(models.QuerySet):
+class ErrorTypeQuerySet(models.QuerySet["ErrorType"]):
     def active(self) -> ErrorTypeQuerySet:
         """Types offered for new tags (archived ones stay on the reviews that carry them)."""
         return self.filter(archived=False)

@@ -59,7 +59,7 @@ class HtmxVaryMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         tracked = None
         if hasattr(request, "htmx"):
-            tracked = request.htmx = _TrackedHtmx(request.htmx)  # type: ignore[attr-defined]  # set by django-htmx; not in the HttpRequest stubs
+            tracked = request.htmx = _TrackedHtmx(request.htmx)
         response = self.get_response(request)
         if tracked is not None and tracked.headers_read:
             patch_vary_headers(response, sorted(tracked.headers_read))

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.db import (
@@ -109,6 +109,9 @@ class RunBase(models.Model):
 
     Status = RunStatus
     ACTIVE = ACTIVE
+    if TYPE_CHECKING:  # every concrete run model has both
+        id: int
+        objects: ClassVar[models.Manager[Any]]
     PROGRESS: tuple[str, str] | None = None
 
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)

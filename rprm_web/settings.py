@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -30,7 +30,7 @@ _Value = TypeVar("_Value")
 _Number = TypeVar("_Number", int, float)
 
 
-def _env(name: str, reader: Callable[..., _Value], default: _Value) -> _Value:
+def _env(name: str, reader: Callable[..., _Value], default: Any) -> _Value:
     """The variable read by `reader` (an `environ.Env` method), or `default` when unset; a
     value the reader refuses stops start-up with an error naming the variable."""
     try:

@@ -1,7 +1,8 @@
 """The quickstart's pipeline stages, run through the real workers.
 
 Each stage queues a run on its queue, waits for it with a progress line, and
-prints its summary; later stages (training, evaluation) are added here.
+prints its summary: the teacher pass, SFT, student sampling, DPO, the evaluation,
+the model's lineage, then a call to the scoring API.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,25 @@ from training import actions
 from training.models import ModelVersion, TrainingRun
 
 
-def _wait(command: BaseCommand, model: type[Any], pk: int, label: str, timeout_s: float = 1800) -> Any:
+def _steps(run: Any) -> tuple[int, int]:
+    """(done, total) of a generation run, in steps."""
+    return getattr(run, "steps_done", 0), getattr(run, "steps_total", 0)
+
+
+def _wait(
+    command: BaseCommand,
+    model: type[Any],
+    pk: int,
+    label: str,
+    progress: Callable[[Any], tuple[int, int]] = _steps,
+    timeout_s: float = 1800,
+) -> Any:
+    """The run once finished, with a progress line meanwhile; SystemExit past `timeout_s`."""
     started = time.monotonic()
     with Progress(f"  {label}", unit="steps", stream=sys.stdout) as bar:
         while time.monotonic() - started < timeout_s:
             obj = model.objects.get(pk=pk)
-            bar.update(getattr(obj, "steps_done", 0), getattr(obj, "steps_total", 0), obj.status)
+            bar.update(*progress(obj), obj.status)
             if obj.is_finished:
                 return obj
             time.sleep(1)
@@ -100,15 +115,8 @@ def demo_teacher(command: BaseCommand, dataset: Dataset) -> GenerationRun:
 
 
 def _wait_training(command: BaseCommand, run: TrainingRun) -> TrainingRun:
-    started = time.monotonic()
-    with Progress(f"  {run.kind.upper()} run #{run.pk}", unit="steps", stream=sys.stdout) as bar:
-        while time.monotonic() - started < 1800:
-            run = TrainingRun.objects.get(pk=run.pk)
-            bar.update(run.step, run.max_steps, run.status)
-            if run.is_finished:
-                return run
-            time.sleep(1)
-    raise SystemExit(f"training run #{run.pk} did not finish; see var/logs/gpu-worker.log")
+    label = f"{run.kind.upper()} run #{run.pk}"
+    return _wait(command, TrainingRun, run.pk, label, progress=lambda r: (r.step, r.max_steps))
 
 
 def _launch_training(

@@ -215,6 +215,7 @@ class RPRMStepsParser(Parser):
                     "label",
                     f"{show(row.label)} contradicts {show(other.label)} at {other.loc} for step {k + 1} of origin {show(origin)}",
                 )
+            assert isinstance(row.label, str)  # _integer_labels resolved the integers
             labels[k], labelled_by[k] = row.label, row
         steps = [
             ParsedStep(t, lab, None, alt or None)

@@ -51,6 +51,64 @@ def _free_port(preferred: int) -> int:
     raise RuntimeError(f"no free port near {preferred}")
 
 
+def _process_commands(port: int) -> dict[str, list[str]]:
+    """The web server's and both workers' command lines, by log name."""
+    py = sys.executable
+    return {
+        # gthread: a scoring request waits on the model server, not on this process's CPU.
+        "web": [
+            py,
+            "-m",
+            "gunicorn",
+            "rprm_web.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-k",
+            "gthread",
+            "-w",
+            "2",
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+        ],
+        "worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "rprm_web",
+            "worker",
+            "-Q",
+            "default",
+            "-c",
+            "2",
+            "-n",
+            "default@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        "gpu-worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "rprm_web",
+            "worker",
+            "-Q",
+            "gpu",
+            "-c",
+            "1",
+            "--pool",
+            "solo",
+            "-n",
+            "gpu@%h",
+            "--loglevel",
+            "INFO",
+        ],
+    }
+
+
 class Command(BaseCommand):
     help = "Set up the demo (DB, users, demo data, tiny model) and optionally serve web + workers."
 
@@ -140,60 +198,7 @@ class Command(BaseCommand):
         serve, self.scoring_url, served_name = start_scoring_server(_free_port(port + 100), log_dir, env)
         register_scoring_endpoint(self.scoring_url, served_name)
         env = {**env, "RPRM_SCORING_ENDPOINT": self.scoring_url, "RPRM_SCORING_MODEL": served_name}
-        py = sys.executable
-        commands = {
-            # gthread: a scoring request waits on the model server, not on this process's CPU.
-            "web": [
-                py,
-                "-m",
-                "gunicorn",
-                "rprm_web.wsgi",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-k",
-                "gthread",
-                "-w",
-                "2",
-                "--threads",
-                "4",
-                "--timeout",
-                "120",
-            ],
-            "worker": [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "rprm_web",
-                "worker",
-                "-Q",
-                "default",
-                "-c",
-                "2",
-                "-n",
-                "default@%h",
-                "--loglevel",
-                "INFO",
-            ],
-            "gpu-worker": [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "rprm_web",
-                "worker",
-                "-Q",
-                "gpu",
-                "-c",
-                "1",
-                "--pool",
-                "solo",
-                "-n",
-                "gpu@%h",
-                "--loglevel",
-                "INFO",
-            ],
-        }
+        commands = _process_commands(port)
         procs = [serve]
         for name, cmd in commands.items():
             log = (log_dir / f"{name}.log").open("ab")
@@ -221,5 +226,5 @@ class Command(BaseCommand):
         raise SystemExit(f"the web server did not answer at {url} within {timeout:.0f} s")
 
     def run_pipeline(self, dataset: Dataset) -> None:
-        """Later stages (teacher pass, training, evaluation) hook in here."""
+        """The pipeline's jobs, through the workers just started (studio.quickstart_pipeline)."""
         run_pipeline(self, dataset)
