@@ -51,6 +51,7 @@ class Progress:
                 unit=f" {unit}" if unit else "it",
                 file=self.stream,
                 dynamic_ncols=True,
+                disable=False,  # decided above; settings set TQDM_DISABLE for library bars off a terminal
             )
             if is_tty
             else None
