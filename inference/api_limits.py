@@ -171,7 +171,7 @@ def token_limits() -> Limits:
 def check_budget(args: dict[str, Any], sampling: dict[str, Any]) -> None:
     """Refuse before any work a request that may generate more than the token budget."""
     budget = max_tokens()
-    n, k, m = len(args["steps"]), args["k"], sampling["max_new_tokens"]
+    n, k, m = len(args["steps"]), args["n_samples"], sampling["max_new_tokens"]
     if n * k * m > budget:
         raise ApiError(
             413, "over_budget",

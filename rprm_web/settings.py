@@ -372,11 +372,11 @@ RUN_REQUEUE_QUEUED_AFTER_S = _env("RUN_REQUEUE_QUEUED_AFTER_S", env.int, 600)
 # Test-only fault injection (tests/faults): model names whose claim kills the worker.
 FAULT_KILL_ON_CLAIM = _env("RPRM_FAULT_KILL_ON_CLAIM", env.list, [])
 
-# Progress bars (tqdm, Hugging Face model loading) only on a terminal: in worker, CI and
-# service logs they are noise. Set here, before any ML library is imported.
+# Hugging Face's progress bars (model loading) only on a terminal: in worker, CI and service
+# logs they are noise. Set here, before any ML library is imported. The project's own bars
+# (rprm_web.cli.Progress) choose by their stream: a bar on a terminal, plain lines otherwise.
 if not sys.stderr.isatty():
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")
 
 LOGGING = {
     "version": 1,

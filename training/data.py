@@ -152,7 +152,7 @@ def preview_sft(selection: dict | None) -> dict:
 
 
 def _sft_examples(critique_ids: list[int]) -> list:
-    from inference.runner import _contexts
+    from inference.runner import step_contexts
     from training.core.data import SFTExample
 
     out = []
@@ -164,7 +164,7 @@ def _sft_examples(critique_ids: list[int]) -> list:
             .order_by("id")
         )
         critiques = list(chunk)
-        ctx = _contexts([c.step_id for c in critiques])
+        ctx = step_contexts([c.step_id for c in critiques])
         for c in critiques:
             if c.run.template_id not in cores:
                 cores[c.run.template_id] = c.run.template.to_core()
@@ -363,7 +363,7 @@ def pairs_for(build: PairBuild, student_run: GenerationRun) -> QuerySet[Preferen
 def build_dpo_data(run: TrainingRun) -> TrainingData:
     """Pairs from the student run (built if missing), split by problem, as DPO examples
     rendered with the student run's template (the one the sampled model was prompted with)."""
-    from inference.runner import _contexts
+    from inference.runner import step_contexts
     from training.core.data import DPOExample
 
     sel = dpo_selection(run.data_selection)
@@ -384,7 +384,7 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
     split_ids: dict[str, list[int]] = {"train": [], "val": []}
     for start in range(0, len(pair_rows), _CHUNK):
         chunk = pair_rows[start : start + _CHUNK]
-        ctx = _contexts(list({p.step_id for p in chunk}))
+        ctx = step_contexts(list({p.step_id for p in chunk}))
         for p in chunk:
             question, previous, now, _step = ctx[p.step_id]
             prompt = (
@@ -472,10 +472,10 @@ def _sft_example_from_row(row: dict):
 
 def _dpo_examples_from_rows(rows: list[dict], seed: int, val_fraction: float) -> tuple[list, list]:
     """DPO rows split by problem (the step's question), as the pair path splits them."""
-    from inference.runner import _contexts
+    from inference.runner import step_contexts
     from training.core.data import DPOExample
 
-    ctx = _contexts(sorted({int(r["step_id"]) for r in rows}))
+    ctx = step_contexts(sorted({int(r["step_id"]) for r in rows}))
     train, val = [], []
     for row in rows:
         example = DPOExample(
