@@ -113,8 +113,8 @@ def allowed_hosts() -> list[str]:
     """The setting (``host:port`` pairs), plus the servers the operator configured (VLLM_URL,
     RPRM_SCORING_ENDPOINT)."""
     hosts = list(settings.MODEL_ENDPOINT_ALLOWED_HOSTS)
-    for name in ("VLLM_URL", "SCORING_ENDPOINT_URL"):
-        server = _server(getattr(settings, name, ""))
+    for url in (settings.VLLM_URL, settings.SCORING_ENDPOINT_URL):
+        server = _server(url)
         if server and server not in hosts:
             hosts.append(server)
     return hosts
