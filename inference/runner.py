@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -169,7 +169,7 @@ def summarise(run: GenerationRun) -> dict[str, Any]:
             truncated=Count("id", filter=Q(truncated=True)),
         )
     )
-    by_label: dict[str, dict[str, int]] = {r["step__label"]: r for r in rows}
+    by_label: dict[str, Mapping[str, Any]] = {r["step__label"]: r for r in rows}
     total = sum(r["n"] for r in rows)
 
     def rate(num: int, den: int) -> float | None:
