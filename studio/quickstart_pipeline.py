@@ -113,6 +113,7 @@ def train_sft_and_dpo(command, dataset, teacher_run):
     """
     from inference.models import GenerationRun
     from training import actions
+    from training.data import build_preference_pairs_for
     from training.models import TrainingRun
 
     def launch(kind, base, selection, **hp):
@@ -166,7 +167,7 @@ def train_sft_and_dpo(command, dataset, teacher_run):
             seed=0,
         )
         student = _wait(command, GenerationRun, student.pk, f"student sampling run #{student.pk}")
-    build = actions.build_preference_pairs_for(student)
+    build = build_preference_pairs_for(student)
     selection = {"student_run": student.id, "val_fraction": 0.0}
     command.stdout.write(
         f"  student run #{student.pk}: strict parse rate {student.summary.get('parse_rate')}, "
@@ -174,7 +175,7 @@ def train_sft_and_dpo(command, dataset, teacher_run):
     )
     if not build.pairs and build.stats.get("dropped_for_balance"):
         # A tiny random model's pairs are one-sided: the 1:1 balance keeps none. Show DPO anyway.
-        build = actions.build_preference_pairs_for(student, balance=False)
+        build = build_preference_pairs_for(student, balance=False)
         selection["balance"] = False
         command.stdout.write(
             f"  the pairs are all chosen-{'Yes' if build.stats.get('chosen_yes') else 'No'}: "
