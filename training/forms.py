@@ -160,6 +160,13 @@ class LaunchForm(LaunchKeyForm):
         return [(title, [self[n] for n in names]) for title, names in named]
 
 
+def val_fraction_field(help_text: str) -> forms.FloatField:
+    """The share of problems held out for validation (both launch forms)."""
+    return forms.FloatField(
+        min_value=0, max_value=0.9, initial=0.05, label="Validation fraction", help_text=help_text
+    )
+
+
 class SnapshotField(forms.ModelChoiceField):
     """Finished export snapshots holding `split` rows, newest first, labelled by their counts."""
 
@@ -207,13 +214,7 @@ class SFTLaunchForm(LaunchForm):
         required=False,
         help_text="Only steps from these datasets. Empty: any.",
     )
-    val_fraction = forms.FloatField(
-        min_value=0,
-        max_value=0.9,
-        initial=0.05,
-        label="Validation fraction",
-        help_text="Held out by problem: no problem in both splits.",
-    )
+    val_fraction = val_fraction_field("Held out by problem: no problem in both splits.")
     data_seed = forms.IntegerField(initial=0, label="Split seed")
     balance = forms.BooleanField(required=False, initial=True, label="Balance yes/no 1:1")
     per_step = forms.ChoiceField(
@@ -269,13 +270,7 @@ class DPOLaunchForm(LaunchForm):
         help_text="Optional: drop steps where agreeing critiques are at most this fraction of valid ones "
         "(the authors: 1/3).",
     )
-    val_fraction = forms.FloatField(
-        min_value=0,
-        max_value=0.9,
-        initial=0.05,
-        label="Validation fraction",
-        help_text="Held out by problem.",
-    )
+    val_fraction = val_fraction_field("Held out by problem.")
     data_seed = forms.IntegerField(initial=0, label="Pairing / split seed")
     balance = forms.BooleanField(required=False, initial=True, label="Balance chosen Yes/No pairs 1:1")
     beta = forms.FloatField(

@@ -260,7 +260,7 @@ class ExportJob(RunBase):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        db_table = "annotations_exportjob"
+        db_table = "annotations_exportjob"  # kept in the move from annotations (migration 0002)
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
