@@ -186,7 +186,8 @@ class ErrorType(models.Model):
 
 
 class Problem(models.Model):
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="problems")
+    # No index of its own: problem_unique_source_id (dataset, source_id) leads with it.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="problems", db_index=False)
     source_id = models.CharField(max_length=200)
     question = models.TextField()
     reference_answer = models.TextField(blank=True)
@@ -211,7 +212,8 @@ class SolutionQuerySet(models.QuerySet):
 
 class Solution(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="solutions")
+    # No index of its own: solution_unique_source_id (dataset, source_id) leads with it.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="solutions", db_index=False)
     problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="solutions")
     source_id = models.CharField(max_length=200)
     generator = models.CharField(max_length=200, blank=True)
@@ -251,7 +253,9 @@ class Step(models.Model):
         NEUTRAL = "neutral"
         UNLABELLED = "unlabelled"
 
-    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: step_unique_index (solution, index) leads with it, and every import
+    # writes each step into every index of this table.
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="steps", db_index=False)
     index = models.PositiveIntegerField(help_text="0-based position in the solution")
     text = models.TextField()
     label = models.CharField(max_length=10, choices=Label.choices)

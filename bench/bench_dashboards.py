@@ -128,7 +128,7 @@ def fill(critiques: int, log) -> dict:
             """
             INSERT INTO inference_critique (id, uuid, sample_index, text, sections, missing_sections, verdict,
                    strict, lenient_verdict, format_problem, p_yes, p_yes_source, matches_label, prompt_tokens,
-                   completion_tokens, latency_ms, text_repaired, truncated, created_at, step_id, run_id)
+                   completion_tokens, latency_ms, text_repaired, truncated, gold_copy, created_at, step_id, run_id)
             SELECT ((st.id - 1) * 2 + slot) * 4 + k + 1, gen_random_uuid(), k,
                    @text || CASE WHEN v.yes THEN 'correct' ELSE 'incorrect' END
                        || E'.\\nVerification: Is the step correct (Yes/No)? ' || CASE WHEN v.yes THEN 'Yes' ELSE 'No' END,
@@ -136,7 +136,7 @@ def fill(critiques: int, log) -> dict:
                    CASE WHEN v.yes THEN 'yes' ELSE 'no' END, '',
                    CASE WHEN v.yes THEN 0.55 + (st.id % 40) / 100.0 ELSE 0.05 + (st.id % 40) / 100.0 END, 'inline',
                    CASE WHEN st.label = 'correct' THEN v.yes WHEN st.label = 'incorrect' THEN NOT v.yes END,
-                   900, 450, 1200, false, false,
+                   900, 450, 1200, false, false, false,
                    now() - interval '1 hour' * ((st.solution_id * 7 + slot * 500) % 2016), st.id,
                    (@runs)[CASE WHEN sol.dataset_id = @ds1 THEN 7 + slot
                                    WHEN slot = 0 THEN 1 + st.solution_id % 3

@@ -173,7 +173,7 @@ def run(args, tmp: Path) -> dict:
     from inference.core.backends.transformers_backend import TransformersBackend
     from inference.core.reference import reference_p_yes
     from inference.models import Critique
-    from inference.runner import _contexts, process_run, select_steps
+    from inference.runner import step_contexts, process_run, select_steps
 
     torch.set_num_threads(args.threads)
     model_dir = build_model(args, tmp)
@@ -243,7 +243,7 @@ def run(args, tmp: Path) -> dict:
     # Reference: sample the same prompts, then one un-batched forward pass per critique.
     template = ours.template.to_core()
     step_ids = list(select_steps(ours).values_list("id", flat=True))
-    ctx = _contexts(step_ids)
+    ctx = step_contexts(step_ids)
     prompts = [template.render_prompt(*ctx[s][:3], tokenizer=backend.tokenizer) for s in step_ids]
     t0 = time.perf_counter()
     sampled = []

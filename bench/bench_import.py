@@ -160,21 +160,154 @@ def child(path: str, fmt: str, name: str) -> None:
     import django
 
     django.setup()
+    from django.db import connection
+
     from annotations.actions import import_file
 
     rss_before = _peak_rss_kb()
-    t0 = time.perf_counter()
+    backend = _backend_cpu(connection)
+    t0, c0 = time.perf_counter(), time.process_time()
     result = import_file(path, dataset_name=name, fmt=fmt)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_peak = _peak_rss_kb()
     print(json.dumps({
         "seconds": seconds,
+        "cpu_s": cpu,
+        "backend_cpu_s": _backend_cpu(connection) - backend,
         "solutions": result.n_solutions,
         "steps": result.n_steps,
         "problems": result.n_problems,
         "rss_before_mb": rss_before / 1024,
         "rss_peak_mb": rss_peak / 1024,
     }))  # fmt: skip
+
+
+def _backend_cpu(connection) -> float:
+    """CPU seconds of this connection's Postgres backend so far (same machine: /proc)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # Postgres on another machine: not measured
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The same rows the importer wrote for `src`, as a raw COPY would write them: exported first
+# (ids shifted past the tables' maximum, fresh uuids, the new dataset), then timed.
+EXPORT = {
+    "annotations_problem": (
+        "id, dataset_id, source_id, question, reference_answer, metadata",
+        "SELECT id + {op}, {ds}, source_id, question, reference_answer, metadata FROM annotations_problem "
+        "WHERE dataset_id = {src} ORDER BY id",
+    ),
+    "annotations_solution": (
+        "id, uuid, dataset_id, problem_id, source_id, generator, final_answer_correct, first_error_index, "
+        "n_steps, error_type_id, metadata",
+        "SELECT id + {os}, gen_random_uuid(), {ds}, problem_id + {op}, source_id, generator, "
+        "final_answer_correct, first_error_index, n_steps, error_type_id, metadata FROM annotations_solution "
+        "WHERE dataset_id = {src} ORDER BY id",
+    ),
+    "annotations_step": (
+        "solution_id, index, text, label, source_rating, alternatives",
+        "SELECT st.solution_id + {os}, st.index, st.text, st.label, st.source_rating, st.alternatives "
+        "FROM annotations_step st JOIN annotations_solution s ON s.id = st.solution_id "
+        "WHERE s.dataset_id = {src} ORDER BY st.id",
+    ),
+}
+
+
+def copy_child(src_name: str, name: str) -> None:
+    """One transaction of three raw COPYs (problems, solutions, steps) into the same tables."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rprm_web.settings")
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from annotations.models import Dataset
+
+    src = Dataset.objects.get(name=src_name)
+    ds = Dataset.objects.create(name=name, source_format=src.source_format)
+    data = {}
+    with connection.cursor() as cur:
+        cur.execute("SELECT max(id) FROM annotations_problem")
+        op = cur.fetchone()[0]
+        cur.execute("SELECT max(id) FROM annotations_solution")
+        os_ = cur.fetchone()[0]
+        raw = connection.connection.cursor()
+        for table, (_, select) in EXPORT.items():
+            sql = select.format(op=op, os=os_, ds=ds.id, src=src.id)
+            with raw.copy(f"COPY ({sql}) TO STDOUT") as copy:
+                data[table] = b"".join(bytes(block) for block in copy)
+    backend = _backend_cpu(connection)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with transaction.atomic():
+        for table, (columns, _) in EXPORT.items():
+            with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                buf = memoryview(data[table])
+                for i in range(0, len(buf), 1 << 20):
+                    copy.write(buf[i : i + (1 << 20)])
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    backend = _backend_cpu(connection) - backend
+    with connection.cursor() as cur:  # the importer takes its next ids from these sequences
+        for table in ("annotations_problem", "annotations_solution"):
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "backend_cpu_s": backend}))
+
+
+def versus_copy(tmp: Path, n: int, env: dict, rounds: int = 2) -> dict:
+    """The importer against a raw COPY of the rows it wrote, side by side in one run, in the
+    order import, copy, copy, import (so neither side always meets the larger tables)."""
+    # One file per import (same size, another seed): importing a file again is a no-op.
+    paths = [tmp / f"vs_copy_{n}_{r}.json" for r in range(rounds)]
+    steps = [write_processbench(path, n, seed=3 + r) for r, path in enumerate(paths)]
+
+    def child_run(args: list[str]) -> dict:
+        proc = subprocess.run(
+            [sys.executable, __file__, *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if proc.returncode:
+            sys.exit(f"{args[0]} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    imports, copies = [], []
+    for r in range(rounds):
+        if r % 2 == 0:
+            imports.append(child_run(["--child", str(paths[r]), "processbench", f"vs-import-{r}"]))
+            copies.append(child_run(["--copy-child", f"vs-import-{r}", f"vs-copy-{r}"]))
+        else:
+            copies.append(child_run(["--copy-child", f"vs-import-{r - 1}", f"vs-copy-{r}"]))
+            imports.append(child_run(["--child", str(paths[r]), "processbench", f"vs-import-{r}"]))
+    for path in paths:
+        path.unlink()
+
+    def total(runs: list[dict], key: str) -> float:
+        return sum(x[key] for x in runs)
+
+    cpu_import = total(imports, "cpu_s") + total(imports, "backend_cpu_s")
+    cpu_copy = total(copies, "cpu_s") + total(copies, "backend_cpu_s")
+    return {
+        "solutions": n,
+        "steps": steps[0],
+        "rounds": rounds,
+        "import_s": [round(x["seconds"], 2) for x in imports],
+        "copy_s": [round(x["seconds"], 2) for x in copies],
+        "import_cpu_s": [round(x["cpu_s"], 2) for x in imports],
+        "import_backend_cpu_s": [round(x["backend_cpu_s"], 2) for x in imports],
+        "copy_cpu_s": [round(x["cpu_s"], 2) for x in copies],
+        "copy_backend_cpu_s": [round(x["backend_cpu_s"], 2) for x in copies],
+        "ratio_wall": round(total(imports, "seconds") / total(copies, "seconds"), 3),
+        "ratio_backend_cpu": round(
+            total(imports, "backend_cpu_s") / max(total(copies, "backend_cpu_s"), 1e-9), 3
+        ),
+        "ratio_cpu": round(cpu_import / max(cpu_copy, 1e-9), 3),
+        "target_ratio": 1.25,
+    }
 
 
 # -- the driver -------------------------------------------------------------------------
@@ -203,13 +336,25 @@ def main() -> None:
     )
     ap.add_argument("--formats", default="processbench,processbench-parquet,processbench-zst,prm800k")
     ap.add_argument("--child", nargs=3, metavar=("PATH", "FORMAT", "NAME"), help=argparse.SUPPRESS)
+    ap.add_argument("--copy-child", nargs=2, metavar=("SOURCE", "NAME"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--vs-copy",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="solutions (~10 steps each) for the import vs raw COPY comparison (0: skip)",
+    )
+    ap.add_argument("--only-vs-copy", action="store_true", help="skip the per-format runs")
     ap.add_argument("--smoke", action="store_true", help="seconds: 200 solutions per file (tests)")
     args = ap.parse_args()
     if args.smoke:
-        args.solutions = 200
+        args.solutions, args.vs_copy = 200, 200
     args.db_name = args.db_name or scratch_name("bench_import", smoke=args.smoke)
     if args.child:
         child(*args.child)
+        return
+    if args.copy_child:
+        copy_child(*args.copy_child)
         return
 
     if not args.database_url.startswith(("postgres://", "postgresql://")):
@@ -225,12 +370,14 @@ def main() -> None:
     sizes = [max(1, args.solutions // 10), args.solutions]
     env = {**os.environ, "DATABASE_URL": bench_url, "PYTHONUNBUFFERED": "1"}
     runs = []
+    formats = [] if args.only_vs_copy else args.formats.split(",")
+    vs_copy = None
     _psql(admin_url, f'DROP DATABASE IF EXISTS "{args.db_name}"')
     _psql(admin_url, f'CREATE DATABASE "{args.db_name}"')
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         with tempfile.TemporaryDirectory(prefix="rprm-bench-") as tmp:
-            for fmt in args.formats.split(","):
+            for fmt in formats:
                 write, ext, import_fmt = writers[fmt]
                 for n in sizes:
                     path = Path(tmp) / f"{fmt}_{n}.{ext}"
@@ -266,6 +413,16 @@ def main() -> None:
                         f"peak RSS {run['peak_rss_mb']:.0f} MB (before import {run['rss_before_import_mb']:.0f} MB)",
                         flush=True,
                     )
+            if args.vs_copy:
+                load = os.getloadavg()[0]
+                vs_copy = versus_copy(Path(tmp), args.vs_copy, env)
+                vs_copy["loadavg_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+                print(
+                    f"import vs raw COPY, {vs_copy['steps']:,} steps: import {vs_copy['import_s']} s, "
+                    f"COPY {vs_copy['copy_s']} s: {vs_copy['ratio_wall']}x wall, "
+                    f"{vs_copy['ratio_backend_cpu']}x Postgres CPU, {vs_copy['ratio_cpu']}x all CPU",
+                    flush=True,
+                )
     finally:
         _psql(admin_url, f'DROP DATABASE IF EXISTS "{args.db_name}"')
     flat = {
@@ -275,10 +432,10 @@ def main() -> None:
             "small_peak_rss_mb": small["peak_rss_mb"],
             "large_peak_rss_mb": large["peak_rss_mb"],
         }
-        for fmt in args.formats.split(",")
+        for fmt in formats
         for small, large in [[r for r in runs if r["format"] == fmt]]
     }
-    print(json.dumps({"cpus": os.cpu_count(), "runs": runs, "memory_vs_file_size": flat}))
+    print(json.dumps({"cpus": os.cpu_count(), "runs": runs, "memory_vs_file_size": flat, "vs_copy": vs_copy}))
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def fill(critiques: int, log) -> dict:
             f"""
             INSERT INTO inference_critique (id, uuid, sample_index, text, sections, missing_sections, verdict,
                    strict, lenient_verdict, format_problem, p_yes, p_yes_source, matches_label, prompt_tokens,
-                   completion_tokens, latency_ms, text_repaired, truncated, created_at, step_id, run_id)
+                   completion_tokens, latency_ms, text_repaired, truncated, gold_copy, created_at, step_id, run_id)
             SELECT (st.id - 1) * 4 + k + 1, gen_random_uuid(), k,
                    '{CRITIQUE_TEXT}' || 'Verification: Is the step correct (Yes/No)? '
                        || CASE WHEN v.yes THEN 'Yes' ELSE 'No' END,
@@ -125,7 +125,7 @@ def fill(critiques: int, log) -> dict:
                    '', CASE WHEN v.yes THEN 0.55 + (st.id % 40) / 100.0 ELSE 0.05 + (st.id % 40) / 100.0 END,
                    'inline',
                    CASE WHEN st.label = 'correct' THEN v.yes WHEN st.label = 'incorrect' THEN NOT v.yes END,
-                   900, 450, 1200, false, false, now(), st.id, %(run)s
+                   900, 450, 1200, false, false, false, now(), st.id, %(run)s
             FROM annotations_step st, generate_series(0, 3) k,
                  LATERAL (SELECT (st.id * 7 + k) % 5 <> 0 AS yes) v""",
         ),

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
 from django.db.models import (
     Aggregate,
@@ -89,18 +90,20 @@ def queue_progress(slc: Slice) -> list[dict[str, Any]]:
     return out
 
 
-class PercentileCont(Aggregate):
-    """Postgres `percentile_cont(f) WITHIN GROUP (ORDER BY x)`: linear interpolation."""
+class PercentilesCont(Aggregate):
+    """Postgres `percentile_cont(ARRAY[f, ...]) WITHIN GROUP (ORDER BY x)`: several quantiles
+    from one sort of the group (three separate percentile_cont calls sort it three times)."""
 
     function = "percentile_cont"
-    output_field = FloatField()
+    output_field = ArrayField(FloatField())
 
-    def __init__(self, expression, fraction: float, **extra):
-        self.fraction = float(fraction)
+    def __init__(self, expression, fractions: tuple[float, ...], **extra):
+        self.fractions = tuple(float(f) for f in fractions)
         super().__init__(expression, **extra)
 
     def as_sql(self, compiler, connection, **extra):
-        template = f"percentile_cont({self.fraction!r}) WITHIN GROUP (ORDER BY %(expressions)s)"
+        array = ", ".join(repr(f) for f in self.fractions)
+        template = f"percentile_cont(ARRAY[{array}]::float8[]) WITHIN GROUP (ORDER BY %(expressions)s)"
         return super().as_sql(compiler, connection, template=template, **extra)
 
 
@@ -119,6 +122,9 @@ def _no_jit():
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL jit = off")
         yield
+
+
+QUARTILES = (0.25, 0.5, 0.75)
 
 
 def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None) -> dict[str, Any]:
@@ -159,17 +165,20 @@ def reviewer_activity(slc: Slice, *, weeks: int = 8, now: datetime | None = None
     }
     postgres = connection.vendor == "postgresql"
     if postgres:
-        aggregates.update({f"p{int(f * 100)}": PercentileCont(active_ms, f) for f in (0.25, 0.5, 0.75)})
+        aggregates["quartiles"] = PercentilesCont(active_ms, QUARTILES)
     with _no_jit():
         people = {
             r["reviewer__username"]: r for r in base.values("reviewer__username").annotate(**aggregates)
         }
+    for r in people.values():
+        quartiles = r.pop("quartiles", None) or [None] * len(QUARTILES)
+        r.update({f"p{int(f * 100)}": q for f, q in zip(QUARTILES, quartiles, strict=True)})
     if not postgres:
         times: dict[str, list[int]] = defaultdict(list)
         for username, ms in base.filter(active).values_list("reviewer__username", "time_on_task_ms"):
             times[username].append(ms)
         for username, r in people.items():
-            for f in (0.25, 0.5, 0.75):
+            for f in QUARTILES:
                 r[f"p{int(f * 100)}"] = percentile_cont(times[username], f)
     rows = []
     for username in sorted(people):

@@ -105,7 +105,7 @@ def _body(endpoint: ModelEndpoint, template: PromptTemplate, args: dict[str, Any
     assert scored is not None
     return {
         "model": endpoint.name,
-        "K": args["k"],
+        "K": args["n_samples"],
         "template": {"name": template.name, "version": template.version, "hash": template.content_hash},
         "sampling": sampling,
         "rewards": scored.rewards,

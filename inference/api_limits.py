@@ -98,7 +98,7 @@ class RedisLimiter:
 
     def acquire(self, token: ApiToken, limits: Limits) -> str:
         lease = uuid.uuid4().hex
-        args = [RATE_WINDOW_S * 1000, limits.rate_per_minute, limits.max_concurrent,
+        args: list[int | str] = [RATE_WINDOW_S * 1000, limits.rate_per_minute, limits.max_concurrent,
                 int(limits.lease_s * 1000), lease]  # fmt: skip
         kind, wait_ms = self.script(keys=self._keys(token.id), args=args)
         if kind:
@@ -123,7 +123,8 @@ class DatabaseLimiter:
             leases.filter(started_at__lt=window_start, running_until__isnull=True).delete()
             recent = leases.filter(started_at__gte=window_start).order_by("started_at")
             if recent.count() >= limits.rate_per_minute:
-                wait = (recent.first().started_at + timedelta(seconds=RATE_WINDOW_S) - now).total_seconds()
+                oldest = recent[0]  # the count above makes it exist
+                wait = (oldest.started_at + timedelta(seconds=RATE_WINDOW_S) - now).total_seconds()
                 raise _refusal(1, wait * 1000, limits)
             if leases.filter(running_until__isnull=False).count() >= limits.max_concurrent:
                 raise _refusal(2, 0, limits)
@@ -171,7 +172,7 @@ def token_limits() -> Limits:
 def check_budget(args: dict[str, Any], sampling: dict[str, Any]) -> None:
     """Refuse before any work a request that may generate more than the token budget."""
     budget = max_tokens()
-    n, k, m = len(args["steps"]), args["k"], sampling["max_new_tokens"]
+    n, k, m = len(args["steps"]), args["n_samples"], sampling["max_new_tokens"]
     if n * k * m > budget:
         raise ApiError(
             413, "over_budget",

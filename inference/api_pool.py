@@ -106,7 +106,7 @@ class ScoringJob:
             a = self.args
             # Chunks of about one round of concurrent calls: the deadline is checked between them.
             self.result = score_solution(
-                backend, self.template, a["question"], a["steps"], a["k"], Sampling(**self.sampling),
+                backend, self.template, a["question"], a["steps"], a["n_samples"], Sampling(**self.sampling),
                 max_prompts_per_call=max(1, int(getattr(backend, "max_concurrency", 8))),
                 before_call=self.check,
             )  # fmt: skip

@@ -108,7 +108,7 @@ class ScoreRequest:
     steps: list[str]
     model: str | None  # None: the server of RPRM_SCORING_ENDPOINT
     template: str | None
-    k: int
+    n_samples: int  # the wire field "K"
     seed: int | None
     max_new_tokens: int | None
 
@@ -131,7 +131,7 @@ def _int_field(data: dict, name: str, default: int | None, low: int, high: int |
 
 
 def parse_request(data: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(data) - {"question", "steps", "K", "model", "seed", "max_new_tokens", "template"})
+    unknown = sorted(set(data) - FIELDS)
     if unknown:
         raise ApiError(400, "bad_field", f"unknown field {unknown[0]!r}", field=unknown[0])
     question = data.get("question")
@@ -158,7 +158,7 @@ def parse_request(data: dict[str, Any]) -> dict[str, Any]:
         "steps": steps,
         "model": model.strip() if model is not None else None,
         "template": template,
-        "k": _int_field(data, "K", DEFAULT_K, 1, MAX_K),
+        "n_samples": _int_field(data, "K", DEFAULT_K, 1, MAX_K),
         "seed": _int_field(data, "seed", None, 0, MAX_SEED),
         "max_new_tokens": _int_field(data, "max_new_tokens", None, 1, MAX_NEW_TOKENS),
     }

@@ -6,7 +6,9 @@ from annotations.models import Dataset, Step
 from inference.core.generation import TEACHER
 from rprm_web.forms import LaunchKeyForm
 
+from .actions import default_endpoint, guess_backend
 from .models import ModelEndpoint, PromptTemplate
+from .trust import EndpointRejected, check_endpoint
 
 
 class RunForm(LaunchKeyForm):
@@ -38,7 +40,9 @@ class RunForm(LaunchKeyForm):
         help_text="Skip steps after a solution's first error (they carry no label).",
     )
     limit = forms.IntegerField(required=False, min_value=1, help_text="At most this many steps.")
-    n_samples = forms.IntegerField(min_value=1, max_value=64, initial=TEACHER.n_samples, label="K (critiques per step)")
+    n_samples = forms.IntegerField(
+        min_value=1, max_value=64, initial=TEACHER.n_samples, label="K (critiques per step)"
+    )
     temperature = forms.FloatField(min_value=0, max_value=2, initial=0.4)
     top_p = forms.FloatField(min_value=0.01, max_value=1, initial=0.95)
     max_new_tokens = forms.IntegerField(min_value=16, max_value=32768, initial=8192)
@@ -49,19 +53,19 @@ class RunForm(LaunchKeyForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .actions import default_endpoint
-
         self.fields["endpoint"].initial = default_endpoint(ModelEndpoint.Role.TEACHER)
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not data.get("endpoint") and not data.get("new_model"):
             raise forms.ValidationError("Pick a registered model or give a model path / URL.")
         new_model = data.get("new_model")
-        if not data.get("endpoint") and new_model and not ModelEndpoint.objects.filter(name=new_model).exists():
-            from .actions import guess_backend
-            from .trust import EndpointRejected, check_endpoint
-
+        if (
+            not data.get("endpoint")
+            and new_model
+            and not ModelEndpoint.objects.filter(name=new_model).exists()
+        ):
             try:  # the same check endpoint_for makes, shown on the form
                 check_endpoint(data.get("new_backend") or guess_backend(new_model), new_model, {})
             except EndpointRejected as exc:

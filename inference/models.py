@@ -7,16 +7,23 @@ with PROTECT so nothing that produced training data can be deleted from under it
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
 from annotations.models import Dataset, Step
+from inference.core.backends.base import Sampling
 from inference.core.generation import TEACHER
+from inference.core.prompts import PromptTemplate as CoreTemplate
 from rprm_web.runs import RunBase
+
+from .trust import EndpointRejected, check_endpoint, decrypt_secret, encrypt_secret
 
 
 class PromptTemplate(models.Model):
@@ -57,9 +64,7 @@ class PromptTemplate(models.Model):
         self.content_hash = self.to_core().content_hash
         super().save(*args, **kwargs)
 
-    def to_core(self):
-        from inference.core.prompts import PromptTemplate as CoreTemplate
-
+    def to_core(self) -> CoreTemplate:
         return CoreTemplate(
             name=self.name,
             version=self.version,
@@ -112,8 +117,6 @@ class ModelEndpoint(models.Model):
         return self.name
 
     def set_api_key(self, key: str) -> None:
-        from .trust import encrypt_secret
-
         self.api_key_encrypted = encrypt_secret(key)
 
     @property
@@ -122,20 +125,12 @@ class ModelEndpoint(models.Model):
 
     def api_key(self) -> str:
         """The key, decrypted or read from the environment at call time."""
-        import os
-
-        from .trust import decrypt_secret
-
         if self.api_key_encrypted:
             return decrypt_secret(self.api_key_encrypted)
         env_name = self.options.get("api_key_env")
         return os.environ.get(env_name, "") if env_name else ""
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from .trust import EndpointRejected, check_endpoint
-
         try:
             check_endpoint(self.backend, self.path_or_url, self.options)
         except EndpointRejected as exc:
@@ -144,8 +139,6 @@ class ModelEndpoint(models.Model):
     def backend_kwargs(self) -> dict:
         """Keyword arguments for inference.core.backends.make_backend; checked against the
         trust boundaries at every call (raises inference.trust.EndpointRejected)."""
-        from .trust import check_endpoint
-
         check_endpoint(self.backend, self.path_or_url, self.options)
         options = {k: v for k, v in self.options.items() if k != "api_key_env"}
         if self.backend == self.Backend.OPENAI:
@@ -232,9 +225,7 @@ class GenerationRun(RunBase):
     def tokens_per_second(self) -> float | None:
         return self.tokens_generated / self.backend_seconds if self.backend_seconds else None
 
-    def sampling(self):
-        from inference.core.backends.base import Sampling
-
+    def sampling(self) -> Sampling:
         return Sampling(
             temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=self.seed
         )
@@ -287,8 +278,11 @@ class Critique(models.Model):
         ordering = ["run_id", "step_id", "sample_index"]
         constraints = [
             # A gold copy keeps its source's sample number (it must look like any other item).
-            models.UniqueConstraint(fields=["run", "step", "sample_index"], condition=models.Q(gold_copy=False),
-                                    name="critique_unique_sample"),
+            models.UniqueConstraint(
+                fields=["run", "step", "sample_index"],
+                condition=models.Q(gold_copy=False),
+                name="critique_unique_sample",
+            ),
         ]
         indexes = [
             # All critiques of a step across runs (review screen's "other samples").
@@ -329,8 +323,6 @@ class ApiToken(models.Model):
 
     @staticmethod
     def hash(token: str) -> str:
-        import hashlib
-
         return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 

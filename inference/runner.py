@@ -16,14 +16,16 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 
 from annotations.models import Step
-from inference.core.backends.base import Backend, BackendCancelled, Sampling
+from inference.core.backends import make_backend
+from inference.core.backends.base import Backend, BackendCancelled, Completion, Sampling
 from inference.core.prompts import question_for_prompt
 from inference.core.text import is_truncated, repair, repair_json, repair_text
 from inference.core.verdict import parse_verdict, split_sections
@@ -38,12 +40,8 @@ _backend_cache: dict[tuple, Backend] = {}
 
 def get_backend(endpoint: ModelEndpoint) -> Backend:
     """One loaded backend per endpoint configuration per worker process."""
-    from django.conf import settings
-
-    from inference.core.backends import make_backend
-
     if settings.TORCH_CPU_THREADS:
-        import torch
+        import torch  # heavy ML import, deferred to workers that load a local model
 
         torch.set_num_threads(settings.TORCH_CPU_THREADS)
     key = (
@@ -60,7 +58,7 @@ def get_backend(endpoint: ModelEndpoint) -> Backend:
     return _backend_cache[key]
 
 
-def select_steps(run: GenerationRun):
+def select_steps(run: GenerationRun) -> QuerySet[Step]:
     """The run's steps, deterministic: datasets are append-only, order is by id."""
     f = run.step_filter or {}
     steps = Step.objects.filter(solution__dataset_id=run.dataset_id)
@@ -86,7 +84,7 @@ def _iter_batches(step_ids: list[int], size: int) -> Iterator[list[int]]:
         yield step_ids[i : i + size]
 
 
-def _contexts(step_ids: list[int]) -> dict[int, tuple[str, list[str], str, Step]]:
+def step_contexts(step_ids: list[int]) -> dict[int, tuple[str, list[str], str, Step]]:
     """question, previous step texts, now step text and the Step, for each id."""
     steps = {s.id: s for s in Step.objects.filter(id__in=step_ids).select_related("solution__problem")}
     solution_ids = {s.solution_id for s in steps.values()}
@@ -111,7 +109,7 @@ def matches_label(verdict: str, label: str) -> bool | None:
     return (verdict == "yes") == (label == Step.Label.CORRECT)
 
 
-def build_critique(run: GenerationRun, step: Step, sample_index: int, completion) -> Critique:
+def build_critique(run: GenerationRun, step: Step, sample_index: int, completion: Completion) -> Critique:
     """One storable row for any completion: text PostgreSQL cannot hold is repaired
     (U+FFFD, `text_repaired`), output cut at the token limit is flagged (`truncated`),
     and a sample the parser cannot read is kept as unparseable rather than failing the run."""
@@ -121,7 +119,8 @@ def build_critique(run: GenerationRun, step: Step, sample_index: int, completion
         sections = split_sections(text)
         section_map, fixed = repair_json(sections.sections)
         missing = list(sections.missing)
-        verdict, strict, lenient = result.verdict, result.strict, result.lenient_verdict or ""
+        verdict: str = result.verdict
+        strict, lenient = result.strict, result.lenient_verdict or ""
         problem = result.problem or ""
         repaired = repaired or fixed
     except Exception as exc:  # noqa: BLE001 - one odd sample must not fail the run
@@ -154,7 +153,7 @@ def build_critique(run: GenerationRun, step: Step, sample_index: int, completion
     )
 
 
-def summarise(run: GenerationRun) -> dict:
+def summarise(run: GenerationRun) -> dict[str, Any]:
     """Parse rate and agreement with labels (overall, correct steps, incorrect steps)."""
     rows = (
         Critique.objects.filter(run=run)
@@ -170,13 +169,13 @@ def summarise(run: GenerationRun) -> dict:
             truncated=Count("id", filter=Q(truncated=True)),
         )
     )
-    by_label = {r["step__label"]: r for r in rows}
+    by_label: dict[str, Mapping[str, Any]] = {r["step__label"]: r for r in rows}
     total = sum(r["n"] for r in rows)
 
     def rate(num: int, den: int) -> float | None:
         return round(num / den, 4) if den else None
 
-    def agreement(labels) -> float | None:
+    def agreement(labels: list[str]) -> float | None:
         return rate(
             sum(by_label.get(lb, {}).get("agree", 0) for lb in labels),
             sum(by_label.get(lb, {}).get("judged", 0) for lb in labels),
@@ -248,7 +247,7 @@ def generate_cancellable(run: GenerationRun, backend: Backend, prompts: list, sa
         watcher.join(timeout=5)
 
 
-def _process(run: GenerationRun, backend: Backend, progress) -> None:
+def _process(run: GenerationRun, backend: Backend, progress: Callable[[GenerationRun], None] | None) -> None:
     template = run.template.to_core()
     sampling = run.sampling()
     step_ids = list(select_steps(run).values_list("id", flat=True))
@@ -268,7 +267,7 @@ def _process(run: GenerationRun, backend: Backend, progress) -> None:
         new: list[Critique] = []
         backend_s = 0.0
         if todo:
-            ctx = _contexts(todo)
+            ctx = step_contexts(todo)
             # Messages for a chat template: the backend applies the model's own chat template.
             prompts = [template.render(ctx[s][0], ctx[s][1], ctx[s][2]) for s in todo]
             b0 = time.perf_counter()

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from inference.core.verdict import SECTION_KEYS
 from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 
@@ -16,8 +17,9 @@ from .models import Critique, GenerationRun, PromptTemplate
 def run_list(request: AppRequest):
     require_reviewer(request)
     show_archived = request.GET.get("archived") == "1"
-    rows = runs.listed(GenerationRun.objects.select_related("dataset", "endpoint", "template", "created_by"),
-                       show_archived)
+    rows = runs.listed(
+        GenerationRun.objects.select_related("dataset", "endpoint", "template", "created_by"), show_archived
+    )
     return render(request, "inference/run_list.html", {"runs": rows[:100], "show_archived": show_archived})
 
 
@@ -26,7 +28,9 @@ def run_new(request: AppRequest):
     form = RunForm(request.POST or None, initial=actions.TEACHER_DEFAULTS)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        endpoint = data["endpoint"] or actions.endpoint_for(data["new_model"], backend=data["new_backend"] or None)
+        endpoint = data["endpoint"] or actions.endpoint_for(
+            data["new_model"], backend=data["new_backend"] or None
+        )
         run, _ = runs.launch_once(GenerationRun, form.launch_key_value(), lambda: actions.create_run(
             dataset=data["dataset"], endpoint=endpoint, template=data["template"], step_filter=form.step_filter(),
             user=request.user, n_samples=data["n_samples"], temperature=data["temperature"], top_p=data["top_p"],
@@ -38,8 +42,12 @@ def run_new(request: AppRequest):
 
 def run_detail(request: AppRequest, run_uuid):
     require_reviewer(request)
-    run = get_object_or_404(GenerationRun.objects.select_related("dataset", "endpoint", "template"), uuid=run_uuid)
-    critiques = Critique.objects.filter(run=run).select_related("step__solution").order_by("step_id", "sample_index")
+    run = get_object_or_404(
+        GenerationRun.objects.select_related("dataset", "endpoint", "template"), uuid=run_uuid
+    )
+    critiques = (
+        Critique.objects.filter(run=run).select_related("step__solution").order_by("step_id", "sample_index")
+    )
     verdict = request.GET.get("verdict")
     if verdict in Critique.Verdict.values:
         critiques = critiques.filter(verdict=verdict)
@@ -72,19 +80,24 @@ def run_cancel(request: AppRequest, run_uuid):
 def critique_detail(request: AppRequest, critique_uuid):
     require_reviewer(request)
     critique = get_object_or_404(
-        Critique.objects.select_related("run__template", "run__endpoint", "step__solution__problem",
-                                        "step__solution__dataset"),
+        Critique.objects.select_related(
+            "run__template", "run__endpoint", "step__solution__problem", "step__solution__dataset"
+        ),
         uuid=critique_uuid,
     )
     solution = critique.step.solution
-    siblings = (Critique.objects.filter(run=critique.run, step=critique.step).exclude(id=critique.id)
-                .order_by("sample_index"))
-    from inference.core.verdict import SECTION_KEYS
-
+    siblings = (
+        Critique.objects.filter(run=critique.run, step=critique.step)
+        .exclude(id=critique.id)
+        .order_by("sample_index")
+    )
     sections = [(key.replace("_", " ").capitalize(), critique.sections.get(key, "")) for key in SECTION_KEYS]
     context = {
-        "critique": critique, "solution": solution, "steps": list(solution.steps.all()),
-        "siblings": siblings, "sections": sections,
+        "critique": critique,
+        "solution": solution,
+        "steps": list(solution.steps.all()),
+        "siblings": siblings,
+        "sections": sections,
     }
     return render(request, "inference/critique_detail.html", context)
 

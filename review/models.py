@@ -83,8 +83,11 @@ class Review(models.Model):
                                     name="review_once_per_reviewer"),
         ]
         indexes = [
-            # A reviewer's history (previous/next, undo last): newest first.
-            models.Index(fields=["reviewer", "-created_at"], name="review_reviewer_created_idx"),
+            # A reviewer's history (previous/next, undo last): newest first. The included
+            # columns make the review-operations dashboard's per-reviewer aggregate over a
+            # period (dashboards.operations.reviewer_activity) an index-only scan.
+            models.Index(fields=["reviewer", "-created_at"], include=["undone_at", "decision", "time_on_task_ms", "id"],
+                         name="review_reviewer_created_idx"),
             # training_exclusion_q: active flawed / label-wrong reviews of a critique.
             models.Index(fields=["critique", "decision"], condition=models.Q(undone_at__isnull=True),
                          name="review_active_critique_idx"),

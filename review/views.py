@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -92,6 +93,76 @@ class CappedPage:
         return self.number - 1
 
 
+# What a queue row shows, and nothing else: model instances of four tables (each row's
+# critique text, sections and metadata JSON decoded for nothing) cost more CPU than the
+# rest of the page.
+_ROW_FIELDS = (
+    "suspicion", "run_id", "reviews_done", "reviews_needed", "lease_expires_at", "critique__uuid",
+    "critique__sample_index", "critique__verdict", "critique__p_yes", "critique__audit__signals",
+    "step__index", "step__label", "step__solution__source_id",
+)  # fmt: skip
+
+
+def _queue_rows(rows: list[dict], request: AppRequest, query: str) -> list[dict]:
+    """Rows ready to print: links, numbers and the lease holder formatted once, here, rather
+    than through template filters and a `{% url %}` per row."""
+    user, now = request.user, timezone.now()
+    marker = "00000000-0000-0000-0000-000000000000"
+    item_path = reverse("review:item", args=[marker])
+    for r in rows:
+        p_yes = r["critique__p_yes"]
+        holder = r["holder"] if r["holder"] and r["lease_expires_at"] > now else ""
+        if holder and not (user.is_staff or holder == user.username):
+            holder = "taken"
+        signals = r["critique__audit__signals"] or []
+        r.update(
+            url=f"{item_path.replace(marker, str(r['critique__uuid']))}?{query}",
+            suspicion_text=f"{r['suspicion']:.2f}",
+            p_yes_text="—" if p_yes is None else f"{p_yes:.3f}",
+            step_number=r["step__index"] + 1,
+            signals=[(s.get("title", ""), s.get("message", "")) for s in signals[:3]],
+            holder_shown=holder,
+        )
+    return rows
+
+
+def _filter_options(request: AppRequest, flt: QueueFilter) -> dict[str, list[tuple[int, str, bool]]]:
+    """(id, label, selected) of the filter selects, from three narrow queries (Django's Select
+    widget renders each option through the template engine)."""
+    kinds = dict(GenerationRun.Kind.choices)
+    runs = GenerationRun.objects.order_by("-id").values_list("id", "kind", "dataset_id")
+    return {
+        "datasets": [
+            (pk, name, pk == flt.dataset_id)
+            for pk, name in Dataset.objects.order_by("name").values_list("id", "name")
+        ],
+        "runs": [(pk, f"#{pk} {kinds.get(kind, kind)} · {ds}", pk == flt.run_id) for pk, kind, ds in runs],
+        "error_types": [
+            (pk, name, pk == flt.error_type_id)
+            for pk, name in ErrorType.objects.order_by("order", "slug").values_list("id", "name")
+        ],
+    }
+
+
+def _tab_counts(flt: QueueFilter) -> dict[str, int]:
+    """Open items per queue tab, each stopping at progress.COUNT_CAP + 1 (an exact count of a million
+    open items costs a scan; these are index-only scans of the partial open-queue indexes),
+    all three in one query."""
+    parts, params = [], []
+    queues = [q for q, _ in QueueFilterForm.base_fields["queue"].choices]
+    for q in queues:
+        scope = QueueFilter(
+            queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=flt.viewer_id
+        )
+        qs = review_queue.open_items(scope).order_by().values("id")[: progress.COUNT_CAP + 1]
+        sql, p = qs.query.sql_with_params()
+        parts.append(f"(SELECT count(*) FROM ({sql}) AS t)")
+        params.extend(p)
+    with connection.cursor() as cur:
+        cur.execute("SELECT " + ", ".join(parts), params)
+        return dict(zip(queues, cur.fetchone(), strict=True))
+
+
 def queue(request: AppRequest):
     require_reviewer(request)
     form, flt = _filter(request.GET)
@@ -99,24 +170,23 @@ def queue(request: AppRequest):
     items = (
         review_queue.open_items(flt)
         # Few joins: with seven tables Postgres spent ~30 ms planning this query at 1M rows.
-        .select_related("critique__audit", "step__solution")
         .annotate(
             dataset_name=Subquery(Dataset.objects.filter(id=OuterRef("dataset_id")).values("name")[:1]),
             holder=Subquery(User.objects.filter(id=OuterRef("lease_holder_id")).values("username")[:1]),
         )
+        .values("id", "dataset_name", "holder", *_ROW_FIELDS)
     )
     page = CappedPage(items, request.GET.get("page"))
-    # Tab counts stop at progress.COUNT_CAP: an exact count of a million open items costs a scan.
+    page.object_list = _queue_rows(page.object_list, request, _query(flt))
+    counts, cap = _tab_counts(flt), progress.COUNT_CAP
     tabs, left = [], None
     for q, label in QueueFilterForm.base_fields["queue"].choices:
-        scope = QueueFilter(
-            queue=q, role=flt.role, dataset_id=flt.dataset_id, run_id=flt.run_id, viewer_id=request.user.id
-        )
-        n = progress.capped(review_queue.open_items(scope))
+        n = progress.Count_(cap, True) if counts[q] > cap else progress.Count_(counts[q])
         left = n if q == flt.queue else left
         tabs.append((q, label, str(n)))
     context = {
         "form": form,
+        "options": _filter_options(request, flt),
         "flt": flt,
         "query": _query(flt),
         "page": page,
@@ -236,6 +306,8 @@ def _screen_context(
     last_review = (
         Review.objects.filter(reviewer=user, undone_at__isnull=True)
         .select_related("item__critique")
+        # Only its uuid is used (links); not another critique's text and sections.
+        .defer("item__critique__text", "item__critique__sections", "item__critique__missing_sections")
         .order_by("-created_at", "-id")
         .first()
     )
@@ -258,7 +330,8 @@ def _screen_context(
     # Admins see every review; adjudicators on the adjudication screen (hide_others still
     # applies: nobody sees the other review of a sealed item they may decide).
     sees_all = user.is_staff or (admin_view and is_adjudicator(user))
-    steps = list(item.step.solution.steps.all())
+    # Not the PRM800K alternatives of every step (JSON, unused here).
+    steps = list(item.step.solution.steps.defer("alternatives"))
     corrections = []
     if item.has_corrections:
         corrections = LabelCorrection.objects.filter(step_id=item.step_id).select_related(

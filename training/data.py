@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 
 from annotations.models import Dataset, Step
 from inference.models import Critique, GenerationRun, PromptTemplate
-from inference.runner import _contexts
+from inference.runner import step_contexts
 from training.core.data import DPOExample, SFTExample, balance_pairs, build_preference_pairs
 from training.core.snapshot import SnapshotError, SnapshotRows, read_snapshot
 
@@ -153,7 +153,7 @@ def _sft_examples(critique_ids: list[int]) -> list[SFTExample]:
             .order_by("id")
         )
         critiques = list(chunk)
-        ctx = _contexts([c.step_id for c in critiques])
+        ctx = step_contexts([c.step_id for c in critiques])
         for c in critiques:
             if c.run.template_id not in cores:
                 cores[c.run.template_id] = c.run.template.to_core()
@@ -375,7 +375,7 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
     split_ids: dict[str, list[int]] = {"train": [], "val": []}
     for start in range(0, len(pair_rows), _CHUNK):
         chunk = pair_rows[start : start + _CHUNK]
-        ctx = _contexts(list({p.step_id for p in chunk}))
+        ctx = step_contexts(list({p.step_id for p in chunk}))
         for p in chunk:
             question, previous, now, _step = ctx[p.step_id]
             prompt = (
@@ -464,7 +464,7 @@ def _sft_example_from_row(row: dict) -> SFTExample:
 
 def _dpo_examples_from_rows(rows: list[dict], seed: int, val_fraction: float) -> tuple[list, list]:
     """DPO rows split by problem (the step's question), as the pair path splits them."""
-    ctx = _contexts(sorted({int(r["step_id"]) for r in rows}))
+    ctx = step_contexts(sorted({int(r["step_id"]) for r in rows}))
     train: list[DPOExample] = []
     val: list[DPOExample] = []
     for row in rows:

@@ -95,6 +95,6 @@ def test_a_chunked_10_mb_body_is_too_large_not_invalid_json(settings):
 def test_a_small_chunked_body_is_read_and_parsed():
     parsed = parse_score_request(chunked_request(json.dumps({**BODY, "seed": 7}).encode()))
     assert parsed == ScoreRequest(
-        question=BODY["question"], steps=BODY["steps"], model=BODY["model"], template=None, k=2, seed=7,
+        question=BODY["question"], steps=BODY["steps"], model=BODY["model"], template=None, n_samples=2, seed=7,
         max_new_tokens=None,
     )  # fmt: skip

@@ -1,7 +1,7 @@
 import pytest
 
-from inference.core.backends import Backend, make_backend
-from inference.core.backends.base import Sampling
+from inference.core.backends import make_backend
+from inference.core.backends.base import Backend, Sampling
 from inference.core.backends.transformers_backend import TransformersBackend
 from inference.core.prompts import DEFAULT_TEMPLATE
 from inference.core.scoring import encode_continuation, encode_prompt

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from inference.core.backends import BackendUnavailable, make_backend
-from inference.core.backends.base import Sampling
+from inference.core.backends import make_backend
+from inference.core.backends.base import BackendUnavailable, Sampling
 from inference.core.backends.vllm_backend import (
     VLLMBackend,
     p_yes_from_top_logprobs,

@@ -23,6 +23,8 @@ from training.models import ModelVersion, TrainingRun
 @pytest.fixture
 def version(seed_run, settings, tmp_path, tiny_model_dir) -> ModelVersion:
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MODEL_PATH_ROOTS = [str(tiny_model_dir)]  # the trained folder stands in for MODELS_DIR/...
+    settings.MODEL_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.1:*", "localhost:8001"]
     run = actions.launch_training("sft", "some/base", {"runs": [seed_run.id]}, queue=False, name="ux-sft")
 
     class Result:

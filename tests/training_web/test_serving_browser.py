@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 def snapshot(seed_run, admin, settings, tmp_path) -> ExportJob:
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MODEL_ENDPOINT_ALLOWED_HOSTS = ["localhost:8001"]
     job = create_export_job(admin, {"kinds": ["sft"], "val_fraction": 0.3}, queue=False)
     run_export_job(job.id)
     job.refresh_from_db()
@@ -50,7 +51,9 @@ def test_the_sft_form_trains_on_a_chosen_snapshot(page, live_server, admin, snap
     assert page.js_errors == []
 
 
-def test_the_model_page_uses_a_version_as_scorer_and_student(page, live_server, admin, seed_run, snapshot, shot):
+def test_the_model_page_uses_a_version_as_scorer_and_student(
+    page, live_server, admin, seed_run, snapshot, shot, tmp_path
+):
     run = actions.launch_training("sft", "some/base", {}, {}, admin, name="ux-sft", queue=False, snapshot=snapshot)
     TrainingRun.objects.filter(id=run.id).update(
         status="succeeded", snapshot_sha256=snapshot.content_sha256, snapshot_rows={"sft_train": 5, "sft_val": 2}
@@ -59,7 +62,7 @@ def test_the_model_page_uses_a_version_as_scorer_and_student(page, live_server, 
 
     class Result:
         final_path, best_metric, train_loss, global_step, tokens_per_second, max_length = (
-            "/models/training/x/final", 0.9, 1.0, 6, 50.0, 256,
+            str(tmp_path / "models" / "training" / "x" / "final"), 0.9, 1.0, 6, 50.0, 256,
         )  # fmt: skip
 
     version = actions.register_trained_model(run, Result())

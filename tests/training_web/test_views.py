@@ -37,10 +37,10 @@ def run(seed_run):
 
 
 @pytest.fixture
-def version(run):
+def version(run, settings):
     class Result:
         final_path, best_metric, train_loss, global_step, tokens_per_second, max_length = (
-            "/m/final",
+            f"{settings.MODELS_DIR}/m/final",  # under MODELS_DIR: "use as scorer" checks the path
             1.2,
             1.0,
             6,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference.runner import _contexts, process_run
+from inference.runner import step_contexts, process_run
 from tests.conftest import wait_for
 from tests.inference.test_runner import ScriptedBackend
 from training import actions
@@ -68,7 +68,7 @@ def test_it_trains_sft_then_dpo_and_registers_both(seed_run, demo_dataset, tiny_
 
     backend = TransformersBackend(version.path, device="cpu", dtype="float32")
     step_id = seed_run.critiques.first().step_id
-    question, previous, now, _step = _contexts([step_id])[step_id]
+    question, previous, now, _step = step_contexts([step_id])[step_id]
     prompt = version.template.to_core().render_prompt(question, previous, now, tokenizer=backend.tokenizer)
     (p_yes,) = backend.score_texts([prompt], [critique_text("Yes")])
     assert 0.0 <= p_yes <= 1.0

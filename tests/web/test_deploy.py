@@ -74,7 +74,7 @@ def test_a_model_version_is_served_on_demand_and_may_be_registered():
     assert any(a.startswith("--served-model-name=${SERVE_MODEL_NAME:?") for a in args)
     assert "8001" in " ".join(served["healthcheck"]["test"])
     for name in APP_SERVICES:  # "use as scorer" with http://vllm-model:8001/v1 passes the host check
-        assert "vllm-model" in SERVICES[name]["environment"]["MODEL_ENDPOINT_ALLOWED_HOSTS"].split(",")
+        assert "vllm-model:8001" in SERVICES[name]["environment"]["MODEL_ENDPOINT_ALLOWED_HOSTS"].split(",")
 
 
 def test_gpu_services_share_memory_with_ipc_host():

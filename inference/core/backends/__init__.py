@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import Backend, BackendUnavailable, Completion, Sampling
+from .base import Backend
 
 _BACKENDS = {
     "transformers": ("inference.core.backends.transformers_backend", "TransformersBackend"),
@@ -27,20 +27,11 @@ def backend_class(kind: str) -> type:
         raise ValueError(
             f"unknown backend kind {kind!r}; expected one of {', '.join(BACKEND_KINDS)}"
         ) from None
-    return getattr(importlib.import_module(module_name), class_name)
+    cls: type = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
 def make_backend(kind: str, **kwargs: Any) -> Backend:
     """Build a backend: ``make_backend("transformers", model_path=...)``."""
-    return backend_class(kind)(**kwargs)
-
-
-__all__ = [
-    "BACKEND_KINDS",
-    "Backend",
-    "BackendUnavailable",
-    "Completion",
-    "Sampling",
-    "backend_class",
-    "make_backend",
-]
+    backend: Backend = backend_class(kind)(**kwargs)
+    return backend

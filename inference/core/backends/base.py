@@ -9,7 +9,7 @@ backend allows it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,16 @@ class Completion:
     p_yes_source: str | None = None
     latency_s: float = 0.0
     finish_reason: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Backend(Protocol):
     name: str
 
-    def generate(self, prompts: list[str | list[dict[str, str]]], n: int, sampling: Sampling) -> list[list[Completion]]:
+    def generate(
+        self, prompts: list[str | list[dict[str, str]]], n: int, sampling: Sampling
+    ) -> list[list[Completion]]:
         """Return ``n`` completions for each prompt, in prompt order."""
         ...
 

@@ -21,7 +21,7 @@ import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..prompts import Messages, prompt_text
 from ..reference import reference_p_yes
@@ -35,11 +35,17 @@ from ..scoring import (
 )
 from .base import Completion, Sampling
 
+if TYPE_CHECKING:  # torch is a heavy ML import: each method defers it
+    import torch
+
+# (tokens, p_yes, verdict questions seen, step of the last one, finished, batch latency)
+_Row = tuple[list[int], float | None, int, int | None, bool, float]
+
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 _DTYPES.update({"float16": "float16", "fp16": "float16", "half": "float16"})
 
 
-def _resolve_dtype(dtype: Any, device: str):
+def _resolve_dtype(dtype: Any, device: str) -> torch.dtype:
     import torch
 
     if isinstance(dtype, torch.dtype):
@@ -49,7 +55,8 @@ def _resolve_dtype(dtype: Any, device: str):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     try:
-        return getattr(torch, _DTYPES[str(dtype).lower()])
+        resolved: torch.dtype = getattr(torch, _DTYPES[str(dtype).lower()])
+        return resolved
     except KeyError:
         raise ValueError(f"unknown dtype {dtype!r}") from None
 
@@ -69,15 +76,16 @@ class VerdictLogitsRecorder:
         self.hits = [0] * rows
         self.step_of_hit: list[int | None] = [None] * rows
         self._step = 0
-        self._trigger = None
+        self._trigger: torch.Tensor | None = None
 
-    def __call__(self, input_ids, scores):
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         import torch
 
-        if self._trigger is None:
+        trigger = self._trigger
+        if trigger is None:
             ids = sorted(self.detector.trigger_ids)
-            self._trigger = torch.tensor(ids, dtype=input_ids.dtype, device=input_ids.device)
-        candidates = torch.isin(input_ids[:, -1], self._trigger).nonzero().flatten().tolist()
+            trigger = self._trigger = torch.tensor(ids, dtype=input_ids.dtype, device=input_ids.device)
+        candidates = torch.isin(input_ids[:, -1], trigger).nonzero().flatten().tolist()
         window = self.detector.window
         for row in candidates:
             if self.detector.ends_with_question(input_ids[row, -window:].tolist()):
@@ -118,7 +126,9 @@ class TransformersBackend:
         kwargs: dict[str, Any] = {"dtype": self.dtype}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs).to(self.device).eval()
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs)
+        # transformers wraps PreTrainedModel.to in a decorator whose stub loses the bound self.
+        self.model = model.to(self.device).eval()  # type: ignore[arg-type]
 
         eos = self.model.generation_config.eos_token_id
         if eos is None:
@@ -126,7 +136,8 @@ class TransformersBackend:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
         self.pad_id = self.tokenizer.pad_token_id
         # Keep only eos/pad from the checkpoint's generation defaults (see module doc).
-        self.model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=self.pad_id)
+        # GenerationConfig.__init__(**kwargs) is unannotated in transformers.
+        self.model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=self.pad_id)  # type: ignore[no-untyped-call]
 
         self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self.yes_id, self.no_id = verdict_token_ids(self.tokenizer)
@@ -153,11 +164,11 @@ class TransformersBackend:
         """
         import torch
 
-        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
+        texts = [prompt_text(p, self.tokenizer) for p in prompts]
         if n < 1:
             raise ValueError("n must be >= 1")
-        prefill = list(prefill) if prefill is not None else [None] * len(prompts)
-        if len(prefill) != len(prompts):
+        prefill = list(prefill) if prefill is not None else [None] * len(texts)
+        if len(prefill) != len(texts):
             raise ValueError("prefill needs one entry per prompt")
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -165,11 +176,11 @@ class TransformersBackend:
         greedy = sampling.temperature == 0
         n_gen = 1 if greedy else n
         encoded = []
-        for prompt, pre in zip(prompts, prefill, strict=True):
+        for prompt, pre in zip(texts, prefill, strict=True):
             prompt_ids = encode_prompt(self.tokenizer, prompt)
             encoded.append((prompt_ids, prompt_ids + encode_continuation(self.tokenizer, pre or "")))
 
-        results: list[list[Completion]] = [[] for _ in prompts]
+        results: list[list[Completion]] = [[] for _ in texts]
         pending: list[tuple[int, int]] = []  # (prompt index, sample index) needing the fallback
         for group in self._groups([len(full) for _, full in encoded], n_gen, sampling.max_new_tokens):
             batch = self._generate_group(
@@ -178,7 +189,9 @@ class TransformersBackend:
             for row, (tokens, p_yes, hits, step, finished, latency) in enumerate(batch):
                 i = group[row // n_gen]
                 prompt_ids, full_ids = encoded[i]
-                text = (prefill[i] or "") + self.tokenizer.decode(tokens, skip_special_tokens=True)
+                decoded = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                assert isinstance(decoded, str)  # one sequence decodes to one string
+                text = (prefill[i] or "") + decoded
                 completion = Completion(
                     text=text,
                     prompt_tokens=len(full_ids),
@@ -201,7 +214,7 @@ class TransformersBackend:
             contexts, sources = [], []
             for i, j in pending:
                 prefix, source = scoring_context(results[i][j].text)
-                contexts.append(prompts[i] + prefix)
+                contexts.append(texts[i] + prefix)
                 sources.append(source)
             for (i, j), p, source in zip(pending, self._score_contexts(contexts), sources, strict=True):
                 c = results[i][j]
@@ -232,7 +245,7 @@ class TransformersBackend:
             groups.append([i])
         return groups
 
-    def _left_pad(self, seqs: list[list[int]]):
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         width = max(len(s) for s in seqs)
@@ -244,14 +257,16 @@ class TransformersBackend:
                 mask[r, width - len(s) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _generate_group(self, seqs, n_gen, sampling: Sampling, greedy: bool, extra_processors):
+    def _generate_group(
+        self, seqs: list[list[int]], n_gen: int, sampling: Sampling, greedy: bool, extra_processors: list[Any]
+    ) -> list[_Row]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
         input_ids, attention_mask = self._left_pad(seqs)
         rows = len(seqs) * n_gen
         recorder = VerdictLogitsRecorder(self.detector, self.yes_id, self.no_id, rows)
-        config = GenerationConfig(
+        config = GenerationConfig(  # type: ignore[no-untyped-call]  # unannotated **kwargs in transformers
             max_new_tokens=sampling.max_new_tokens,
             do_sample=not greedy,
             num_return_sequences=n_gen,
@@ -271,7 +286,7 @@ class TransformersBackend:
             )
         latency = time.perf_counter() - start
         generated = out[:, input_ids.shape[1] :].tolist()
-        batch = []
+        batch: list[_Row] = []
         for row, tokens in enumerate(generated):
             cut = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
             finished = cut is not None
@@ -294,10 +309,10 @@ class TransformersBackend:
         """p_yes of existing critiques, batched: cut after the last verdict question
         (or append it) exactly as :func:`reference_p_yes` does, one forward pass per
         batch reading only the last position."""
-        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
-        if len(prompts) != len(critiques):
+        texts = [prompt_text(p, self.tokenizer) for p in prompts]
+        if len(texts) != len(critiques):
             raise ValueError("prompts and critiques must have the same length")
-        contexts = [p + scoring_context(c)[0] for p, c in zip(prompts, critiques, strict=True)]
+        contexts = [p + scoring_context(c)[0] for p, c in zip(texts, critiques, strict=True)]
         return self._score_contexts(contexts)
 
     def _score_contexts(self, texts: list[str]) -> list[float]:
@@ -335,6 +350,6 @@ class TransformersBackend:
     def close(self) -> None:
         import torch
 
-        self.model = None  # type: ignore[assignment]
+        self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

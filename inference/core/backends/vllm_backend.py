@@ -20,10 +20,12 @@ without the question get the fallback: one more batched ``generate`` with
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol
 
 from ..prompts import Messages, prompt_text
 from ..scoring import (
@@ -36,21 +38,48 @@ from ..scoring import (
 from .base import BackendUnavailable, Completion, Sampling
 
 
-def vllm_available() -> bool:
-    import importlib.util
+# The parts of vLLM's documented offline API this backend uses (vLLM itself is imported
+# only when a backend is built: it is a heavy, CUDA-only ML import).
+class _CompletionOutput(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def token_ids(self) -> Sequence[int]: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def logprobs(self) -> Sequence[Mapping[int, Any]] | None: ...  # {token_id: Logprob} per token
 
+
+class _RequestOutput(Protocol):
+    @property
+    def prompt_token_ids(self) -> Sequence[int] | None: ...
+    @property
+    def outputs(self) -> Sequence[_CompletionOutput]: ...
+
+
+class _LLM(Protocol):
+    def generate(
+        self, prompts: Sequence[dict[str, list[int]]], sampling_params: Any, *, use_tqdm: bool = ...
+    ) -> Sequence[_RequestOutput]: ...
+
+    def get_tokenizer(self) -> Any: ...
+
+
+def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def _import_vllm():
+def _import_vllm() -> ModuleType:
     try:
-        import vllm
+        import vllm  # heavy ML import, deferred to building a backend
     except ImportError as exc:
         raise BackendUnavailable(
             "vLLM is not installed: install the project's 'vllm' extra on a CUDA machine "
             "(pip install -e '.[vllm]') or use the transformers / openai backend"
         ) from exc
-    return vllm
+    module: ModuleType = vllm  # not installed where mypy runs: typed by the Protocols above
+    return module
 
 
 def _logprob_value(entry: Any) -> float:
@@ -117,26 +146,33 @@ class VLLMBackend:
         vllm = _import_vllm()
         self.model_name = str(model)
         self.logprobs = logprobs
-        self.llm = vllm.LLM(
+        self.llm: _LLM | None = vllm.LLM(
             model=self.model_name,
             tensor_parallel_size=tensor_parallel_size,
             enable_prefix_caching=enable_prefix_caching,
             gpu_memory_utilization=gpu_memory_utilization,
             **llm_kwargs,
         )
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = self._engine().get_tokenizer()
         self.yes_id, self.no_id = verdict_token_ids(self.tokenizer)
         self.detector = VerdictQuestionDetector(self.tokenizer)
         self._SamplingParams = vllm.SamplingParams
+
+    def _engine(self) -> _LLM:
+        if self.llm is None:
+            raise BackendUnavailable("this vLLM backend was closed")
+        return self.llm
 
     def _token_prompts(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
         # Token prompts: the same BOS rule as the transformers backend (vLLM would
         # add special tokens to text prompts that already carry them).
         return [{"prompt_token_ids": encode_prompt(self.tokenizer, t)} for t in texts]
 
-    def generate(self, prompts: Sequence[str | Messages], n: int, sampling: Sampling) -> list[list[Completion]]:
+    def generate(
+        self, prompts: Sequence[str | Messages], n: int, sampling: Sampling
+    ) -> list[list[Completion]]:
         # Chat messages go through the model's own chat template, as the authors' inference does.
-        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
+        texts = [prompt_text(p, self.tokenizer) for p in prompts]
         if n < 1:
             raise ValueError("n must be >= 1")
         greedy = sampling.temperature == 0
@@ -149,14 +185,14 @@ class VLLMBackend:
             seed=sampling.seed,
         )
         start = time.perf_counter()
-        outputs = self.llm.generate(self._token_prompts(prompts), params, use_tqdm=False)
+        outputs = self._engine().generate(self._token_prompts(texts), params, use_tqdm=False)
         latency = time.perf_counter() - start
 
         results: list[list[Completion]] = []
         pending: list[tuple[int, int]] = []
         for i, request in enumerate(outputs):
             prompt_ids = list(request.prompt_token_ids or [])
-            row = []
+            row: list[Completion] = []
             for sample in request.outputs:
                 read = read_inline_p_yes(
                     self.detector, prompt_ids, sample.token_ids, sample.logprobs, self.yes_id, self.no_id
@@ -177,10 +213,11 @@ class VLLMBackend:
             results.append(row)
 
         if pending:
-            contexts, sources = [], []
+            contexts: list[str] = []
+            sources: list[str] = []
             for i, j in pending:
                 prefix, source = scoring_context(results[i][j].text)
-                contexts.append(prompts[i] + prefix)
+                contexts.append(texts[i] + prefix)
                 sources.append(source)
             for (i, j), (p, bounded), source in zip(
                 pending, self._score_contexts(contexts), sources, strict=True
@@ -201,7 +238,7 @@ class VLLMBackend:
     def _score_contexts(self, texts: Sequence[str]) -> list[tuple[float | None, bool]]:
         """One batched 1-token pass; the prompt prefixes hit vLLM's prefix cache."""
         params = self._SamplingParams(n=1, temperature=0.0, max_tokens=1, logprobs=self.logprobs)
-        outputs = self.llm.generate(self._token_prompts(texts), params, use_tqdm=False)
+        outputs = self._engine().generate(self._token_prompts(texts), params, use_tqdm=False)
         scored: list[tuple[float | None, bool]] = []
         for request in outputs:
             logprobs = request.outputs[0].logprobs or []
@@ -211,16 +248,16 @@ class VLLMBackend:
 
     def score_texts(self, prompts: Sequence[str | Messages], critiques: Sequence[str]) -> list[float | None]:
         """p_yes of existing critiques (same cut/append rule as the transformers backend)."""
-        prompts = [prompt_text(p, self.tokenizer) for p in prompts]
-        if len(prompts) != len(critiques):
+        texts = [prompt_text(p, self.tokenizer) for p in prompts]
+        if len(texts) != len(critiques):
             raise ValueError("prompts and critiques must have the same length")
-        contexts = [p + scoring_context(c)[0] for p, c in zip(prompts, critiques, strict=True)]
+        contexts = [p + scoring_context(c)[0] for p, c in zip(texts, critiques, strict=True)]
         return [p for p, _bounded in self._score_contexts(contexts)]
 
     def close(self) -> None:
         self.llm = None
         try:
-            import torch
+            import torch  # heavy ML import, present wherever vLLM runs
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

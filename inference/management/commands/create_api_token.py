@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inference.scorers import TokenRefused, create_api_token
 from rprm_web.cli import add_json_flag, write_json
 
 
 class Command(BaseCommand):
     help = "Create a scoring-API token for a user (printed once; store it now)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="what the token is for")
         add_json_flag(parser)
 
-    def handle(self, *args, **o):
-        from inference.scorers import TokenRefused, create_api_token
-
+    def handle(self, *args: Any, **o: Any) -> None:
         user = get_user_model().objects.filter(username=o["username"]).first()
         if user is None:
             raise CommandError(f"no user named {o['username']!r}")

@@ -1,6 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Dataset
+from inference.prompt_export import ExportError, export_prompts, find_template
 from rprm_web.cli import add_json_flag, write_json
 
 
@@ -10,7 +13,7 @@ class Command(BaseCommand):
         "prompt text otherwise), to run a teacher elsewhere and bring the critiques back with import_critiques."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--template", required=True, help="NAME (latest version) or NAME@VERSION")
         parser.add_argument("--out", required=True)
@@ -21,9 +24,9 @@ class Command(BaseCommand):
         )
         add_json_flag(parser)
 
-    def handle(self, *args, dataset, template, out, through_first_error, **opts):
-        from inference.prompt_export import ExportError, export_prompts, find_template
-
+    def handle(
+        self, *args: Any, dataset: str, template: str, out: str, through_first_error: bool, **opts: Any
+    ) -> None:
         ds = Dataset.objects.filter(name=dataset).first()
         if ds is None:
             raise CommandError(f"no dataset named {dataset!r}")

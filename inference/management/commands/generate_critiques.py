@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any, TextIO, cast
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Dataset
+from inference.actions import create_run, endpoint_for
 from inference.core.generation import TEACHER
+from inference.models import GenerationRun
+from inference.prompt_export import ExportError, find_template
+from inference.runner import process_run
 from inference.trust import EndpointRejected
 from rprm_web.cli import Progress, add_json_flag, write_json
 
@@ -13,7 +19,7 @@ from rprm_web.cli import Progress, add_json_flag, write_json
 class Command(BaseCommand):
     help = "Generate R-PRM critiques for a dataset's steps with a teacher model."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset name")
         parser.add_argument("--model", required=True, help="endpoint name, model path / id, or server URL")
         parser.add_argument("--backend", choices=["transformers", "openai", "vllm"])
@@ -22,7 +28,7 @@ class Command(BaseCommand):
             "--n-samples",
             "--samples",
             "-K",
-            dest="samples",
+            dest="n_samples",
             type=int,
             default=TEACHER.n_samples,
             help=f"K critiques per step (default {TEACHER.n_samples})",
@@ -39,18 +45,14 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="run here to the end, with a progress bar")
         add_json_flag(parser)
 
-    def handle(self, *args, **o):
-        from inference.actions import create_run, endpoint_for
-
+    def handle(self, *args: Any, **o: Any) -> None:
         dataset = Dataset.objects.filter(name=o["dataset"]).first()
         if dataset is None:
             raise CommandError(f"no dataset named {o['dataset']!r}")
-        if o["samples"] < 1:
+        if o["n_samples"] < 1:
             raise CommandError("--n-samples (K) must be at least 1")
         template = None
         if o["template"]:
-            from inference.prompt_export import ExportError, find_template
-
             try:
                 template = find_template(o["template"])
             except ExportError as exc:
@@ -72,7 +74,7 @@ class Command(BaseCommand):
                 kind=o["kind"],
                 step_filter=step_filter,
                 queue=not o["wait"],
-                n_samples=o["samples"],
+                n_samples=o["n_samples"],
                 temperature=o["temperature"],
                 top_p=o["top_p"],
                 max_new_tokens=o["max_new_tokens"],
@@ -98,10 +100,11 @@ class Command(BaseCommand):
             return
         self.run_here(run, o)
 
-    def run_here(self, run, o) -> None:
-        from inference.runner import process_run
-
-        with Progress(f"run {run.id}", total=run.steps_total, unit="steps", stream=self.stderr) as bar:
+    def run_here(self, run: GenerationRun, o: dict[str, Any]) -> None:
+        # OutputWrapper delegates to its TextIO (Progress writes to the wrapped stream).
+        with Progress(
+            f"run {run.id}", total=run.steps_total, unit="steps", stream=cast(TextIO, self.stderr)
+        ) as bar:
             result = process_run(
                 run.id,
                 progress=lambda r: bar.update(r.steps_done, r.steps_total, f"{r.critiques_done} critiques"),
@@ -111,7 +114,7 @@ class Command(BaseCommand):
         result.refresh_from_db()
         s = result.summary
 
-        def pct(x):
+        def pct(x: float | None) -> str:
             return "n/a" if x is None else f"{100 * x:.1f}%"
 
         self.stdout.write(

@@ -1,13 +1,17 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Dataset
+from inference.critique_import import CritiqueImportError, import_critiques
+from inference.prompt_export import ExportError, find_template
 from rprm_web.cli import add_json_flag, write_json
 
 
 class Command(BaseCommand):
     help = "Import critiques written elsewhere (JSONL) as a finished run of a dataset."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path")
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--model", required=True, help="name the critiques are credited to")
@@ -18,10 +22,9 @@ class Command(BaseCommand):
         )
         add_json_flag(parser)
 
-    def handle(self, *args, path, dataset, model, template=None, **opts):
-        from inference.critique_import import CritiqueImportError, import_critiques
-        from inference.prompt_export import ExportError, find_template
-
+    def handle(
+        self, *args: Any, path: str, dataset: str, model: str, template: str | None = None, **opts: Any
+    ) -> None:
         ds = Dataset.objects.filter(name=dataset).first()
         if ds is None:
             raise CommandError(f"no dataset named {dataset!r}")

@@ -1,5 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inference.actions import import_template_file
 from rprm_web.cli import add_json_flag, write_json
 
 
@@ -9,14 +12,12 @@ class Command(BaseCommand):
         "as a new, versioned template."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path")
         parser.add_argument("--name")
         add_json_flag(parser)
 
-    def handle(self, *args, path, name, **opts):
-        from inference.actions import import_template_file
-
+    def handle(self, *args: Any, path: str, name: str | None, **opts: Any) -> None:
         try:
             template = import_template_file(path, name=name)
         except (OSError, ValueError) as exc:

@@ -9,21 +9,22 @@ rerunning updates the URL and model name in place, never duplicates.
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inference.actions import register_server_endpoints
 from rprm_web.cli import add_json_flag, write_json
 
 
 class Command(BaseCommand):
     help = "Register (or update) the OpenAI-compatible server named by VLLM_URL as the default teacher and scorer."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_json_flag(parser)
 
-    def handle(self, *args, **o):
-        from inference.actions import register_server_endpoints
-
+    def handle(self, *args: Any, **o: Any) -> None:
         if not settings.VLLM_URL:
             self.stdout.write("VLLM_URL is not set: no model server to register")
             write_json(self, o, {"registered": []})
