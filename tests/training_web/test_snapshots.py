@@ -13,13 +13,12 @@ import torch
 from django.core.management import CommandError, call_command
 
 from inference.models import GenerationRun
-from training import actions
+from training import actions, tasks
 from training.core import runner
 from training.data import preview_sft
 from training.export import create_export_job, run_export_job
 from training.models import ExportJob, ModelVersion, TrainingRun
 from training.pools import eligible_critiques
-from training import tasks
 from training.tasks import train
 
 from .conftest import TRAIN_FAST, student_run_with, teacher_run
