@@ -378,17 +378,12 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
         ctx = step_contexts(list({p.step_id for p in chunk}))
         for p in chunk:
             question, previous, now, _step = ctx[p.step_id]
-            prompt = (
-                core.render_messages(question, previous, now)
-                if core.chat
-                else core.render_prompt(question, previous, now)
-            )
-            kwargs = {"prompt_messages": prompt} if core.chat else {"prompt_text": prompt}
             example = DPOExample(
                 chosen=texts[p.chosen_id],
                 rejected=texts[p.rejected_id],
+                prompt_messages=core.render_messages(question, previous, now) if core.chat else None,
+                prompt_text=None if core.chat else core.render_prompt(question, previous, now),
                 meta={"pair": p.id, "step": p.step_id},
-                **kwargs,
             )
             side = problem_split(question, int(sel["seed"]), float(sel["val_fraction"]))
             (val if side == "val" else train).append(example)
