@@ -6,7 +6,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rprm
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup quickstart test test-fast lint bench services browser-deps lock check-base
+.PHONY: setup quickstart test test-fast typecheck lint bench services browser-deps lock check-base
 
 # One virtual environment, created once and reused, installed from the lock
 # (constraints.txt) so every machine gets the tested versions. The lock pins the
@@ -55,6 +55,11 @@ test: setup services browser-deps
 # The base install alone (no ml extra, no torch) must serve the main pages.
 check-base:
 	./scripts/check_base_install.sh
+
+# mypy with django-stubs over every app (pyproject's [tool.mypy]: strict on the ML cores).
+# The stubs' plugin loads the settings: an in-memory SQLite URL keeps it off any server.
+typecheck: setup
+	DATABASE_URL=sqlite:///:memory: $(VENV)/bin/mypy
 
 # The inner loop: no browser, no real workers, nothing slow.
 test-fast: setup

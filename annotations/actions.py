@@ -29,24 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from rprm_web import runs
 
-from .importers import (
-    OPTION_DEFAULTS,
-    ImportValidationError,
-    Limits,
-    Parser,
-    RecordReader,
-    detect_format,
-    normalize_options,
-    parser_class,
-)
-from .importers.readers import MultiReader, describe_files
-from .importers.store import BATCH_SOLUTIONS, make_writer
+from .importers import detect_format, parser_class
+from .importers.base import OPTION_DEFAULTS, Parser, normalize_options
+from .importers.errors import ImportValidationError
+from .importers.limits import Limits
+from .importers.readers import MultiReader, RecordReader, describe_files
+from .importers.store import BATCH_SOLUTIONS, Writer, make_writer
 from .models import Dataset, ImportJob
 
 log = logging.getLogger(__name__)
@@ -200,7 +195,7 @@ def create_import_job(
         file_size=sum(p.stat().st_size for p, _ in sources if p.is_file()),
         requested_format=fmt or "",
         options=checked,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=_creator(user),
     )
 
 
@@ -225,9 +220,17 @@ def run_import_job(job_id: int) -> ImportResult | None:
             options = dict(job.options)
             split = options.pop("split", "")
             try:
-                outcome.append(import_file(job_sources(job), dataset_name=job.dataset_name,
-                                           fmt=job.requested_format or None, options=options,
-                                           user=job.created_by, split=split, job=job))
+                outcome.append(
+                    import_file(
+                        job_sources(job),
+                        dataset_name=job.dataset_name,
+                        fmt=job.requested_format or None,
+                        options=options,
+                        user=job.created_by,
+                        split=split,
+                        job=job,
+                    )
+                )
             except ImportValidationError:
                 pass  # recorded on the job: failed for good, the task returns (no redelivery)
 
@@ -237,9 +240,18 @@ def run_import_job(job_id: int) -> ImportResult | None:
             return None
         # Running but unlocked on Postgres: its runner died. Elsewhere (SQLite) a dead
         # runner is known by its stale heartbeat or by its own restarted worker name.
-        job = runs.execute(ImportJob, job_id, body, select_related=("created_by",),
-                           holder_dead=connection.vendor == "postgresql", claim_fields={"bytes_done": 0})
-    if job is not None and ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists():
+        job = runs.execute(
+            ImportJob,
+            job_id,
+            body,
+            select_related=("created_by",),
+            holder_dead=connection.vendor == "postgresql",
+            claim_fields={"bytes_done": 0},
+        )
+    if (
+        job is not None
+        and ImportJob.objects.filter(id=job_id).exclude(status=ImportJob.Status.RUNNING).exists()
+    ):
         job.discard_inputs()  # ended one way or another (a crash never gets here)
     return outcome[0] if outcome else None
 
@@ -351,7 +363,7 @@ def _running_job(
         options=options or {},
         status=ImportJob.Status.RUNNING,
         started_at=timezone.now(),
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=_creator(user),
     )
 
 
@@ -380,43 +392,15 @@ def _import(
     started: float,
 ) -> ImportResult:
     fmt = parser.fmt
-    if connection.vendor == "postgresql":
-        # Serialise imports of the same file, so the idempotency check below is race-free.
-        key = int.from_bytes(bytes.fromhex(job.file_sha256[:16]), "big", signed=True)
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    _lock_file(job)
     previous = _previous_import(job, fmt, parser.options)
     if previous is not None:
+        assert previous.dataset is not None  # a succeeded import keeps its dataset
         _finish(job, ImportJob.Status.DUPLICATE, dataset=previous.dataset, counts=previous.counts)
         return ImportResult(
             job, previous.dataset, fmt, True, dict(previous.counts), seconds=time.monotonic() - started
         )
-    if Dataset.objects.filter(name=dataset_name).exists():
-        raise ImportValidationError(
-            reader.name,
-            "options",
-            "dataset name",
-            f"a dataset named {dataset_name!r} already exists; choose another name",
-        )
-    try:
-        # A savepoint: two imports racing for one name meet at the unique index, and the
-        # loser gets a message instead of a raw IntegrityError.
-        with transaction.atomic():
-            dataset = Dataset.objects.create(
-                name=dataset_name,
-                source_format=fmt,
-                split=split,
-                description=f"Imported from {reader.name}",
-                import_options=parser.options,
-                created_by=user if user is not None and user.is_authenticated else None,
-            )
-    except IntegrityError:
-        raise ImportValidationError(
-            reader.name,
-            "options",
-            "dataset name",
-            f"a dataset named {dataset_name!r} was created by another import meanwhile; choose another name",
-        ) from None
+    dataset = _create_dataset(reader.name, parser, dataset_name, split, user)
     writer = make_writer(dataset, reader.name, batch_solutions)
     live = _LiveProgress(job, reader, progress, live_db)
     try:
@@ -434,9 +418,60 @@ def _import(
         live.close()
     if writer.n_solutions == 0:
         raise ImportValidationError(reader.name, "", None, "the file holds no solutions")
+    counts = _store_counts(dataset, writer, parser)
+    _finish(job, ImportJob.Status.SUCCEEDED, dataset=dataset, counts=counts)
+    return ImportResult(job, dataset, fmt, False, counts, list(parser.warnings), time.monotonic() - started)
 
+
+def _creator(user: AbstractBaseUser | None) -> User | None:
+    """The user recorded as a job's or dataset's creator: None for none or an anonymous one."""
+    return user if isinstance(user, User) and user.is_authenticated else None
+
+
+def _lock_file(job: ImportJob) -> None:
+    """On Postgres, serialise imports of the same file, so the idempotency check is race-free."""
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(bytes.fromhex(job.file_sha256[:16]), "big", signed=True)
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def _create_dataset(
+    file_name: str, parser: Parser, dataset_name: str, split: str, user: AbstractBaseUser | None
+) -> Dataset:
+    """The import's new dataset; ImportValidationError when the name is taken."""
+    if Dataset.objects.filter(name=dataset_name).exists():
+        raise ImportValidationError(
+            file_name,
+            "options",
+            "dataset name",
+            f"a dataset named {dataset_name!r} already exists; choose another name",
+        )
+    try:
+        # A savepoint: two imports racing for one name meet at the unique index, and the
+        # loser gets a message instead of a raw IntegrityError.
+        with transaction.atomic():
+            return Dataset.objects.create(
+                name=dataset_name,
+                source_format=parser.fmt,
+                split=split,
+                description=f"Imported from {file_name}",
+                import_options=parser.options,
+                created_by=_creator(user),
+            )
+    except IntegrityError:
+        raise ImportValidationError(
+            file_name,
+            "options",
+            "dataset name",
+            f"a dataset named {dataset_name!r} was created by another import meanwhile; choose another name",
+        ) from None
+
+
+def _store_counts(dataset: Dataset, writer: Writer, parser: Parser) -> dict[str, Any]:
+    """Save the dataset's counts (counted while writing: the same numbers as
+    Dataset.refresh_stats() without rescanning); the job's counts, warnings included."""
     counts = writer.counts()
-    # Counted while writing: the same numbers as Dataset.refresh_stats() without rescanning.
     dataset.n_problems, dataset.n_solutions, dataset.n_steps = (
         writer.n_problems,
         writer.n_solutions,
@@ -447,8 +482,7 @@ def _import(
     counts["warnings"] = parser.n_warnings
     if parser.warnings:
         counts["warning_samples"] = parser.warnings[:MAX_WARNINGS_IN_COUNTS]
-    _finish(job, ImportJob.Status.SUCCEEDED, dataset=dataset, counts=counts)
-    return ImportResult(job, dataset, fmt, False, counts, list(parser.warnings), time.monotonic() - started)
+    return counts
 
 
 def _previous_import(job: ImportJob, fmt: str, options: dict[str, Any]) -> ImportJob | None:
@@ -499,7 +533,7 @@ class _LiveProgress:
             f"UPDATE {connection.ops.quote_name(ImportJob._meta.db_table)} "
             "SET bytes_done = %s, counts = %s WHERE id = %s AND status = 'running' AND worker = %s AND attempts = %s"
         )
-        self.conn = None
+        self.conn: BaseDatabaseWrapper | None = None
         if live_db:
             # A second connection, autocommit: its updates are visible while the import's
             # transaction is open. The lock timeout means it can never wait on the import.
@@ -525,12 +559,19 @@ class _LiveProgress:
             self.callback(done, self.reader.size, n_solutions)
 
     def _write(self, done: int, n_solutions: int, n_steps: int) -> None:
+        conn = self.conn
+        assert conn is not None  # tick writes only while it has its connection
         try:
-            with self.conn.cursor() as cur:
+            with conn.cursor() as cur:
                 cur.execute(
                     self.sql,
-                    [done, f'{{"solutions": {n_solutions}, "steps": {n_steps}}}', self.job_id, self.worker,
-                     self.attempts],
+                    [
+                        done,
+                        f'{{"solutions": {n_solutions}, "steps": {n_steps}}}',
+                        self.job_id,
+                        self.worker,
+                        self.attempts,
+                    ],
                 )
         except DatabaseError:
             log.warning("live progress for import job %s disabled", self.job_id, exc_info=True)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from rprm_web.admin import ReadOnlyAdmin
 
@@ -26,20 +27,20 @@ class ErrorTypeAdmin(admin.ModelAdmin):
     list_filter = ["archived"]
     readonly_fields = ["slug"]
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # archived, never deleted: reviews keep their tags
 
 
 class SourceDataReadOnly:
     """Imported source data is never edited in the admin: it is what the file said."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
@@ -55,8 +56,8 @@ class StepInline(SourceDataReadOnly, admin.TabularInline):
     model = Step
     extra = 0
     can_delete = False
-    fields = ["index", "text", "label", "source_rating"]
-    readonly_fields = fields
+    readonly_fields = ("index", "text", "label", "source_rating")
+    fields = readonly_fields
 
 
 @admin.register(Solution)

@@ -6,4 +6,4 @@ class AnnotationsConfig(AppConfig):
     verbose_name = "Step-labelled data"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (worker heartbeat hooks)
+        from . import signals  # noqa: F401  (worker heartbeat hooks; the models load before ready())

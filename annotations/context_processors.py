@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 
 from .models import WorkerHeartbeat
@@ -17,7 +18,7 @@ def live_queues() -> set[str]:
     return queues
 
 
-def studio(request) -> dict:
+def studio(request: HttpRequest) -> dict[str, list[str]]:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
     if settings.CELERY_TASK_ALWAYS_EAGER:

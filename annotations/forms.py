@@ -58,7 +58,7 @@ class ImportForm(LaunchKeyForm):
         help_text="Recorded with the dataset; the raw rating is always kept.",
     )
 
-    def __init__(self, *args, refused_upload: str | None = None, **kwargs) -> None:
+    def __init__(self, *args: Any, refused_upload: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refused_upload = refused_upload  # a file UploadSizeLimitHandler dropped mid-stream
 

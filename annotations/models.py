@@ -8,7 +8,9 @@ their own (review issue). Integer keys inside, UUIDs in URLs.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -65,7 +67,10 @@ class Dataset(models.Model):
 
     def label_share(self) -> list[tuple[str, int, float]]:
         total = sum(self.label_counts.values()) or 1
-        return [(k, self.label_counts.get(k, 0), 100 * self.label_counts.get(k, 0) / total) for k in Step.Label.values]
+        return [
+            (k, self.label_counts.get(k, 0), 100 * self.label_counts.get(k, 0) / total)
+            for k in Step.Label.values
+        ]
 
 
 class ImportJob(RunBase):
@@ -73,11 +78,15 @@ class ImportJob(RunBase):
 
     # The run statuses plus one outcome of its own: the file was imported before.
     Status = models.TextChoices(  # type: ignore[call-overload]  # the stubs know only the class syntax
-        "ImportStatus", [(m.name, (m.value, m.label)) for m in RunStatus] + [("DUPLICATE", ("duplicate", "already imported"))]
+        "ImportStatus",
+        [(m.name, (m.value, m.label)) for m in RunStatus]
+        + [("DUPLICATE", ("duplicate", "already imported"))],
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="imports")
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="imports"
+    )
     dataset_name = models.CharField(max_length=200)
     file_path = models.CharField(max_length=500)
     file_name = models.CharField(max_length=255)
@@ -138,24 +147,23 @@ class ImportJob(RunBase):
 # Apps above this one that tag rows with error types (review) register a check here that
 # raises ProtectedError for a type in use. It runs before a delete starts, so the caller's
 # transaction stays usable (a pre_delete signal would fire inside the delete's transaction).
-ERROR_TYPE_DELETE_GUARDS: list = []
+ERROR_TYPE_DELETE_GUARDS: list[Callable[[ErrorType], None]] = []
 
 
-def _guard_error_type_delete(error_type) -> None:
+def _guard_error_type_delete(error_type: ErrorType) -> None:
     for guard in ERROR_TYPE_DELETE_GUARDS:
         guard(error_type)
 
 
-class ErrorTypeQuerySet(models.QuerySet):
-    def active(self):
+class ErrorTypeQuerySet(models.QuerySet["ErrorType"]):
+    def active(self) -> ErrorTypeQuerySet:
         """Types offered for new tags (archived ones stay on the reviews that carry them)."""
         return self.filter(archived=False)
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         for error_type in self:
             _guard_error_type_delete(error_type)
         return super().delete()
-
 
 
 class ErrorType(models.Model):
@@ -180,7 +188,7 @@ class ErrorType(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         _guard_error_type_delete(self)
         return super().delete(*args, **kwargs)
 
@@ -203,10 +211,10 @@ class Problem(models.Model):
 
 
 class SolutionQuerySet(models.QuerySet):
-    def with_error(self):
+    def with_error(self) -> SolutionQuerySet:
         return self.filter(first_error_index__gte=0)
 
-    def all_correct(self):
+    def all_correct(self) -> SolutionQuerySet:
         return self.filter(first_error_index=-1)
 
 
@@ -222,7 +230,9 @@ class Solution(models.Model):
     # correct; null when the source does not say (unlabelled steps).
     first_error_index = models.IntegerField(null=True, blank=True)
     n_steps = models.PositiveIntegerField(default=0)
-    error_type = models.ForeignKey(ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    error_type = models.ForeignKey(
+        ErrorType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     metadata = models.JSONField(default=dict, blank=True)
 
     objects = SolutionQuerySet.as_manager()

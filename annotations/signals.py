@@ -12,8 +12,14 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
+from django.db import close_old_connections
+from django.utils import timezone
+
+# Imported from AnnotationsConfig.ready(), once the models are loaded.
+from .models import WorkerHeartbeat
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 10
@@ -21,18 +27,18 @@ _stop = threading.Event()
 
 
 def _beat(hostname: str, queues: str) -> None:
-    from django.db import close_old_connections
-    from django.utils import timezone
-
-    from .models import WorkerHeartbeat
-
     started = timezone.now()
     while not _stop.is_set():
         try:
             close_old_connections()
             WorkerHeartbeat.objects.update_or_create(
                 hostname=hostname,
-                defaults={"queues": queues, "pid": os.getpid(), "started_at": started, "last_seen": timezone.now()},
+                defaults={
+                    "queues": queues,
+                    "pid": os.getpid(),
+                    "started_at": started,
+                    "last_seen": timezone.now(),
+                },
             )
         except Exception:  # the DB may be briefly unavailable; keep beating
             log.exception("worker heartbeat failed")
@@ -40,7 +46,7 @@ def _beat(hostname: str, queues: str) -> None:
 
 
 @worker_ready.connect
-def start_heartbeat(sender=None, **kwargs) -> None:
+def start_heartbeat(sender: Any = None, **kwargs: Any) -> None:
     consumer = sender
     try:
         queues = ",".join(sorted(q.name for q in consumer.task_consumer.queues))
@@ -51,11 +57,9 @@ def start_heartbeat(sender=None, **kwargs) -> None:
 
 
 @worker_shutdown.connect
-def stop_heartbeat(**kwargs) -> None:
+def stop_heartbeat(**kwargs: Any) -> None:
     _stop.set()
     try:
-        from .models import WorkerHeartbeat
-
         WorkerHeartbeat.objects.filter(pid=os.getpid()).delete()
     except Exception:
         log.exception("could not clear worker heartbeat")

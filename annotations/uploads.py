@@ -8,12 +8,14 @@ disk. The view turns the mark it leaves on the request into a form error.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 
 
 class UploadSizeLimitHandler(FileUploadHandler):
-    def new_file(self, *args, **kwargs) -> None:
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
         self.received = 0
 

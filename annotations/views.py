@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
+from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
@@ -15,11 +16,12 @@ from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
 from rprm_web.inputs import short_upload_name
 
+from .actions import create_import_job
 from .forms import ImportForm, SolutionFilterForm
 from .models import Dataset, ErrorType, ImportJob, Solution, Step
 
 
-def dataset_list(request: AppRequest):
+def dataset_list(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     datasets = Dataset.objects.select_related("created_by")
     show_archived = request.GET.get("archived") == "1"
@@ -28,7 +30,7 @@ def dataset_list(request: AppRequest):
     return render(request, "annotations/dataset_list.html", context)
 
 
-def dataset_detail(request: AppRequest, dataset_uuid):
+def dataset_detail(request: AppRequest, dataset_uuid: uuid.UUID) -> HttpResponse:
     require_reviewer(request)
     dataset = get_object_or_404(Dataset, uuid=dataset_uuid)
     form = SolutionFilterForm(request.GET or None)
@@ -66,7 +68,7 @@ def dataset_detail(request: AppRequest, dataset_uuid):
     return render(request, template, context)
 
 
-def solution_detail(request: AppRequest, solution_uuid):
+def solution_detail(request: AppRequest, solution_uuid: uuid.UUID) -> HttpResponse:
     require_reviewer(request)
     solution = get_object_or_404(
         Solution.objects.select_related("dataset", "problem", "error_type"), uuid=solution_uuid
@@ -94,10 +96,8 @@ def _original_question(solution: Solution) -> str:
 
 
 @require_http_methods(["GET", "POST"])
-def import_new(request: AppRequest):
+def import_new(request: AppRequest) -> HttpResponseBase:
     require_admin(request)
-    from .actions import create_import_job
-
     form = ImportForm(
         request.POST or None, request.FILES or None, refused_upload=getattr(request, "upload_refused", None)
     )
@@ -138,7 +138,7 @@ def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
     return target, name
 
 
-def import_detail(request: AppRequest, job_uuid):
+def import_detail(request: AppRequest, job_uuid: uuid.UUID) -> HttpResponse:
     require_admin(request)
     job = get_object_or_404(ImportJob.objects.select_related("dataset"), uuid=job_uuid)
     if request.htmx:

@@ -120,7 +120,7 @@ def _body(endpoint: ModelEndpoint, template: PromptTemplate, args: dict[str, Any
 
 def default_endpoint() -> ModelEndpoint | None:
     """The server of RPRM_SCORING_ENDPOINT (vllm serve in compose), unsaved, when set."""
-    url = getattr(settings, "SCORING_ENDPOINT_URL", "")
+    url = settings.SCORING_ENDPOINT_URL
     if not url:
         return None
     name = settings.SCORING_ENDPOINT_MODEL

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
@@ -112,8 +113,8 @@ def allowed_hosts() -> list[str]:
     """The setting (``host:port`` pairs), plus the servers the operator configured (VLLM_URL,
     RPRM_SCORING_ENDPOINT)."""
     hosts = list(settings.MODEL_ENDPOINT_ALLOWED_HOSTS)
-    for name in ("VLLM_URL", "SCORING_ENDPOINT_URL"):
-        server = _server(getattr(settings, name, ""))
+    for url in (settings.VLLM_URL, settings.SCORING_ENDPOINT_URL):
+        server = _server(url)
         if server and server not in hosts:
             hosts.append(server)
     return hosts
@@ -170,9 +171,7 @@ def check_model_path(value: str, what: str = "model path") -> None:
 
 
 # -- keys ---------------------------------------------------------------------------------
-def _fernet():
-    from cryptography.fernet import Fernet, MultiFernet
-
+def _fernet() -> MultiFernet:
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     keys = [
         base64.urlsafe_b64encode(hashlib.sha256(b"rprm-endpoint-key:" + s.encode()).digest()) for s in secrets
@@ -185,8 +184,6 @@ def encrypt_secret(value: str) -> str:
 
 
 def decrypt_secret(token: str) -> str:
-    from cryptography.fernet import InvalidToken
-
     if not token:
         return ""
     try:

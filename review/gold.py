@@ -48,15 +48,15 @@ from .seeding import plant
 
 
 def gold_rate() -> float:
-    return float(getattr(settings, "REVIEW_GOLD_RATE", 0.05))
+    return float(settings.REVIEW_GOLD_RATE)
 
 
 def min_accuracy() -> float:
-    return float(getattr(settings, "REVIEW_GOLD_MIN_ACCURACY", 0.7))
+    return float(settings.REVIEW_GOLD_MIN_ACCURACY)
 
 
 def min_answers() -> int:
-    return int(getattr(settings, "REVIEW_GOLD_MIN_N", 10))
+    return int(settings.REVIEW_GOLD_MIN_N)
 
 
 # --- making gold ------------------------------------------------------------------

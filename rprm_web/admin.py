@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """Provenance rows (runs, critiques, reviews): staff may look, nobody edits them by hand.
 
     Writes go through the named actions; an edit here could re-point a reviewed critique to

@@ -9,6 +9,7 @@ delivered twice (late ack after a crash) does only what is still missing.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
@@ -44,7 +45,7 @@ app.autodiscover_tasks()
 
 
 @worker_ready.connect
-def resume_interrupted_runs(sender=None, **kwargs) -> None:
+def resume_interrupted_runs(sender: Any = None, **kwargs: Any) -> None:
     """Re-queue interrupted runs and start the periodic sweep of stale and long-queued ones
     (every app registers its run types with rprm_web.runs.register, in its tasks.py)."""
     from rprm_web.runs import on_worker_ready  # after Django is set up: runs defines a model
@@ -53,7 +54,7 @@ def resume_interrupted_runs(sender=None, **kwargs) -> None:
 
 
 @worker_shutdown.connect
-def stop_run_sweep(**kwargs) -> None:
+def stop_run_sweep(**kwargs: Any) -> None:
     from rprm_web.runs import on_worker_shutdown  # after Django is set up: runs defines a model
 
     on_worker_shutdown(**kwargs)

@@ -7,6 +7,7 @@ and one at the end, never carriage returns.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -27,7 +28,7 @@ class Progress:
         *,
         total: int | None = None,
         unit: str = "",
-        stream: TextIO | None = None,
+        stream: TextIO | io.TextIOBase | None = None,
         every_s: float = 10.0,
         tty: bool | None = None,
     ) -> None:
@@ -44,7 +45,14 @@ class Progress:
         self._updated = False
         is_tty = self.stream.isatty() if tty is None and hasattr(self.stream, "isatty") else bool(tty)
         self._bar = (
-            tqdm(total=total, desc=desc, unit=f" {unit}" if unit else "it", file=self.stream, dynamic_ncols=True)
+            tqdm(
+                total=total,
+                desc=desc,
+                unit=f" {unit}" if unit else "it",
+                file=self.stream,
+                dynamic_ncols=True,
+                disable=False,  # decided above; settings set TQDM_DISABLE for library bars off a terminal
+            )
             if is_tty
             else None
         )

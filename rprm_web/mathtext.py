@@ -111,23 +111,23 @@ def split_math(text: str) -> list[tuple[str, str, str]]:
                 math("display", text[i + 2 : end], text[i : end + 2])
                 i = end + 2
         else:  # a single "$"
-            end = _inline_dollar_end(text, i)
-            if end is None:
+            closing = _inline_dollar_end(text, i)
+            if closing is None:
                 buf.append("$")
                 i += 1
             else:
-                math("inline", text[i + 1 : end], text[i : end + 1])
-                i = end + 1
+                math("inline", text[i + 1 : closing], text[i : closing + 1])
+                i = closing + 1
     flush()
     return out
 
 
-def render_math_html(text) -> SafeString:
+def render_math_html(text: object) -> SafeString:
     """Escaped HTML: text as written, each formula a ``span.tex`` that KaTeX typesets.
     The span shows the formula's source until (and unless) KaTeX replaces it."""
     if text is None:
         return mark_safe("")
-    parts = []
+    parts: list[str] = []
     for kind, content, source in split_math(str(text)):
         if kind == "text":
             parts.append(escape(content))
@@ -141,5 +141,5 @@ def render_math_html(text) -> SafeString:
 
 
 @register.filter(name="mathtext", is_safe=True)
-def mathtext(value) -> SafeString:
+def mathtext(value: object) -> SafeString:
     return render_math_html(value)

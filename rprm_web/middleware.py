@@ -12,6 +12,7 @@ Views that never look at htmx get no extra ``Vary``. Goes after django-htmx's mi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
@@ -36,7 +37,7 @@ _HEADERS = {
 class _TrackedHtmx:
     """``request.htmx`` that remembers which request headers were consulted."""
 
-    def __init__(self, details) -> None:
+    def __init__(self, details: Any) -> None:
         self._details = details
         self.headers_read: set[str] = set()
 
@@ -44,7 +45,7 @@ class _TrackedHtmx:
         self.headers_read.add("HX-Request")
         return bool(self._details)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         self.headers_read.add("HX-Request")
         if name in _HEADERS:
             self.headers_read.add(_HEADERS[name])
@@ -52,10 +53,10 @@ class _TrackedHtmx:
 
 
 class HtmxVaryMiddleware:
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         tracked = None
         if hasattr(request, "htmx"):
             tracked = request.htmx = _TrackedHtmx(request.htmx)

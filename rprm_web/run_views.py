@@ -5,6 +5,9 @@ row from its uuid; both views redirect back to the run's page."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -14,7 +17,7 @@ from . import runs
 from .access import AppRequest, require_admin
 
 
-def _run(kind: str, run_uuid):
+def _run(kind: str, run_uuid: uuid.UUID) -> tuple[Any, Any]:
     try:
         model = runs.model_for(kind)
     except LookupError as exc:
@@ -23,7 +26,7 @@ def _run(kind: str, run_uuid):
 
 
 @require_POST
-def run_retry(request: AppRequest, kind: str, run_uuid) -> HttpResponseRedirect:
+def run_retry(request: AppRequest, kind: str, run_uuid: uuid.UUID) -> HttpResponseRedirect:
     require_admin(request)
     model, run = _run(kind, run_uuid)
     if runs.retry(model, run.id):
@@ -36,7 +39,7 @@ def run_retry(request: AppRequest, kind: str, run_uuid) -> HttpResponseRedirect:
 
 
 @require_POST
-def run_archive(request: AppRequest, kind: str, run_uuid) -> HttpResponseRedirect:
+def run_archive(request: AppRequest, kind: str, run_uuid: uuid.UUID) -> HttpResponseRedirect:
     require_admin(request)
     model, run = _run(kind, run_uuid)
     archive = request.POST.get("archived", "1") != "0"

@@ -28,14 +28,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.db import (
@@ -55,13 +57,13 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 # Settings (env RUN_STALE_AFTER_S, RUN_HEARTBEAT_EVERY_S): the fault tests shorten them.
-STALE_AFTER = timedelta(seconds=getattr(settings, "RUN_STALE_AFTER_S", 600))
-HEARTBEAT_EVERY_S = float(getattr(settings, "RUN_HEARTBEAT_EVERY_S", 30))
+STALE_AFTER = timedelta(seconds=settings.RUN_STALE_AFTER_S)
+HEARTBEAT_EVERY_S = float(settings.RUN_HEARTBEAT_EVERY_S)
 MAX_CRASHES = 2
 # A lost database connection inside a run (failover, admin shutdown, a restarted pooler) is
 # retried this many times, with backoff, before the run fails (env RUN_TRANSIENT_RETRIES).
-TRANSIENT_RETRIES = int(getattr(settings, "RUN_TRANSIENT_RETRIES", 5))
-TRANSIENT_BACKOFF_S = float(getattr(settings, "RUN_TRANSIENT_BACKOFF_S", 1.0))
+TRANSIENT_RETRIES = int(settings.RUN_TRANSIENT_RETRIES)
+TRANSIENT_BACKOFF_S = float(settings.RUN_TRANSIENT_BACKOFF_S)
 try:  # the driver's own, where code talks to psycopg directly (the importer's COPY)
     from psycopg import InterfaceError as DriverInterfaceError
     from psycopg import OperationalError as DriverOperationalError
@@ -71,7 +73,11 @@ except ImportError:  # an install on the embedded SQLite default only
     _DRIVER_TRANSIENT = ()
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, *_DRIVER_TRANSIENT)
 # A queued run older than this (env RUN_REQUEUE_QUEUED_AFTER_S) is queued again by the sweep.
-QUEUED_REQUEUE_AFTER = timedelta(seconds=int(getattr(settings, "RUN_REQUEUE_QUEUED_AFTER_S", 600)))
+QUEUED_REQUEUE_AFTER = timedelta(seconds=int(settings.RUN_REQUEUE_QUEUED_AFTER_S))
+
+# A run model class (typed loosely: each model's manager and fields differ).
+RunModel = Any
+_M = TypeVar("_M", bound=models.Model)
 
 # sent after a run's outcome was written: sender=model class, run=the run, status=str
 run_finished = Signal()
@@ -103,6 +109,9 @@ class RunBase(models.Model):
 
     Status = RunStatus
     ACTIVE = ACTIVE
+    if TYPE_CHECKING:  # every concrete run model has both
+        id: int
+        objects: ClassVar[models.Manager[Any]]
     PROGRESS: tuple[str, str] | None = None
 
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
@@ -163,17 +172,23 @@ def worker_name() -> str:
     return hostname or f"cli@{socket.gethostname()}:{os.getpid()}"
 
 
-def _stale(now) -> Q:
+def _stale(now: datetime) -> Q:
     return Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True)
 
 
-def _held(run) -> Q:
+def _held(run: RunBase) -> Q:
     return Q(id=run.id, status=RunStatus.RUNNING, worker=run.worker, attempts=run.attempts)
 
 
 def claim(
-    model, run_id: int, worker: str, *, where: Q | None = None, select_related=(), holder_dead: bool = False,
-    **fields,
+    model: RunModel,
+    run_id: int,
+    worker: str,
+    *,
+    where: Q | None = None,
+    select_related: Sequence[str] = (),
+    holder_dead: bool = False,
+    **fields: Any,
 ) -> Any | None:
     """Take a queued run, or take over a running one whose worker is dead (stale
     heartbeat, or `holder_dead` when the caller knows, e.g. from a released lock) or was
@@ -210,42 +225,46 @@ def claim(
     return model.objects.select_related(*select_related).get(id=run_id)
 
 
-def _fault_point(model) -> None:
+def _fault_point(model: RunModel) -> None:
     """Test-only (settings.FAULT_KILL_ON_CLAIM, never set in production): this process
     dies by SIGKILL right after claiming a run of the named model, like a poisoned input
     that segfaults the worker every time (the fault suite's crash-loop case)."""
-    if model.__name__ in getattr(settings, "FAULT_KILL_ON_CLAIM", ()):
-        import signal
-
+    if model.__name__ in settings.FAULT_KILL_ON_CLAIM:
         log.error("FAULT_KILL_ON_CLAIM: killing this worker after claiming a %s", model.__name__)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def worker_hint(rows) -> str:
+def worker_hint(rows: models.QuerySet[Any]) -> str:
     return next(iter(rows.values_list("worker", flat=True)), "") or "unknown"
 
 
-def held(run):
+def held(run: RunBase) -> models.QuerySet[Any]:
     """The run's row while this worker holds it (empty otherwise): fence progress writes with it."""
     return type(run).objects.filter(_held(run))
 
 
-def progress(run, **fields) -> None:
+def progress(run: RunBase, **fields: Any) -> None:
     """Write progress fields (and a fresh heartbeat) while this worker holds the run;
     LeaseLost when another worker took it over. Every run writes its progress here."""
     if not held(run).update(heartbeat_at=timezone.now(), **fields):
         raise LeaseLost(f"{type(run).__name__} {run.pk} is no longer held by {run.worker or 'this process'}")
 
 
-def beat(run) -> bool:
+def beat(run: RunBase) -> bool:
     """One heartbeat; False once this worker no longer holds the run."""
     return bool(type(run).objects.filter(_held(run)).update(heartbeat_at=timezone.now()))
 
 
-def checkpoint(run) -> None:
+def checkpoint(run: RunBase) -> None:
     """Between units of work: raise RunCancelled or LeaseLost when due."""
-    row = type(run).objects.filter(id=run.id).values("cancel_requested", "status", "worker", "attempts").first()
-    if row is None or (row["status"], row["worker"], row["attempts"]) != (RunStatus.RUNNING, run.worker, run.attempts):
+    row = (
+        type(run).objects.filter(id=run.id).values("cancel_requested", "status", "worker", "attempts").first()
+    )
+    if row is None or (row["status"], row["worker"], row["attempts"]) != (
+        RunStatus.RUNNING,
+        run.worker,
+        run.attempts,
+    ):
         raise LeaseLost(f"{type(run).__name__} {run.id} is no longer held by {run.worker}")
     if row["cancel_requested"]:
         raise RunCancelled
@@ -256,7 +275,7 @@ class heartbeat:  # noqa: N801  (used as `with heartbeat(run) as beat:`)
     is logged and retried at the next beat; the thread stops only when the body
     ends or the run is lost (then `lost` is set)."""
 
-    def __init__(self, run, every_s: float | None = None):
+    def __init__(self, run: RunBase, every_s: float | None = None) -> None:
         self.run, self.every_s = run, every_s or HEARTBEAT_EVERY_S
         self.stop, self.lost = threading.Event(), threading.Event()
         self.errors = 0
@@ -266,7 +285,7 @@ class heartbeat:  # noqa: N801  (used as `with heartbeat(run) as beat:`)
         self.thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(timeout=5)
 
@@ -275,20 +294,26 @@ class heartbeat:  # noqa: N801  (used as `with heartbeat(run) as beat:`)
             while not self.stop.wait(self.every_s):
                 try:
                     if not beat(self.run):
-                        log.warning("%s %s: lease lost, heartbeat stops", type(self.run).__name__, self.run.pk)
+                        log.warning(
+                            "%s %s: lease lost, heartbeat stops", type(self.run).__name__, self.run.pk
+                        )
                         self.lost.set()
                         return
                 except Exception:  # a transient database error: retry at the next beat
                     self.errors += 1
-                    log.warning("heartbeat of %s %s failed; retrying", type(self.run).__name__, self.run.pk,
-                                exc_info=True)
+                    log.warning(
+                        "heartbeat of %s %s failed; retrying",
+                        type(self.run).__name__,
+                        self.run.pk,
+                        exc_info=True,
+                    )
                     close_old_connections()
                     connection.close()
         finally:
             connection.close()
 
 
-def _has_field(model, name: str) -> bool:
+def _has_field(model: RunModel, name: str) -> bool:
     return any(f.name == name for f in model._meta.get_fields())
 
 
@@ -298,15 +323,23 @@ def _storable(text: str) -> str:
     return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
 
 
-def finish(run, status: str, *, error: str = "", **fields) -> bool:
+def finish(run: RunBase, status: str, *, error: str = "", **fields: Any) -> bool:
     """Write the outcome, fenced by the holder. False (nothing written) when this
     worker lost the run to another one."""
     now = timezone.now()
     error = _storable(error)
-    written = type(run).objects.filter(_held(run)).update(status=status, finished_at=now, error=error, **fields)
+    written = (
+        type(run).objects.filter(_held(run)).update(status=status, finished_at=now, error=error, **fields)
+    )
     if not written:
-        log.warning("%s %s: %s not written, the run is no longer held by %s (claim %s)",
-                    type(run).__name__, run.pk, status, run.worker, run.attempts)
+        log.warning(
+            "%s %s: %s not written, the run is no longer held by %s (claim %s)",
+            type(run).__name__,
+            run.pk,
+            status,
+            run.worker,
+            run.attempts,
+        )
         return False
     run.status, run.finished_at, run.error = status, now, error
     for key, value in fields.items():
@@ -315,7 +348,7 @@ def finish(run, status: str, *, error: str = "", **fields) -> bool:
     return True
 
 
-def request_cancel(model, run_id: int) -> str:
+def request_cancel(model: RunModel, run_id: int) -> str:
     """'cancelled' when settled now (queued, or its worker is dead), 'requested' when a
     live worker will stop at its next checkpoint, 'finished' when there is nothing to do."""
     now = timezone.now()
@@ -362,13 +395,13 @@ class DatabaseUnavailable(Exception):
 
 
 def execute(
-    model,
+    model: RunModel,
     run_id: int,
     body: Callable[[Any], dict | None],
     *,
     worker: str | None = None,
     where: Q | None = None,
-    select_related=(),
+    select_related: Sequence[str] = (),
     final: Callable[[Any, str], dict] | None = None,
     holder_dead: bool = False,
     claim_fields: dict | None = None,
@@ -380,8 +413,15 @@ def execute(
     data and outcome commit together); then nothing more is written. A lost database
     connection re-runs the body (it resumes from what is stored) up to `retries` times
     (TRANSIENT_RETRIES); `holder_dead` and `claim_fields` are passed to `claim`."""
-    run = claim(model, run_id, worker or worker_name(), where=where, select_related=select_related,
-                holder_dead=holder_dead, **(claim_fields or {}))
+    run = claim(
+        model,
+        run_id,
+        worker or worker_name(),
+        where=where,
+        select_related=select_related,
+        holder_dead=holder_dead,
+        **(claim_fields or {}),
+    )
     if run is None:
         log.info("%s %s not claimable (finished, cancelled or held by a live worker)", model.__name__, run_id)
         return None
@@ -403,7 +443,7 @@ def execute(
     return run
 
 
-def run_body(run, body: Callable[[Any], dict | None], retries: int) -> dict:
+def run_body(run: RunBase, body: Callable[[Any], dict | None], retries: int) -> dict:
     """`body(run)`, run again after a lost database connection (a new connection, the
     lease checked, backoff) up to `retries` times in a row; then DatabaseUnavailable."""
     failures = 0
@@ -414,7 +454,7 @@ def run_body(run, body: Callable[[Any], dict | None], retries: int) -> dict:
             failures = recover_connection(run, exc, failures, retries)
 
 
-def recover_connection(run, exc: BaseException, failures: int, retries: int) -> int:
+def recover_connection(run: RunBase, exc: BaseException, failures: int, retries: int) -> int:
     """After a transient database error: drop the connection, wait (1, 2, 4 … s, at most
     30 s), and check on a new one that this worker still holds the run. Returns the
     failures so far; raises LeaseLost, or DatabaseUnavailable past `retries`."""
@@ -425,8 +465,14 @@ def recover_connection(run, exc: BaseException, failures: int, retries: int) -> 
                 f"the database connection failed {failures} times in a row; gave up after {retries} retries "
                 f"(last: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
             ) from exc
-        log.warning("%s %s: database error (%s), retry %s of %s", type(run).__name__, run.pk,
-                    type(exc).__name__, failures, retries)
+        log.warning(
+            "%s %s: database error (%s), retry %s of %s",
+            type(run).__name__,
+            run.pk,
+            type(exc).__name__,
+            failures,
+            retries,
+        )
         _drop_connection()
         time.sleep(min(30.0, TRANSIENT_BACKOFF_S * 2 ** (failures - 1)))
         try:
@@ -446,7 +492,7 @@ def _drop_connection() -> None:
         log.debug("closing a broken connection failed", exc_info=True)
 
 
-def failure_fields(model, exc: BaseException) -> tuple[dict, str, str]:
+def failure_fields(model: RunModel, exc: BaseException) -> tuple[dict, str, str]:
     """(fields, status, error) of a failed run: with an `error_detail` field, reviewers read
     a one-line `error` and staff the traceback and any upstream body (a server's answer)."""
     error, fields = error_text(exc), {}
@@ -456,7 +502,9 @@ def failure_fields(model, exc: BaseException) -> tuple[dict, str, str]:
     return fields, RunStatus.FAILED, error
 
 
-def _write_outcome(run, status: str, error: str, fields: dict, final: Callable[[Any, str], dict] | None) -> None:
+def _write_outcome(
+    run: RunBase, status: str, error: str, fields: dict, final: Callable[[Any, str], dict] | None
+) -> None:
     try:
         if final is not None:
             fields = {**fields, **final(run, status)}
@@ -479,7 +527,7 @@ class Registered:
 _REGISTRY: list[Registered] = []
 
 
-def register(model, task, *, queue: str = "gpu", resume: bool = True) -> None:
+def register(model: Any, task: Any, *, queue: str = "gpu", resume: bool = True) -> None:
     """Called by each app's tasks.py: `task(id)` processes `model`'s rows. `enqueue`
     finds the task here (so the code that creates a run never imports its tasks
     module), and a starting worker consuming `queue` re-queues the runs it held."""
@@ -487,7 +535,7 @@ def register(model, task, *, queue: str = "gpu", resume: bool = True) -> None:
         _REGISTRY.append(Registered(model, task, queue, resume))
 
 
-def _registered(model) -> Registered:
+def _registered(model: Any) -> Registered:
     for _ in range(2):
         for r in _REGISTRY:
             if r.model is model:
@@ -503,13 +551,15 @@ class EnqueueError(Exception):
     """The broker refused a run's message or did not answer in time. The run was failed with
     the reason (its inputs discarded); the web answers an error page (rprm_web.middleware)."""
 
-    def __init__(self, model, run_id: int, exc: BaseException):
+    def __init__(self, model: Any, run_id: int, exc: BaseException) -> None:
         self.model, self.run_id = model, run_id
-        super().__init__(f"the job queue did not take {model._meta.verbose_name} {run_id}: {type(exc).__name__}: "
-                         f"{str(exc).strip()[:200]}")
+        super().__init__(
+            f"the job queue did not take {model._meta.verbose_name} {run_id}: {type(exc).__name__}: "
+            f"{str(exc).strip()[:200]}"
+        )
 
 
-def enqueue(model, run_id: int, *, on_commit: bool = True) -> None:
+def enqueue(model: Any, run_id: int, *, on_commit: bool = True) -> None:
     """Queue the task that processes `model` row `run_id` (after the transaction commits).
     A broker error (refused, or no answer within BROKER_*_TIMEOUT_S) fails the run with the
     reason and raises EnqueueError, so no run waits for a message that was never sent."""
@@ -535,7 +585,7 @@ def publish(entry: Registered, run_id: int) -> None:
         raise error from exc
 
 
-def fail_unqueued(model, run_id: int, error: str) -> bool:
+def fail_unqueued(model: Any, run_id: int, error: str) -> bool:
     """Fail a run that is still queued (its message was never sent, or it waited too long)
     and discard its inputs (an upload); False when a worker had taken it meanwhile."""
     failed = model.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
@@ -552,20 +602,26 @@ def _requeue(entry: Registered, run_id: int, why: str) -> bool:
     try:
         entry.task.delay(run_id)
     except Exception:
-        log.warning("could not re-queue %s %s (%s); the next sweep tries again", entry.model.__name__, run_id,
-                    why, exc_info=True)
+        log.warning(
+            "could not re-queue %s %s (%s); the next sweep tries again",
+            entry.model.__name__,
+            run_id,
+            why,
+            exc_info=True,
+        )
         return False
     log.info("re-queued %s %s %s", entry.model.__name__, run_id, why)
     return True
 
 
-def _old_queued(model, now) -> Any:
+def _old_queued(model: Any, now: datetime) -> models.QuerySet[Any]:
     """Queued rows older than QUEUED_REQUEUE_AFTER: their message may never have been sent
     (the web died between commit and publish) or was lost with the broker's data."""
     if not _has_field(model, "created_at"):
         return model.objects.none()
-    return model.objects.filter(status=RunStatus.QUEUED, cancel_requested=False,
-                                created_at__lt=now - QUEUED_REQUEUE_AFTER)
+    return model.objects.filter(
+        status=RunStatus.QUEUED, cancel_requested=False, created_at__lt=now - QUEUED_REQUEUE_AFTER
+    )
 
 
 def resume(worker: str, queues: set[str], *, stale_too: bool = True) -> list[tuple[str, int]]:
@@ -588,7 +644,7 @@ def resume(worker: str, queues: set[str], *, stale_too: bool = True) -> list[tup
     return out
 
 
-def sweep(worker: str, queues: set[str], requeued: dict) -> list[tuple[str, int]]:
+def sweep(worker: str, queues: set[str], requeued: dict[tuple[str, int], float]) -> list[tuple[str, int]]:
     """Periodically, from a live worker: re-queue runs whose worker died while no worker
     started after it, and queued runs no message seems to hold (queued longer than
     QUEUED_REQUEUE_AFTER). `requeued` ((model, id) -> monotonic time) keeps this worker
@@ -597,7 +653,9 @@ def sweep(worker: str, queues: set[str], requeued: dict) -> list[tuple[str, int]
     for r in _REGISTRY:
         if not r.resume or r.queue not in queues:
             continue
-        stale = r.model.objects.filter(_stale(timezone.now()), status=RunStatus.RUNNING).values_list("id", flat=True)
+        stale = r.model.objects.filter(_stale(timezone.now()), status=RunStatus.RUNNING).values_list(
+            "id", flat=True
+        )
         queued = _old_queued(r.model, timezone.now()).values_list("id", flat=True)
         for run_id in [*stale, *queued]:
             key = (r.model.__name__, run_id)
@@ -614,7 +672,7 @@ _sweeper_stop = threading.Event()
 
 
 def _sweep_loop(hostname: str, queues: set[str]) -> None:
-    requeued: dict = {}
+    requeued: dict[tuple[str, int], float] = {}
     while not _sweeper_stop.wait(SWEEP_EVERY_S):
         try:
             close_old_connections()
@@ -624,7 +682,7 @@ def _sweep_loop(hostname: str, queues: set[str]) -> None:
     connection.close()
 
 
-def on_worker_ready(sender=None, **kwargs) -> None:
+def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     """A worker started: re-queue what it held, stale and old queued runs, then sweep every
     SWEEP_EVERY_S from a thread (runs whose worker dies while no worker restarts after it)."""
     try:
@@ -639,7 +697,7 @@ def on_worker_ready(sender=None, **kwargs) -> None:
     threading.Thread(target=_sweep_loop, args=(hostname, queues), daemon=True, name="rprm-run-sweep").start()
 
 
-def on_worker_shutdown(**kwargs) -> None:
+def on_worker_shutdown(**kwargs: Any) -> None:
     _sweeper_stop.set()
 
 
@@ -648,7 +706,7 @@ def on_worker_shutdown(**kwargs) -> None:
 RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-def kind_of(model) -> str:
+def kind_of(model: type) -> str:
     """The run type's short name in URLs and commands: GenerationRun -> "generation",
     ImportJob -> "import", DashboardRefresh -> "dashboard"."""
     return re.sub(r"(run|job|refresh)$", "", model.__name__.lower())
@@ -663,7 +721,7 @@ def run_models() -> list[Any]:
     return [r.model for r in _REGISTRY if issubclass(r.model, RunBase)]
 
 
-def model_for(kind: str):
+def model_for(kind: str) -> Any:
     """The run model of a `kind_of` name; LookupError if there is none."""
     for model in run_models():
         if kind_of(model) == kind:
@@ -671,7 +729,7 @@ def model_for(kind: str):
     raise LookupError(f"no run type {kind!r} (one of: {', '.join(sorted(kind_of(m) for m in run_models()))})")
 
 
-def retry(model, run_id: int) -> bool:
+def retry(model: RunModel, run_id: int) -> bool:
     """Put a failed or cancelled run back in the queue (one conditional UPDATE) and queue
     its task. It keeps what it stored, so the task does only what is missing; the error and
     cancel flag go, and the crash-loop count starts again. False when not retryable."""
@@ -698,7 +756,7 @@ def retry(model, run_id: int) -> bool:
     return True
 
 
-def set_archived(model, run_id: int, archived: bool = True) -> bool:
+def set_archived(model: RunModel, run_id: int, archived: bool = True) -> bool:
     """Hide a finished run from the run lists (or show it again); never deletes. False when
     nothing changed (unknown, still active, or already so)."""
     rows = model.objects.filter(id=run_id).exclude(archived=archived)
@@ -707,12 +765,12 @@ def set_archived(model, run_id: int, archived: bool = True) -> bool:
     return bool(rows.update(archived=archived))
 
 
-def listed(queryset, show_archived: bool):
+def listed(queryset: models.QuerySet[_M], show_archived: bool) -> models.QuerySet[_M]:
     """A run list as its page shows it: archived runs only when asked for."""
     return queryset if show_archived else queryset.filter(archived=False)
 
 
-def launch_once(model, key, create: Callable[[], Any]) -> tuple[Any, bool]:
+def launch_once(model: RunModel, key: uuid.UUID | str | None, create: Callable[[], Any]) -> tuple[Any, bool]:
     """Create a run at most once per launch key (the launch form's hidden field): a second
     POST with the same key, even one racing the first, gets the first run. Returns
     (run, created). `create` runs in a transaction that is rolled back for the loser, with

@@ -9,9 +9,12 @@ at start-up, with a message that names the variable.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -23,7 +26,13 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env.str("RPRM_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 
-def _env(name, reader, default):
+_Value = TypeVar("_Value")
+_Number = TypeVar("_Number", int, float)
+
+
+def _env(name: str, reader: Callable[..., _Value], default: Any) -> _Value:
+    """The variable read by `reader` (an `environ.Env` method), or `default` when unset; a
+    value the reader refuses stops start-up with an error naming the variable."""
     try:
         return reader(name, default=default)
     except (ValueError, ImproperlyConfigured) as exc:  # pragma: no cover - exercised at start-up
@@ -40,8 +49,6 @@ if not SECRET_KEY:
     if key_file.exists():
         SECRET_KEY = key_file.read_text().strip()
     else:
-        import secrets
-
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         SECRET_KEY = secrets.token_urlsafe(50)
         key_file.write_text(SECRET_KEY)
@@ -227,11 +234,15 @@ BROKER_CONNECT_TIMEOUT_S = _env("BROKER_CONNECT_TIMEOUT_S", env.float, 3.0)
 BROKER_SOCKET_TIMEOUT_S = _env("BROKER_SOCKET_TIMEOUT_S", env.float, 5.0)
 BROKER_PUBLISH_RETRIES = _env("BROKER_PUBLISH_RETRIES", env.int, 1)
 if BROKER_CONNECT_TIMEOUT_S <= 0 or BROKER_SOCKET_TIMEOUT_S <= 0 or BROKER_PUBLISH_RETRIES < 0:
-    raise ImproperlyConfigured("BROKER_CONNECT_TIMEOUT_S and BROKER_SOCKET_TIMEOUT_S must be > 0, "
-                               "BROKER_PUBLISH_RETRIES >= 0")
+    raise ImproperlyConfigured(
+        "BROKER_CONNECT_TIMEOUT_S and BROKER_SOCKET_TIMEOUT_S must be > 0, BROKER_PUBLISH_RETRIES >= 0"
+    )
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECT_TIMEOUT_S
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": BROKER_PUBLISH_RETRIES, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+    "max_retries": BROKER_PUBLISH_RETRIES,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
 }
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -269,7 +280,8 @@ if SCORING_ENDPOINT_URL and not SCORING_ENDPOINT_MODEL:
     )
 
 
-def _at_least(name: str, reader, default, minimum):
+def _at_least(name: str, reader: Callable[..., _Number], default: _Number, minimum: _Number) -> _Number:
+    """`_env`, and an error naming the variable when the value is below `minimum`."""
     value = _env(name, reader, default)
     if value < minimum:
         raise ImproperlyConfigured(f"Environment variable {name} must be >= {minimum}, got {value}")
@@ -329,9 +341,15 @@ MODEL_ENDPOINT_ALLOWED_HOSTS = _env(
     "MODEL_ENDPOINT_ALLOWED_HOSTS", env.list, ["127.0.0.1:8000", "localhost:8000", "[::1]:8000"]
 )
 for _entry in MODEL_ENDPOINT_ALLOWED_HOSTS:
-    _port = _entry.rsplit("]", 1)[-1].rpartition(":")[2] if _entry.count(":") == 1 or _entry.startswith("[") else ""
+    _port = (
+        _entry.rsplit("]", 1)[-1].rpartition(":")[2]
+        if _entry.count(":") == 1 or _entry.startswith("[")
+        else ""
+    )
     if _port and _port != "*" and not _port.isdigit():
-        raise ImproperlyConfigured(f"MODEL_ENDPOINT_ALLOWED_HOSTS: {_entry!r} is not host:port, host:* or host")
+        raise ImproperlyConfigured(
+            f"MODEL_ENDPOINT_ALLOWED_HOSTS: {_entry!r} is not host:port, host:* or host"
+        )
 MODEL_PATH_ROOTS = _env("MODEL_PATH_ROOTS", env.list, [])
 MODEL_ALLOW_TRUST_REMOTE_CODE = _env("MODEL_ALLOW_TRUST_REMOTE_CODE", env.bool, False)
 # Seconds without a heartbeat after which a worker counts as gone (UI banner).

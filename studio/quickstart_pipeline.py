@@ -1,30 +1,65 @@
 """The quickstart's pipeline stages, run through the real workers.
 
 Each stage queues a run on its queue, waits for it with a progress line, and
-prints its summary; later stages (training, evaluation) are added here.
+prints its summary: the teacher pass, SFT, student sampling, DPO, the evaluation,
+the model's lineage, then a call to the scoring API.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
 
+from annotations.demo import DEMO_ROWS
+from annotations.demo_critiques import write_demo_critiques
+from annotations.models import Dataset
+from inference.actions import create_run, endpoint_for
+from inference.core import local_server
 from inference.core.generation import STUDENT
+from inference.core.tiny_model import build_tiny_model
+from inference.critique_import import import_critiques
+from inference.models import ApiToken, GenerationRun, ModelEndpoint
+from inference.scorers import create_api_token
 from lineage.graph import version_lineage
 from lineage.report import lineage_lines
+from review.audit import audit_run
+from rprm_web.cli import Progress
+from training import actions
+from training.data import build_preference_pairs_for
+from training.models import ModelVersion, TrainingRun
 
 
-def _wait(command, model, pk: int, label: str, timeout_s: float = 1800):
-    from rprm_web.cli import Progress
+def _steps(run: Any) -> tuple[int, int]:
+    """(done, total) of a generation run, in steps."""
+    return getattr(run, "steps_done", 0), getattr(run, "steps_total", 0)
 
+
+def _wait(
+    command: BaseCommand,
+    model: type[Any],
+    pk: int,
+    label: str,
+    progress: Callable[[Any], tuple[int, int]] = _steps,
+    timeout_s: float = 1800,
+) -> Any:
+    """The run once finished, with a progress line meanwhile; SystemExit past `timeout_s`."""
     started = time.monotonic()
     with Progress(f"  {label}", unit="steps", stream=sys.stdout) as bar:
         while time.monotonic() - started < timeout_s:
             obj = model.objects.get(pk=pk)
-            bar.update(getattr(obj, "steps_done", 0), getattr(obj, "steps_total", 0), obj.status)
+            bar.update(*progress(obj), obj.status)
             if obj.is_finished:
                 return obj
             time.sleep(1)
@@ -32,18 +67,13 @@ def _wait(command, model, pk: int, label: str, timeout_s: float = 1800):
 
 
 def tiny_model_dir() -> Path:
-    from inference.core.tiny_model import build_tiny_model
-
     path = Path(settings.MODELS_DIR) / "tiny-qwen2"
     if not (path / "config.json").exists():
         build_tiny_model(path)
     return path
 
 
-def teacher_pass(command, dataset):
-    from inference.actions import create_run, endpoint_for
-    from inference.models import GenerationRun
-
+def teacher_pass(command: BaseCommand, dataset: Dataset) -> GenerationRun:
     existing = GenerationRun.objects.filter(
         dataset=dataset, kind=GenerationRun.Kind.TEACHER_SEED, endpoint__name="tiny-teacher"
     ).first()
@@ -73,14 +103,9 @@ def teacher_pass(command, dataset):
     return run
 
 
-def demo_teacher(command, dataset):
-    from annotations.demo_critiques import write_demo_critiques
-    from inference.critique_import import import_critiques
-
+def demo_teacher(command: BaseCommand, dataset: Dataset) -> GenerationRun:
     path = write_demo_critiques(Path(settings.VAR_DIR) / "demo" / "demo_critiques.jsonl")
     run, _ = import_critiques(path, dataset=dataset, model_name="demo-teacher (hand-written)")
-    from review.audit import audit_run
-
     audit_run(run.id)  # small: compute the review signals here so the queue is ready at once
     s = run.summary
     command.stdout.write(
@@ -90,65 +115,32 @@ def demo_teacher(command, dataset):
     return run
 
 
-def _wait_training(command, run):
-    from rprm_web.cli import Progress
-    from training.models import TrainingRun
-
-    started = time.monotonic()
-    with Progress(f"  {run.kind.upper()} run #{run.pk}", unit="steps", stream=sys.stdout) as bar:
-        while time.monotonic() - started < 1800:
-            run = TrainingRun.objects.get(pk=run.pk)
-            bar.update(run.step, run.max_steps, run.status)
-            if run.is_finished:
-                return run
-            time.sleep(1)
-    raise SystemExit(f"training run #{run.pk} did not finish; see var/logs/gpu-worker.log")
+def _wait_training(command: BaseCommand, run: TrainingRun) -> TrainingRun:
+    label = f"{run.kind.upper()} run #{run.pk}"
+    return _wait(command, TrainingRun, run.pk, label, progress=lambda r: (r.step, r.max_steps))
 
 
-def train_sft_and_dpo(command, dataset, teacher_run):
-    """A short SFT on the kept critiques, student sampling, preference pairs, a short DPO.
+def _launch_training(
+    command: BaseCommand, kind: str, base: ModelVersion, selection: dict[str, Any], **hp: Any
+) -> TrainingRun:
+    """The demo's `kind` run (reused once it succeeded), launched and waited for."""
+    existing = TrainingRun.objects.filter(
+        kind=kind, status=TrainingRun.Status.SUCCEEDED, name=f"demo-{kind}"
+    ).first()
+    if existing:
+        return existing
+    hyper = {
+        "effective_batch_size": 4,
+        "per_device_batch_size": 4,
+        "logging_steps": 5,
+        "gradient_checkpointing": False,
+        **hp,
+    }
+    return _wait_training(command, actions.launch_training(kind, base, selection, hyper, name=f"demo-{kind}"))
 
-    The tiny model memorises the handful of demo critiques (high learning rate, many
-    steps), enough to write verdict lines, so student sampling yields real pairs.
-    """
-    from inference.models import GenerationRun
-    from training import actions
-    from training.data import build_preference_pairs_for
-    from training.models import TrainingRun
 
-    def launch(kind, base, selection, **hp):
-        existing = TrainingRun.objects.filter(
-            kind=kind, status=TrainingRun.Status.SUCCEEDED, name=f"demo-{kind}"
-        ).first()
-        if existing:
-            return existing
-        hyper = {
-            "effective_batch_size": 4,
-            "per_device_batch_size": 4,
-            "logging_steps": 5,
-            "gradient_checkpointing": False,
-            **hp,
-        }
-        return _wait_training(
-            command, actions.launch_training(kind, base, selection, hyper, name=f"demo-{kind}")
-        )
-
-    base = actions.register_base_model(str(tiny_model_dir()), name="tiny-qwen2 (random)")
-    sft = launch(
-        "sft",
-        base,
-        {"runs": [teacher_run.id], "val_fraction": 0.0},
-        learning_rate=5e-3,
-        max_steps=250,
-        warmup_ratio=0.0,
-    )
-    if sft.status != TrainingRun.Status.SUCCEEDED:
-        command.stdout.write(
-            f"  SFT run #{sft.pk} {sft.status}: {sft.error.splitlines()[0] if sft.error else ''}"
-        )
-        return None
-    sft_model = sft.output_version
-    command.stdout.write(f"  SFT run #{sft.pk}: registered {sft_model.name}")
+def _student_run(command: BaseCommand, dataset: Dataset, sft_model: ModelVersion) -> GenerationRun:
+    """The SFT model's student sampling run (reused once it succeeded)."""
     student = None
     if sft_model.student_endpoint_id:
         student = GenerationRun.objects.filter(
@@ -167,8 +159,14 @@ def train_sft_and_dpo(command, dataset, teacher_run):
             seed=0,
         )
         student = _wait(command, GenerationRun, student.pk, f"student sampling run #{student.pk}")
+    return student
+
+
+def _preference_pairs(command: BaseCommand, student: GenerationRun) -> tuple[Any, dict[str, Any]]:
+    """(the pairs build, the DPO data selection) of a student run, unbalanced when the 1:1
+    balance would keep none."""
     build = build_preference_pairs_for(student)
-    selection = {"student_run": student.id, "val_fraction": 0.0}
+    selection: dict[str, Any] = {"student_run": student.id, "val_fraction": 0.0}
     command.stdout.write(
         f"  student run #{student.pk}: strict parse rate {student.summary.get('parse_rate')}, "
         f"{len(build.pairs)} preference pairs (the authors' filter, chosen Yes/No balanced 1:1)"
@@ -181,12 +179,44 @@ def train_sft_and_dpo(command, dataset, teacher_run):
             f"  the pairs are all chosen-{'Yes' if build.stats.get('chosen_yes') else 'No'}: "
             f"training the demo DPO on {len(build.pairs)} unbalanced pairs"
         )
+    return build, selection
+
+
+def train_sft_and_dpo(
+    command: BaseCommand, dataset: Dataset, teacher_run: GenerationRun
+) -> ModelVersion | None:
+    """A short SFT on the kept critiques, student sampling, preference pairs, a short DPO.
+
+    The tiny model memorises the handful of demo critiques (high learning rate, many
+    steps), enough to write verdict lines, so student sampling yields real pairs.
+    """
+    base = actions.register_base_model(str(tiny_model_dir()), name="tiny-qwen2 (random)")
+    sft = _launch_training(
+        command,
+        "sft",
+        base,
+        {"runs": [teacher_run.id], "val_fraction": 0.0},
+        learning_rate=5e-3,
+        max_steps=250,
+        warmup_ratio=0.0,
+    )
+    if sft.status != TrainingRun.Status.SUCCEEDED:
+        command.stdout.write(
+            f"  SFT run #{sft.pk} {sft.status}: {sft.error.splitlines()[0] if sft.error else ''}"
+        )
+        return None
+    sft_model = sft.output_version
+    command.stdout.write(f"  SFT run #{sft.pk}: registered {sft_model.name}")
+    student = _student_run(command, dataset, sft_model)
+    build, selection = _preference_pairs(command, student)
     if not build.pairs:
         command.stdout.write(
             "  no preference pairs (every parsed sample agreed, or none parsed): DPO skipped"
         )
         return sft_model
-    dpo = launch("dpo", sft_model, selection, learning_rate=5e-4, max_steps=20, warmup_ratio=0.0)
+    dpo = _launch_training(
+        command, "dpo", sft_model, selection, learning_rate=5e-4, max_steps=20, warmup_ratio=0.0
+    )
     if dpo.status != TrainingRun.Status.SUCCEEDED:
         command.stdout.write(f"  DPO run #{dpo.pk} {dpo.status}")
         return sft_model
@@ -194,11 +224,7 @@ def train_sft_and_dpo(command, dataset, teacher_run):
     return dpo.output_version
 
 
-def evaluate(command, dataset, version) -> None:
-    from django.core.management import call_command
-
-    from training import actions
-
+def evaluate(command: BaseCommand, dataset: Dataset, version: ModelVersion) -> None:
     endpoint = actions.register_endpoint(version, "scorer")
     call_command(
         "evaluate",
@@ -220,7 +246,7 @@ def evaluate(command, dataset, version) -> None:
     )
 
 
-def run_pipeline(command, dataset) -> None:
+def run_pipeline(command: BaseCommand, dataset: Dataset) -> None:
     command.stdout.write(f"• Demo dataset: {dataset.n_solutions} solutions, {dataset.n_steps} steps")
     command.stdout.write("• Teacher pass (tiny random Qwen2 on the gpu worker)")
     teacher_pass(command, dataset)
@@ -248,11 +274,9 @@ def run_pipeline(command, dataset) -> None:
 SCORING_ENDPOINT = "tiny-served"
 
 
-def start_scoring_server(port: int, log_dir: Path, env: dict):
+def start_scoring_server(port: int, log_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
     """A local `transformers serve` of the tiny model, registered as the scoring API's
     endpoint (the web process never loads a model). Returns (process, url, served name)."""
-    from inference.core import local_server
-
     served = local_server.prepare_served_copy(
         tiny_model_dir(), Path(settings.MODELS_DIR) / "tiny-qwen2-served"
     )
@@ -260,9 +284,7 @@ def start_scoring_server(port: int, log_dir: Path, env: dict):
     return proc, f"http://127.0.0.1:{port}", str(served)
 
 
-def register_scoring_endpoint(url: str, served_name: str):
-    from inference.models import ModelEndpoint
-
+def register_scoring_endpoint(url: str, served_name: str) -> ModelEndpoint:
     fields = {
         "role": ModelEndpoint.Role.SCORER, "backend": ModelEndpoint.Backend.OPENAI, "path_or_url": url,
         "served_model_name": served_name, "default_sampling": {"max_new_tokens": 48},
@@ -275,19 +297,10 @@ def register_scoring_endpoint(url: str, served_name: str):
     return endpoint
 
 
-def try_scoring_api(command, base_url: str, url: str, proc, log_dir: Path) -> None:
+def try_scoring_api(
+    command: BaseCommand, base_url: str, url: str, proc: subprocess.Popen, log_dir: Path
+) -> None:
     """Wait for the model server, then score the demo's first solution through the API as curl would."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    from django.contrib.auth.models import User
-
-    from annotations.demo import DEMO_ROWS
-    from inference.core import local_server
-    from inference.models import ApiToken
-    from inference.scorers import create_api_token
-
     local_server.wait_ready(url, proc, log_dir / "scoring-server.log", timeout_s=180)
     admin = User.objects.get(username="admin")
     ApiToken.objects.filter(user=admin, name="quickstart", revoked_at__isnull=True).delete()

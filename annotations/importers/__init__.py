@@ -13,23 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import (
-    CORRECT,
-    INCORRECT,
-    NEUTRAL,
-    OPTION_DEFAULTS,
-    RATING0_CHOICES,
-    UNLABELLED,
-    ParsedSolution,
-    ParsedStep,
-    Parser,
-    first_error_index,
-    normalize_options,
-    question_key,
-)
+from .base import ParsedSolution, Parser
 from .errors import ImportValidationError
 from .generic import GenericParser
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import Limits
 from .prm800k import PRM800KParser
 from .prmbench import PRMBenchParser
 from .processbench import ProcessBenchParser
@@ -41,31 +28,6 @@ PARSERS: dict[str, type[Parser]] = {
     p.fmt: p for p in (PRM800KParser, PRMBenchParser, RPRMStepsParser, ProcessBenchParser, GenericParser)
 }
 FORMATS = tuple(PARSERS)
-
-__all__ = [
-    "CORRECT",
-    "FORMATS",
-    "INCORRECT",
-    "DEFAULT_LIMITS",
-    "Limits",
-    "NEUTRAL",
-    "OPTION_DEFAULTS",
-    "PARSERS",
-    "RATING0_CHOICES",
-    "UNLABELLED",
-    "ImportValidationError",
-    "ParsedSolution",
-    "ParsedStep",
-    "Parser",
-    "RecordReader",
-    "detect_format",
-    "first_error_index",
-    "normalize_options",
-    "open_source",
-    "parse_file",
-    "parser_class",
-    "question_key",
-]
 
 
 def parser_class(fmt: str, file_name: str = "options") -> type[Parser]:

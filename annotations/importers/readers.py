@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,7 +40,7 @@ def _mib(n: int) -> str:
 class _Guarded(io.RawIOBase):
     """The decompressed stream, counting bytes: stops a file that expands too far, early."""
 
-    def __init__(self, inner: IO[bytes], raw: IO[bytes], limits: Limits, compressed: bool) -> None:
+    def __init__(self, inner: io.BufferedIOBase, raw: IO[bytes], limits: Limits, compressed: bool) -> None:
         self.inner, self.raw, self.limits, self.compressed = inner, raw, limits, compressed
         self.total = 0
 
@@ -66,7 +66,7 @@ class _Guarded(io.RawIOBase):
         return n
 
 
-def _decompressor(kind: str, raw: IO[bytes]) -> IO[bytes]:
+def _decompressor(kind: str, raw: io.BufferedReader) -> io.BufferedIOBase:
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw)
     if kind == "zstd":
@@ -164,10 +164,8 @@ class RecordReader:
         )
 
     def _open(self) -> IO[bytes]:
-        self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        guarded = _Guarded(
-            _decompressor(self.compression, self._raw), self._raw, self.limits, self.compressed
-        )
+        self._raw = raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        guarded = _Guarded(_decompressor(self.compression, raw), raw, self.limits, self.compressed)
         return io.BufferedReader(guarded, 1 << 16)
 
     def close(self) -> None:
@@ -294,106 +292,83 @@ class RecordReader:
         # surrogateescape: an invalid byte becomes a lone surrogate that the decoder's
         # check reports with its record and field, not a position in a 1 MiB chunk.
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape")
+        scan = _ArrayScanner(text, self._limit_error)
         decode = Decoder(self.limits).raw_decode
-        cap = self.limits.max_record_bytes
-        index = 0
-        buf = ""
-        pos = 0
-        eof = False
-        line = 1  # line number at `counted`
-        counted = 0  # position in buf up to which newlines are counted
-
-        def fill() -> None:
-            # Drop what is consumed and read more (at least as much as is buffered,
-            # so a long element costs O(n) re-decodes in total, not O(n^2)).
-            nonlocal buf, pos, eof, counted, line
-            line += buf.count("\n", counted, pos)
-            try:
-                more = text.read(max(CHUNK_CHARS, len(buf) - pos))
-            except LimitExceeded as exc:
-                raise self._limit_error(f"record {index}", exc) from None
-            if not more:
-                eof = True
-            buf = buf[pos:] + more
-            pos = counted = 0
-
-        def skip_ws() -> str:
-            # The next non-whitespace character ("" at end of file), with pos on it.
-            nonlocal pos
-            while True:
-                n = len(buf)
-                while pos < n and buf[pos] in _WS:
-                    pos += 1
-                if pos < n:
-                    return buf[pos]
-                if eof:
-                    return ""
-                fill()
-
-        def where() -> str:
-            nonlocal line, counted
-            line += buf.count("\n", counted, pos)
-            counted = pos
-            return f"line {line}"
-
-        fill()
-        if skip_ws() != "[":  # pragma: no cover - _sniff checked it
+        scan.fill()
+        if scan.skip_ws() != "[":  # pragma: no cover - _sniff checked it
             raise ImportValidationError(self.name, "", None, "expected a JSON array")
-        pos += 1
+        scan.pos += 1
         while True:
-            ch = skip_ws()
-            if index and ch == ",":
-                pos += 1
-                ch = skip_ws()
-                if ch == "]":
-                    raise ImportValidationError(
-                        self.name,
-                        f"record {index}",
-                        None,
-                        f"invalid JSON: trailing comma before ']' at {where()}",
-                    )
-            elif index and ch not in ("]", ""):
-                raise ImportValidationError(
-                    self.name, f"record {index}", None, f"invalid JSON: expected ',' or ']' at {where()}"
-                )
+            ch = self._array_separator(scan)
             if ch == "]":
-                pos += 1
-                if skip_ws() != "":
+                scan.pos += 1
+                if scan.skip_ws() != "":
                     raise ImportValidationError(
-                        self.name, "", None, f"unexpected data after the array at {where()}"
+                        self.name, "", None, f"unexpected data after the array at {scan.where()}"
                     )
                 return
             if ch == "":
                 raise ImportValidationError(
-                    self.name, f"record {index}", None, "the array is not closed (truncated file?)"
+                    self.name, f"record {scan.index}", None, "the array is not closed (truncated file?)"
                 )
-            while True:
-                try:
-                    value, end = decode(buf, pos)
-                except LimitExceeded as exc:
-                    raise self._limit_error(f"record {index}", exc) from None
-                except json.JSONDecodeError as exc:
-                    if len(buf) - pos > cap:
-                        raise self._too_long(index, cap, where()) from None
-                    if eof:
-                        raise ImportValidationError(
-                            self.name,
-                            f"record {index}",
-                            None,
-                            f"invalid JSON: {exc.msg} (record starts at {where()})",
-                        ) from exc
-                    fill()
-                    continue
-                if end == len(buf) and not eof:
-                    fill()  # a number or literal may continue in the next chunk
-                    continue
-                break
-            if end - pos > cap:
-                raise self._too_long(index, cap, where())
-            where()
-            pos = end
-            yield f"record {index}", value
-            index += 1
+            value, end = self._decode_element(scan, decode)
+            if end - scan.pos > self.limits.max_record_bytes:
+                raise self._too_long(scan.index, self.limits.max_record_bytes, scan.where())
+            scan.where()
+            scan.pos = end
+            yield f"record {scan.index}", value
+            scan.index += 1
+
+    def _array_separator(self, scan: _ArrayScanner) -> str:
+        """The character that starts the next element, after the ',' between elements
+        ("]" at the array's end, "" at the end of the file)."""
+        ch = scan.skip_ws()
+        if scan.index and ch == ",":
+            scan.pos += 1
+            ch = scan.skip_ws()
+            if ch == "]":
+                raise ImportValidationError(
+                    self.name,
+                    f"record {scan.index}",
+                    None,
+                    f"invalid JSON: trailing comma before ']' at {scan.where()}",
+                )
+        elif scan.index and ch not in ("]", ""):
+            raise ImportValidationError(
+                self.name,
+                f"record {scan.index}",
+                None,
+                f"invalid JSON: expected ',' or ']' at {scan.where()}",
+            )
+        return ch
+
+    def _decode_element(
+        self, scan: _ArrayScanner, decode: Callable[[str, int], tuple[Any, int]]
+    ) -> tuple[Any, int]:
+        """(the element at `scan.pos`, the position after it), reading more of the file
+        until the element is complete."""
+        cap = self.limits.max_record_bytes
+        while True:
+            try:
+                value, end = decode(scan.buf, scan.pos)
+            except LimitExceeded as exc:
+                raise self._limit_error(f"record {scan.index}", exc) from None
+            except json.JSONDecodeError as exc:
+                if len(scan.buf) - scan.pos > cap:
+                    raise self._too_long(scan.index, cap, scan.where()) from None
+                if scan.eof:
+                    raise ImportValidationError(
+                        self.name,
+                        f"record {scan.index}",
+                        None,
+                        f"invalid JSON: {exc.msg} (record starts at {scan.where()})",
+                    ) from exc
+                scan.fill()
+                continue
+            if end == len(scan.buf) and not scan.eof:
+                scan.fill()  # a number or literal may continue in the next chunk
+                continue
+            return value, end
 
     def _too_long(self, index: int, cap: int, where: str) -> ImportValidationError:
         return ImportValidationError(
@@ -402,6 +377,49 @@ class RecordReader:
             None,
             f"the record is longer than {_mib(cap)} (IMPORT_MAX_RECORD_BYTES; it starts at {where})",
         )
+
+
+class _ArrayScanner:
+    """The buffered text of a JSON array read element by element: `buf[pos:]` is unread,
+    `line` is the line number at `counted` (newlines are counted lazily, for messages)."""
+
+    def __init__(self, text: IO[str], limit_error: Callable[[str, LimitExceeded], Exception]) -> None:
+        self.text, self.limit_error = text, limit_error
+        self.buf, self.pos, self.eof = "", 0, False
+        self.line, self.counted = 1, 0
+        self.index = 0  # the element being read
+
+    def fill(self) -> None:
+        """Drop what is consumed and read more (at least as much as is buffered, so a long
+        element costs O(n) re-decodes in total, not O(n^2))."""
+        self.line += self.buf.count("\n", self.counted, self.pos)
+        try:
+            more = self.text.read(max(CHUNK_CHARS, len(self.buf) - self.pos))
+        except LimitExceeded as exc:
+            raise self.limit_error(f"record {self.index}", exc) from None
+        if not more:
+            self.eof = True
+        self.buf = self.buf[self.pos :] + more
+        self.pos = self.counted = 0
+
+    def skip_ws(self) -> str:
+        """The next non-whitespace character ("" at end of file), with pos on it."""
+        while True:
+            buf, n = self.buf, len(self.buf)
+            pos = self.pos
+            while pos < n and buf[pos] in _WS:
+                pos += 1
+            self.pos = pos
+            if pos < n:
+                return buf[pos]
+            if self.eof:
+                return ""
+            self.fill()
+
+    def where(self) -> str:
+        self.line += self.buf.count("\n", self.counted, self.pos)
+        self.counted = self.pos
+        return f"line {self.line}"
 
 
 class MultiReader:

@@ -63,7 +63,7 @@ class _Row:
     __slots__ = ("loc", "row_id", "question", "previous", "now", "label")
 
     def __init__(
-        self, loc: str, row_id: str, question: str, previous: list[str], now: str, label: str
+        self, loc: str, row_id: str, question: str, previous: list[str], now: str, label: str | int
     ) -> None:
         self.loc, self.row_id, self.question = loc, row_id, question
         self.previous, self.now, self.label = previous, now, label
@@ -215,6 +215,7 @@ class RPRMStepsParser(Parser):
                     "label",
                     f"{show(row.label)} contradicts {show(other.label)} at {other.loc} for step {k + 1} of origin {show(origin)}",
                 )
+            assert isinstance(row.label, str)  # _integer_labels resolved the integers
             labels[k], labelled_by[k] = row.label, row
         steps = [
             ParsedStep(t, lab, None, alt or None)

@@ -18,7 +18,8 @@ from django.db import connection
 from django.urls import reverse
 
 from annotations.actions import create_import_job, import_file, import_limits, run_import_job
-from annotations.importers import ImportValidationError, parse_file
+from annotations.importers import parse_file
+from annotations.importers.errors import ImportValidationError
 from annotations.models import Dataset, ImportJob
 from tests.annotations.bad_inputs import CASES, Case, check, gzip_bomb, valid_generic
 from tests.annotations.factories_files import generic_row, row_counts, write_jsonl
@@ -58,7 +59,9 @@ def test_a_gzip_bomb_is_refused_in_flat_memory(tmp_path, settings):
 def test_valid_records_pass_the_checks_unchanged(tmp_path):
     rows = [
         generic_row("a", metadata={"big": 10**30, "x": 1.5e300, "emoji": "\U0001f600", "deep": [[[[1]]]]}),
-        generic_row("b", question="caf\u00e9 \ud83d\ude00".encode("utf-16", "surrogatepass").decode("utf-16")),
+        generic_row(
+            "b", question="caf\u00e9 \ud83d\ude00".encode("utf-16", "surrogatepass").decode("utf-16")
+        ),
     ]
     path = write_jsonl(tmp_path / "ok.jsonl", rows)
     parsed = list(parse_file(path, "generic", limits=import_limits()))
@@ -120,15 +123,18 @@ def test_the_web_upload_fails_the_job_with_the_message(
 
 
 @pytest.mark.django_db
-def test_the_upload_is_deleted_after_a_successful_job_too(tmp_path, settings, client, admin,
-                                                          django_capture_on_commit_callbacks):
+def test_the_upload_is_deleted_after_a_successful_job_too(
+    tmp_path, settings, client, admin, django_capture_on_commit_callbacks
+):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.MEDIA_ROOT = tmp_path / "media"
     path = valid_generic(tmp_path / "ok.jsonl")
     client.login(username="admin", password=PASSWORD)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("annotations:import_new"),
-                    {"file": SimpleUploadedFile("ok.jsonl", path.read_bytes()), "rating0": "correct"})
+        client.post(
+            reverse("annotations:import_new"),
+            {"file": SimpleUploadedFile("ok.jsonl", path.read_bytes()), "rating0": "correct"},
+        )
     assert ImportJob.objects.get().status == ImportJob.Status.SUCCEEDED
     assert Dataset.objects.get().n_solutions == 3
     assert not list((tmp_path / "media" / "uploads").iterdir())
@@ -154,8 +160,9 @@ def test_the_import_form_refuses_an_upload_over_the_size_limit(tmp_path, setting
     )
     assert response.status_code == 200
     # Dropped while streaming (UploadSizeLimitHandler), not after the whole file was stored.
-    assert "big.jsonl is over 1000\xa0bytes; uploads are limited to 1000\xa0bytes (IMPORT_MAX_UPLOAD_BYTES)" in (
-        response.content.decode()
+    assert (
+        "big.jsonl is over 1000\xa0bytes; uploads are limited to 1000\xa0bytes (IMPORT_MAX_UPLOAD_BYTES)"
+        in (response.content.decode())
     )
     assert not ImportJob.objects.exists() and not (tmp_path / "media" / "uploads").exists()
     assert RecordingHandler.received <= 1000 + 64 * 1024  # at most one chunk past the limit went on

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from annotations.actions import import_file, run_import_job
-from annotations.importers import ImportValidationError
+from annotations.importers.errors import ImportValidationError
 from annotations.models import Dataset, ImportJob, Solution
 from tests.annotations.factories_files import (
     prmbench_row,
@@ -45,7 +45,10 @@ def test_it_imports_several_files_as_one_dataset(tmp_path):
         "gsm8k-0", "gsm8k-1", "math-0", "math-1", "math-2"]  # fmt: skip
     job = result.job
     assert [f["name"] for f in job.files] == ["pb_gsm8k.json", "pb_math.json"]
-    assert job.file_name == "pb_gsm8k.json + 1 more file" and job.file_size == gsm8k.stat().st_size + math.stat().st_size
+    assert (
+        job.file_name == "pb_gsm8k.json + 1 more file"
+        and job.file_size == gsm8k.stat().st_size + math.stat().st_size
+    )
     assert ds.description == "Imported from pb_gsm8k.json + 1 more file"
 
 
@@ -72,13 +75,17 @@ def test_a_bad_record_in_any_file_writes_nothing_and_names_file_record_and_field
     assert (info.value.file, info.value.location, info.value.field) == ("pb_math.json", "record 2", "label")
     assert row_counts() == before and not Dataset.objects.filter(name="pb-bad").exists()
     job = ImportJob.objects.get(dataset_name="pb-bad")
-    assert job.status == ImportJob.Status.FAILED and job.error.startswith("pb_math.json: record 2: field 'label'")
+    assert job.status == ImportJob.Status.FAILED and job.error.startswith(
+        "pb_math.json: record 2: field 'label'"
+    )
 
 
 def test_an_id_repeated_across_files_is_refused(tmp_path):
     gsm8k, _ = _subsets(tmp_path)
     again = write_json_array(tmp_path / "pb_more.json", [processbench_row("gsm8k-1", -1, 2)])
-    with pytest.raises(ImportValidationError, match=r"pb_more\.json: record 0: field 'id': duplicate id 'gsm8k-1'"):
+    with pytest.raises(
+        ImportValidationError, match=r"pb_more\.json: record 0: field 'id': duplicate id 'gsm8k-1'"
+    ):
         import_file([gsm8k, again], dataset_name="pb-dupe")
     assert Solution.objects.count() == 0
 
@@ -86,7 +93,9 @@ def test_an_id_repeated_across_files_is_refused(tmp_path):
 def test_files_of_different_formats_are_refused(tmp_path):
     gsm8k, _ = _subsets(tmp_path)
     prm = write_jsonl(tmp_path / "prmbench_a.jsonl", [prmbench_row("p0")])
-    with pytest.raises(ImportValidationError, match=r"prmbench_a\.jsonl: is prmbench, but pb_gsm8k\.json is processbench"):
+    with pytest.raises(
+        ImportValidationError, match=r"prmbench_a\.jsonl: is prmbench, but pb_gsm8k\.json is processbench"
+    ):
         import_file([gsm8k, prm], dataset_name="mixed")
     assert row_counts()["Dataset"] == 0
 
@@ -95,7 +104,10 @@ def test_the_command_takes_several_paths(tmp_path):
     gsm8k, math = _subsets(tmp_path)
     out = io.StringIO()
     call_command("import_dataset", str(gsm8k), str(math), "--name", "pb-cli", stdout=out)
-    assert "imported pb-cli (processbench): 1 problems, 5 solutions, 15 steps (3 with an error)" in out.getvalue()
+    assert (
+        "imported pb-cli (processbench): 1 problems, 5 solutions, 15 steps (3 with an error)"
+        in out.getvalue()
+    )
     missing = tmp_path / "nope.json"
     with pytest.raises(CommandError, match="nope.json: no such file"):
         call_command("import_dataset", str(gsm8k), str(missing), "--name", "pb-cli-2", stdout=io.StringIO())
@@ -118,7 +130,9 @@ def _prmbench_files() -> list[SimpleUploadedFile]:
 def test_the_upload_takes_several_files_and_the_job_imports_them_all(client, admin, settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     client.force_login(admin)
-    response = client.post(reverse("annotations:import_new"), {"file": _prmbench_files(), "rating0": "correct"})
+    response = client.post(
+        reverse("annotations:import_new"), {"file": _prmbench_files(), "rating0": "correct"}
+    )
     assert response.status_code == 302
     job = ImportJob.objects.get()
     assert [f["name"] for f in job.files] == ["prmbench_confidence.jsonl", "prmbench_circular.jsonl"]

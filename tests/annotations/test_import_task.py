@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, connections
 
 from annotations.actions import JOB_LOCK_NAMESPACE, create_import_job, run_import_job
-from annotations.importers import ImportValidationError
+from annotations.importers.errors import ImportValidationError
 from annotations.models import Dataset, ImportJob
 from annotations.tasks import import_dataset_task
 from tests.annotations.factories_files import (

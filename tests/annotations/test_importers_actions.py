@@ -9,7 +9,8 @@ from django.db import connection, connections
 
 from annotations import actions
 from annotations.actions import create_import_job, import_file
-from annotations.importers import ImportValidationError, store
+from annotations.importers import store
+from annotations.importers.errors import ImportValidationError
 from annotations.models import Dataset, ImportJob, Solution, Step
 from tests.annotations.factories_files import (
     processbench_row,

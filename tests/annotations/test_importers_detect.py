@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from annotations.actions import import_file
-from annotations.importers import ImportValidationError, detect_format
+from annotations.importers import detect_format
+from annotations.importers.errors import ImportValidationError
 from tests.annotations.factories_files import (
     generic_row,
     gzipped,

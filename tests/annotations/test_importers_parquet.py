@@ -16,7 +16,9 @@ import zstandard
 from django.core.management import call_command
 
 from annotations.actions import import_file
-from annotations.importers import ImportValidationError, RecordReader, detect_format, parse_file
+from annotations.importers import detect_format, parse_file
+from annotations.importers.errors import ImportValidationError
+from annotations.importers.readers import RecordReader
 from annotations.models import Solution
 from tests.annotations.factories_files import (
     generic_row,

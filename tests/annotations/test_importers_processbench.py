@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from annotations.actions import import_file
-from annotations.importers import ImportValidationError, parse_file
+from annotations.importers import parse_file
+from annotations.importers.errors import ImportValidationError
 from annotations.models import Dataset, ImportJob, Solution
 from tests.annotations.factories_files import (
     processbench_row,

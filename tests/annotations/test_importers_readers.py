@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-from annotations.importers import ImportValidationError, Limits, RecordReader, readers
+from annotations.importers import readers
+from annotations.importers.errors import ImportValidationError
+from annotations.importers.limits import Limits
+from annotations.importers.readers import RecordReader
 from tests.annotations.factories_files import gzipped, write_json_array, write_jsonl
 
 
@@ -103,7 +106,10 @@ def test_it_stops_buffering_at_the_record_size_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "CHUNK_CHARS", 16)
     path = tmp_path / "a.json"
     path.write_text('[{"a": "' + "x" * 10_000 + "]")  # an unterminated string
-    with pytest.raises(ImportValidationError) as exc, RecordReader(path, limits=Limits(max_record_bytes=64)) as r:
+    with (
+        pytest.raises(ImportValidationError) as exc,
+        RecordReader(path, limits=Limits(max_record_bytes=64)) as r,
+    ):
         list(r)
     assert str(exc.value) == (
         "a.json: record 0: the record is longer than 64 bytes (IMPORT_MAX_RECORD_BYTES; it starts at line 1)"

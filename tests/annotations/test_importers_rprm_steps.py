@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from annotations.actions import import_file
-from annotations.importers import ImportValidationError, parse_file
+from annotations.importers import parse_file
+from annotations.importers.errors import ImportValidationError
 from annotations.models import Solution
 from tests.annotations.factories_files import row_counts, rprm_rows, write_jsonl, write_rprm_steps
 

@@ -3,10 +3,14 @@ as one dataset, in one transaction."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.actions import import_file
-from annotations.importers import FORMATS, RATING0_CHOICES, ImportValidationError
+from annotations.importers import FORMATS
+from annotations.importers.base import RATING0_CHOICES
+from annotations.importers.errors import ImportValidationError
 from rprm_web.cli import Progress, add_json_flag, write_json
 
 
@@ -33,11 +37,12 @@ class Command(BaseCommand):
         )
         add_json_flag(parser)
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         options = {"rating0": opts["rating0"]} if opts["rating0"] else {}
         bar = Progress("import", unit="%", stream=self.stderr) if opts["verbosity"] >= 2 else None
 
         def progress(done: int, total: int, solutions: int) -> None:
+            assert bar is not None  # passed to the import only with a bar
             bar.update(100 * done // total if total else 0, 100, f"{solutions:,} solutions")
 
         try:

@@ -6,6 +6,8 @@ python manage.py archive_run generation 4 --undo
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rprm_web import runs
@@ -19,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("id", type=int)
         parser.add_argument("--undo", action="store_true", help="unarchive")
 
-    def handle(self, *args, kind: str, id: int, undo: bool, **options) -> None:
+    def handle(self, *args: Any, kind: str, id: int, undo: bool, **options: Any) -> None:
         try:
             model = runs.model_for(kind)
         except LookupError as exc:

@@ -8,6 +8,8 @@ button calls the same function)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rprm_web import runs
@@ -20,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("kind", help="generation, evaluation, guidance, training, import or export")
         parser.add_argument("id", type=int)
 
-    def handle(self, *args, kind: str, id: int, **options) -> None:
+    def handle(self, *args: Any, kind: str, id: int, **options: Any) -> None:
         model = _model(kind)
         row = model.objects.filter(id=id).values("status").first()
         if row is None:
@@ -32,7 +34,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{kind} run {id} queued again (it resumes from what it stored)")
 
 
-def _model(kind: str):
+def _model(kind: str) -> Any:
     try:
         return runs.model_for(kind)
     except LookupError as exc:

@@ -17,14 +17,27 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
+
+from annotations.actions import import_file
+from annotations.demo import write_demo_processbench
+from annotations.models import Dataset
+from studio.quickstart_pipeline import (
+    register_scoring_endpoint,
+    run_pipeline,
+    start_scoring_server,
+    try_scoring_api,
+)
 
 DEMO_PASSWORD = "rprm-demo"
+_R = TypeVar("_R")
 
 
 def _free_port(preferred: int) -> int:
@@ -38,10 +51,68 @@ def _free_port(preferred: int) -> int:
     raise RuntimeError(f"no free port near {preferred}")
 
 
+def _process_commands(port: int) -> dict[str, list[str]]:
+    """The web server's and both workers' command lines, by log name."""
+    py = sys.executable
+    return {
+        # gthread: a scoring request waits on the model server, not on this process's CPU.
+        "web": [
+            py,
+            "-m",
+            "gunicorn",
+            "rprm_web.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-k",
+            "gthread",
+            "-w",
+            "2",
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+        ],
+        "worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "rprm_web",
+            "worker",
+            "-Q",
+            "default",
+            "-c",
+            "2",
+            "-n",
+            "default@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        "gpu-worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "rprm_web",
+            "worker",
+            "-Q",
+            "gpu",
+            "-c",
+            "1",
+            "--pool",
+            "solo",
+            "-n",
+            "gpu@%h",
+            "--loglevel",
+            "INFO",
+        ],
+    }
+
+
 class Command(BaseCommand):
     help = "Set up the demo (DB, users, demo data, tiny model) and optionally serve web + workers."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--serve", action="store_true", help="start web + workers and keep serving")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
@@ -50,7 +121,7 @@ class Command(BaseCommand):
             help="with --serve: run the pipeline, check the site answers, then stop (used by the tests)",
         )
 
-    def handle(self, *args, **opts):
+    def handle(self, *args: Any, **opts: Any) -> None:
         self.step("Database", lambda: call_command("migrate", verbosity=0, interactive=False))
         self.step("Users", self.users)
         dataset = self.step("Demo dataset", self.demo_dataset)
@@ -66,8 +137,6 @@ class Command(BaseCommand):
             self.wait_for_http(url + "login/", procs)
             self.run_pipeline(dataset)
             self.stdout.write("• Scoring API (gunicorn -> the local transformers serve)")
-            from studio.quickstart_pipeline import try_scoring_api
-
             try_scoring_api(self, url, self.scoring_url, procs[0], Path(settings.VAR_DIR) / "logs")
             self.stdout.write("")
             self.stdout.write(self.style.SUCCESS(f"R-PRM Studio is running at {url}"))
@@ -91,7 +160,7 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
 
-    def step(self, title, fn):
+    def step(self, title: str, fn: Callable[[], _R]) -> _R:
         started = time.monotonic()
         self.stdout.write(f"• {title}…", ending="")
         self.stdout.flush()
@@ -99,7 +168,7 @@ class Command(BaseCommand):
         self.stdout.write(f" done ({time.monotonic() - started:.1f} s)")
         return result
 
-    def users(self):
+    def users(self) -> None:
         admin_group, _ = Group.objects.get_or_create(name="admin")
         reviewer_group, _ = Group.objects.get_or_create(name="reviewer")
         for username, staff, group in (("admin", True, admin_group), ("reviewer", False, reviewer_group)):
@@ -111,11 +180,7 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
             user.groups.add(group)
 
-    def demo_dataset(self):
-        from annotations.actions import import_file
-        from annotations.demo import write_demo_processbench
-        from annotations.models import Dataset
-
+    def demo_dataset(self) -> Dataset:
         path = write_demo_processbench(Path(settings.VAR_DIR) / "demo" / "demo_processbench.json")
         existing = Dataset.objects.filter(name="demo").first()
         if existing:
@@ -129,66 +194,11 @@ class Command(BaseCommand):
         log_dir = Path(settings.VAR_DIR) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {"TORCH_CPU_THREADS": "1", "HF_HUB_OFFLINE": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
-        from studio.quickstart_pipeline import register_scoring_endpoint, start_scoring_server
-
         # The scoring API's model server first: it loads while the pipeline runs.
         serve, self.scoring_url, served_name = start_scoring_server(_free_port(port + 100), log_dir, env)
         register_scoring_endpoint(self.scoring_url, served_name)
         env = {**env, "RPRM_SCORING_ENDPOINT": self.scoring_url, "RPRM_SCORING_MODEL": served_name}
-        py = sys.executable
-        commands = {
-            # gthread: a scoring request waits on the model server, not on this process's CPU.
-            "web": [
-                py,
-                "-m",
-                "gunicorn",
-                "rprm_web.wsgi",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-k",
-                "gthread",
-                "-w",
-                "2",
-                "--threads",
-                "4",
-                "--timeout",
-                "120",
-            ],
-            "worker": [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "rprm_web",
-                "worker",
-                "-Q",
-                "default",
-                "-c",
-                "2",
-                "-n",
-                "default@%h",
-                "--loglevel",
-                "INFO",
-            ],
-            "gpu-worker": [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "rprm_web",
-                "worker",
-                "-Q",
-                "gpu",
-                "-c",
-                "1",
-                "--pool",
-                "solo",
-                "-n",
-                "gpu@%h",
-                "--loglevel",
-                "INFO",
-            ],
-        }
+        commands = _process_commands(port)
         procs = [serve]
         for name, cmd in commands.items():
             log = (log_dir / f"{name}.log").open("ab")
@@ -202,7 +212,7 @@ class Command(BaseCommand):
         )
         return procs
 
-    def wait_for_http(self, url: str, procs, timeout: float = 60) -> None:
+    def wait_for_http(self, url: str, procs: list[subprocess.Popen], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in procs):
@@ -215,8 +225,6 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         raise SystemExit(f"the web server did not answer at {url} within {timeout:.0f} s")
 
-    def run_pipeline(self, dataset) -> None:
-        """Later stages (teacher pass, training, evaluation) hook in here."""
-        from studio.quickstart_pipeline import run_pipeline
-
+    def run_pipeline(self, dataset: Dataset) -> None:
+        """The pipeline's jobs, through the workers just started (studio.quickstart_pipeline)."""
         run_pipeline(self, dataset)
