@@ -1,5 +1,8 @@
+from __future__ import annotations
+
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from rprm_web.admin import ReadOnlyAdmin
 
@@ -11,7 +14,9 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "version", "chat", "content_hash", "created_at"]
     readonly_fields = ["content_hash", "created_at"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: PromptTemplate | None = None
+    ) -> list[str] | tuple[str, ...]:
         # A template that produced critiques is provenance: it can no longer change.
         if obj and obj.runs.exists():
             return [f.name for f in PromptTemplate._meta.fields]
@@ -39,7 +44,7 @@ class ModelEndpointForm(forms.ModelForm):
             "options",
         ]
 
-    def save(self, commit=True):
+    def save(self, commit: bool = True) -> ModelEndpoint:
         endpoint = super().save(commit=False)
         if self.cleaned_data.get("clear_api_key"):
             endpoint.api_key_encrypted = ""

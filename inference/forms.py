@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from annotations.models import Dataset, Step
@@ -51,11 +53,11 @@ class RunForm(LaunchKeyForm):
     )
     seed = forms.IntegerField(required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["endpoint"].initial = default_endpoint(ModelEndpoint.Role.TEACHER)
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         if not data.get("endpoint") and not data.get("new_model"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -59,7 +60,7 @@ class PromptTemplate(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # Validates placeholders and fixes the hash; templates are immutable once used.
         self.content_hash = self.to_core().content_hash
         super().save(*args, **kwargs)
@@ -232,7 +233,7 @@ class GenerationRun(RunBase):
 
 
 class CritiqueQuerySet(models.QuerySet):
-    def sft_eligible(self):
+    def sft_eligible(self) -> CritiqueQuerySet:
         """The method's keep rule: a verdict the authors' filter accepts (strict or not,
         see inference.core.verdict) that agrees with the label. Gold copies never count."""
         return self.filter(verdict__in=("yes", "no"), matches_label=True, gold_copy=False)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from rprm_web.access import is_reviewer
@@ -27,7 +28,7 @@ class TokenRefused(ValueError):
     """The user could never use a token (inactive, or neither reviewer nor admin)."""
 
 
-def create_api_token(user, name: str = "") -> tuple[ApiToken, str]:
+def create_api_token(user: User, name: str = "") -> tuple[ApiToken, str]:
     """A new token for `user`; the plain token is returned once and never stored.
 
     Refused up front (TokenRefused) for a user a token could never act for: inactive, or

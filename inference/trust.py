@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
@@ -170,9 +171,7 @@ def check_model_path(value: str, what: str = "model path") -> None:
 
 
 # -- keys ---------------------------------------------------------------------------------
-def _fernet():
-    from cryptography.fernet import Fernet, MultiFernet
-
+def _fernet() -> MultiFernet:
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     keys = [
         base64.urlsafe_b64encode(hashlib.sha256(b"rprm-endpoint-key:" + s.encode()).digest()) for s in secrets
@@ -185,8 +184,6 @@ def encrypt_secret(value: str) -> str:
 
 
 def decrypt_secret(token: str) -> str:
-    from cryptography.fernet import InvalidToken
-
     if not token:
         return ""
     try:

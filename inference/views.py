@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -14,7 +17,7 @@ from .forms import RunForm
 from .models import Critique, GenerationRun, PromptTemplate
 
 
-def run_list(request: AppRequest):
+def run_list(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     show_archived = request.GET.get("archived") == "1"
     rows = runs.listed(
@@ -23,7 +26,7 @@ def run_list(request: AppRequest):
     return render(request, "inference/run_list.html", {"runs": rows[:100], "show_archived": show_archived})
 
 
-def run_new(request: AppRequest):
+def run_new(request: AppRequest) -> HttpResponse:
     require_admin(request)
     form = RunForm(request.POST or None, initial=actions.TEACHER_DEFAULTS)
     if request.method == "POST" and form.is_valid():
@@ -40,7 +43,7 @@ def run_new(request: AppRequest):
     return render(request, "inference/run_new.html", {"form": form})
 
 
-def run_detail(request: AppRequest, run_uuid):
+def run_detail(request: AppRequest, run_uuid: UUID) -> HttpResponse:
     require_reviewer(request)
     run = get_object_or_404(
         GenerationRun.objects.select_related("dataset", "endpoint", "template"), uuid=run_uuid
@@ -70,14 +73,14 @@ def run_detail(request: AppRequest, run_uuid):
 
 
 @require_POST
-def run_cancel(request: AppRequest, run_uuid):
+def run_cancel(request: AppRequest, run_uuid: UUID) -> HttpResponse:
     require_admin(request)
     run = get_object_or_404(GenerationRun, uuid=run_uuid)
     actions.request_cancel(run)
     return redirect("inference:run_detail", run_uuid=run.uuid)
 
 
-def critique_detail(request: AppRequest, critique_uuid):
+def critique_detail(request: AppRequest, critique_uuid: UUID) -> HttpResponse:
     require_reviewer(request)
     critique = get_object_or_404(
         Critique.objects.select_related(
@@ -102,7 +105,7 @@ def critique_detail(request: AppRequest, critique_uuid):
     return render(request, "inference/critique_detail.html", context)
 
 
-def template_list(request: AppRequest):
+def template_list(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     templates = PromptTemplate.objects.all()
     return render(request, "inference/template_list.html", {"templates": templates})

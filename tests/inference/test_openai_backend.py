@@ -63,6 +63,7 @@ class FakeServer:
                     count = len(fake.requests)
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                counted = True
                 try:
                     reply = fake.app(self.path, body, count)
                     status, payload, delay, headers = (
@@ -76,12 +77,18 @@ class FakeServer:
                     for key, value in headers.items():
                         self.send_header(key, value)
                     self.end_headers()
+                    # Uncounted before the body: the client cannot have the whole answer (and
+                    # send its next request) while this one still counts as in flight.
+                    with fake._lock:
+                        fake.in_flight -= 1
+                    counted = False
                     self.wfile.write(data)
                 except OSError:
                     pass  # the client gave up (timeout tests)
                 finally:
-                    with fake._lock:
-                        fake.in_flight -= 1
+                    if counted:
+                        with fake._lock:
+                            fake.in_flight -= 1
 
             def log_message(self, *args):
                 pass

@@ -8,8 +8,11 @@ backend allows it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from ..scoring import scoring_context
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,24 @@ class BackendUnavailable(RuntimeError):
 
 class BackendCancelled(RuntimeError):
     """The backend's calls in flight were cancelled (a run's cancel, a request's deadline)."""
+
+
+def repeat_greedy(results: list[list[Completion]], n: int) -> list[list[Completion]]:
+    """A greedy run decodes each prompt once: its one completion stands for all ``n``."""
+    return [
+        [r[0]] + [dataclasses.replace(r[0], extra=dict(r[0].extra)) for _ in range(n - 1)] for r in results
+    ]
+
+
+def fallback_contexts(
+    results: list[list[Completion]], pending: list[tuple[int, int]], texts: list[str]
+) -> tuple[list[str], list[str]]:
+    """For each (prompt, sample) without an inline p_yes: the text to read the verdict
+    token after (prompt + cut or extended critique) and how it was made."""
+    contexts: list[str] = []
+    sources: list[str] = []
+    for i, j in pending:
+        prefix, source = scoring_context(results[i][j].text)
+        contexts.append(texts[i] + prefix)
+        sources.append(source)
+    return contexts, sources

@@ -266,22 +266,20 @@ def _json_object(response: Any, url: str) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:
-        raise OpenAIBackendError(
-            f"POST {url}: HTTP {response.status_code} with a body that is not JSON: {response.text[:300]!r}",
-            url=url,
-            status=response.status_code,
-            body=response.text,
-            kind="bad_answer",
-        ) from None
+        raise _bad_answer(response, url, f"a body that is not JSON: {response.text[:300]!r}") from None
     if not isinstance(data, dict):
-        raise OpenAIBackendError(
-            f"POST {url}: HTTP {response.status_code} with JSON that is not an object",
-            url=url,
-            status=response.status_code,
-            body=response.text,
-            kind="bad_answer",
-        )
+        raise _bad_answer(response, url, "JSON that is not an object")
     return data
+
+
+def _bad_answer(response: Any, url: str, what: str) -> OpenAIBackendError:
+    return OpenAIBackendError(
+        f"POST {url}: HTTP {response.status_code} with {what}",
+        url=url,
+        status=response.status_code,
+        body=response.text,
+        kind="bad_answer",
+    )
 
 
 def _sdk_error(exc: Exception, url: str, deadlines: Deadlines) -> OpenAIBackendError:

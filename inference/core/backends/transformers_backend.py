@@ -16,7 +16,6 @@ that produced the completion. ``Sampling.seed`` seeds torch's global generator.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import time
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from ..scoring import (
     scoring_context,
     verdict_token_ids,
 )
-from .base import Completion, Sampling
+from .base import Completion, Sampling, fallback_contexts, repeat_greedy
 
 if TYPE_CHECKING:  # torch is a heavy ML import: each method defers it
     import torch
@@ -211,21 +210,12 @@ class TransformersBackend:
                     pending.append((i, len(results[i]) - 1))
 
         if pending:
-            contexts, sources = [], []
-            for i, j in pending:
-                prefix, source = scoring_context(results[i][j].text)
-                contexts.append(texts[i] + prefix)
-                sources.append(source)
+            contexts, sources = fallback_contexts(results, pending, texts)
             for (i, j), p, source in zip(pending, self._score_contexts(contexts), sources, strict=True):
                 c = results[i][j]
                 c.p_yes, c.p_yes_source = p, "fallback"
                 c.extra["fallback"] = "reread" if source == "verdict_question" else "appended"
-
-        if greedy and n > 1:
-            results = [
-                [c] + [dataclasses.replace(c, extra=dict(c.extra)) for _ in range(n - 1)] for [c] in results
-            ]
-        return results
+        return repeat_greedy(results, n) if greedy and n > 1 else results
 
     def _groups(self, lengths: list[int], n_gen: int, max_new: int) -> list[list[int]]:
         """Batches of prompt indices, longest first, within batch_size / max_batch_tokens."""

@@ -19,7 +19,6 @@ without the question get the fallback: one more batched ``generate`` with
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,7 @@ from ..scoring import (
     scoring_context,
     verdict_token_ids,
 )
-from .base import BackendUnavailable, Completion, Sampling
+from .base import BackendUnavailable, Completion, Sampling, fallback_contexts, repeat_greedy
 
 
 # The parts of vLLM's documented offline API this backend uses (vLLM itself is imported
@@ -213,12 +212,7 @@ class VLLMBackend:
             results.append(row)
 
         if pending:
-            contexts: list[str] = []
-            sources: list[str] = []
-            for i, j in pending:
-                prefix, source = scoring_context(results[i][j].text)
-                contexts.append(texts[i] + prefix)
-                sources.append(source)
+            contexts, sources = fallback_contexts(results, pending, texts)
             for (i, j), (p, bounded), source in zip(
                 pending, self._score_contexts(contexts), sources, strict=True
             ):
@@ -228,12 +222,7 @@ class VLLMBackend:
                     p_yes_bound=bounded, fallback="reread" if source == "verdict_question" else "appended"
                 )
 
-        if greedy and n > 1:
-            results = [
-                [r[0]] + [dataclasses.replace(r[0], extra=dict(r[0].extra)) for _ in range(n - 1)]
-                for r in results
-            ]
-        return results
+        return repeat_greedy(results, n) if greedy and n > 1 else results
 
     def _score_contexts(self, texts: Sequence[str]) -> list[tuple[float | None, bool]]:
         """One batched 1-token pass; the prompt prefixes hit vLLM's prefix cache."""
