@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.core.files.uploadedfile import UploadedFile
 
 from annotations.models import Dataset
 from inference.actions import default_endpoint
@@ -72,18 +75,19 @@ class EvaluationForm(LaunchKeyForm):
     def clean_threshold(self) -> float:
         return float(self.cleaned_data["threshold"])
 
-    def clean_scores_file(self):
+    def clean_scores_file(self) -> UploadedFile | None:
         f = self.cleaned_data.get("scores_file")
         if f is not None and f.size > MAX_SCORES_FILE_BYTES:
             raise forms.ValidationError(f"file over {MAX_SCORES_FILE_BYTES // (1024 * 1024)} MB")
         return f
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["endpoint"].initial = default_endpoint(ModelEndpoint.Role.SCORER)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if bool(data.get("endpoint")) == bool(data.get("scores_file")):
             self.add_error(None, "Choose a model or upload a scores file (one of the two).")
         if data.get("benchmark") and data.get("datasets"):
@@ -124,6 +128,6 @@ class GuidanceForm(LaunchKeyForm):
     )
     seed = forms.IntegerField(required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["scorer"].initial = default_endpoint(ModelEndpoint.Role.SCORER)

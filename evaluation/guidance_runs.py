@@ -6,7 +6,8 @@ with the highest min-step and last-step reward is picked (inference.core.guidanc
 Guided search: the policy proposes N next steps, all N are scored in one call, the
 best is kept, up to `max_steps`. Accuracy compares the extracted final answer with
 Problem.reference_answer (inference.core.answers.answers_equal). Processing claims
-the run with a conditional UPDATE and skips problems already stored.
+the run through the shared lifecycle (rprm_web.runs.execute) and skips problems
+already stored.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F, QuerySet
 
@@ -125,7 +127,7 @@ def create_guidance_run(
     policy: ModelEndpoint,
     scorer: ModelEndpoint,
     template: PromptTemplate | None = None,
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     queue: bool = True,
     **params: Any,
 ) -> GuidanceRun:
@@ -149,7 +151,7 @@ def create_guidance_run(
             policy=policy,
             scorer=scorer,
             template=template or template_for(None),
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by=user if isinstance(user, User) else None,
             **scoring,
             **{k: v for k, v in params.items() if v is not None},
         )
@@ -213,22 +215,47 @@ def process_guidance(
     )
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """What every problem of a guidance run is solved with."""
+
+    policy: Backend
+    scorer: Backend
+    template: CorePromptTemplate
+    n: int  # solutions (Best-of-N) or next-step candidates (guided search) per problem
+    n_samples: int  # K critiques per step
+    max_steps: int
+    policy_sampling: Sampling
+    sampling: Sampling  # the critiques'
+
+    @classmethod
+    def of(cls, run: GuidanceRun, policy: Backend, scorer: Backend) -> Guidance:
+        return cls(
+            policy=policy,
+            scorer=scorer,
+            template=run.template.to_core(),
+            n=run.n_candidates,
+            n_samples=run.n_samples,
+            max_steps=run.max_steps,
+            policy_sampling=Sampling(
+                temperature=run.policy_temperature,
+                top_p=run.policy_top_p,
+                max_new_tokens=run.policy_max_new_tokens,
+                seed=run.seed,
+            ),
+            sampling=Sampling(
+                temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens, seed=run.seed
+            ),
+        )
+
+
 def _process(
     run: GuidanceRun,
     policy_backend: Backend,
     scorer_backend: Backend,
     progress: Callable[[GuidanceRun], None] | None,
 ) -> None:
-    template = run.template.to_core()
-    scoring = Sampling(
-        temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens, seed=run.seed
-    )
-    policy_sampling = Sampling(
-        temperature=run.policy_temperature,
-        top_p=run.policy_top_p,
-        max_new_tokens=run.policy_max_new_tokens,
-        seed=run.seed,
-    )
+    g = Guidance.of(run, policy_backend, scorer_backend)
     problems = list(_problems(run.dataset, run.problem_limit))
     done = set(GuidanceResult.objects.filter(run=run).values_list("problem_id", flat=True))
     runs.progress(run, problems_total=len(problems), problems_done=len(done))
@@ -237,18 +264,7 @@ def _process(
             continue
         runs.checkpoint(run)
         solve = best_of_n_problem if run.kind == GuidanceRun.Kind.BEST_OF_N else guided_search_problem
-        result = solve(
-            policy_backend,
-            scorer_backend,
-            template,
-            problem.question,
-            problem.reference_answer,
-            n=run.n_candidates,
-            n_samples=run.n_samples,
-            max_steps=run.max_steps,
-            policy_sampling=policy_sampling,
-            sampling=scoring,
-        )
+        result = solve(g, problem.question, problem.reference_answer)
         # Policy text is model output: characters PostgreSQL cannot hold become U+FFFD.
         stored, repaired = repair_json(result)
         with transaction.atomic():
@@ -264,26 +280,14 @@ def _process(
             progress(run)
 
 
-def best_of_n_problem(
-    policy_backend: Backend,
-    scorer_backend: Backend,
-    template: CorePromptTemplate,
-    question: str,
-    reference: str,
-    *,
-    n: int,
-    n_samples: int,
-    max_steps: int,
-    policy_sampling: Sampling,
-    sampling: Sampling,
-) -> ProblemOutcome:
+def best_of_n_problem(g: Guidance, question: str, reference: str) -> ProblemOutcome:
     """N policy solutions, every step scored (one call), picked by min- and last-step reward."""
-    prompt = policy_prompt(question, [], getattr(policy_backend, "tokenizer", None))
-    [completions] = policy_backend.generate([prompt], n, policy_sampling)
-    solutions = [split_steps(c.text, max_steps) for c in completions]
+    prompt = policy_prompt(question, [], getattr(g.policy, "tokenizer", None))
+    [completions] = g.policy.generate([prompt], g.n, g.policy_sampling)
+    solutions = [split_steps(c.text, g.max_steps) for c in completions]
     stats = BatchStats()
     scored = score_solutions(
-        scorer_backend, template, [(question, s) for s in solutions], n_samples, sampling, stats=stats
+        g.scorer, g.template, [(question, s) for s in solutions], g.n_samples, g.sampling, stats=stats
     )
     candidates: list[BonCandidate] = []
     for steps, scores in zip(solutions, scored, strict=True):
@@ -319,23 +323,11 @@ def _rankable(step_scores: list[float | None]) -> list[float]:
     return scores if step_scores and len(scores) == len(step_scores) else []
 
 
-def guided_search_problem(
-    policy_backend: Backend,
-    scorer_backend: Backend,
-    template: CorePromptTemplate,
-    question: str,
-    reference: str,
-    *,
-    n: int,
-    n_samples: int,
-    max_steps: int,
-    policy_sampling: Sampling,
-    sampling: Sampling,
-) -> ProblemOutcome:
+def guided_search_problem(g: Guidance, question: str, reference: str) -> ProblemOutcome:
     """Greedy step-level search; each round's N candidates are scored in one batched call."""
-    tokenizer = getattr(policy_backend, "tokenizer", None)
+    tokenizer = getattr(g.policy, "tokenizer", None)
     propose_raw = make_policy_proposer(
-        policy_backend, lambda q, steps: policy_prompt(q, steps, tokenizer), policy_sampling
+        g.policy, lambda q, steps: policy_prompt(q, steps, tokenizer), g.policy_sampling
     )
     cache: dict[tuple[tuple[str, ...], str], float] = {}
 
@@ -343,7 +335,7 @@ def guided_search_problem(
         candidates = propose_raw(q, steps_so_far, n_)
         cleaned = list(dict.fromkeys(c.removesuffix(END_OF_SOLUTION).strip() for c in candidates))
         cleaned = [c for c in cleaned if c]
-        rewards = score_candidates(scorer_backend, template, q, steps_so_far, cleaned, n_samples, sampling)
+        rewards = score_candidates(g.scorer, g.template, q, steps_so_far, cleaned, g.n_samples, g.sampling)
         for c, r in zip(cleaned, rewards, strict=True):
             cache[(tuple(steps_so_far), c)] = 0.0 if r is None else r  # no readable p_yes: never preferred
         return candidates
@@ -352,12 +344,12 @@ def guided_search_problem(
         key = (tuple(steps_so_far), candidate)
         if key not in cache:  # not pre-scored (should not happen): score it alone
             [r] = score_candidates(
-                scorer_backend, template, q, steps_so_far, [candidate], n_samples, sampling
+                g.scorer, g.template, q, steps_so_far, [candidate], g.n_samples, g.sampling
             )
             cache[key] = 0.0 if r is None else r
         return cache[key]
 
-    result = guided_search(propose, prm_score, question, n_candidates=n, max_steps=max_steps)
+    result = guided_search(propose, prm_score, question, n_candidates=g.n, max_steps=g.max_steps)
     answer = result.answer
     correct = answers_equal(answer, reference) if answer is not None else False
     rounds: list[SearchRound] = [

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from annotations.models import Dataset, Problem, Solution
+from inference.core.backends.base import Sampling
 from inference.core.generation import EVALUATION
 from inference.models import ModelEndpoint, PromptTemplate
 from rprm_web.runs import RunBase, RunStatus
@@ -70,7 +71,7 @@ class EvaluationRun(RunBase):
     steps_done = models.PositiveIntegerField(default=0)
     tokens_generated = models.BigIntegerField(default=0)
     backend_seconds = models.FloatField(default=0)
-    # Metrics at the threshold, threshold sweep, K-scaling, contamination (evaluation.py).
+    # Metrics at the threshold, threshold sweep, K-scaling, contamination (evaluation.results.EvaluationResults).
     results = models.JSONField(default=dict, blank=True)
     error_detail = models.TextField(blank=True)  # staff only: traceback and upstream body, truncated
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -113,9 +114,7 @@ class EvaluationRun(RunBase):
     def can_retry(self) -> bool:
         return super().can_retry and self.source == self.Source.MODEL
 
-    def sampling(self):
-        from inference.core.backends.base import Sampling
-
+    def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
                         seed=self.seed)
 

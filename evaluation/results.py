@@ -125,7 +125,7 @@ class EvaluationResults(TypedDict):
     scored_steps: str  # EvaluationRun.ScoredSteps
     headline: Headline
     processbench: NotRequired[metrics.ProcessBenchReport]
-    prmbench: NotRequired[dict[str, Any]]
+    prmbench: NotRequired[metrics.PRMBenchReport]
     sweep: list[SweepRow] | None  # None: not exact for this run (predicted-error stop)
     k_max: int
     k_scaling: list[metrics.KPoint] | None
@@ -190,8 +190,8 @@ def _processbench_rows(items: list[Item], threshold: float) -> dict[str, list[tu
     return dict(sorted(rows.items()))
 
 
-def _prmbench_items(items: list[Item]) -> list[dict[str, Any]]:
-    out = []
+def _prmbench_items(items: list[Item]) -> list[metrics.PRMBenchItem]:
+    out: list[metrics.PRMBenchItem] = []
     for it in items:
         error_steps = it["error_steps"]
         if error_steps is None:  # not imported from PRMBench: fall back to the first error

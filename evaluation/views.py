@@ -8,8 +8,9 @@ once the run has ended.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -33,7 +34,7 @@ from .score_files import ScoreFileError
 from .selection import describe as describe_selection
 
 # What a step the run did not critique is shown as (never as a score of 0 or 1).
-NOT_SCORED = {
+NOT_SCORED: dict[str, str] = {
     EvaluationRun.ScoredSteps.FIRST_ERROR: "not scored: after the first error",
     EvaluationRun.ScoredSteps.PREDICTED_ERROR: "not scored: after the first (labelled or predicted) error",
 }
@@ -43,7 +44,9 @@ SUBSET_ORDER = list(PROCESSBENCH_SUBSETS)
 BENCHMARKS = [("processbench", "ProcessBench", "Avg. F1"), ("prmbench", "PRMBench", "PRMScore")]
 
 
-def _progress_response(request, template: str, context: dict, finished: bool) -> HttpResponse:
+def _progress_response(
+    request: AppRequest, template: str, context: dict[str, Any], finished: bool
+) -> HttpResponse:
     response = render(request, template, context)
     return HttpResponseStopPolling(response.content) if finished else response
 
@@ -51,7 +54,7 @@ def _progress_response(request, template: str, context: dict, finished: bool) ->
 # ---------------------------------------------------------------- context builders
 
 
-def kscaling_chart(run: EvaluationRun | None) -> dict | None:
+def kscaling_chart(run: EvaluationRun | None) -> dict[str, Any] | None:
     """Chart data for a run's K-scaling curve, with the published R-PRM curve alongside."""
     if run is None or not (run.results or {}).get("k_scaling"):
         return None
@@ -61,7 +64,7 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
         | ({k for k, _ in PUBLISHED_K_SCALING} if run.benchmark == "processbench" else set())
     )
     ours = {p["k"]: p for p in points}
-    data = {
+    data: dict[str, Any] = {
         "labels": [str(k) for k in ks],
         "ours": [ours[k]["value"] if k in ours else None for k in ks],
         # The authors' estimator: the first K sampled critiques of each step.
@@ -80,7 +83,7 @@ def kscaling_chart(run: EvaluationRun | None) -> dict | None:
     return {"run": run, "data": data, "points": points, "n_resamples": max(p["n_resamples"] for p in points)}
 
 
-def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
+def class_breakdown(runs: list[EvaluationRun]) -> list[dict[str, Any]]:
     """PRMBench per-class PRMScores (percent), one column per run."""
     rows = []
     for cls in CLASS_ORDER + ["correct", "unknown"]:
@@ -98,7 +101,7 @@ def class_breakdown(runs: list[EvaluationRun]) -> list[dict]:
     return rows
 
 
-def scaling_options(**family) -> list[dict]:
+def scaling_options(**family: str) -> list[dict[str, Any]]:
     """Every finished, unarchived run the K-scaling panel can show (K > 1), grouped by family
     (name and benchmark) for its selector, newest first within a family. `family`: one only."""
     rows = (
@@ -134,7 +137,7 @@ def _latest(benchmark: str) -> EvaluationRun | None:
 # ---------------------------------------------------------------- evaluation pages
 
 
-def results(request: AppRequest):
+def results(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     show_archived = request.GET.get("archived") == "1"
     table = results_table()
@@ -146,7 +149,7 @@ def results(request: AppRequest):
     if chosen is None and scaling:
         chosen = max(scaling, key=lambda o: o["created_at"])["id"]
     scaling_run = EvaluationRun.objects.filter(id=chosen).first() if chosen else None
-    latest_prm = {}
+    latest_prm: dict[str, EvaluationRun] = {}
     for run in EvaluationRun.objects.filter(
         benchmark="prmbench", status=EvaluationRun.Status.SUCCEEDED
     ).order_by("-created_at")[:20]:
@@ -173,13 +176,13 @@ def results(request: AppRequest):
     return render(request, "evaluation/results.html", context)
 
 
-def _picked_model(request: AppRequest, field: str) -> dict:
+def _picked_model(request: AppRequest, field: str) -> dict[str, Any]:
     """?model=<endpoint or model version name> preselects that scorer (a model page links here)."""
     endpoint = scorer_endpoint(request.GET["model"]) if request.GET.get("model") else None
     return {field: endpoint} if endpoint else {}
 
 
-def evaluation_new(request: AppRequest):
+def evaluation_new(request: AppRequest) -> HttpResponse:
     require_admin(request)
     picked = _picked_model(request, "endpoint")
     form = EvaluationForm(request.POST or None, request.FILES or None, initial=picked)
@@ -193,14 +196,16 @@ def evaluation_new(request: AppRequest):
             form.add_error(None, str(exc))
         else:
             if request.htmx:
-                return render(request, "evaluation/results.html#launched", {"run": run, "poll_progress": True})
+                return render(
+                    request, "evaluation/results.html#launched", {"run": run, "poll_progress": True}
+                )
             return redirect("evaluation:run_detail", run_uuid=run.uuid)
     if request.htmx:
         return render(request, "evaluation/results.html#launch-form", {"form": form})
     return render(request, "evaluation/new.html", {"form": form})
 
 
-def _launch(request: AppRequest, data: dict) -> EvaluationRun:
+def _launch(request: AppRequest, data: dict[str, Any]) -> EvaluationRun:
     common = {
         "benchmark": data["benchmark"],
         "datasets": list(data["datasets"]),
@@ -235,7 +240,7 @@ def _launch(request: AppRequest, data: dict) -> EvaluationRun:
         raise
 
 
-def run_detail(request: AppRequest, run_uuid):
+def run_detail(request: AppRequest, run_uuid: uuid.UUID) -> HttpResponse:
     require_reviewer(request)
     run = get_object_or_404(EvaluationRun.objects.select_related("endpoint", "template"), uuid=run_uuid)
     if request.htmx and request.htmx.target == "eval-progress":  # the launch panel on the results page
@@ -248,7 +253,7 @@ def run_detail(request: AppRequest, run_uuid):
     return render(request, "evaluation/run_detail.html", context)
 
 
-def _run_context(run: EvaluationRun) -> dict:
+def _run_context(run: EvaluationRun) -> dict[str, Any]:
     r = run.results or {}
     # jsonb does not keep key order: official subset order first, then the rest by name.
     subsets = sorted(
@@ -333,7 +338,7 @@ def run_solution(request: AppRequest, run_uuid: uuid.UUID, solution_uuid: uuid.U
 
 
 @require_POST
-def run_cancel(request: AppRequest, run_uuid):
+def run_cancel(request: AppRequest, run_uuid: uuid.UUID) -> HttpResponse:
     require_admin(request)
     run = get_object_or_404(EvaluationRun, uuid=run_uuid)
     evaluation.request_cancel(run)
@@ -343,25 +348,27 @@ def run_cancel(request: AppRequest, run_uuid):
 # ---------------------------------------------------------------- guidance pages
 
 
-def guidance_list(request: AppRequest):
+def guidance_list(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
-    show_archived = request.GET.get("archived") == "1"
-    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), show_archived)
     form = GuidanceForm() if request.user.is_staff else None
-    return render(
-        request,
-        "evaluation/guidance_list.html",
-        {
-            "runs": rows.order_by("-created_at")[:50],
-            "show_archived": show_archived,
-            "form": form,
-            "published": PUBLISHED_GUIDANCE,
-            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
-        },
-    )
+    return _guidance_list_page(request, form, show_archived=request.GET.get("archived") == "1")
 
 
-def guidance_new(request: AppRequest):
+def _guidance_list_page(
+    request: AppRequest, form: GuidanceForm | None, *, show_archived: bool
+) -> HttpResponse:
+    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), show_archived)
+    context = {
+        "runs": rows.order_by("-created_at")[:50],
+        "show_archived": show_archived,
+        "form": form,
+        "published": PUBLISHED_GUIDANCE,
+        "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
+    }
+    return render(request, "evaluation/guidance_list.html", context)
+
+
+def guidance_new(request: AppRequest) -> HttpResponse:
     require_admin(request)
     form = GuidanceForm(request.POST or None, initial=_picked_model(request, "scorer"))
     if request.method == "POST" and form.is_valid():
@@ -389,20 +396,10 @@ def guidance_new(request: AppRequest):
             form.add_error(None, str(exc))
         else:
             return redirect("evaluation:guidance_detail", run_uuid=run.uuid)
-    rows = runs.listed(GuidanceRun.objects.select_related("dataset", "policy", "scorer"), False)
-    return render(
-        request,
-        "evaluation/guidance_list.html",
-        {
-            "runs": rows.order_by("-created_at")[:50],
-            "form": form,
-            "published": PUBLISHED_GUIDANCE,
-            "published_pass1": PUBLISHED_GUIDANCE["pass@1"],
-        },
-    )
+    return _guidance_list_page(request, form, show_archived=False)
 
 
-def guidance_detail(request: AppRequest, run_uuid):
+def guidance_detail(request: AppRequest, run_uuid: uuid.UUID) -> HttpResponse:
     require_reviewer(request)
     run = get_object_or_404(
         GuidanceRun.objects.select_related("dataset", "policy", "scorer", "template"), uuid=run_uuid
@@ -414,30 +411,41 @@ def guidance_detail(request: AppRequest, run_uuid):
     return render(request, "evaluation/guidance_detail.html", context)
 
 
-def _guidance_stats(run: GuidanceRun) -> dict:
+def _guidance_stats(run: GuidanceRun) -> dict[str, float | None]:
     return {"pass1": (run.results or {}).get("pass@1"), "passn": (run.results or {}).get("pass@n")}
 
 
-def _guidance_problems(run: GuidanceRun) -> list[GuidanceResult]:
-    problems = list(
-        GuidanceResult.objects.filter(run=run).select_related("problem").order_by("problem_id")[:100]
-    )
-    for p in problems:
-        if run.kind == GuidanceRun.Kind.BEST_OF_N:
-            p.n_correct = sum(bool(c.get("correct")) for c in p.candidates)
-        else:
-            p.rounds = [
+@dataclass
+class GuidanceRow:
+    """One problem of a guidance run as its page shows it."""
+
+    result: GuidanceResult
+    n_correct: int  # Best-of-N: candidates with the right answer
+    rounds: list[list[tuple[str, float, bool]]]  # guided search: (text, reward, chosen) per round
+
+
+def _guidance_problems(run: GuidanceRun) -> list[GuidanceRow]:
+    results = GuidanceResult.objects.filter(run=run).select_related("problem").order_by("problem_id")[:100]
+    if run.kind == GuidanceRun.Kind.BEST_OF_N:
+        return [GuidanceRow(p, sum(bool(c.get("correct")) for c in p.candidates), []) for p in results]
+    return [
+        GuidanceRow(
+            p,
+            0,
+            [
                 [
                     (text, score, i == r["chosen"])
                     for i, (text, score) in enumerate(zip(r["candidates"], r["scores"], strict=False))
                 ]
                 for r in p.candidates
-            ]
-    return problems
+            ],
+        )
+        for p in results
+    ]
 
 
 @require_POST
-def guidance_cancel(request: AppRequest, run_uuid):
+def guidance_cancel(request: AppRequest, run_uuid: uuid.UUID) -> HttpResponse:
     require_admin(request)
     run = get_object_or_404(GuidanceRun, uuid=run_uuid)
     guidance_runs.request_cancel(run)

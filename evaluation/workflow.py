@@ -6,7 +6,8 @@ ProcessBench or PRMBench metrics at the run's threshold, a threshold sweep, the
 K-scaling curve (by subsampling the stored samples) and the contamination report.
 External step scores (any other PRM) are imported into the same rows and go
 through the same code. Model runs are processed by a gpu-queue task that claims
-the run with a conditional UPDATE and scores only the solutions still missing.
+the run through the shared lifecycle (rprm_web.runs.execute) and scores only the
+solutions still missing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -70,7 +71,7 @@ def create_evaluation(
     solution_seed: int = 0,
     scored_steps: str | None = None,
     batch_size: int = 4,
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     queue: bool = True,
     **sampling: Any,
 ) -> EvaluationRun:
@@ -89,22 +90,7 @@ def create_evaluation(
         raise ValueError("threshold must be within [0, 1]")
     common: dict[str, Any] = {"benchmark": benchmark, "threshold": threshold, "created_by": _user(user)}
     if scores_path is not None:
-        scores_name = scores_name or Path(scores_path).name
-        parsed = read_external_scores(scores_path, datasets, display_name=scores_name)
-        with transaction.atomic():
-            run = EvaluationRun.objects.create(
-                name=name or Path(scores_name).stem,
-                source=EvaluationRun.Source.EXTERNAL,
-                scores_file=scores_name,
-                scores_sha256=file_sha256(scores_path),
-                n_samples=1,
-                status=EvaluationRun.Status.RUNNING,
-                started_at=timezone.now(),
-                **common,
-            )
-            EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
-            _store_external_scores(run, parsed)
-        return run
+        return _create_external(datasets, scores_path, scores_name or Path(scores_path).name, name, common)
     assert endpoint is not None
     if not 1 <= n_samples <= MAX_K:
         raise ValueError(f"K must be within 1..{MAX_K}")
@@ -129,6 +115,27 @@ def create_evaluation(
         run.save(update_fields=["solutions_total"])
         if queue:
             runs.enqueue(EvaluationRun, run.id)
+    return run
+
+
+def _create_external(
+    datasets: list[Dataset], scores_path: str | Path, scores_name: str, name: str, common: dict[str, Any]
+) -> EvaluationRun:
+    """An external-scores evaluation, stored and computed at once (a bad file writes nothing)."""
+    parsed = read_external_scores(scores_path, datasets, display_name=scores_name)
+    with transaction.atomic():
+        run = EvaluationRun.objects.create(
+            name=name or Path(scores_name).stem,
+            source=EvaluationRun.Source.EXTERNAL,
+            scores_file=scores_name,
+            scores_sha256=file_sha256(scores_path),
+            n_samples=1,
+            status=EvaluationRun.Status.RUNNING,
+            started_at=timezone.now(),
+            **common,
+        )
+        EvaluationDataset.objects.bulk_create([EvaluationDataset(run=run, dataset=d) for d in datasets])
+        _store_external_scores(run, parsed)
     return run
 
 
@@ -179,8 +186,8 @@ def steps_to_score(run: EvaluationRun, label: int | None, n_steps: int) -> int:
     return min(n_steps, label + 1)
 
 
-def _user(user: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
-    return user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
+def _user(user: User | AnonymousUser | None) -> User | None:
+    return user if isinstance(user, User) and user.is_authenticated else None
 
 
 def request_cancel(run: EvaluationRun) -> bool:

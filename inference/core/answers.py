@@ -61,7 +61,7 @@ def extract_answer(text: str | None) -> str | None:
     boxed = _last_boxed(text)
     if boxed is not None:
         return boxed
-    hashes = re.findall(r"^\s*####\s*(.+?)\s*$", text, re.MULTILINE)
+    hashes: list[str] = re.findall(r"^\s*####\s*(.+?)\s*$", text, re.MULTILINE)
     if hashes:
         return hashes[-1]
     said = list(_ANSWER_IS.finditer(text))
@@ -195,7 +195,7 @@ def _parsed(answer: str) -> list[Any]:
         return []
     if _BINOMIAL.search(answer) and re.search(r"\d{5,}", answer):
         return []  # parse itself evaluates binomials: C(10^6, 5*10^5) took minutes
-    readings = parse(f"\\boxed{{{answer}}}", parsing_timeout=None)
+    readings: list[Any] = parse(f"\\boxed{{{answer}}}", parsing_timeout=None)
     if any(_too_large(r) for r in readings):
         return []
     return readings

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from .backends.base import Sampling
 
@@ -36,14 +37,15 @@ class GenerationParams:
         self.sampling()  # validates temperature, top_p, max_new_tokens
 
     def sampling(self) -> Sampling:
-        return Sampling(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
-                        seed=self.seed)
+        return Sampling(
+            temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=self.seed
+        )
 
-    def fields(self) -> dict:
+    def fields(self) -> dict[str, Any]:
         """As model / form fields (GenerationRun, EvaluationRun, GuidanceRun share the names)."""
         return dataclasses.asdict(self)
 
-    def replace(self, **changes) -> GenerationParams:
+    def replace(self, **changes: Any) -> GenerationParams:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 

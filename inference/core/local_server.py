@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .backends.openai_p_yes import write_decision_config
 
@@ -39,7 +40,7 @@ def prepare_served_copy(model_dir: str | Path, dest: str | Path) -> Path:
 
 
 def start_transformers_serve(model_dir: str | Path, port: int, log_path: str | Path,
-                             env: dict | None = None, extra_args: tuple = ()) -> subprocess.Popen:  # fmt: skip
+                             env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:  # fmt: skip
     """Start ``transformers serve MODEL`` on loopback (its own process group), CPU, offline."""
     cli = transformers_cli()
     if cli is None:
@@ -53,7 +54,7 @@ def start_transformers_serve(model_dir: str | Path, port: int, log_path: str | P
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log_path: str | Path, timeout_s: float = 120) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[Any], log_path: str | Path, timeout_s: float = 120) -> None:
     """Wait for ``GET {url}/health`` to answer 200; raise with the log's tail if it dies or times out."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -367,11 +367,78 @@ def prmscore(
     return max(0.0, value) if clamp else value
 
 
+class PRMBenchItem(TypedDict):
+    """One solution for :func:`prmbench_report`."""
+
+    classification: str
+    error_steps: list[int]  # 1-based
+    step_scores: Sequence[float | None] | None
+
+
+class Counts(TypedDict):
+    tp: int
+    fn: int
+    fp: int
+    tn: int
+
+
+class ClassScores(Counts):
+    """One PRMBench class: PRMScore (fraction), the F1s and the pooled step counts."""
+
+    prmscore: float
+    prmscore_unclamped: float
+    precision: float
+    recall: float
+    f1_positive: float
+    negative_precision: float
+    negative_recall: float
+    f1_negative: float
+    n_items: int
+    n_steps: int
+
+
+class DimensionScore(TypedDict):
+    prmscore: float | None  # mean of its present classes' PRMScores; None when none is present
+    missing: list[str]
+
+
+class PRMBenchReport(TypedDict):
+    overall: float | None
+    overall_counts: Counts
+    classes: dict[str, ClassScores]
+    dimensions: dict[str, DimensionScore]
+    n_items: int
+    n_invalid: int
+    threshold: float
+    zero_division: ZeroDivision
+
+
+def _class_scores(c: Confusion, cls: str, n_items: int, zero_division: ZeroDivision) -> ClassScores:
+    positive_only = cls in POSITIVE_ONLY_CLASSES
+    f = f1_scores(c.tp, c.fn, c.fp, c.tn, zero_division)
+    return {
+        "prmscore": prmscore(c.tp, c.fn, c.fp, c.tn, positive_only, zero_division),
+        "prmscore_unclamped": prmscore(c.tp, c.fn, c.fp, c.tn, positive_only, zero_division, clamp=False),
+        "precision": f["precision"],
+        "recall": f["recall"],
+        "f1_positive": f["f1_positive"],
+        "negative_precision": f["negative_precision"],
+        "negative_recall": f["negative_recall"],
+        "f1_negative": f["f1_negative"],
+        "tp": c.tp,
+        "fn": c.fn,
+        "fp": c.fp,
+        "tn": c.tn,
+        "n_items": n_items,
+        "n_steps": c.n,
+    }
+
+
 def prmbench_report(
-    items: Iterable[Mapping[str, Any]],
+    items: Iterable[PRMBenchItem],
     threshold: float = 0.5,
     zero_division: ZeroDivision = "official",
-) -> dict[str, Any]:
+) -> PRMBenchReport:
     """PRMBench scores from items with ``classification``, ``error_steps`` (1-based), ``step_scores``.
 
     Follows ssmisya/PRMBench ``mr_eval/tasks/prmtest_classified/task.py``
@@ -396,8 +463,9 @@ def prmbench_report(
     n_invalid = 0
     for item in items:
         cls = item["classification"]
-        scores = item.get("step_scores")
-        if scores is None or any(s is None for s in scores):
+        raw = item.get("step_scores")
+        scores = [s for s in raw if s is not None] if raw is not None else []
+        if raw is None or len(scores) != len(raw):
             n_invalid += 1
             continue
         c = prmbench_confusion(item["error_steps"], scores, threshold)
@@ -406,22 +474,8 @@ def prmbench_report(
         if cls != PRMBENCH_CORRECT_CLASS:
             overall = overall + c
 
-    classes = {}
-    for cls, c in per_class.items():
-        classes[cls] = {
-            "prmscore": prmscore(c.tp, c.fn, c.fp, c.tn, cls in POSITIVE_ONLY_CLASSES, zero_division),
-            "prmscore_unclamped": prmscore(
-                c.tp, c.fn, c.fp, c.tn, cls in POSITIVE_ONLY_CLASSES, zero_division, clamp=False
-            ),
-            **f1_scores(c.tp, c.fn, c.fp, c.tn, zero_division),
-            "tp": c.tp,
-            "fn": c.fn,
-            "fp": c.fp,
-            "tn": c.tn,
-            "n_items": n_items[cls],
-            "n_steps": c.n,
-        }
-    dimensions = {}
+    classes = {cls: _class_scores(c, cls, n_items[cls], zero_division) for cls, c in per_class.items()}
+    dimensions: dict[str, DimensionScore] = {}
     for dim, members in PRMBENCH_DIMENSIONS.items():
         present = [classes[m]["prmscore"] for m in members if m in classes]
         dimensions[dim] = {

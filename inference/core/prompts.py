@@ -96,7 +96,7 @@ def question_for_prompt(problem_question: str, solution_metadata: Any = None) ->
 
 def apply_chat(tokenizer: Any, messages: Messages) -> str:
     """The model's own chat template with the generation prompt: the one way to a chat prompt."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 
 def prompt_text(prompt: str | Messages, tokenizer: Any) -> str:

@@ -102,7 +102,7 @@ def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     (plain, non-chat prompts for models such as Llama).
     """
     bos = getattr(tokenizer, "bos_token", None)
-    add_special = bool(bos) and not text.startswith(bos)
+    add_special = isinstance(bos, str) and bool(bos) and not text.startswith(bos)
     return list(tokenizer.encode(text, add_special_tokens=add_special))
 
 
@@ -133,7 +133,7 @@ class VerdictQuestionDetector:
         if not ids or int(ids[-1]) not in self.trigger_ids:
             return False
         tail = [int(i) for i in ids[-self.window :]]
-        return self.tokenizer.decode(tail, skip_special_tokens=False).endswith(self.question)
+        return bool(self.tokenizer.decode(tail, skip_special_tokens=False).endswith(self.question))
 
     def positions(self, ids: Sequence[int], start: int = 0) -> list[int]:
         """Every ``p >= max(start, 1)`` such that ``ids[:p]`` ends with the question."""

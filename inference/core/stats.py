@@ -57,8 +57,8 @@ def kappa_from_table(table: Mapping[tuple[Any, Any], int]) -> float | None:
     if n == 0:
         return None
     p_o = sum(c for (a, b), c in table.items() if a == b) / n
-    ca: Counter = Counter()
-    cb: Counter = Counter()
+    ca: Counter[Any] = Counter()
+    cb: Counter[Any] = Counter()
     for (a, b), c in table.items():
         ca[a] += c
         cb[b] += c

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .prompts import DEFAULT_TEMPLATE, format_previous_steps
 from .scoring import verdict_token_ids
 from .verdict import VERDICT_NO_LINE, VERDICT_QUESTION, VERDICT_YES_LINE
+
+if TYPE_CHECKING:  # heavy ML libraries: imported where used
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
 
 EOS_TOKEN = "<|im_end|>"
 PAD_TOKEN = "<|endoftext|>"
@@ -75,7 +80,7 @@ def _corpus(rng: random.Random) -> list[str]:
     return lines
 
 
-def train_tokenizer(corpus: list[str], vocab_size: int = 3000):
+def train_tokenizer(corpus: list[str], vocab_size: int = 3000) -> Tokenizer:
     """Byte-level BPE trained on ``corpus`` (returned as a ``tokenizers.Tokenizer``)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -100,10 +105,12 @@ def train_tokenizer(corpus: list[str], vocab_size: int = 3000):
     return tok
 
 
-def wrap_tokenizer(tok):
-    from transformers import PreTrainedTokenizerFast
+def wrap_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """The trained tokenizer as a transformers tokenizer with the chat template."""
+    from transformers import PreTrainedTokenizerFast  # heavy ML import, deferred
 
-    return PreTrainedTokenizerFast(
+    # transformers leaves the constructor unannotated (no-untyped-call is about its stubs)
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
@@ -123,8 +130,8 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
 
     tokenizer = wrap_tokenizer(train_tokenizer(_corpus(rng)))
     verdict_token_ids(tokenizer)  # fail here, not in a test far away
-    eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
-    pad_id = tokenizer.convert_tokens_to_ids(PAD_TOKEN)
+    eos_id, pad_id = (tokenizer.convert_tokens_to_ids(t) for t in (EOS_TOKEN, PAD_TOKEN))
+    assert isinstance(eos_id, int) and isinstance(pad_id, int)  # one token in, one id out
 
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -148,7 +155,8 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
         model = Qwen2ForCausalLM(config)
     finally:
         torch.random.set_rng_state(generator_state)
-    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id)
+    # transformers leaves GenerationConfig's constructor unannotated
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id)  # type: ignore[no-untyped-call]
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

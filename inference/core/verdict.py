@@ -97,10 +97,9 @@ def _lenient_answer(answer: str) -> Literal["yes", "no"] | None:
     if not words or words[0] not in ("yes", "no"):
         return None
     first = words[0]
-    other = "no" if first == "yes" else "yes"
-    if other in words:
-        return None
-    return first  # type: ignore[return-value]
+    if first == "yes":
+        return None if "no" in words else "yes"
+    return None if "yes" in words else "no"
 
 
 def parse_verdict(text: str) -> VerdictResult:

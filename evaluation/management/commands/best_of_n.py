@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Dataset
-from inference.core.generation import EVALUATION
+from evaluation.guidance_runs import create_guidance_run, process_guidance
+from evaluation.management.options import add_n_samples
+from evaluation.models import GuidanceRun
+from inference.models import ModelEndpoint
+from inference.scorers import scorer_endpoint
 from rprm_web.cli import Progress, write_json
 
 
@@ -15,15 +21,14 @@ class Command(BaseCommand):
         "and last-step reward is checked against the reference answer. --guided: guided search instead."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset whose problems have reference answers")
         parser.add_argument("--policy", required=True, help="policy endpoint name")
         parser.add_argument("--scorer", required=True, help="scorer/student endpoint name")
         parser.add_argument(
             "--n", type=int, default=8, help="solutions (or next-step candidates) per problem"
         )
-        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=EVALUATION.n_samples,
-                            help="K critiques per step")
+        add_n_samples(parser)
         parser.add_argument("--limit", type=int, help="only the first N problems")
         parser.add_argument("--max-steps", type=int, default=30)
         parser.add_argument("--guided", action="store_true", help="greedy guided search instead of Best-of-N")
@@ -36,12 +41,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
-    def handle(self, *args, **o):
-        from evaluation.guidance_runs import create_guidance_run, process_guidance
-        from evaluation.models import GuidanceRun
-        from inference.models import ModelEndpoint
-        from inference.scorers import scorer_endpoint
-
+    def handle(self, *args: Any, **o: Any) -> None:
         dataset = Dataset.objects.filter(name=o["dataset"]).first()
         if dataset is None:
             raise CommandError(f"no dataset named {o['dataset']!r}")
@@ -60,7 +60,7 @@ class Command(BaseCommand):
                 scorer=scorer,
                 queue=o["queue"],
                 n_candidates=o["n"],
-                n_samples=o["samples"],
+                n_samples=o["n_samples"],
                 problem_limit=o["limit"],
                 max_steps=o["max_steps"],
                 policy_max_new_tokens=o["policy_max_new_tokens"],
@@ -77,8 +77,12 @@ class Command(BaseCommand):
             write_json(self, o, {"run": str(run.uuid), "kind": run.kind, "status": run.status})
             return
 
-        with Progress(run.get_kind_display(), total=run.problems_total, unit="problems", stream=self.stderr) as bar:
-            claimed = process_guidance(run.id, progress=lambda r: bar.update(r.problems_done, r.problems_total))
+        with Progress(
+            run.get_kind_display(), total=run.problems_total, unit="problems", stream=self.stderr
+        ) as bar:
+            claimed = process_guidance(
+                run.id, progress=lambda r: bar.update(r.problems_done, r.problems_total)
+            )
         if claimed is None:
             raise CommandError(f"run {run.id} could not be claimed")
         run.refresh_from_db()

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotations.models import Dataset
+from annotations.models import Dataset, Problem
+from evaluation.results import contamination
+
+
+def _datasets(names: list[str]) -> list[Dataset]:
+    out = []
+    for name in names:
+        ds = Dataset.objects.filter(name=name).first()
+        if ds is None:
+            raise CommandError(f"no dataset named {name!r}")
+        out.append(ds)
+    return out
 
 
 class Command(BaseCommand):
@@ -15,7 +27,7 @@ class Command(BaseCommand):
         "PRM800K train problems): exact and normalised-text matches."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--dataset", required=True, action="append", help="evaluation dataset (repeatable)"
         )
@@ -27,21 +39,9 @@ class Command(BaseCommand):
         parser.add_argument("--ids", action="store_true", help="list the matching problems' source ids")
         parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
-    def handle(self, *args, **o):
-        from annotations.models import Problem
-        from evaluation.results import contamination
-
-        def named(names):
-            out = []
-            for name in names:
-                ds = Dataset.objects.filter(name=name).first()
-                if ds is None:
-                    raise CommandError(f"no dataset named {name!r}")
-                out.append(ds)
-            return out
-
-        eval_sets = named(o["dataset"])
-        train = named(o["train"]) if o["train"] else None
+    def handle(self, *args: Any, **o: Any) -> None:
+        eval_sets = _datasets(o["dataset"])
+        train = _datasets(o["train"]) if o["train"] else None
         report = contamination(eval_sets, train)
         if report is None:
             raise CommandError("no training dataset to compare with (import PRM800K or pass --train)")

@@ -8,23 +8,54 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Dataset
+from evaluation.management.options import add_n_samples
+from evaluation.models import EvaluationRun
+from evaluation.results import json_summary
 from evaluation.selection import describe as describe_selection
-from inference.core.generation import EVALUATION
+from evaluation.workflow import create_evaluation, process_evaluation
+from inference import scorers
+from inference.actions import endpoint_for
+from inference.models import ModelEndpoint, PromptTemplate
 from rprm_web.cli import Progress
 
 
-def fmt(value, digits: int = 1) -> str:
+def fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _datasets(args: list[str]) -> list[Dataset]:
+    """--dataset values (repeated or comma-separated) as datasets."""
+    datasets = []
+    for name in (n.strip() for arg in args for n in arg.split(",") if n.strip()):
+        ds = Dataset.objects.filter(name=name).first()
+        if ds is None:
+            raise CommandError(f"no dataset named {name!r}")
+        datasets.append(ds)
+    return datasets
+
+
+def _scorer(model: str) -> ModelEndpoint:
+    """An endpoint's name, or a model version's own name (its scorer / student endpoint),
+    or a model path / server URL (an endpoint is made for it)."""
+    endpoint = ModelEndpoint.objects.filter(name=model).first() or scorers.scorer_endpoint(model)
+    if endpoint is None:
+        if not (Path(model).exists() or model.startswith(("http://", "https://"))):
+            raise CommandError(f"no model endpoint named {model!r} (and no such path)")
+        return endpoint_for(model, role=ModelEndpoint.Role.SCORER)
+    if endpoint.role not in scorers.SCORER_ROLES:
+        raise CommandError(f"endpoint {endpoint.name!r} has role {endpoint.role}; use a scorer or student")
+    return endpoint
 
 
 class Command(BaseCommand):
     help = "Evaluate a PRM (a model endpoint, or a JSONL file of external step scores) on a benchmark."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--benchmark", required=True, choices=["processbench", "prmbench"])
         parser.add_argument(
             "--dataset",
@@ -35,8 +66,7 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--model", help="scorer/student endpoint name, or a model path / server URL")
         source.add_argument("--scores", help='JSONL: {"id": <solution source id>, "step_scores": [floats]}')
-        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=EVALUATION.n_samples,
-                            help=f"K critiques per step (default {EVALUATION.n_samples})")
+        add_n_samples(parser)
         parser.add_argument("--threshold", type=float, default=0.5)
         parser.add_argument("--name", default="", help="row label on the results page")
         parser.add_argument("--max-new-tokens", type=int, help="default 4,096 (or the endpoint's own limit)")
@@ -50,7 +80,9 @@ class Command(BaseCommand):
             help="only the first N solutions, stratified by label (ProcessBench: with/without an error; "
             "PRMBench: by class) and seeded (--limit-seed)",
         )
-        parser.add_argument("--limit-seed", type=int, default=0, help="seed of the stratified first N (default 0)")
+        parser.add_argument(
+            "--limit-seed", type=int, default=0, help="seed of the stratified first N (default 0)"
+        )
         parser.add_argument(
             "--scored-steps",
             choices=["first_error", "all", "predicted_error"],
@@ -64,25 +96,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
-    def handle(self, *args, **o):
-        from evaluation import results
-        from evaluation import workflow as evaluation
-        from evaluation.models import EvaluationRun
-        from evaluation.score_files import ScoreFileError
-        from inference import scorers
-        from inference.actions import endpoint_for
-        from inference.models import ModelEndpoint, PromptTemplate
-
-        names = [n.strip() for arg in o["dataset"] for n in arg.split(",") if n.strip()]
-        datasets = []
-        for name in names:
-            ds = Dataset.objects.filter(name=name).first()
-            if ds is None:
-                raise CommandError(f"no dataset named {name!r}")
-            datasets.append(ds)
-        common = {
+    def handle(self, *args: Any, **o: Any) -> None:
+        common: dict[str, Any] = {
             "benchmark": o["benchmark"],
-            "datasets": datasets,
+            "datasets": _datasets(o["dataset"]),
             "threshold": o["threshold"],
             "name": o["name"],
         }
@@ -90,67 +107,59 @@ class Command(BaseCommand):
             if o["scores"]:
                 if not Path(o["scores"]).is_file():
                     raise CommandError(f"{o['scores']}: no such file")
-                run = evaluation.create_evaluation(scores_path=o["scores"], **common)
+                run = create_evaluation(scores_path=o["scores"], **common)
             else:
-                # An endpoint's name, or a model version's own name (its scorer / student endpoint).
-                endpoint = ModelEndpoint.objects.filter(name=o["model"]).first() or scorers.scorer_endpoint(o["model"])
-                if endpoint is None:
-                    if not (Path(o["model"]).exists() or o["model"].startswith(("http://", "https://"))):
-                        raise CommandError(f"no model endpoint named {o['model']!r} (and no such path)")
-                    endpoint = endpoint_for(o["model"], role=ModelEndpoint.Role.SCORER)
-                elif endpoint.role not in scorers.SCORER_ROLES:
-                    raise CommandError(
-                        f"endpoint {endpoint.name!r} has role {endpoint.role}; use a scorer or student"
-                    )
-                try:
-                    template = scorers.template_for(o["template"])
-                except PromptTemplate.DoesNotExist as exc:
-                    raise CommandError(str(exc)) from exc
-                run = evaluation.create_evaluation(
-                    endpoint=endpoint,
-                    template=template,
-                    n_samples=o["samples"],
-                    solution_limit=o["limit"],
-                    solution_seed=o["limit_seed"],
-                    scored_steps=o["scored_steps"],
-                    batch_size=o["batch_size"],
-                    queue=o["queue"],
-                    max_new_tokens=o["max_new_tokens"],
-                    temperature=o["temperature"],
-                    top_p=o["top_p"],
-                    seed=o["seed"],
-                    **common,
-                )
+                run = self.create_model_run(o, common)
                 if o["queue"]:
                     self.stdout.write(
                         f"queued evaluation {run.uuid} ({run.solutions_total} solutions, K={run.n_samples})"
                     )
                     if o["json"]:
-                        self.stdout.write(json.dumps(results.json_summary(run)))
+                        self.stdout.write(json.dumps(json_summary(run)))
                     return
                 self.run_here(run)
-        except ScoreFileError as exc:
-            raise CommandError(str(exc)) from exc
-        except ValueError as exc:
+        except ValueError as exc:  # ScoreFileError too
             raise CommandError(str(exc)) from exc
         run = EvaluationRun.objects.get(id=run.id)
         self.report(run)
         if o["json"]:
-            self.stdout.write(json.dumps(results.json_summary(run), default=str))
+            self.stdout.write(json.dumps(json_summary(run), default=str))
         if run.status != EvaluationRun.Status.SUCCEEDED:
             raise CommandError(run.error.splitlines()[0] if run.error else f"evaluation {run.status}")
 
-    def run_here(self, run) -> None:
-        from evaluation.workflow import process_evaluation
+    def create_model_run(self, o: dict[str, Any], common: dict[str, Any]) -> EvaluationRun:
+        try:
+            template = scorers.template_for(o["template"])
+        except PromptTemplate.DoesNotExist as exc:
+            raise CommandError(str(exc)) from exc
+        return create_evaluation(
+            endpoint=_scorer(o["model"]),
+            template=template,
+            n_samples=o["n_samples"],
+            solution_limit=o["limit"],
+            solution_seed=o["limit_seed"],
+            scored_steps=o["scored_steps"],
+            batch_size=o["batch_size"],
+            queue=o["queue"],
+            max_new_tokens=o["max_new_tokens"],
+            temperature=o["temperature"],
+            top_p=o["top_p"],
+            seed=o["seed"],
+            **common,
+        )
 
-        with Progress(f"evaluation {run.id}", total=run.solutions_total, unit="solutions", stream=self.stderr) as bar:
+    def run_here(self, run: EvaluationRun) -> None:
+        with Progress(
+            f"evaluation {run.id}", total=run.solutions_total, unit="solutions", stream=self.stderr
+        ) as bar:
             claimed = process_evaluation(
-                run.id, progress=lambda r: bar.update(r.solutions_done, r.solutions_total, f"{r.steps_done} steps")
+                run.id,
+                progress=lambda r: bar.update(r.solutions_done, r.solutions_total, f"{r.steps_done} steps"),
             )
         if claimed is None:
             raise CommandError(f"evaluation {run.id} could not be claimed")
 
-    def report(self, run) -> None:
+    def report(self, run: EvaluationRun) -> None:
         r = run.results or {}
         w = self.stdout.write
         w(

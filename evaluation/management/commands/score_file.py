@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inference.core.generation import EVALUATION
+from evaluation.management.options import add_n_samples
+from inference import scorers
+from inference.core.backends.base import Sampling
+from inference.core.generation import MAX_K
+from inference.core.solution_scoring import score_solutions
+from inference.models import PromptTemplate
+from inference.runner import get_backend
 from rprm_web.cli import Progress, write_json
 
 
 class Command(BaseCommand):
     help = "Score the steps of solutions in a JSONL file (per-step rewards and per-sample verdicts / p_yes)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("input", help='JSONL: {"id", "question", "steps": [str]} per line')
         parser.add_argument("--model", required=True, help="scorer/student endpoint name")
-        parser.add_argument("--n-samples", "--samples", "-K", dest="samples", type=int, default=EVALUATION.n_samples,
-                            help=f"K critiques per step (default {EVALUATION.n_samples})")
+        add_n_samples(parser)
         parser.add_argument("--out", help="output JSONL (default: stdout)")
         parser.add_argument("--batch-size", type=int, default=4, help="solutions per backend call")
         parser.add_argument("--max-new-tokens", type=int)
@@ -35,18 +41,11 @@ class Command(BaseCommand):
             "--json", action="store_true", help="with --out: print a summary JSON object as the last line"
         )
 
-    def handle(self, *args, **o):
-        from inference import scorers
-        from inference.core.backends.base import Sampling
-        from inference.core.generation import MAX_K
-        from inference.core.solution_scoring import score_solutions
-        from inference.models import PromptTemplate
-        from inference.runner import get_backend
-
+    def handle(self, *args: Any, **o: Any) -> None:
         path = Path(o["input"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
-        if not 1 <= o["samples"] <= MAX_K:
+        if not 1 <= o["n_samples"] <= MAX_K:
             raise CommandError(f"--samples must be within 1..{MAX_K}")
         endpoint = scorers.scorer_endpoint(o["model"])
         if endpoint is None:
@@ -73,7 +72,7 @@ class Command(BaseCommand):
                     backend,
                     core,
                     [(r["question"], r["steps"]) for r in batch],
-                    o["samples"],
+                    o["n_samples"],
                     sampling,
                     keep_text=o["keep_text"],
                 )
@@ -82,7 +81,7 @@ class Command(BaseCommand):
                         "id": row["id"],
                         "step_scores": s.rewards,
                         "model": endpoint.name,
-                        "K": o["samples"],
+                        "K": o["n_samples"],
                         "steps": [
                             {"reward": st.reward, "samples": [x.as_dict() for x in st.samples]}
                             for st in s.steps
@@ -94,11 +93,13 @@ class Command(BaseCommand):
             bar.close()
             if o["out"]:
                 out.close()
-        write_json(self, o, {"out": o["out"], "solutions": len(rows), "model": endpoint.name, "K": o["samples"]})
+        write_json(
+            self, o, {"out": o["out"], "solutions": len(rows), "model": endpoint.name, "K": o["n_samples"]}
+        )
 
 
-def read_rows(path: Path) -> list[dict]:
-    rows = []
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
