@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference.runner import step_contexts, process_run
+from inference.runner import process_run, step_contexts
 from tests.conftest import wait_for
 from tests.inference.test_runner import ScriptedBackend
 from training import actions
