@@ -163,9 +163,7 @@ def _prepare_process() -> None:
         torch.set_num_threads(settings.TORCH_CPU_THREADS)
     # A generation run may have left a model loaded in this worker: free the memory
     # before loading two copies (policy + reference) for training.
-    for backend in list(runner._backend_cache.values()):
-        backend.close()
-    runner._backend_cache.clear()
+    runner.release_backends()
 
 
 def _distributed() -> PartialState | None:
