@@ -337,3 +337,14 @@ def test_the_launch_form_sets_report_to(seed_run):
     form = SFTLaunchForm()
     assert form["report_to"].initial == "tensorboard"
     assert any("report_to" in [f.name for f in fields] for _, fields in form.groups())
+
+
+def test_the_export_pages_keep_review_marked_in_the_nav(client, admin):
+    # Served by training (training:export_*) but found under Review: the nav marks Review there.
+    login(client, admin)
+    exports = client.get(reverse("training:export_list")).content.decode()
+    assert 'aria-current="page">Review</a>' in exports and 'aria-current="page">Training</a>' not in exports
+    runs_page = client.get(reverse("training:run_list")).content.decode()
+    assert (
+        'aria-current="page">Training</a>' in runs_page and 'aria-current="page">Review</a>' not in runs_page
+    )
