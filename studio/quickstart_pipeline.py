@@ -37,7 +37,7 @@ from lineage.report import lineage_lines
 from review.audit import audit_run
 from rprm_web.cli import Progress
 from training import actions
-from training.data import build_preference_pairs_for
+from training.data import PairBuild, build_preference_pairs_for
 from training.models import ModelVersion, TrainingRun
 
 
@@ -162,7 +162,7 @@ def _student_run(command: BaseCommand, dataset: Dataset, sft_model: ModelVersion
     return student
 
 
-def _preference_pairs(command: BaseCommand, student: GenerationRun) -> tuple[Any, dict[str, Any]]:
+def _preference_pairs(command: BaseCommand, student: GenerationRun) -> tuple[PairBuild, dict[str, Any]]:
     """(the pairs build, the DPO data selection) of a student run, unbalanced when the 1:1
     balance would keep none."""
     build = build_preference_pairs_for(student)
