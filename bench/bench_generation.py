@@ -173,7 +173,7 @@ def run(args, tmp: Path) -> dict:
     from inference.core.backends.transformers_backend import TransformersBackend
     from inference.core.reference import reference_p_yes
     from inference.models import Critique
-    from inference.runner import step_contexts, process_run, select_steps
+    from inference.runner import process_run, select_steps, step_contexts
 
     torch.set_num_threads(args.threads)
     model_dir = build_model(args, tmp)

@@ -16,6 +16,7 @@ each allow the full limit.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -108,6 +109,10 @@ class RedisLimiter:
     def release(self, token: ApiToken, lease: str) -> None:
         self.client.zrem(self._keys(token.id)[1], lease)
 
+    def in_flight(self, token: ApiToken) -> int:
+        """Slots this token holds now (leases not released and not expired)."""
+        return int(self.client.zcount(self._keys(token.id)[1], int(time.time() * 1000), "+inf"))
+
 
 class DatabaseLimiter:
     name = "database"
@@ -135,6 +140,9 @@ class DatabaseLimiter:
 
     def release(self, token: ApiToken, lease: str) -> None:
         ApiLease.objects.filter(key=lease).update(running_until=None)
+
+    def in_flight(self, token: ApiToken) -> int:
+        return ApiLease.objects.filter(token=token, running_until__gt=timezone.now()).count()
 
 
 _limiters: dict[str, RedisLimiter | DatabaseLimiter] = {}

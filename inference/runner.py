@@ -51,11 +51,17 @@ def get_backend(endpoint: ModelEndpoint) -> Backend:
         repr(sorted(endpoint.options.items())),
     )
     if key not in _backend_cache:
-        for old in list(_backend_cache.values()):  # keep one model in (GPU) memory at a time
-            old.close()
-        _backend_cache.clear()
+        release_backends()  # keep one model in (GPU) memory at a time
         _backend_cache[key] = make_backend(endpoint.backend, **endpoint.backend_kwargs())
     return _backend_cache[key]
+
+
+def release_backends() -> None:
+    """Close every backend this process holds (frees the model's memory: before training,
+    or before loading another model)."""
+    for backend in list(_backend_cache.values()):
+        backend.close()
+    _backend_cache.clear()
 
 
 def select_steps(run: GenerationRun) -> QuerySet[Step]:

@@ -21,6 +21,9 @@ def lineage_lines(lin: VersionLineage) -> list[str]:
     if lin.snapshot is not None:
         rows = ", ".join(f"{k} {n}" for k, n in lin.snapshot_rows.items())
         lines.append(f"  snapshot #{lin.snapshot.id}: {rows}; sha256 {lin.snapshot_sha256[:12]}")
+    if lin.ancestors:
+        chain = " ← ".join(f"{a.name} ({a.get_kind_display()})" for a in lin.ancestors)
+        lines.append(f"  trained from {chain} (each has a lineage of its own)")
     if lin.training_run is not None:
         lines.append(f"  training run #{lin.training_run.id} ({lin.training_run.get_kind_display()})")
     for e in lin.evaluations:

@@ -75,8 +75,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceErro
 # A queued run older than this (env RUN_REQUEUE_QUEUED_AFTER_S) is queued again by the sweep.
 QUEUED_REQUEUE_AFTER = timedelta(seconds=int(settings.RUN_REQUEUE_QUEUED_AFTER_S))
 
-# A run model class (typed loosely: each model's manager and fields differ).
-RunModel = Any
 _M = TypeVar("_M", bound=models.Model)
 
 # sent after a run's outcome was written: sender=model class, run=the run, status=str
@@ -162,6 +160,10 @@ class RunBase(models.Model):
             return 0
         done, total = (getattr(self, f) or 0 for f in self.PROGRESS)
         return min(100, int(100 * done / total)) if total else 0
+
+
+# A concrete run model (a RunBase subclass).
+RunModel = type[RunBase]
 
 
 def worker_name() -> str:

@@ -3,9 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from review import urls as review_urls
 from rprm_web import run_views
-from training import export_urls
 
 handler403 = "rprm_web.errors.forbidden"
 
@@ -19,9 +17,7 @@ urlpatterns = [
     path("run-actions/<slug:kind>/<uuid:run_uuid>/archive/", run_views.run_archive, name="run_archive"),
     path("", include("annotations.urls")),
     path("", include("inference.urls")),
-    # The review namespace also serves training's export screens (their URL names and
-    # paths predate the app split); the kernel's URL conf is the one place above both.
-    path("review/", include(([*review_urls.urlpatterns, *export_urls.urlpatterns], review_urls.app_name))),
+    path("review/", include("review.urls")),
     path("dashboards/", include("dashboards.urls")),
     path("team/", include("review.team_urls")),
     path("", include("evaluation.urls")),

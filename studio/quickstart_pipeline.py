@@ -37,6 +37,7 @@ from lineage.report import lineage_lines
 from review.audit import audit_run
 from rprm_web.cli import Progress
 from training import actions
+from training.data import PairBuild, build_preference_pairs_for
 from training.models import ModelVersion, TrainingRun
 
 
@@ -161,10 +162,10 @@ def _student_run(command: BaseCommand, dataset: Dataset, sft_model: ModelVersion
     return student
 
 
-def _preference_pairs(command: BaseCommand, student: GenerationRun) -> tuple[Any, dict[str, Any]]:
+def _preference_pairs(command: BaseCommand, student: GenerationRun) -> tuple[PairBuild, dict[str, Any]]:
     """(the pairs build, the DPO data selection) of a student run, unbalanced when the 1:1
     balance would keep none."""
-    build = actions.build_preference_pairs_for(student)
+    build = build_preference_pairs_for(student)
     selection: dict[str, Any] = {"student_run": student.id, "val_fraction": 0.0}
     command.stdout.write(
         f"  student run #{student.pk}: strict parse rate {student.summary.get('parse_rate')}, "
@@ -172,7 +173,7 @@ def _preference_pairs(command: BaseCommand, student: GenerationRun) -> tuple[Any
     )
     if not build.pairs and build.stats.get("dropped_for_balance"):
         # A tiny random model's pairs are one-sided: the 1:1 balance keeps none. Show DPO anyway.
-        build = actions.build_preference_pairs_for(student, balance=False)
+        build = build_preference_pairs_for(student, balance=False)
         selection["balance"] = False
         command.stdout.write(
             f"  the pairs are all chosen-{'Yes' if build.stats.get('chosen_yes') else 'No'}: "

@@ -210,3 +210,22 @@ def _model_trust_for_the_suite(tmp_path_factory):
     base = str(tmp_path_factory.getbasetemp())
     settings.MODEL_ENDPOINT_ALLOWED_HOSTS, settings.MODEL_PATH_ROOTS = hosts, [base]
     os.environ["MODEL_ENDPOINT_ALLOWED_HOSTS"], os.environ["MODEL_PATH_ROOTS"] = ",".join(hosts), base
+
+
+# --- reports that cross processes -------------------------------------------------------
+
+
+def _storable_text(text: str) -> str:
+    """Lone surrogates (model text and errors quoting it, on purpose in some tests) become
+    U+FFFD: pytest-xdist sends each report's captured output to the controller as UTF-8,
+    and one lone surrogate there crashes the worker."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [(title, _storable_text(content)) for title, content in report.sections]
+    if isinstance(report.longrepr, str):
+        report.longrepr = _storable_text(report.longrepr)

@@ -70,14 +70,14 @@ def test_it_exports_one_snapshot_for_two_posts(client, admin, demo):
     client.login(username="admin", password=PASSWORD)
     key = str(uuid.uuid4())
     form = {"sft": "on", "val_fraction": 0.05, "dpo_pairs_per_step": 2, "seed": 0, "launch_key": key}
-    assert client.post(reverse("review:export_list"), form).status_code == 302
-    assert client.post(reverse("review:export_list"), form).status_code == 302
+    assert client.post(reverse("training:export_list"), form).status_code == 302
+    assert client.post(reverse("training:export_list"), form).status_code == 302
     assert ExportJob.objects.count() == 1
 
 
 def test_it_gives_every_launch_form_a_key(client, admin, demo):
     client.login(username="admin", password=PASSWORD)
-    for url in [reverse("inference:run_new"), reverse("annotations:import_new"), reverse("review:export_list"),
+    for url in [reverse("inference:run_new"), reverse("annotations:import_new"), reverse("training:export_list"),
                 reverse("evaluation:results"), reverse("evaluation:guidance_list"),
                 reverse("training:run_new", args=["sft"]), reverse("training:run_new", args=["dpo"])]:  # fmt: skip
         page = client.get(url).content.decode()

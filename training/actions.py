@@ -1,5 +1,5 @@
 """Named write actions for training: launch, cancel, registry, student sampling (the
-training data a run is built from: `training.data`).
+training data a run is built from, and its previews, are `training.data`).
 
 Views, commands and the task call these; nothing else writes training rows. The
 ML work itself is in training.core (plain Python): these functions load rows,
@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from annotations.models import Dataset, Step
@@ -22,28 +23,9 @@ from inference.core.generation import STUDENT
 from inference.models import GenerationRun, ModelEndpoint
 from inference.trust import check_endpoint
 from rprm_web import runs
+from training.core.runner import TENSORBOARD_DIR, Kind, TrainConfig, TrainResult
 
-# The training data a run is built from lives in .data; its builders are re-exported here
-# because views, commands and tests call them as actions.<name>.
-from .data import (  # noqa: F401
-    DPO_SELECTION_DEFAULTS,
-    SFT_SELECTION_DEFAULTS,
-    TrainingData,
-    TrainingDataError,
-    _check_student_run,
-    build_dpo_data,
-    build_preference_pairs_for,
-    build_sft_data,
-    build_training_data,
-    check_snapshot,
-    dpo_selection,
-    pairs_for,
-    preview_pairs,
-    preview_sft,
-    preview_snapshot,
-    sft_selection,
-    snapshot_template,
-)
+from .data import check_snapshot, check_student_run, dpo_selection, sft_selection, snapshot_template
 from .export import create_export_job
 from .models import ExportJob, ModelVersion, TrainingRun
 
@@ -52,28 +34,26 @@ _ROW_FIELDS = {"kind", "base_model", "output_dir"}
 # Student sampling only needs labelled steps: steps after a first error carry no label.
 STUDENT_STEP_FILTER = {"labels": [Step.Label.CORRECT, Step.Label.INCORRECT], "up_to_first_error": True}
 
+
 def hyperparameter_fields() -> dict[str, Any]:
     """TrainConfig's settable fields and their defaults (the launch form shows these)."""
-    from training.core.runner import TrainConfig
-
     return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in _ROW_FIELDS}
 
 
 def tensorboard_dir(run: TrainingRun) -> Path | None:
     """The folder of the run's TensorBoard event files, once the trainer has written one."""
-    from training.core.runner import TENSORBOARD_DIR
-
     if not run.output_dir:
         return None
     folder = Path(run.output_dir) / TENSORBOARD_DIR
     return folder if folder.is_dir() and any(folder.rglob("events.out.tfevents.*")) else None
 
 
-def train_config(run: TrainingRun):
-    from training.core.runner import TrainConfig
-
+def train_config(run: TrainingRun) -> TrainConfig:
     return TrainConfig(
-        kind=run.kind, base_model=run.base_model, output_dir=run.output_dir, **run.hyperparameters
+        kind=cast(Kind, run.kind),  # TrainConfig checks it is sft or dpo
+        base_model=run.base_model,
+        output_dir=run.output_dir,
+        **run.hyperparameters,
     )
 
 
@@ -90,7 +70,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-
 # --- launching and cancelling --------------------------------------------------------------
 
 
@@ -99,7 +78,7 @@ def launch_training(
     base: ModelVersion | str,
     data_selection: dict | None = None,
     hyperparameters: dict | None = None,
-    user=None,
+    user: User | None = None,
     *,
     name: str = "",
     queue: bool = True,
@@ -138,7 +117,7 @@ def launch_training(
         student = GenerationRun.objects.filter(id=selection["student_run"]).select_related("template").first()
         if student is None:
             raise ValueError("a DPO run needs a student sampling run")
-        _check_student_run(student)
+        check_student_run(student)
         template = student.template
     run = TrainingRun(
         kind=kind,
@@ -176,7 +155,7 @@ def request_cancel(run: TrainingRun) -> bool:
 # --- the registry --------------------------------------------------------------------------
 
 
-def register_base_model(path: str, name: str = "", user=None) -> ModelVersion:
+def register_base_model(path: str, name: str = "", user: User | None = None) -> ModelVersion:
     """A model trained elsewhere (a hub id or a directory) as a registry root."""
     path = path.strip()
     if not path:
@@ -194,11 +173,13 @@ def _unique_version_name(wanted: str, run: TrainingRun) -> str:
     return f"{wanted}-{run.uuid.hex[:8]}"
 
 
-def register_trained_model(run: TrainingRun, result) -> ModelVersion:
+def register_trained_model(run: TrainingRun, result: TrainResult) -> ModelVersion:
     """The registry entry of a finished run (idempotent: one version per run)."""
     existing = ModelVersion.objects.filter(training_run=run).first()
     if existing:
         return existing
+    if result.final_path is None:
+        raise ValueError(f"training run #{run.id} ended without a final model ({result.status})")
     parent = run.base_version
     manifest = json_safe({**run.data_manifest, "counts": run.data_counts})
     metrics = json_safe(
@@ -227,7 +208,10 @@ def register_trained_model(run: TrainingRun, result) -> ModelVersion:
     )
 
 
-_ROLE_FIELDS = {ModelEndpoint.Role.STUDENT: "student_endpoint", ModelEndpoint.Role.SCORER: "scorer_endpoint"}
+_ROLE_FIELDS: dict[str, str] = {
+    ModelEndpoint.Role.STUDENT: "student_endpoint",
+    ModelEndpoint.Role.SCORER: "scorer_endpoint",
+}
 
 
 def register_endpoint(
@@ -295,10 +279,10 @@ def sample_student(
     dataset: Dataset,
     n_samples: int = STUDENT.n_samples,
     *,
-    user=None,
+    user: User | None = None,
     step_filter: dict | None = None,
     queue: bool = True,
-    **params,
+    **params: Any,
 ) -> GenerationRun:
     """K critiques per labelled step from the version (a student sampling run) with the
     template it was trained on, through the same inference runner as the teacher."""

@@ -6,7 +6,8 @@ class TrainingConfig(AppConfig):
     verbose_name = "Training and model registry"
 
     def ready(self) -> None:
-        from inference.scorers import register_name_resolver  # app registry ready: models import now
+        # Deferred to ready(): both modules import models, which need the app registry.
+        from inference.scorers import register_name_resolver
 
         from .actions import version_endpoint_ids
 

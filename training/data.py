@@ -10,18 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 
 from annotations.models import Dataset, Step
 from inference.models import Critique, GenerationRun, PromptTemplate
+from inference.runner import step_contexts
+from training.core.data import DPOExample, SFTExample, balance_pairs, build_preference_pairs
 from training.core.snapshot import SnapshotError, SnapshotRows, read_snapshot
 
 from .models import ExportJob, PreferencePair, TrainingRun
-from .pools import excluded_by_review
+from .pools import SFTPool, build_sft_pool, eligible_critiques, excluded_by_review, problem_split
 
 SFT_SELECTION_DEFAULTS: dict[str, Any] = {
     "runs": [],
@@ -51,7 +54,6 @@ class TrainingDataError(ValueError):
     """The selection gives nothing to train on, or data that cannot be trained together."""
 
 
-
 def _ids_hash(*groups: list[int]) -> str:
     blob = json.dumps([sorted(g) for g in groups], separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -66,14 +68,6 @@ def _template_info(template: PromptTemplate | None) -> dict:
         "version": template.version,
         "hash": template.content_hash,
     }
-
-
-
-def _problem_split(question: str, seed: int, val_fraction: float) -> str:
-    # The SFT pool's own hash split, so a problem lands on the same side for SFT and DPO.
-    from .pools import _problem_key, _unit
-
-    return "val" if _unit(seed, "split", _problem_key(question)) < val_fraction else "train"
 
 
 @dataclass
@@ -97,9 +91,7 @@ def sft_selection(selection: dict | None) -> dict:
     return {**SFT_SELECTION_DEFAULTS, **(selection or {})}
 
 
-def _sft_pool(selection: dict):
-    from .pools import build_sft_pool, eligible_critiques
-
+def _sft_pool(selection: dict | None) -> tuple[dict, SFTPool]:
     sel = sft_selection(selection)
     runs = GenerationRun.objects.filter(id__in=sel["runs"]) if sel["runs"] else None
     datasets = Dataset.objects.filter(id__in=sel["datasets"]) if sel["datasets"] else None
@@ -151,10 +143,7 @@ def preview_sft(selection: dict | None) -> dict:
     return out
 
 
-def _sft_examples(critique_ids: list[int]) -> list:
-    from inference.runner import step_contexts
-    from training.core.data import SFTExample
-
+def _sft_examples(critique_ids: list[int]) -> list[SFTExample]:
     out = []
     cores: dict[int, Any] = {}
     for start in range(0, len(critique_ids), _CHUNK):
@@ -242,7 +231,7 @@ def dpo_selection(selection: dict | None) -> dict:
     return {**DPO_SELECTION_DEFAULTS, **(selection or {})}
 
 
-def _check_student_run(student_run: GenerationRun) -> None:
+def check_student_run(student_run: GenerationRun) -> None:
     if student_run.kind != GenerationRun.Kind.STUDENT_SAMPLE:
         raise TrainingDataError(
             f"run #{student_run.id} is a {student_run.get_kind_display()} run; "
@@ -261,8 +250,6 @@ def _pairing(
     seed: int = 0,
     balance: bool = True,
 ) -> PairBuild:
-    from training.core.data import balance_pairs, build_preference_pairs
-
     samples: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     rows = (
         Critique.objects.filter(run=student_run)
@@ -272,13 +259,16 @@ def _pairing(
     )
     for cid, step_id, verdict, text in rows:
         samples[step_id].append((cid, verdict, text))
-    to_bool = {Step.Label.CORRECT: True, Step.Label.INCORRECT: False}
-    labels = {
+    to_bool: dict[str, bool] = {Step.Label.CORRECT: True, Step.Label.INCORRECT: False}
+    labels: dict[Hashable, bool | None] = {
         sid: to_bool.get(label)
         for sid, label in Step.objects.filter(id__in=samples).values_list("id", "label")
     }
+    by_step: dict[Hashable, list[dict]] = {
+        sid: [{"verdict": v, "text": t} for _, v, t in s] for sid, s in samples.items()
+    }
     result = build_preference_pairs(
-        {sid: [{"verdict": v, "text": t} for _, v, t in s] for sid, s in samples.items()},
+        by_step,
         labels,
         max_pairs_per_step=max_pairs_per_step,
         min_agree_fraction=min_agree_fraction,
@@ -290,7 +280,10 @@ def _pairing(
     if balance:
         kept, balance_stats = balance_pairs(kept, labels, seed)
         stats.update(balance_stats)
-    pairs = [(p.step, samples[p.step][p.chosen_index][0], samples[p.step][p.rejected_index][0]) for p in kept]
+    pairs = []
+    for p in kept:
+        step = cast(int, p.step)  # the keys handed to the core are step ids
+        pairs.append((step, samples[step][p.chosen_index][0], samples[step][p.rejected_index][0]))
     return PairBuild(pairs=pairs, stats=stats)
 
 
@@ -302,7 +295,7 @@ def preview_pairs(selection: dict | None) -> dict:
         out["error"] = "Pick a student sampling run."
         return out
     try:
-        _check_student_run(run)
+        check_student_run(run)
     except TrainingDataError as exc:
         out["error"] = str(exc)
         return out
@@ -331,7 +324,7 @@ def build_preference_pairs_for(
     Pairs built earlier under another cap stay; the returned list is exactly this
     rule's pairs, which is what a DPO run trains on.
     """
-    _check_student_run(student_run)
+    check_student_run(student_run)
     build = _pairing(student_run, max_pairs_per_step, min_agree_fraction, seed, balance)
     rank: dict[int, int] = defaultdict(int)
     objs = []
@@ -363,9 +356,6 @@ def pairs_for(build: PairBuild, student_run: GenerationRun) -> QuerySet[Preferen
 def build_dpo_data(run: TrainingRun) -> TrainingData:
     """Pairs from the student run (built if missing), split by problem, as DPO examples
     rendered with the student run's template (the one the sampled model was prompted with)."""
-    from inference.runner import step_contexts
-    from training.core.data import DPOExample
-
     sel = dpo_selection(run.data_selection)
     student = GenerationRun.objects.select_related("template").get(id=sel["student_run"])
     build = build_preference_pairs_for(
@@ -380,26 +370,22 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
         ).values_list("id", "text")
     )
     core = student.template.to_core()
-    train, val = [], []
+    train: list[DPOExample] = []
+    val: list[DPOExample] = []
     split_ids: dict[str, list[int]] = {"train": [], "val": []}
     for start in range(0, len(pair_rows), _CHUNK):
         chunk = pair_rows[start : start + _CHUNK]
         ctx = step_contexts(list({p.step_id for p in chunk}))
         for p in chunk:
             question, previous, now, _step = ctx[p.step_id]
-            prompt = (
-                core.render_messages(question, previous, now)
-                if core.chat
-                else core.render_prompt(question, previous, now)
-            )
-            kwargs = {"prompt_messages": prompt} if core.chat else {"prompt_text": prompt}
             example = DPOExample(
                 chosen=texts[p.chosen_id],
                 rejected=texts[p.rejected_id],
+                prompt_messages=core.render_messages(question, previous, now) if core.chat else None,
+                prompt_text=None if core.chat else core.render_prompt(question, previous, now),
                 meta={"pair": p.id, "step": p.step_id},
-                **kwargs,
             )
-            side = _problem_split(question, int(sel["seed"]), float(sel["val_fraction"]))
+            side = problem_split(question, int(sel["seed"]), float(sel["val_fraction"]))
             (val if side == "val" else train).append(example)
             split_ids[side].append(p.id)
     if not train:
@@ -430,7 +416,10 @@ def build_dpo_data(run: TrainingRun) -> TrainingData:
 # --- from an export snapshot ------------------------------------------------------------------
 
 # The split file(s) each kind trains on.
-SNAPSHOT_SPLITS = {TrainingRun.Kind.SFT: ("sft_train", "sft_val"), TrainingRun.Kind.DPO: ("dpo",)}
+SNAPSHOT_SPLITS: dict[str, tuple[str, ...]] = {
+    TrainingRun.Kind.SFT: ("sft_train", "sft_val"),
+    TrainingRun.Kind.DPO: ("dpo",),
+}
 
 
 def check_snapshot(job: ExportJob, kind: str) -> None:
@@ -463,20 +452,16 @@ def snapshot_template(job: ExportJob) -> PromptTemplate | None:
     return PromptTemplate.objects.filter(id=ids[0]).first() if ids else None
 
 
-def _sft_example_from_row(row: dict):
-    from training.core.data import SFTExample
-
+def _sft_example_from_row(row: dict) -> SFTExample:
     meta = {"critique_uuid": row.get("critique_uuid"), "step": row.get("step_id"), "label": row.get("label")}
     return SFTExample(completion=row["completion"][0]["content"], prompt_messages=row["prompt"], meta=meta)
 
 
 def _dpo_examples_from_rows(rows: list[dict], seed: int, val_fraction: float) -> tuple[list, list]:
     """DPO rows split by problem (the step's question), as the pair path splits them."""
-    from inference.runner import step_contexts
-    from training.core.data import DPOExample
-
     ctx = step_contexts(sorted({int(r["step_id"]) for r in rows}))
-    train, val = [], []
+    train: list[DPOExample] = []
+    val: list[DPOExample] = []
     for row in rows:
         example = DPOExample(
             chosen=row["chosen"][0]["content"],
@@ -484,7 +469,7 @@ def _dpo_examples_from_rows(rows: list[dict], seed: int, val_fraction: float) ->
             prompt_messages=row["prompt"],
             meta={"step": row["step_id"], "chosen_critique_uuid": row.get("chosen_critique_uuid")},
         )
-        side = _problem_split(ctx[int(row["step_id"])][0], seed, val_fraction)
+        side = problem_split(ctx[int(row["step_id"])][0], seed, val_fraction)
         (val if side == "val" else train).append(example)
     return train, val
 
@@ -510,6 +495,8 @@ def preview_snapshot(kind: str, snapshot_id: int) -> dict:
 
 def build_snapshot_data(run: TrainingRun) -> TrainingData:
     """Exactly the snapshot's rows, in file order; the manifest carries the hash of what was read."""
+    if run.snapshot_id is None:
+        raise TrainingDataError(f"training run #{run.id} trains on no snapshot")
     job = ExportJob.objects.get(id=run.snapshot_id)
     check_snapshot(job, run.kind)
     snap = read_checked_snapshot(job)
@@ -542,4 +529,3 @@ def build_training_data(run: TrainingRun) -> TrainingData:
     if run.snapshot_id:
         return build_snapshot_data(run)
     return build_sft_data(run) if run.kind == TrainingRun.Kind.SFT else build_dpo_data(run)
-

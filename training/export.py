@@ -24,12 +24,16 @@ import json
 import logging
 import shutil
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotations.models import Step
+from inference.core.prompts import PromptTemplate as CoreTemplate
 from inference.models import Critique, GenerationRun, PromptTemplate
 from review.models import Review, ReviewEvent, ReviewItem
 from review.queue import record
@@ -39,6 +43,7 @@ from training.core.data import build_preference_pairs
 from training.core.snapshot import content_hash
 
 from .models import ExportJob
+from .pools import SFTPool, build_sft_pool, excluded_by_review
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +104,7 @@ def run_export_job(job_id: int) -> ExportJob | None:
     return job
 
 
-def _partial(job: ExportJob):
+def _partial(job: ExportJob) -> Path:
     folder = job.folder()
     return folder.with_name(f".{folder.name}.partial")
 
@@ -128,8 +133,6 @@ def _teacher_default(qs: QuerySet[Critique], f: dict) -> QuerySet[Critique]:
 def accepted_critiques(f: dict, *, any_role: bool = False) -> QuerySet[Critique]:
     """SFT-eligible and not excluded by review; optionally only those reviewed sound.
     Teacher runs only unless runs are named or `any_role` (DPO pairs come from any run)."""
-    from .pools import excluded_by_review
-
     qs = _scope(Critique.objects.sft_eligible().exclude(excluded_by_review()), f)
     if not any_role:
         qs = _teacher_default(qs, f)
@@ -157,7 +160,7 @@ def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
     rule (the authors' filter and balancing). Returns pairs and stats.
     """
     groups: dict[tuple[int, int], list[dict]] = defaultdict(list)
-    labels: dict[tuple[int, int], bool | None] = {}
+    labels: dict[Hashable, bool | None] = {}
     for cid, step_id, template_id, verdict, label in accepted_critiques(f, any_role=True).values_list(
         "id", "step_id", "run__template_id", "verdict", "step__label"
     ):
@@ -170,7 +173,7 @@ def dpo_pairs(f: dict) -> tuple[list[tuple[int, int]], dict]:
             groups[(step_id, template_id)].append({"id": cid, "verdict": verdict})
     for key in groups:
         groups[key].sort(key=lambda s: s["id"])
-    ordered = {key: groups[key] for key in sorted(groups)}
+    ordered: dict[Hashable, list[dict]] = {key: groups[key] for key in sorted(groups)}
     cap, min_agree, seed = int(f["dpo_pairs_per_step"]), float(f["dpo_min_agree_fraction"]), int(f["seed"])
     result = build_preference_pairs(
         ordered, labels, max_pairs_per_step=cap, min_agree_fraction=min_agree, seed=seed
@@ -186,21 +189,22 @@ class PromptRenderer:
     """Renders each (template, step) prompt once, loading previous steps per chunk."""
 
     def __init__(self) -> None:
-        self._templates: dict[int, object] = {}
+        self._templates: dict[int, CoreTemplate] = {}
         self.used_templates: dict[int, PromptTemplate] = {}
+        self._previous: dict[int, list[str]] = {}  # critique id -> the texts of the steps before
 
     def critiques(self, ids: Sequence[int]) -> dict[int, Critique]:
         rows = Critique.objects.filter(id__in=ids).select_related("run__template", "step__solution__problem")
         out = {c.id: c for c in rows}
         need = {c.step.solution_id for c in out.values()}
         texts: dict[int, dict[int, str]] = defaultdict(dict)
-        for sol, idx, text in Step.objects.filter(solution_id__in=need).values_list(
+        for solution_id, idx, text in Step.objects.filter(solution_id__in=need).values_list(
             "solution_id", "index", "text"
         ):
-            texts[sol][idx] = text
+            texts[solution_id][idx] = text
         for c in out.values():
             sol = texts[c.step.solution_id]
-            c.previous_texts = [sol[i] for i in range(c.step.index) if i in sol]  # type: ignore[attr-defined]
+            self._previous[c.id] = [sol[i] for i in range(c.step.index) if i in sol]
         return out
 
     def messages(self, c: Critique) -> list[dict[str, str]]:
@@ -212,16 +216,16 @@ class PromptRenderer:
         solution = c.step.solution
         # The exact question the source gave (PRMBench, step rows), as inference renders it.
         question = (solution.metadata or {}).get("prompt_question") or solution.problem.question
-        return core.render_messages(question, c.previous_texts, c.step.text)
+        return core.render_messages(question, self._previous[c.id], c.step.text)
 
 
-def _chunks(ids: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
+def _chunks(ids: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
 
 
-def _schemas():
-    import pyarrow as pa
+def _schemas() -> tuple[Any, Any]:
+    import pyarrow as pa  # heavy import: only when an export is written
 
     messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
     sft = pa.schema(
@@ -252,8 +256,8 @@ def _schemas():
 class _Writer:
     """One split: JSONL and Parquet written side by side, chunk by chunk."""
 
-    def __init__(self, folder, name: str, schema) -> None:
-        import pyarrow.parquet as pq
+    def __init__(self, folder: Path, name: str, schema: Any) -> None:
+        import pyarrow.parquet as pq  # heavy import: only when an export is written
 
         self.name, self.schema, self.rows = name, schema, 0
         self.jsonl_path, self.parquet_path = folder / f"{name}.jsonl", folder / f"{name}.parquet"
@@ -261,7 +265,7 @@ class _Writer:
         self.parquet = pq.ParquetWriter(self.parquet_path, schema)
 
     def write(self, rows: list[dict]) -> None:
-        import pyarrow as pa
+        import pyarrow as pa  # heavy import: only when an export is written
 
         if not rows:
             return
@@ -275,7 +279,7 @@ class _Writer:
         self.parquet.close()
 
 
-def _sha256(path) -> str:
+def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -283,20 +287,94 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
-def write_snapshot(job: ExportJob) -> dict:
-    from .pools import build_sft_pool
+class _Progress:
+    """Rows written so far, stored on the job every PROGRESS_EVERY rows and at the end."""
 
-    f = normalize_filters(job.filters)
-    final, folder = job.folder(), _partial(job)
-    if folder.exists():
-        shutil.rmtree(folder)  # a re-run rewrites the snapshot from scratch
-    folder.mkdir(parents=True)
-    sft_schema, dpo_schema = _schemas()
-    renderer = PromptRenderer()
+    def __init__(self, job: ExportJob, total: int) -> None:
+        self.job = job
+        job.rows_total, job.rows_done = total, 0
+        runs.progress(job, rows_total=total, rows_done=0)
 
+    def advance(self, n: int) -> None:
+        job = self.job
+        job.rows_done += n
+        if job.rows_done % PROGRESS_EVERY < n or job.rows_done == job.rows_total:
+            runs.progress(job, rows_done=job.rows_done)
+
+
+def _sft_row(c: Critique, renderer: PromptRenderer) -> dict:
+    return {
+        "prompt": renderer.messages(c),
+        "completion": [{"role": "assistant", "content": c.text}],
+        "critique_uuid": str(c.uuid),
+        "run_id": c.run_id,
+        "step_id": c.step_id,
+        "label": c.step.label,
+        "verdict": c.verdict,
+    }
+
+
+def _dpo_row(chosen: Critique, rejected: Critique, renderer: PromptRenderer) -> dict:
+    return {
+        "prompt": renderer.messages(chosen),
+        "chosen": [{"role": "assistant", "content": chosen.text}],
+        "rejected": [{"role": "assistant", "content": rejected.text}],
+        "run_id": chosen.run_id,
+        "step_id": chosen.step_id,
+        "chosen_critique_uuid": str(chosen.uuid),
+        "rejected_critique_uuid": str(rejected.uuid),
+    }
+
+
+def _write_sft_split(
+    writer: _Writer, ids: list[int], renderer: PromptRenderer, progress: _Progress, source_runs: set[int]
+) -> None:
+    for chunk in _chunks(ids):
+        found = renderer.critiques(chunk)
+        rows = []
+        for cid in chunk:
+            source_runs.add(found[cid].run_id)
+            rows.append(_sft_row(found[cid], renderer))
+        writer.write(rows)
+        progress.advance(len(rows))
+    writer.close()
+
+
+def _write_dpo_split(
+    writer: _Writer,
+    pairs: list[tuple[int, int]],
+    renderer: PromptRenderer,
+    progress: _Progress,
+    source_runs: set[int],
+) -> None:
+    for chunk in _chunks(pairs):
+        found = renderer.critiques(sorted({i for pair in chunk for i in pair}))
+        rows = []
+        for chosen_id, rejected_id in chunk:
+            chosen, rejected = found[chosen_id], found[rejected_id]
+            source_runs.update((chosen.run_id, rejected.run_id))
+            rows.append(_dpo_row(chosen, rejected, renderer))
+        writer.write(rows)
+        progress.advance(len(rows))
+    writer.close()
+
+
+@dataclass
+class _Written:
+    """What write_snapshot wrote and where its rows came from, for the manifest."""
+
+    filters: dict
+    accepted: QuerySet[Critique]
+    pool: SFTPool | None
+    pair_stats: dict | None
+    writers: list[_Writer] = field(default_factory=list)
+    source_runs: set[int] = field(default_factory=set)
+    renderer: PromptRenderer = field(default_factory=PromptRenderer)
+
+
+def _write_files(job: ExportJob, folder: Path, f: dict) -> _Written:
     accepted = accepted_critiques(f)
     pool = None
-    splits: list[tuple[str, list[int]]] = []
     if "sft" in f["kinds"]:
         pool = build_sft_pool(
             accepted,
@@ -305,75 +383,46 @@ def write_snapshot(job: ExportJob) -> dict:
             balance=bool(f["balance"]),
             per_step=str(f.get("per_step") or "one"),
         )
-        splits = [("sft_train", pool.train_ids), ("sft_val", pool.val_ids)]
+    splits = [("sft_train", pool.train_ids), ("sft_val", pool.val_ids)] if pool else []
     pairs, pair_stats = dpo_pairs(f) if "dpo" in f["kinds"] else ([], None)
-    job.rows_total = sum(len(ids) for _, ids in splits) + len(pairs)
-    job.rows_done = 0
-    runs.progress(job, rows_total=job.rows_total, rows_done=0)
-
-    def advance(n: int) -> None:
-        job.rows_done += n
-        if job.rows_done % PROGRESS_EVERY < n or job.rows_done == job.rows_total:
-            runs.progress(job, rows_done=job.rows_done)
-
-    source_runs: set[int] = set()
-    written: list[_Writer] = []
+    out = _Written(f, accepted, pool, pair_stats)
+    progress = _Progress(job, sum(len(ids) for _, ids in splits) + len(pairs))
+    sft_schema, dpo_schema = _schemas()
     for name, ids in splits:
         if not ids and name == "sft_val":
             continue
-        writer = _Writer(folder, name, sft_schema)
-        for chunk in _chunks(ids):
-            found = renderer.critiques(chunk)
-            rows = []
-            for cid in chunk:
-                c = found[cid]
-                source_runs.add(c.run_id)
-                rows.append(
-                    {
-                        "prompt": renderer.messages(c),
-                        "completion": [{"role": "assistant", "content": c.text}],
-                        "critique_uuid": str(c.uuid),
-                        "run_id": c.run_id,
-                        "step_id": c.step_id,
-                        "label": c.step.label,
-                        "verdict": c.verdict,
-                    }
-                )
-            writer.write(rows)
-            advance(len(rows))
-        writer.close()
-        written.append(writer)
+        out.writers.append(_Writer(folder, name, sft_schema))
+        _write_sft_split(out.writers[-1], ids, out.renderer, progress, out.source_runs)
     if "dpo" in f["kinds"]:
-        writer = _Writer(folder, "dpo", dpo_schema)
-        for chunk in _chunks(pairs):
-            found = renderer.critiques(sorted({i for pair in chunk for i in pair}))
-            rows = []
-            for chosen_id, rejected_id in chunk:
-                chosen, rejected = found[chosen_id], found[rejected_id]
-                source_runs.update((chosen.run_id, rejected.run_id))
-                rows.append(
-                    {
-                        "prompt": renderer.messages(chosen),
-                        "chosen": [{"role": "assistant", "content": chosen.text}],
-                        "rejected": [{"role": "assistant", "content": rejected.text}],
-                        "run_id": chosen.run_id,
-                        "step_id": chosen.step_id,
-                        "chosen_critique_uuid": str(chosen.uuid),
-                        "rejected_critique_uuid": str(rejected.uuid),
-                    }
-                )
-            writer.write(rows)
-            advance(len(rows))
-        writer.close()
-        written.append(writer)
+        out.writers.append(_Writer(folder, "dpo", dpo_schema))
+        _write_dpo_split(out.writers[-1], pairs, out.renderer, progress, out.source_runs)
+    return out
 
+
+def _source_run_rows(ids: set[int]) -> list[dict]:
+    return [
+        {
+            "id": r.id,
+            "uuid": str(r.uuid),
+            "kind": r.kind,
+            "dataset": r.dataset.name,
+            "model": r.endpoint.name,
+            "template": f"{r.template.name} v{r.template.version}",
+            "template_hash": r.template.content_hash,
+        }
+        for r in GenerationRun.objects.filter(id__in=ids).select_related("dataset", "endpoint", "template")
+    ]
+
+
+def _manifest(job: ExportJob, folder: Path, written: _Written) -> dict:
+    f = written.filters
     scoped_eligible = _teacher_default(_scope(Critique.objects.sft_eligible(), f), f).count()
-    n_accepted = accepted.count()
+    n_accepted = written.accepted.count()
     files = {}
-    for w in written:
+    for w in written.writers:
         for path in (w.jsonl_path, w.parquet_path):
             files[path.name] = {"rows": w.rows, "bytes": path.stat().st_size, "sha256": _sha256(path)}
-    manifest = {
+    return {
         "export": str(job.uuid),
         "created_at": job.created_at.isoformat(),
         "created_by": job.created_by.username if job.created_by else None,
@@ -386,32 +435,28 @@ def write_snapshot(job: ExportJob) -> dict:
             "sft_eligible_in_scope": scoped_eligible,
             "excluded_by_review": scoped_eligible - n_accepted if not f["require_review"] else None,
             "accepted": n_accepted,
-            **{w.name: w.rows for w in written},
+            **{w.name: w.rows for w in written.writers},
         },
-        "sft_pool": pool.stats if pool else None,
-        "dpo_pairing": pair_stats,
+        "sft_pool": written.pool.stats if written.pool else None,
+        "dpo_pairing": written.pair_stats,
         "templates": [
             {"id": t.id, "name": t.name, "version": t.version, "content_hash": t.content_hash}
-            for t in sorted(renderer.used_templates.values(), key=lambda t: t.id)
+            for t in sorted(written.renderer.used_templates.values(), key=lambda t: t.id)
         ],
-        "source_runs": [
-            {
-                "id": r.id,
-                "uuid": str(r.uuid),
-                "kind": r.kind,
-                "dataset": r.dataset.name,
-                "model": r.endpoint.name,
-                "template": f"{r.template.name} v{r.template.version}",
-                "template_hash": r.template.content_hash,
-            }
-            for r in GenerationRun.objects.filter(id__in=source_runs).select_related(
-                "dataset", "endpoint", "template"
-            )
-        ],
+        "source_runs": _source_run_rows(written.source_runs),
         "files": files,
         # What a training run from this snapshot must read back (training.core.snapshot).
         "content_sha256": content_hash(folder),
     }
+
+
+def write_snapshot(job: ExportJob) -> dict:
+    f = normalize_filters(job.filters)
+    final, folder = job.folder(), _partial(job)
+    if folder.exists():
+        shutil.rmtree(folder)  # a re-run rewrites the snapshot from scratch
+    folder.mkdir(parents=True)
+    manifest = _manifest(job, folder, _write_files(job, folder, f))
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     # Complete: into place in one rename (a killed export leaves only the hidden partial).
     if final.exists():
@@ -419,6 +464,6 @@ def write_snapshot(job: ExportJob) -> dict:
     folder.rename(final)
     job.manifest = manifest
     job.content_sha256 = manifest["content_sha256"]
-    job.files = sorted(files) + ["manifest.json"]
+    job.files = sorted(manifest["files"]) + ["manifest.json"]
     job.rows_done = job.rows_total
     return manifest

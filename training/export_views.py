@@ -1,11 +1,14 @@
-"""Training-data export screens (admins). Served under /review/exports/ in the `review`
-URL namespace (rprm_web/urls.py), where they have always been; templates in
-templates/review/."""
+"""Training-data export screens (admins): `training:export_*`, served under /review/exports/
+(their URLs before the app split, so bookmarks keep working); templates in templates/training/."""
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 from django import forms
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django_htmx.http import HttpResponseStopPolling
 
@@ -33,8 +36,8 @@ class ExportForm(LaunchKeyForm):
     dpo_pairs_per_step = forms.IntegerField(initial=2, min_value=1, max_value=50, label="DPO pairs per step")
     seed = forms.IntegerField(initial=0)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
         if not data.get("sft") and not data.get("dpo"):
             raise forms.ValidationError("Choose SFT, DPO or both.")
         return data
@@ -57,20 +60,22 @@ class ExportForm(LaunchKeyForm):
         }
 
 
-def export_list(request: AppRequest):
+def export_list(request: AppRequest) -> HttpResponse:
     require_admin(request)
     form = ExportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         job, _ = runs.launch_once(
             ExportJob, form.launch_key_value(), lambda: create_export_job(request.user, form.filters())
         )
-        return redirect("review:export_detail", export_uuid=job.uuid)
+        return redirect("training:export_detail", export_uuid=job.uuid)
     show_archived = request.GET.get("archived") == "1"
     jobs = runs.listed(ExportJob.objects.select_related("created_by"), show_archived)[:30]
-    return render(request, "review/exports.html", {"form": form, "jobs": jobs, "show_archived": show_archived})
+    return render(
+        request, "training/exports.html", {"form": form, "jobs": jobs, "show_archived": show_archived}
+    )
 
 
-def export_detail(request: AppRequest, export_uuid):
+def export_detail(request: AppRequest, export_uuid: UUID) -> HttpResponse:
     require_admin(request)
     job = get_object_or_404(ExportJob.objects.select_related("created_by"), uuid=export_uuid)
     info = (job.manifest or {}).get("files", {})
@@ -83,12 +88,12 @@ def export_detail(request: AppRequest, export_uuid):
         + [(k, v) for k, v in counts.items() if k not in order],
     }
     if request.htmx and request.htmx.target == "export-progress":
-        response = render(request, "review/export_detail.html#progress", context)
+        response = render(request, "training/export_detail.html#progress", context)
         return HttpResponseStopPolling(response.content) if job.is_finished else response
-    return render(request, "review/export_detail.html", context)
+    return render(request, "training/export_detail.html", context)
 
 
-def export_download(request: AppRequest, export_uuid, name: str):
+def export_download(request: AppRequest, export_uuid: UUID, name: str) -> HttpResponseBase:
     require_admin(request)
     job = get_object_or_404(ExportJob, uuid=export_uuid, status=ExportJob.Status.SUCCEEDED)
     if name not in job.files:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django import forms
+from django.db.models import QuerySet
 
 from annotations.models import Dataset
 from inference.core.generation import STUDENT
 from inference.models import GenerationRun
 from rprm_web.forms import LaunchKeyForm
+from training.core.runner import DEFAULT_LEARNING_RATE
 
+from .actions import STUDENT_STEP_FILTER
 from .models import ExportJob, ModelVersion, TrainingRun
 
 BF16_CHOICES = [("auto", "auto (on where the GPU supports it)"), ("on", "on"), ("off", "off")]
@@ -71,7 +77,7 @@ class LaunchForm(LaunchKeyForm):
         label="Report to",
     )
 
-    hyper_fields = (
+    hyper_fields: tuple[str, ...] = (
         "learning_rate",
         "effective_batch_size",
         "per_device_batch_size",
@@ -88,11 +94,9 @@ class LaunchForm(LaunchKeyForm):
         "report_to",
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")  # "Balance yes/no 1:1:" reads badly
         super().__init__(*args, **kwargs)
-        from training.core.runner import DEFAULT_LEARNING_RATE
-
         self.fields["learning_rate"].initial = DEFAULT_LEARNING_RATE[self.kind]
 
     def clean_learning_rate(self) -> float:
@@ -104,8 +108,8 @@ class LaunchForm(LaunchKeyForm):
     def clean_report_to(self) -> str:
         return self.cleaned_data.get("report_to") or "tensorboard"  # a form posted without it: the default
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
         if not data.get("base_version") and not (data.get("base_path") or "").strip():
             raise forms.ValidationError("Pick a registered model or give a model path / hub id.")
         return data
@@ -148,24 +152,38 @@ class LaunchForm(LaunchKeyForm):
             ("Data", list(self.data_group)),
             ("Optimisation", optimisation),
             ("Memory and length", ["lora", "lora_r", "bf16", "gradient_checkpointing", "max_length"]),
-            ("Evaluation, checkpoints, logging", ["eval_steps", "save_steps", "logging_steps", "report_to", "train_seed"]),
+            (
+                "Evaluation, checkpoints, logging",
+                ["eval_steps", "save_steps", "logging_steps", "report_to", "train_seed"],
+            ),
         ]
         return [(title, [self[n] for n in names]) for title, names in named]
 
 
-def snapshot_field(split: str, empty_label: str, help_text: str) -> forms.ModelChoiceField:
-    """Finished export snapshots holding `split` rows, newest first."""
-    field = forms.ModelChoiceField(
-        queryset=ExportJob.objects.filter(
-            status=ExportJob.Status.SUCCEEDED, files__contains=[f"{split}.jsonl"]
-        ).order_by("-created_at"),
-        required=False,
-        label="Export snapshot",
-        empty_label=empty_label,
-        help_text=help_text,
+def val_fraction_field(help_text: str) -> forms.FloatField:
+    """The share of problems held out for validation (both launch forms)."""
+    return forms.FloatField(
+        min_value=0, max_value=0.9, initial=0.05, label="Validation fraction", help_text=help_text
     )
-    field.label_from_instance = lambda job: snapshot_label(job, split)
-    return field
+
+
+class SnapshotField(forms.ModelChoiceField):
+    """Finished export snapshots holding `split` rows, newest first, labelled by their counts."""
+
+    def __init__(self, split: str, empty_label: str, help_text: str) -> None:
+        self.split = split
+        super().__init__(
+            queryset=ExportJob.objects.filter(
+                status=ExportJob.Status.SUCCEEDED, files__contains=[f"{split}.jsonl"]
+            ).order_by("-created_at"),
+            required=False,
+            label="Export snapshot",
+            empty_label=empty_label,
+            help_text=help_text,
+        )
+
+    def label_from_instance(self, obj: ExportJob) -> str:
+        return snapshot_label(obj, self.split)
 
 
 def snapshot_label(job: ExportJob, split: str) -> str:
@@ -177,7 +195,7 @@ def snapshot_label(job: ExportJob, split: str) -> str:
 
 class SFTLaunchForm(LaunchForm):
     kind = TrainingRun.Kind.SFT
-    snapshot = snapshot_field(
+    snapshot = SnapshotField(
         "sft_train",
         "A new snapshot of the selection below, taken at launch",
         "The exact rows the model trains on, recorded on the run and the model. A chosen snapshot "
@@ -196,13 +214,7 @@ class SFTLaunchForm(LaunchForm):
         required=False,
         help_text="Only steps from these datasets. Empty: any.",
     )
-    val_fraction = forms.FloatField(
-        min_value=0,
-        max_value=0.9,
-        initial=0.05,
-        label="Validation fraction",
-        help_text="Held out by problem: no problem in both splits.",
-    )
+    val_fraction = val_fraction_field("Held out by problem: no problem in both splits.")
     data_seed = forms.IntegerField(initial=0, label="Split seed")
     balance = forms.BooleanField(required=False, initial=True, label="Balance yes/no 1:1")
     per_step = forms.ChoiceField(
@@ -234,7 +246,7 @@ class SFTLaunchForm(LaunchForm):
 
 class DPOLaunchForm(LaunchForm):
     kind = TrainingRun.Kind.DPO
-    snapshot = snapshot_field(
+    snapshot = SnapshotField(
         "dpo",
         "None: pairs from the student run below",
         "An export snapshot with DPO pairs: the exact rows the model trains on (replaces the student run).",
@@ -258,13 +270,7 @@ class DPOLaunchForm(LaunchForm):
         help_text="Optional: drop steps where agreeing critiques are at most this fraction of valid ones "
         "(the authors: 1/3).",
     )
-    val_fraction = forms.FloatField(
-        min_value=0,
-        max_value=0.9,
-        initial=0.05,
-        label="Validation fraction",
-        help_text="Held out by problem.",
-    )
+    val_fraction = val_fraction_field("Held out by problem.")
     data_seed = forms.IntegerField(initial=0, label="Pairing / split seed")
     balance = forms.BooleanField(required=False, initial=True, label="Balance chosen Yes/No pairs 1:1")
     beta = forms.FloatField(
@@ -273,7 +279,13 @@ class DPOLaunchForm(LaunchForm):
 
     hyper_fields = (*LaunchForm.hyper_fields, "beta")
     data_group = (
-        "snapshot", "student_run", "max_pairs_per_step", "min_agree_fraction", "balance", "val_fraction", "data_seed",
+        "snapshot",
+        "student_run",
+        "max_pairs_per_step",
+        "min_agree_fraction",
+        "balance",
+        "val_fraction",
+        "data_seed",
     )
 
     def clean_min_agree_fraction(self) -> float | None:
@@ -283,7 +295,7 @@ class DPOLaunchForm(LaunchForm):
             return 1 / 3
         return value
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         if not data.get("snapshot") and not data.get("student_run"):
             self.add_error("student_run", "Pick a student sampling run, or a snapshot with DPO pairs.")
@@ -308,7 +320,7 @@ LAUNCH_FORMS: dict[str, type[LaunchForm]] = {
 }
 
 
-def selection_from(kind: str, data) -> dict | None:
+def selection_from(kind: str, data: Mapping[str, Any]) -> dict | None:
     """The data selection of a (possibly incomplete) launch form, for the live count
     preview: None while a data field is invalid; other fields do not matter here."""
     form = LAUNCH_FORMS[kind](data)
@@ -327,7 +339,7 @@ class RegisterBaseForm(forms.Form):
 
 
 class SampleStudentForm(LaunchKeyForm):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
@@ -349,8 +361,6 @@ class SampleStudentForm(LaunchKeyForm):
         return float(self.cleaned_data["temperature"])
 
     def step_filter(self) -> dict:
-        from .actions import STUDENT_STEP_FILTER
-
         f = dict(STUDENT_STEP_FILTER)
         if self.cleaned_data.get("limit"):
             f["limit"] = self.cleaned_data["limit"]
@@ -369,17 +379,19 @@ class BuildPairsForm(forms.Form):
     )
     balance = forms.BooleanField(required=False, initial=True, label="Balance chosen Yes/No pairs 1:1")
 
-    def __init__(self, *args, version: ModelVersion, **kwargs):
+    def __init__(self, *args: Any, version: ModelVersion, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
-        self.fields["student_run"].queryset = student_runs(version)
+        field = self.fields["student_run"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = student_runs(version)
 
     def clean_min_agree_fraction(self) -> float | None:
         value = self.cleaned_data.get("min_agree_fraction")
         return 1 / 3 if value is not None and abs(value - 1 / 3) < 1e-3 else value
 
 
-def student_runs(version: ModelVersion):
+def student_runs(version: ModelVersion) -> QuerySet[GenerationRun]:
     """Finished student sampling runs of this version (through its student endpoint)."""
     if version.student_endpoint_id is None:
         return GenerationRun.objects.none()

@@ -11,11 +11,13 @@ deleted from under it.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from annotations.models import Step
 from inference.models import Critique, GenerationRun, ModelEndpoint, PromptTemplate
@@ -81,14 +83,17 @@ class ModelVersion(models.Model):
         return self.name
 
     def endpoint_for(self, role: str) -> ModelEndpoint | None:
-        return {
+        by_role: dict[str, ModelEndpoint | None] = {
             ModelEndpoint.Role.STUDENT: self.student_endpoint,
             ModelEndpoint.Role.SCORER: self.scorer_endpoint,
-        }.get(role)
+        }
+        return by_role.get(role)
 
     def lineage(self) -> list[ModelVersion]:
         """This version and its ancestors, newest first."""
-        chain, node, seen = [], self, set()
+        chain: list[ModelVersion] = []
+        node: ModelVersion | None = self
+        seen: set[int] = set()
         while node is not None and node.pk not in seen:
             chain.append(node)
             seen.add(node.pk)
@@ -167,8 +172,6 @@ class TrainingRun(RunBase):
     def duration_s(self) -> float | None:
         if not self.started_at:
             return None
-        from django.utils import timezone
-
         return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
 
     def chart_data(self) -> dict:
@@ -257,16 +260,14 @@ class ExportJob(RunBase):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        db_table = "annotations_exportjob"
+        db_table = "annotations_exportjob"  # kept in the move from annotations (migration 0002)
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"export {self.uuid} ({self.status})"
 
     def get_absolute_url(self) -> str:
-        return reverse("review:export_detail", args=[self.uuid])
+        return reverse("training:export_detail", args=[self.uuid])
 
-    def folder(self):
-        from pathlib import Path
-
+    def folder(self) -> Path:
         return Path(settings.MEDIA_ROOT) / "exports" / str(self.uuid)

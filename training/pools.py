@@ -13,10 +13,12 @@ order, not random state), so the same inputs give the same pool on any machine.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
+from annotations.models import Dataset
 from inference.models import Critique, GenerationRun
 from review.reviews import training_exclusion_q
 
@@ -27,9 +29,15 @@ def _problem_key(question: str) -> str:
     return " ".join(question.lower().split())
 
 
-def _unit(seed: int, kind: str, key) -> float:
+def _unit(seed: int, kind: str, key: object) -> float:
     digest = hashlib.blake2b(f"{seed}:{kind}:{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+def problem_split(question: str, seed: int, val_fraction: float) -> str:
+    """ "train" or "val" for a problem: the one hash split, so a problem lands on the same side
+    for the SFT pool, DPO pairs and snapshots."""
+    return "val" if _unit(seed, "split", _problem_key(question)) < val_fraction else "train"
 
 
 @dataclass
@@ -39,7 +47,9 @@ class SFTPool:
     stats: dict = field(default_factory=dict)
 
 
-def eligible_critiques(runs=None, datasets=None) -> QuerySet[Critique]:
+def eligible_critiques(
+    runs: Iterable[GenerationRun] | None = None, datasets: Iterable[Dataset] | None = None
+) -> QuerySet[Critique]:
     """Runs named: their critiques, whatever their role. None: teacher runs only (student
     samples are DPO material; they join the SFT pool only when asked for by run)."""
     qs = Critique.objects.sft_eligible()
@@ -61,35 +71,50 @@ def excluded_by_review() -> Q:
 PER_STEP_CHOICES = ("one", "all")
 
 
-def build_sft_pool(critiques: QuerySet[Critique], *, val_fraction: float = 0.05, seed: int = 0,
-                   balance: bool = True, per_step: str = "one") -> SFTPool:
+def build_sft_pool(
+    critiques: QuerySet[Critique],
+    *,
+    val_fraction: float = 0.05,
+    seed: int = 0,
+    balance: bool = True,
+    per_step: str = "one",
+) -> SFTPool:
     if not 0 <= val_fraction < 1:
         raise ValueError("val_fraction must be in [0, 1)")
     if per_step not in PER_STEP_CHOICES:
         raise ValueError(f"per_step must be one of {', '.join(PER_STEP_CHOICES)}, got {per_step!r}")
-    rows = list(critiques.values_list("id", "verdict", "step__solution__problem__question", "step_id",
-                                      "run_id", "sample_index"))
-    n_agreeing = len(rows)
+    agreeing = list(
+        critiques.values_list(
+            "id", "verdict", "step__solution__problem__question", "step_id", "run_id", "sample_index"
+        )
+    )
     if per_step == "one":
         last: dict[tuple[int, int], tuple] = {}
-        for row in rows:
+        for row in agreeing:
             key = (row[4], row[3])  # (run, step)
             if key not in last or row[5] > last[key][5]:
                 last[key] = row
-        rows = sorted(last.values())
-    rows = [r[:3] for r in rows]
+        kept = sorted(last.values())
+    else:
+        kept = agreeing
+    rows = [(r[0], r[1], r[2]) for r in kept]
     splits: dict[str, dict[str, list[int]]] = {"train": {"yes": [], "no": []}, "val": {"yes": [], "no": []}}
     val_problems = set()
     for cid, verdict, question in rows:
-        key = _problem_key(question)
-        split = "val" if _unit(seed, "split", key) < val_fraction else "train"
+        split = problem_split(question, seed, val_fraction)
         if split == "val":
-            val_problems.add(key)
+            val_problems.add(_problem_key(question))
         splits[split][verdict].append(cid)
     pool = SFTPool()
-    stats: dict = {"eligible": len(rows), "agreeing": n_agreeing, "per_step": per_step,
-                   "val_problems": len(val_problems), "seed": seed,
-                   "val_fraction": val_fraction, "balanced": balance}
+    stats: dict = {
+        "eligible": len(rows),
+        "agreeing": len(agreeing),
+        "per_step": per_step,
+        "val_problems": len(val_problems),
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "balanced": balance,
+    }
     for split, by_verdict in splits.items():
         yes, no = by_verdict["yes"], by_verdict["no"]
         if balance:
@@ -97,8 +122,12 @@ def build_sft_pool(critiques: QuerySet[Critique], *, val_fraction: float = 0.05,
             yes = sorted(yes, key=lambda c: _unit(seed, "keep", c))[:n]
             no = sorted(no, key=lambda c: _unit(seed, "keep", c))[:n]
         chosen = sorted(yes + no)
-        stats[split] = {"yes": len(yes), "no": len(no), "total": len(chosen),
-                        "dropped_for_balance": len(by_verdict["yes"]) + len(by_verdict["no"]) - len(chosen)}
+        stats[split] = {
+            "yes": len(yes),
+            "no": len(no),
+            "total": len(chosen),
+            "dropped_for_balance": len(by_verdict["yes"]) + len(by_verdict["no"]) - len(chosen),
+        }
         if split == "train":
             pool.train_ids = chosen
         else:

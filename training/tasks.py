@@ -20,18 +20,24 @@ import math
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from inference import runner
 from rprm_web import runs
+from training.core.runner import TrainResult, last_complete_checkpoint, run_dpo, run_sft
 
 from .actions import json_safe, register_trained_model, train_config
 from .data import build_training_data
 from .export import run_export_job
 from .models import ExportJob, TrainingMetric, TrainingRun
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,7 @@ def run_training(run_id: int) -> None:
     train(run_id)
 
 
-def _finite(value) -> float | None:
+def _finite(value: Any) -> float | None:
     # NaN / inf are not JSON (json_script, jsonb) and mean "no value" on the chart.
     try:
         value = float(value)
@@ -124,7 +130,7 @@ class RowSink:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def flush(self, **fields) -> None:
+    def flush(self, **fields: Any) -> None:
         """Metrics and progress in one transaction, fenced: LeaseLost (nothing written) when
         another worker took the run over."""
         with transaction.atomic():
@@ -151,26 +157,20 @@ class RowSink:
 
 
 def _prepare_process() -> None:
-    from django.conf import settings
-
     if settings.TORCH_CPU_THREADS:
-        import torch
+        import torch  # heavy ML import: only in the training process
 
         torch.set_num_threads(settings.TORCH_CPU_THREADS)
     # A generation run may have left a model loaded in this worker: free the memory
     # before loading two copies (policy + reference) for training.
-    from inference import runner
-
-    for backend in list(runner._backend_cache.values()):
-        backend.close()
-    runner._backend_cache.clear()
+    runner.release_backends()
 
 
-def _distributed():
+def _distributed() -> PartialState | None:
     """accelerate's process state when launched with several processes, else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    import torch
+    import torch  # heavy ML imports: only under a multi-process launch
     from accelerate import PartialState
 
     # The first PartialState wins (it is shared): on a machine without CUDA, ask for
@@ -223,7 +223,9 @@ def _train_claimed(run: TrainingRun, state: Any) -> Any:
     """The body: train, then register the model; returns the core's TrainResult. After a
     cancel (the core stopped at a step and saved) RunCancelled is raised from
     `train`'s body; a failure is noted in the log tail and re-raised."""
-    run.refresh_from_db(fields=["log_tail", "step", "max_steps", "last_checkpoint"])  # a retry resumes the tail
+    run.refresh_from_db(
+        fields=["log_tail", "step", "max_steps", "last_checkpoint"]
+    )  # a retry resumes the tail
     sink = RowSink(run, honour_cancel=state is None)
     sink.note(f"claimed by {run.worker}" + (f" ({state.num_processes} processes)" if state else ""))
     try:
@@ -249,9 +251,7 @@ def _train_claimed(run: TrainingRun, state: Any) -> Any:
     return result
 
 
-def _train(run: TrainingRun, sink: RowSink | None):
-    from training.core.runner import last_complete_checkpoint, run_dpo, run_sft
-
+def _train(run: TrainingRun, sink: RowSink | None) -> TrainResult:
     t0 = time.perf_counter()
     _ensure_snapshot(run, sink)
     data = build_training_data(run)
@@ -328,7 +328,9 @@ def _result_fields(result: Any) -> dict:
 
 def recover_interrupted_runs(worker: str) -> list[int]:
     """Re-queue the training runs this worker name held when it died."""
-    return [run_id for model, run_id in runs.resume(worker, {"gpu"}, stale_too=False) if model == "TrainingRun"]
+    return [
+        run_id for model, run_id in runs.resume(worker, {"gpu"}, stale_too=False) if model == "TrainingRun"
+    ]
 
 
 @shared_task(acks_late=True, ignore_result=True)

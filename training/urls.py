@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import export_views, views
 
 app_name = "training"
 urlpatterns = [
@@ -16,4 +16,12 @@ urlpatterns = [
     path("models/<uuid:version_uuid>/register/", views.model_register, name="model_register"),
     path("models/<uuid:version_uuid>/sample/", views.model_sample, name="model_sample"),
     path("models/<uuid:version_uuid>/pairs/", views.model_pairs, name="model_pairs"),
+    # Training-data exports: served under /review/ (where reviewers find them; bookmarks keep working).
+    path("review/exports/", export_views.export_list, name="export_list"),
+    path("review/exports/<uuid:export_uuid>/", export_views.export_detail, name="export_detail"),
+    path(
+        "review/exports/<uuid:export_uuid>/files/<str:name>",
+        export_views.export_download,
+        name="export_download",
+    ),
 ]

@@ -6,8 +6,15 @@ fallback: the preview is also a submit button, the live panel is also a page.
 
 from __future__ import annotations
 
+import tarfile
+import tempfile
+from uuid import UUID
+
 from django.contrib import messages
 from django.db.models import Count
+from django.forms import Form
+from django.http import FileResponse, Http404, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -15,8 +22,10 @@ from django_htmx.http import HttpResponseStopPolling
 from inference.models import GenerationRun, ModelEndpoint
 from rprm_web import runs
 from rprm_web.access import AppRequest, require_admin, require_reviewer
+from training.core.runner import DEFAULT_LEARNING_RATE
 
 from . import actions
+from .data import TrainingDataError, build_preference_pairs_for, preview_pairs, preview_sft, preview_snapshot
 from .forms import (
     LAUNCH_FORMS,
     BuildPairsForm,
@@ -28,16 +37,16 @@ from .forms import (
 from .models import ModelVersion, TrainingRun
 
 
-def run_list(request: AppRequest):
+def run_list(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     show_archived = request.GET.get("archived") == "1"
-    rows = runs.listed(TrainingRun.objects.select_related("base_version", "output_version", "template"), show_archived)
+    rows = runs.listed(
+        TrainingRun.objects.select_related("base_version", "output_version", "template"), show_archived
+    )
     return render(request, "training/run_list.html", {"runs": rows[:100], "show_archived": show_archived})
 
 
 def _kind_or_404(kind: str) -> str:
-    from django.http import Http404
-
     if kind not in LAUNCH_FORMS:
         raise Http404("unknown training kind")
     return kind
@@ -47,13 +56,13 @@ def _preview(kind: str, selection: dict | None) -> dict:
     if selection is None:
         return {"error": "Fix the data fields to see the counts."}
     if selection.get("snapshot"):
-        return actions.preview_snapshot(kind, selection["snapshot"])
+        return preview_snapshot(kind, selection["snapshot"])
     if kind == TrainingRun.Kind.SFT:
-        return actions.preview_sft(selection)
-    return actions.preview_pairs(selection)
+        return preview_sft(selection)
+    return preview_pairs(selection)
 
 
-def run_new(request: AppRequest, kind: str):
+def run_new(request: AppRequest, kind: str) -> HttpResponse:
     require_admin(request)
     kind = _kind_or_404(kind)
     form_class = LAUNCH_FORMS[kind]
@@ -91,7 +100,7 @@ def run_new(request: AppRequest, kind: str):
     return render(request, "training/run_new.html", {"form": form, "kind": kind, "preview": preview})
 
 
-def _initial_data(form) -> dict:
+def _initial_data(form: Form) -> dict:
     """The form's initial values as submitted data (checkboxes: present when on)."""
     data = {}
     for name, field in form.fields.items():
@@ -102,7 +111,7 @@ def _initial_data(form) -> dict:
     return data
 
 
-def run_preview(request: AppRequest, kind: str):
+def run_preview(request: AppRequest, kind: str) -> HttpResponse:
     """htmx: the data counts for the form as it stands (GET with the form's fields)."""
     require_admin(request)
     kind = _kind_or_404(kind)
@@ -110,9 +119,11 @@ def run_preview(request: AppRequest, kind: str):
     return render(request, "training/run_new.html#preview", {"kind": kind, "preview": preview})
 
 
-def run_detail(request: AppRequest, run_uuid):
+def run_detail(request: AppRequest, run_uuid: UUID) -> HttpResponse:
     require_reviewer(request)
-    run = get_object_or_404(TrainingRun.objects.select_related("base_version", "template", "snapshot"), uuid=run_uuid)
+    run = get_object_or_404(
+        TrainingRun.objects.select_related("base_version", "template", "snapshot"), uuid=run_uuid
+    )
     version = ModelVersion.objects.filter(training_run=run).first()
     metrics = list(run.metrics.order_by("step"))
     context = {"run": run, "version": version, "metrics": metrics, "chart": run.chart_data()}
@@ -126,13 +137,8 @@ def run_detail(request: AppRequest, run_uuid):
     )
 
 
-def run_tensorboard(request: AppRequest, run_uuid):
+def run_tensorboard(request: AppRequest, run_uuid: UUID) -> HttpResponseBase:
     """The run's TensorBoard event files as one .tar.gz, to open with `tensorboard --logdir`."""
-    import tarfile
-    import tempfile
-
-    from django.http import FileResponse, Http404
-
     require_reviewer(request)
     run = get_object_or_404(TrainingRun, uuid=run_uuid)
     folder = actions.tensorboard_dir(run)
@@ -147,8 +153,6 @@ def run_tensorboard(request: AppRequest, run_uuid):
 
 def _config_rows(run: TrainingRun) -> list[tuple[str, object, bool]]:
     """Every TrainConfig field as the run will use it, marked when set explicitly."""
-    from training.core.runner import DEFAULT_LEARNING_RATE
-
     defaults = actions.hyperparameter_fields()
     defaults["learning_rate"] = DEFAULT_LEARNING_RATE[run.kind]
     set_here = run.hyperparameters
@@ -160,7 +164,7 @@ def _config_rows(run: TrainingRun) -> list[tuple[str, object, bool]]:
 
 
 @require_POST
-def run_cancel(request: AppRequest, run_uuid):
+def run_cancel(request: AppRequest, run_uuid: UUID) -> HttpResponse:
     require_admin(request)
     run = get_object_or_404(TrainingRun, uuid=run_uuid)
     if actions.request_cancel(run):
@@ -171,7 +175,7 @@ def run_cancel(request: AppRequest, run_uuid):
 # --- the registry ----------------------------------------------------------------------
 
 
-def model_list(request: AppRequest):
+def model_list(request: AppRequest) -> HttpResponse:
     require_reviewer(request)
     versions = ModelVersion.objects.select_related("parent", "training_run", "template").order_by(
         "-created_at"
@@ -182,7 +186,7 @@ def model_list(request: AppRequest):
 
 
 @require_POST
-def model_register_base(request: AppRequest):
+def model_register_base(request: AppRequest) -> HttpResponse:
     require_admin(request)
     form = RegisterBaseForm(request.POST)
     if form.is_valid():
@@ -194,7 +198,7 @@ def model_register_base(request: AppRequest):
     return render(request, "training/model_list.html", {"versions": versions, "base_form": form}, status=400)
 
 
-def _model_context(version: ModelVersion, **forms) -> dict:
+def _model_context(version: ModelVersion, **forms: Form) -> dict:
     runs = student_runs(version).annotate(n_pairs=Count("preference_pairs"))
     sampling = (
         GenerationRun.objects.filter(
@@ -215,7 +219,7 @@ def _model_context(version: ModelVersion, **forms) -> dict:
     }
 
 
-def model_detail(request: AppRequest, version_uuid):
+def model_detail(request: AppRequest, version_uuid: UUID) -> HttpResponse:
     require_reviewer(request)
     version = get_object_or_404(
         ModelVersion.objects.select_related(
@@ -227,7 +231,7 @@ def model_detail(request: AppRequest, version_uuid):
 
 
 @require_POST
-def model_register(request: AppRequest, version_uuid):
+def model_register(request: AppRequest, version_uuid: UUID) -> HttpResponse:
     require_admin(request)
     version = get_object_or_404(ModelVersion, uuid=version_uuid)
     role = request.POST.get("role", "")
@@ -255,7 +259,7 @@ def model_register(request: AppRequest, version_uuid):
 
 
 @require_POST
-def model_sample(request: AppRequest, version_uuid):
+def model_sample(request: AppRequest, version_uuid: UUID) -> HttpResponse:
     require_admin(request)
     version = get_object_or_404(ModelVersion, uuid=version_uuid)
     form = SampleStudentForm(request.POST)
@@ -287,7 +291,7 @@ def model_sample(request: AppRequest, version_uuid):
 
 
 @require_POST
-def model_pairs(request: AppRequest, version_uuid):
+def model_pairs(request: AppRequest, version_uuid: UUID) -> HttpResponse:
     require_admin(request)
     version = get_object_or_404(ModelVersion, uuid=version_uuid)
     form = BuildPairsForm(request.POST, version=version)
@@ -297,10 +301,10 @@ def model_pairs(request: AppRequest, version_uuid):
         )
     d = form.cleaned_data
     try:
-        build = actions.build_preference_pairs_for(
+        build = build_preference_pairs_for(
             d["student_run"], d["max_pairs_per_step"], d["min_agree_fraction"], balance=d["balance"]
         )
-    except actions.TrainingDataError as exc:
+    except TrainingDataError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from inference import api_limits
-from inference.api_limits import DatabaseLimiter, Limits, RedisLimiter, Refused
+from inference.api_limits import DatabaseLimiter, Limits, RedisLimiter, Refused, limiter
 from inference.models import ApiLease
 from inference.scorers import create_api_token
 from tests.evaluation.conftest import served_endpoint_for
@@ -252,7 +252,7 @@ def test_small_requests_do_not_wait_behind_a_big_one(worker_env, reviewer, tmp_p
     for name, server in servers.items():
         served_endpoint_for(server.url, "m", name=name, p_yes_via="none", max_retries=0,
                             tokenizer_path=tiny_model_dir, max_concurrency=4 if name == "batching" else 1)  # fmt: skip
-    raw = create_api_token(reviewer, "fairness")[1]
+    token, raw = create_api_token(reviewer, "fairness")
     port = free_port()
     log = (tmp_path / "gunicorn.log").open("wb")
     web = subprocess.Popen(
@@ -272,7 +272,12 @@ def test_small_requests_do_not_wait_behind_a_big_one(worker_env, reviewer, tmp_p
     try:
         wait_for(lambda: _up(base), timeout=60, what="gunicorn")
         for name in servers:
-            call({**BODY, "model": name, "max_new_tokens": 4})  # warm: imports, first connections
+            # Warm: imports and first connections. On a busy machine the first call can pass the
+            # deadline (its slot is freed when its thread ends): warm until one answers, then
+            # start the burst with no slot held.
+            warm = {**BODY, "model": name, "max_new_tokens": 4}
+            wait_for(lambda w=warm: call(w)[0].status_code == 200, timeout=90, every=1, what="a warm call")
+            wait_for(lambda: limiter().in_flight(token) == 0, timeout=60, what="the warm calls' slots")
             big = {**BODY, "model": name, "steps": [f"Step {i}: 2 + 3 = 5." for i in range(48)], "K": 4,
                    "max_new_tokens": 48}  # fmt: skip
             small = {**BODY, "model": name, "steps": ["2 + 3 = 5."], "K": 1, "max_new_tokens": 8}

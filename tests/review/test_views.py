@@ -44,9 +44,9 @@ def urls(make_run, admin):
         ("get", reverse("review:adjudicate", args=[uuid])),
         ("post", reverse("review:decide_correction", args=[correction.id])),
         ("post", reverse("review:audit_run")),
-        ("get", reverse("review:export_list")),
-        ("get", reverse("review:export_detail", args=[job.uuid])),
-        ("get", reverse("review:export_download", args=[job.uuid, "manifest.json"])),
+        ("get", reverse("training:export_list")),
+        ("get", reverse("training:export_detail", args=[job.uuid])),
+        ("get", reverse("training:export_download", args=[job.uuid, "manifest.json"])),
     ]
     return reviewer_pages, admin_pages
 
@@ -193,7 +193,7 @@ def test_an_admin_adjudicates_and_exports_from_the_browser_pages(
     monkeypatch.setattr("training.tasks.export_task.delay", lambda job_id: queued.append(job_id))
     with django_capture_on_commit_callbacks(execute=True):
         created = client.post(
-            reverse("review:export_list"),
+            reverse("training:export_list"),
             {
                 "sft": "on",
                 "dpo": "on",
@@ -207,13 +207,13 @@ def test_an_admin_adjudicates_and_exports_from_the_browser_pages(
     assert created.status_code == 302 and queued == [job.id] and job.filters["runs"] == [run.id]
     run_export_job(job.id)
     poll = client.get(
-        reverse("review:export_detail", args=[job.uuid]),
+        reverse("training:export_detail", args=[job.uuid]),
         headers={"HX-Request": "true", "HX-Target": "export-progress"},
     )
     assert poll.status_code == 286 and "sft_train.jsonl" in poll.content.decode()  # stop polling
-    download = client.get(reverse("review:export_download", args=[job.uuid, "sft_train.jsonl"]))
+    download = client.get(reverse("training:export_download", args=[job.uuid, "sft_train.jsonl"]))
     rows = [json.loads(line) for line in b"".join(download.streaming_content).decode().splitlines()]
     assert rows and {r["critique_uuid"] for r in rows} <= {
         str(c) for c in Critique.objects.values_list("uuid", flat=True)
     }
-    assert client.get(reverse("review:export_download", args=[job.uuid, "secret.txt"])).status_code == 404
+    assert client.get(reverse("training:export_download", args=[job.uuid, "secret.txt"])).status_code == 404

@@ -14,6 +14,15 @@ from inference.core.prompts import DEFAULT_TEMPLATE
 from inference.models import Critique, GenerationRun, ModelEndpoint
 from review.models import ReviewItem
 from training import actions
+from training.data import (
+    TrainingDataError,
+    build_dpo_data,
+    build_preference_pairs_for,
+    build_sft_data,
+    pairs_for,
+    preview_pairs,
+    preview_sft,
+)
 from training.models import ModelVersion, PreferencePair, TrainingRun
 
 from .conftest import student_run_with, teacher_run
@@ -29,7 +38,7 @@ def _sft_run(selection, **hyper) -> TrainingRun:
 def test_it_builds_sft_rows_from_the_kept_critiques(seed_run, settings, tmp_path):
     settings.MODELS_DIR = tmp_path / "models"
     run = _sft_run({"runs": [seed_run.id], "val_fraction": 0.3})
-    data = actions.build_sft_data(run)
+    data = build_sft_data(run)
     kept = Critique.objects.filter(run=seed_run, strict=True, matches_label=True)
     n_correct = kept.filter(verdict="yes").count()
     n_incorrect = kept.filter(verdict="no").count()
@@ -63,14 +72,14 @@ def test_it_leaves_out_critiques_reviewed_as_flawed(seed_run, reviewer, settings
     from review.reviews import submit_review
 
     settings.MODELS_DIR = tmp_path / "models"
-    before = actions.preview_sft({"runs": [seed_run.id], "val_fraction": 0, "balance": False})
+    before = preview_sft({"runs": [seed_run.id], "val_fraction": 0, "balance": False})
     kept = Critique.objects.filter(run=seed_run, strict=True, matches_label=True, verdict="no").first()
     ensure_review_items([kept.id])
     take_item(kept.id, reviewer)
     submit_review(ReviewItem.objects.get(critique=kept), reviewer, "flawed")
-    after = actions.preview_sft({"runs": [seed_run.id], "val_fraction": 0, "balance": False})
+    after = preview_sft({"runs": [seed_run.id], "val_fraction": 0, "balance": False})
     assert after["train"]["no"] == before["train"]["no"] - 1
-    data = actions.build_sft_data(_sft_run({"runs": [seed_run.id], "val_fraction": 0, "balance": False}))
+    data = build_sft_data(_sft_run({"runs": [seed_run.id], "val_fraction": 0, "balance": False}))
     assert kept.id not in {e.meta["critique"] for e in data.train}
 
 
@@ -79,16 +88,16 @@ def test_it_refuses_critiques_from_two_templates(seed_run, demo_dataset, setting
     other = save_template(DEFAULT_TEMPLATE.with_version(name="other-template", version=1), source="test")
     second = teacher_run(demo_dataset, endpoint_name="another-teacher", template=other)
     selection = {"runs": [seed_run.id, second.id]}
-    assert "2 prompt templates" in actions.preview_sft(selection)["error"]
-    with pytest.raises(actions.TrainingDataError, match="2 prompt templates"):
-        actions.build_sft_data(_sft_run(selection))
+    assert "2 prompt templates" in preview_sft(selection)["error"]
+    with pytest.raises(TrainingDataError, match="2 prompt templates"):
+        build_sft_data(_sft_run(selection))
 
 
 def test_it_says_when_there_is_nothing_to_train_on(demo_dataset, settings, tmp_path):
     settings.MODELS_DIR = tmp_path / "models"
-    assert "No training rows" in actions.preview_sft({"datasets": [demo_dataset.id]})["error"]
-    with pytest.raises(actions.TrainingDataError, match="no training rows"):
-        actions.build_sft_data(_sft_run({"datasets": [demo_dataset.id]}))
+    assert "No training rows" in preview_sft({"datasets": [demo_dataset.id]})["error"]
+    with pytest.raises(TrainingDataError, match="no training rows"):
+        build_sft_data(_sft_run({"datasets": [demo_dataset.id]}))
 
 
 # --- the DPO pair rule ---------------------------------------------------------------------
@@ -118,7 +127,7 @@ def _pairs(run):
 
 def test_it_pairs_agreeing_with_disagreeing_critiques_capped_per_step(constructed):
     run, _cases, correct, incorrect = constructed
-    build = actions.build_preference_pairs_for(run, max_pairs_per_step=2, min_agree_fraction=None, balance=False)
+    build = build_preference_pairs_for(run, max_pairs_per_step=2, min_agree_fraction=None, balance=False)
     pairs = _pairs(run)
     assert len(pairs) == len(build.pairs) == build.created == 6
     by_step = {
@@ -148,38 +157,44 @@ def test_it_pairs_agreeing_with_disagreeing_critiques_capped_per_step(constructe
 
 def test_it_drops_steps_where_at_most_a_third_agree(constructed):
     run, _cases, _correct, incorrect = constructed
-    build = actions.build_preference_pairs_for(run, max_pairs_per_step=2, min_agree_fraction=1 / 3)
+    build = build_preference_pairs_for(run, max_pairs_per_step=2, min_agree_fraction=1 / 3)
     assert build.stats["steps_dropped_by_filter"] == 1
     assert len(build.pairs) == 4 and incorrect[0].id not in {step for step, _, _ in build.pairs}
-    assert actions.preview_pairs({"student_run": run.id, "min_agree_fraction": 1 / 3})["pairs"] == 4
+    assert preview_pairs({"student_run": run.id, "min_agree_fraction": 1 / 3})["pairs"] == 4
 
 
 def test_the_default_rule_is_the_authors_filter_then_yes_no_balance(constructed):
     run, _cases, correct, incorrect = constructed
-    build = actions.build_preference_pairs_for(run)  # cap 2 and the 1/3 drop together, then 1:1
+    build = build_preference_pairs_for(run)  # cap 2 and the 1/3 drop together, then 1:1
     steps = [step for step, _, _ in build.pairs]
     assert incorrect[0].id not in steps  # 1 of 3 valid agrees: dropped
     assert steps.count(correct[0].id) == 2 and steps.count(incorrect[1].id) == 2  # 2 chosen-Yes, 2 chosen-No
-    assert (build.stats["chosen_yes"], build.stats["chosen_no"], build.stats["dropped_for_balance"]) == (2, 2, 0)
-    unbalanced = actions.build_preference_pairs_for(run, max_pairs_per_step=4, balance=False)
-    balanced = actions.build_preference_pairs_for(run, max_pairs_per_step=4)
-    assert len(unbalanced.pairs) == 7 and len(balanced.pairs) == 6  # 3 chosen-Yes vs 4 chosen-No: one No dropped
+    assert (build.stats["chosen_yes"], build.stats["chosen_no"], build.stats["dropped_for_balance"]) == (
+        2,
+        2,
+        0,
+    )
+    unbalanced = build_preference_pairs_for(run, max_pairs_per_step=4, balance=False)
+    balanced = build_preference_pairs_for(run, max_pairs_per_step=4)
+    assert (
+        len(unbalanced.pairs) == 7 and len(balanced.pairs) == 6
+    )  # 3 chosen-Yes vs 4 chosen-No: one No dropped
     assert balanced.stats["dropped_for_balance"] == 1
 
 
 def test_it_is_idempotent_and_keeps_the_rule_exact(constructed):
     run, *_ = constructed
     old = {"min_agree_fraction": None, "balance": False}
-    first = actions.build_preference_pairs_for(run, max_pairs_per_step=2, **old)
-    again = actions.build_preference_pairs_for(run, max_pairs_per_step=2, **old)
+    first = build_preference_pairs_for(run, max_pairs_per_step=2, **old)
+    again = build_preference_pairs_for(run, max_pairs_per_step=2, **old)
     assert again.created == 0 and again.pairs == first.pairs
     assert PreferencePair.objects.filter(run=run).count() == 6
     # No cap: every chosen x rejected; the capped pairs are among them (same order).
-    uncapped = actions.build_preference_pairs_for(run, max_pairs_per_step=None, **old)
+    uncapped = build_preference_pairs_for(run, max_pairs_per_step=None, **old)
     assert len(uncapped.pairs) == 3 + 2 + 4 and uncapped.created == 3
     assert set(first.pairs) <= set(uncapped.pairs)
     # The capped rule still selects exactly its own 6 pairs.
-    assert actions.pairs_for(first, run).count() == 6
+    assert pairs_for(first, run).count() == 6
 
 
 def test_it_leaves_flawed_student_critiques_out_of_pairs(constructed, reviewer):
@@ -191,29 +206,31 @@ def test_it_leaves_flawed_student_critiques_out_of_pairs(constructed, reviewer):
     ensure_review_items([lone_rejected.id])
     take_item(lone_rejected.id, reviewer)
     submit_review(ReviewItem.objects.get(critique=lone_rejected), reviewer, "flawed")
-    build = actions.build_preference_pairs_for(run)
+    build = build_preference_pairs_for(run)
     assert correct[0].id not in {step for step, _, _ in build.pairs}
 
 
 def test_it_refuses_pairs_from_a_teacher_run_or_an_unfinished_one(seed_run, constructed):
     run, *_ = constructed
-    with pytest.raises(actions.TrainingDataError, match="student sampling"):
-        actions.build_preference_pairs_for(seed_run)
+    with pytest.raises(TrainingDataError, match="student sampling"):
+        build_preference_pairs_for(seed_run)
     GenerationRun.objects.filter(id=run.id).update(status="running")
     run.refresh_from_db()
-    with pytest.raises(actions.TrainingDataError, match="finished"):
-        actions.build_preference_pairs_for(run)
+    with pytest.raises(TrainingDataError, match="finished"):
+        build_preference_pairs_for(run)
 
 
 def test_it_builds_dpo_rows_with_the_student_template(constructed, settings, tmp_path):
     settings.MODELS_DIR = tmp_path / "models"
     run, *_ = constructed
     training = actions.launch_training(
-        "dpo", "some/sft-model",
-        {"student_run": run.id, "val_fraction": 0, "min_agree_fraction": None, "balance": False}, queue=False,
+        "dpo",
+        "some/sft-model",
+        {"student_run": run.id, "val_fraction": 0, "min_agree_fraction": None, "balance": False},
+        queue=False,
     )
     assert training.template == run.template
-    data = actions.build_dpo_data(training)
+    data = build_dpo_data(training)
     assert data.counts["train"] == 6 and data.counts["val"] == 0 and data.counts["steps"] == 3
     pair = PreferencePair.objects.select_related("chosen", "rejected").get(id=data.train[0].meta["pair"])
     assert data.train[0].chosen == pair.chosen.text and data.train[0].rejected == pair.rejected.text
@@ -351,7 +368,9 @@ def test_the_sft_pool_keeps_one_agreeing_critique_per_step_the_last_sample(demo_
     critiques = eligible_critiques(runs=GenerationRun.objects.filter(id=run.id))
     one = build_sft_pool(critiques, val_fraction=0, balance=False)
     kept = Critique.objects.filter(id__in=one.train_ids)
-    assert sorted((c.step_id, c.sample_index) for c in kept) == sorted([(correct[0].id, 2), (incorrect[0].id, 1)])
+    assert sorted((c.step_id, c.sample_index) for c in kept) == sorted(
+        [(correct[0].id, 2), (incorrect[0].id, 1)]
+    )
     assert (one.stats["agreeing"], one.stats["eligible"], one.stats["per_step"]) == (4, 2, "one")
     every = build_sft_pool(critiques, val_fraction=0, balance=False, per_step="all")
     assert len(every.train_ids) == 4

@@ -7,7 +7,7 @@ import torch
 
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
-from training import actions
+from training.data import preview_sft
 from training.models import ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -32,7 +32,7 @@ def test_an_admin_launches_sft_and_watches_the_loss_chart(
     assert page.is_checked("#id_balance") and page.is_checked("#id_gradient_checkpointing")
 
     # Picking the teacher run updates the counts before launch (htmx).
-    expected = actions.preview_sft({"runs": [seed_run.id], "val_fraction": 0.3})
+    expected = preview_sft({"runs": [seed_run.id], "val_fraction": 0.3})
     page.fill("#id_val_fraction", "0.3")
     page.select_option("#id_runs", [str(seed_run.id)])
     page.wait_for_function(

@@ -13,8 +13,9 @@ import torch
 from django.core.management import CommandError, call_command
 
 from inference.models import GenerationRun
-from training import actions
+from training import actions, tasks
 from training.core import runner
+from training.data import preview_sft
 from training.export import create_export_job, run_export_job
 from training.models import ExportJob, ModelVersion, TrainingRun
 from training.pools import eligible_critiques
@@ -48,7 +49,7 @@ def received(monkeypatch):
         hashes.append(hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest())
         return real(config, train, val, **kwargs)
 
-    monkeypatch.setattr(runner, "run_sft", recording)
+    monkeypatch.setattr(tasks, "run_sft", recording)  # the name the task calls
     return hashes
 
 
@@ -137,7 +138,7 @@ def test_the_default_sft_pool_is_the_teachers(seed_run, demo_dataset, admin):
     assert set(asked.values_list("run_id", flat=True)) == {student.id}
     job = snapshot_of(admin)
     assert {r["id"] for r in job.manifest["source_runs"]} == {seed_run.id}
-    preview = actions.preview_sft({})
+    preview = preview_sft({})
     assert preview["pool"]["agreeing"] == seed_run.critiques.filter(matches_label=True).count()
     run = actions.launch_training("sft", "some/base", {}, {}, admin, queue=False, take_snapshot=True)
     assert TrainingRun.objects.get(id=run.id).snapshot.filters["runs"] == []

@@ -9,6 +9,7 @@ from django.urls import reverse
 from inference.models import GenerationRun
 from tests.conftest import PASSWORD
 from training import actions
+from training.data import preview_sft
 from training.models import ModelVersion, PreferencePair, TrainingMetric, TrainingRun
 
 from .conftest import TRAIN_FAST, student_run_with
@@ -24,7 +25,9 @@ def no_queue(monkeypatch):
     from training import tasks
 
     queued = []
-    monkeypatch.setattr(tasks.run_training, "delay", lambda run_id: queued.append(run_id))  # runs.enqueue sends
+    monkeypatch.setattr(
+        tasks.run_training, "delay", lambda run_id: queued.append(run_id)
+    )  # runs.enqueue sends
     return queued
 
 
@@ -142,7 +145,7 @@ def test_the_launch_form_shows_the_defaults_and_the_data_counts(client, admin, s
         {"runs": [seed_run.id], "val_fraction": "0", "data_seed": "0", "balance": "on"},
         headers={"HX-Request": "true"},
     )
-    counts = actions.preview_sft({"runs": [seed_run.id], "val_fraction": 0})
+    counts = preview_sft({"runs": [seed_run.id], "val_fraction": 0})
     html = preview.content.decode()
     assert preview.status_code == 200 and "<html" not in html and 'id="data-preview"' in html
     assert f"<b>{counts['train']['total']}</b>" in html and counts["train"]["total"] > 0
@@ -250,8 +253,13 @@ def test_the_model_page_registers_endpoints_samples_and_builds_pairs(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             reverse("training:model_sample", args=[version.uuid]),
-            {"dataset": demo_dataset.id, "n_samples": "4", "temperature": "1.0", "top_p": "0.95",
-             "max_new_tokens": "64"},
+            {
+                "dataset": demo_dataset.id,
+                "n_samples": "4",
+                "temperature": "1.0",
+                "top_p": "0.95",
+                "max_new_tokens": "64",
+            },
         )
     student = GenerationRun.objects.get(kind="student_sample")
     assert response.status_code == 302 and response.url == reverse(
@@ -329,3 +337,14 @@ def test_the_launch_form_sets_report_to(seed_run):
     form = SFTLaunchForm()
     assert form["report_to"].initial == "tensorboard"
     assert any("report_to" in [f.name for f in fields] for _, fields in form.groups())
+
+
+def test_the_export_pages_keep_review_marked_in_the_nav(client, admin):
+    # Served by training (training:export_*) but found under Review: the nav marks Review there.
+    login(client, admin)
+    exports = client.get(reverse("training:export_list")).content.decode()
+    assert 'aria-current="page">Review</a>' in exports and 'aria-current="page">Training</a>' not in exports
+    runs_page = client.get(reverse("training:run_list")).content.decode()
+    assert (
+        'aria-current="page">Training</a>' in runs_page and 'aria-current="page">Review</a>' not in runs_page
+    )

@@ -235,6 +235,53 @@ def _pair_order(n_chosen: int, n_rejected: int, rng: random.Random) -> list[tupl
     return [(c[a], r[b]) for a, b in grid]
 
 
+def _check_pair_options(
+    max_pairs_per_step: int | None, min_agree_fraction: float | Fraction | None, order: str, rule: str
+) -> Fraction | None:
+    """Validate the pair rule's options; the agreement threshold as an exact fraction."""
+    if max_pairs_per_step is not None and max_pairs_per_step < 1:
+        raise ValueError("max_pairs_per_step must be >= 1 or None")
+    if order not in PAIR_ORDERS:
+        raise ValueError(f"order must be one of {PAIR_ORDERS}, got {order!r}")
+    if rule not in PAIR_RULES:
+        raise ValueError(f"rule must be one of {PAIR_RULES}, got {rule!r}")
+    if min_agree_fraction is None:
+        return None
+    # 1/3 given as a float must still compare exactly: 1 of 3 valid is dropped.
+    threshold = Fraction(min_agree_fraction).limit_denominator(10_000)
+    if not 0 <= threshold < 1:
+        raise ValueError("min_agree_fraction must be in [0, 1)")
+    return threshold
+
+
+def _sides(
+    step: Hashable, samples: Sequence[Any], correct: bool, rule: str, stats: PairStats
+) -> tuple[list[int], list[int], int]:
+    """(agreeing indices, disagreeing indices, other valid samples) of one step; counts
+    the unparseable ones in ``stats``."""
+    agree: list[int] = []
+    disagree: list[int] = []
+    other_valid = 0
+    for i, sample in enumerate(samples):
+        if rule == "authors":
+            side = authors_side(_get(sample, "text"), correct)
+            if side is None:
+                stats.samples_unparseable += 1
+            elif side == "valid":
+                other_valid += 1
+            else:
+                (agree if side == "chosen" else disagree).append(i)
+            continue
+        verdict = _get(sample, "verdict")
+        if verdict not in ("yes", "no", "unparseable"):
+            raise ValueError(f"step {step!r} sample {i}: verdict must be yes/no/unparseable, got {verdict!r}")
+        if verdict == "unparseable":
+            stats.samples_unparseable += 1
+            continue
+        (agree if (verdict == "yes") == correct else disagree).append(i)
+    return agree, disagree, other_valid
+
+
 def build_preference_pairs(
     samples_by_step: Mapping[Hashable, Sequence[Any]],
     labels: Mapping[Hashable, Any],
@@ -264,19 +311,7 @@ def build_preference_pairs(
     no valid critique counts as without pair, then the filter, then a step lacking
     either side counts as without pair.
     """
-    if max_pairs_per_step is not None and max_pairs_per_step < 1:
-        raise ValueError("max_pairs_per_step must be >= 1 or None")
-    if order not in PAIR_ORDERS:
-        raise ValueError(f"order must be one of {PAIR_ORDERS}, got {order!r}")
-    if rule not in PAIR_RULES:
-        raise ValueError(f"rule must be one of {PAIR_RULES}, got {rule!r}")
-    threshold = None
-    if min_agree_fraction is not None:
-        # 1/3 given as a float must still compare exactly: 1 of 3 valid is dropped.
-        threshold = Fraction(min_agree_fraction).limit_denominator(10_000)
-        if not 0 <= threshold < 1:
-            raise ValueError("min_agree_fraction must be in [0, 1)")
-
+    threshold = _check_pair_options(max_pairs_per_step, min_agree_fraction, order, rule)
     stats = PairStats()
     pairs: list[PreferencePair] = []
     for step, samples in samples_by_step.items():
@@ -287,28 +322,7 @@ def build_preference_pairs(
             stats.steps_unlabelled += 1
             continue
         stats.steps_considered += 1
-        agree: list[int] = []
-        disagree: list[int] = []
-        other_valid = 0
-        for i, sample in enumerate(samples):
-            if rule == "authors":
-                side = authors_side(_get(sample, "text"), correct)
-                if side is None:
-                    stats.samples_unparseable += 1
-                elif side == "valid":
-                    other_valid += 1
-                else:
-                    (agree if side == "chosen" else disagree).append(i)
-                continue
-            verdict = _get(sample, "verdict")
-            if verdict not in ("yes", "no", "unparseable"):
-                raise ValueError(
-                    f"step {step!r} sample {i}: verdict must be yes/no/unparseable, got {verdict!r}"
-                )
-            if verdict == "unparseable":
-                stats.samples_unparseable += 1
-                continue
-            (agree if (verdict == "yes") == correct else disagree).append(i)
+        agree, disagree, other_valid = _sides(step, samples, correct, rule, stats)
         valid = len(agree) + len(disagree) + other_valid
         stats.samples_valid += valid
         if valid == 0:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inference.models import GenerationRun
 from rprm_web.cli import add_json_flag, write_json
+from training.data import TrainingDataError, build_preference_pairs_for
 
 
 class Command(BaseCommand):
     help = "Pair a student run's critiques: chosen agrees with the step's label, rejected does not."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("run", type=int, help="student sampling run id")
         parser.add_argument("--max-pairs-per-step", type=int, default=2, help="0: no cap")
         parser.add_argument(
@@ -19,15 +23,15 @@ class Command(BaseCommand):
             default=1 / 3,
             help="drop steps whose agreeing samples are at most this fraction (default: the authors' 1/3; 0: off)",
         )
-        parser.add_argument("--no-balance", action="store_true",
-                            help="keep every pair instead of as many chosen-Yes as chosen-No pairs")
+        parser.add_argument(
+            "--no-balance",
+            action="store_true",
+            help="keep every pair instead of as many chosen-Yes as chosen-No pairs",
+        )
         parser.add_argument("--seed", type=int, default=0)
         add_json_flag(parser)
 
-    def handle(self, *args, **o):
-        from inference.models import GenerationRun
-        from training.data import TrainingDataError, build_preference_pairs_for
-
+    def handle(self, *args: Any, **o: Any) -> None:
         run = GenerationRun.objects.filter(id=o["run"]).first()
         if run is None:
             raise CommandError(f"no generation run {o['run']}")
@@ -45,7 +49,20 @@ class Command(BaseCommand):
             f"{len(build.pairs)} pairs over {build.steps} steps ({build.created} new) from run {run.id}: "
             f"{s['steps_considered']} labelled steps, {s['steps_dropped_by_filter']} dropped by the filter, "
             f"{s['steps_without_pair']} without both sides, {s['samples_unparseable']} unparseable samples"
-            + (f", {s['dropped_for_balance']} dropped to balance chosen Yes/No" if "dropped_for_balance" in s else "")
+            + (
+                f", {s['dropped_for_balance']} dropped to balance chosen Yes/No"
+                if "dropped_for_balance" in s
+                else ""
+            )
         )
-        write_json(self, o, {"run": run.id, "pairs": len(build.pairs), "steps": build.steps,
-                             "created": build.created, "stats": s})
+        write_json(
+            self,
+            o,
+            {
+                "run": run.id,
+                "pairs": len(build.pairs),
+                "steps": build.steps,
+                "created": build.created,
+                "stats": s,
+            },
+        )

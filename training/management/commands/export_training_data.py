@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rprm_web.cli import add_json_flag, write_json
+from training.export import create_export_job, run_export_job
 
 
 class Command(BaseCommand):
@@ -31,9 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="send to the Celery default queue instead")
         add_json_flag(parser)
 
-    def handle(self, *args, **opts) -> None:
-        from training.export import create_export_job, run_export_job
-
+    def handle(self, *args: Any, **opts: Any) -> None:
         user = None
         if opts["user"]:
             user = User.objects.filter(username=opts["user"]).first()
@@ -58,7 +59,10 @@ class Command(BaseCommand):
             self.stdout.write(f"export {job.uuid} queued")
             write_json(self, opts, {"export": job.uuid, "status": job.status})
             return
-        job = run_export_job(job.id)
+        done = run_export_job(job.id)
+        if done is None:
+            raise CommandError(f"export {job.uuid} was claimed by another worker")
+        job = done
         if job.status != job.Status.SUCCEEDED:
             raise CommandError(
                 f"export failed: {job.error.splitlines()[0] if job.error else 'unknown error'}"
@@ -66,5 +70,13 @@ class Command(BaseCommand):
         self.stdout.write(f"export {job.uuid}: {job.folder()}")
         for key, value in job.manifest["counts"].items():
             self.stdout.write(f"  {key}: {value}")
-        write_json(self, opts, {"export": job.uuid, "status": job.status, "folder": job.folder(),
-                                "counts": job.manifest["counts"]})
+        write_json(
+            self,
+            opts,
+            {
+                "export": job.uuid,
+                "status": job.status,
+                "folder": job.folder(),
+                "counts": job.manifest["counts"],
+            },
+        )

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import uuid
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rprm_web.cli import add_json_flag, write_json
+from training import actions
+from training.models import ExportJob, ModelVersion, TrainingRun
+from training.tasks import train
 
 
-def _value(text: str):
+def _value(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -27,7 +32,7 @@ def _value(text: str):
 class Command(BaseCommand):
     help = "Train an R-PRM model (SFT on kept critiques, DPO on student preference pairs)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("kind", nargs="?", choices=["sft", "dpo"])
         parser.add_argument(
             "--execute",
@@ -45,7 +50,9 @@ class Command(BaseCommand):
         snapshot = parser.add_mutually_exclusive_group()
         snapshot.add_argument("--snapshot", help="train on this export snapshot's rows (its uuid)")
         snapshot.add_argument(
-            "--take-snapshot", action="store_true", help="SFT: snapshot the selection at launch and train on it"
+            "--take-snapshot",
+            action="store_true",
+            help="SFT: snapshot the selection at launch and train on it",
         )
         parser.add_argument("--max-pairs-per-step", type=int, default=2)
         parser.add_argument("--min-agree-fraction", type=float, help="DPO: e.g. 0.3333 (the authors' 1/3)")
@@ -78,8 +85,6 @@ class Command(BaseCommand):
         add_json_flag(parser)
 
     def snapshot_args(self, o: dict) -> dict:
-        from training.models import ExportJob
-
         if o["take_snapshot"]:
             return {"take_snapshot": True}
         if not o["snapshot"]:
@@ -89,15 +94,13 @@ class Command(BaseCommand):
             raise CommandError(f"no export snapshot {o['snapshot']}")
         return {"snapshot": job}
 
-    def handle(self, *args, **o):
-        from training import actions
-        from training.models import ModelVersion, TrainingRun
-
+    def handle(self, *args: Any, **o: Any) -> None:
         if o["execute"]:
             run = TrainingRun.objects.filter(uuid=o["execute"]).first()
             if run is None:
                 raise CommandError(f"no training run {o['execute']}")
-            return self.run_here(run, o)
+            self.run_here(run, o)
+            return
         if not o["kind"]:
             raise CommandError("say sft or dpo (or --execute UUID)")
         if o["base_version"]:
@@ -148,7 +151,12 @@ class Command(BaseCommand):
         snapshot_args = self.snapshot_args(o)
         try:
             run = actions.launch_training(
-                o["kind"], base, selection, hyper, name=o["name"], queue=not (o["wait"] or o["hold"]),
+                o["kind"],
+                base,
+                selection,
+                hyper,
+                name=o["name"],
+                queue=not (o["wait"] or o["hold"]),
                 **snapshot_args,
             )
         except ValueError as exc:
@@ -165,11 +173,7 @@ class Command(BaseCommand):
             return
         self.run_here(run, o)
 
-    def run_here(self, run, o) -> None:
-        import socket
-
-        from training.tasks import train
-
+    def run_here(self, run: TrainingRun, o: dict) -> None:
         # One name per host, not per process: running --execute again after Ctrl-C (or a
         # crash) takes the run back at once and resumes from its last checkpoint.
         result = train(run.id, worker=f"cli@{socket.gethostname()}")
@@ -180,11 +184,19 @@ class Command(BaseCommand):
             f"{result.kind} run {result.id} {result.status} at step {result.step}/{result.max_steps}"
             + (f"; registered {version.name} at {version.path}" if version else "")
         )
-        write_json(self, o, {
-            "run": result.id, "uuid": result.uuid, "kind": result.kind, "status": result.status,
-            "step": result.step, "max_steps": result.max_steps,
-            "model": {"name": version.name, "path": version.path} if version else None,
-        })
+        write_json(
+            self,
+            o,
+            {
+                "run": result.id,
+                "uuid": result.uuid,
+                "kind": result.kind,
+                "status": result.status,
+                "step": result.step,
+                "max_steps": result.max_steps,
+                "model": {"name": version.name, "path": version.path} if version else None,
+            },
+        )
         if result.status == "failed":
             raise CommandError(result.error.splitlines()[0] if result.error else "failed")
 

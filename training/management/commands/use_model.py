@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rprm_web.cli import add_json_flag, write_json
 from training.actions import register_endpoint
@@ -12,7 +14,7 @@ from training.models import ModelVersion
 class Command(BaseCommand):
     help = "Register a model version as a scorer or student endpoint (in the gpu worker, or a served URL)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("version", help="the model version's name")
         parser.add_argument("--as", dest="role", choices=["scorer", "student"], default="scorer")
         parser.add_argument(
@@ -23,7 +25,7 @@ class Command(BaseCommand):
         )
         add_json_flag(parser)
 
-    def handle(self, *args, **o) -> None:
+    def handle(self, *args: Any, **o: Any) -> None:
         version = ModelVersion.objects.filter(name=o["version"]).first()
         if version is None:
             raise CommandError(f"no model version named {o['version']!r}")
