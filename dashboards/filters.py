@@ -36,6 +36,11 @@ def run_label(run: GenerationRun) -> str:
     return f"#{run.id} {run.endpoint.name} · {run.template} · {run.dataset.name}"
 
 
+# Teacher critiques by default: the dashboards audit the teacher (seed runs and imported
+# critiques); student samples only when asked.
+ROLE_CHOICES = [("", "Teacher critiques"), ("student", "Student samples"), ("all", "All critiques")]
+
+
 class SliceForm(forms.Form):
     """Which critiques: shared by every dashboard. Invalid values fall back to "all".
 
@@ -50,6 +55,7 @@ class SliceForm(forms.Form):
         choices=WEEK_CHOICES, coerce=int, required=False, empty_value=None, label="Period"
     )
     basis = forms.ChoiceField(choices=list(BASES.items()), required=False, label="Error type from")
+    role = forms.ChoiceField(choices=ROLE_CHOICES, required=False, label="Critiques")
 
     def __init__(self, *args: Any, runs: list[GenerationRun] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,10 +83,22 @@ class SliceForm(forms.Form):
     def clean_basis(self) -> str:
         return self.cleaned_data.get("basis") or "either"
 
+    def role_runs(self) -> tuple[int, ...] | None:
+        """The runs of the chosen role, from the runs already loaded (no query); None when
+        the role leaves no run out (then every query stays unfiltered)."""
+        role = (self.cleaned_data.get("role") if self.is_bound and self.is_valid() else "") or "teacher"
+        if role == "all":
+            return None
+        wanted = [
+            r.id for r in self.runs if (r.kind == GenerationRun.Kind.STUDENT_SAMPLE) == (role == "student")
+        ]
+        return None if len(wanted) == len(self.runs) else tuple(wanted)
+
     def slice(self, *, blind: bool = False) -> Slice:
         """The chosen slice; `blind` for a reviewer's page (see `Slice`)."""
         if not self.is_valid():
-            return Slice(blind=blind)
+            return Slice(blind=blind, role_runs=self.role_runs())
+        role = self.cleaned_data.get("role") or ""
         d = self.cleaned_data
         return Slice(
             teacher=d["teacher"],
@@ -89,6 +107,8 @@ class SliceForm(forms.Form):
             run=d["run"],
             weeks=d["weeks"],
             blind=blind,
+            role_runs=self.role_runs(),
+            role=role,
         )
 
     def chosen_basis(self) -> str:
@@ -110,7 +130,9 @@ class SliceForm(forms.Form):
 def slice_params(slc: Slice, basis: str) -> dict[str, str]:
     """The slice as query parameters: the base of every drill-down link on a page."""
     params = {
-        k: str(getattr(slc, k)) for k in ("teacher", "template", "dataset", "run", "weeks") if getattr(slc, k)
+        k: str(getattr(slc, k))
+        for k in ("teacher", "template", "dataset", "run", "weeks", "role")
+        if getattr(slc, k)
     }
     if basis != "either":
         params["basis"] = basis

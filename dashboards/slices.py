@@ -136,6 +136,10 @@ class Slice:
     run: int | None = None
     weeks: int | None = None
     blind: bool = False
+    # The runs of the chosen role (teacher by default: the dashboards audit the teacher);
+    # None when the role leaves no run out. A run picked by id is shown whatever its role.
+    role_runs: tuple[int, ...] | None = None
+    role: str = ""  # "" (teacher), "student" or "all": carried by the drill-down links
 
     def scope_q(self) -> Q:
         """Summary rows (cells, queues, signals) this slice may count."""
@@ -155,8 +159,11 @@ class Slice:
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         if not filters:
-            return None
-        return list(GenerationRun.objects.filter(**filters).order_by("id").values_list("id", flat=True))
+            return None if self.role_runs is None else list(self.role_runs)
+        rows = GenerationRun.objects.filter(**filters)
+        if self.role_runs is not None and self.run is None:
+            rows = rows.filter(id__in=self.role_runs)
+        return list(rows.order_by("id").values_list("id", flat=True))
 
     def since(self, today: date | None = None) -> date | None:
         if not self.weeks:

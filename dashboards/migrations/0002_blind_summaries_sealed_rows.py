@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dashboards', '0001_dashboard_tables_from_annotations'),
+        ("dashboards", "0001_dashboard_tables_from_annotations"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='dashboardcell',
-            name='sealed',
+            model_name="dashboardcell",
+            name="sealed",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='dashboardqueue',
-            name='sealed',
+            model_name="dashboardqueue",
+            name="sealed",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='dashboardsignal',
-            name='sealed',
+            model_name="dashboardsignal",
+            name="sealed",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='dashboardsteps',
-            name='blind',
+            model_name="dashboardsteps",
+            name="blind",
             field=models.BooleanField(default=False),
         ),
     ]

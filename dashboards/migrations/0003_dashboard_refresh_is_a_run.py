@@ -4,50 +4,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dashboards', '0002_blind_summaries_sealed_rows'),
+        ("dashboards", "0002_blind_summaries_sealed_rows"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='dashboardrefresh',
-            name='archived',
+            model_name="dashboardrefresh",
+            name="archived",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='dashboardrefresh',
-            name='attempts',
+            model_name="dashboardrefresh",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='dashboardrefresh',
-            name='attempts_at_retry',
+            model_name="dashboardrefresh",
+            name="attempts_at_retry",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='dashboardrefresh',
-            name='cancel_requested',
+            model_name="dashboardrefresh",
+            name="cancel_requested",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='dashboardrefresh',
-            name='heartbeat_at',
+            model_name="dashboardrefresh",
+            name="heartbeat_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='dashboardrefresh',
-            name='launch_key',
+            model_name="dashboardrefresh",
+            name="launch_key",
             field=models.UUIDField(blank=True, editable=False, null=True, unique=True),
         ),
         migrations.AddField(
-            model_name='dashboardrefresh',
-            name='worker',
+            model_name="dashboardrefresh",
+            name="worker",
             field=models.CharField(blank=True, max_length=255),
         ),
         migrations.AlterField(
-            model_name='dashboardrefresh',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=10),
+            model_name="dashboardrefresh",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("running", "Running"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("cancelled", "Cancelled"),
+                ],
+                default="queued",
+                max_length=10,
+            ),
         ),
     ]

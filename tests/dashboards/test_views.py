@@ -329,3 +329,25 @@ def test_kappa_is_shown_with_its_interval_its_n_and_a_warning_under_30(client, c
     # Reviewers get neither (blind double review).
     client.force_login(reviewer)
     assert 'id="kappa-by-type"' not in client.get(reverse("review:agreement")).content.decode()
+
+
+def test_the_dashboards_count_teacher_critiques_unless_asked(client, cast, reviewer):
+    """Student samples are the student's, not the teacher's: out of every dashboard number
+    by default, in with "Critiques: all" or on their own with "student"."""
+    from inference.models import GenerationRun
+
+    GenerationRun.objects.filter(id=cast.b.id).update(kind=GenerationRun.Kind.STUDENT_SAMPLE)
+    client.force_login(reviewer)
+    url = reverse("dashboards:critiques")
+    runs_of = lambda rows: {r["run"] for r in rows}  # noqa: E731
+    teacher = _csv(client.get(url, {"csv": "critiques"}))
+    everything = _csv(client.get(url, {"csv": "critiques", "role": "all"}))
+    student = _csv(client.get(url, {"csv": "critiques", "role": "student"}))
+    b_rows = [r for r in everything if r["run"] == str(cast.b.id)]
+    assert b_rows and len(everything) == 18
+    assert len(teacher) == 18 - len(b_rows) and str(cast.b.id) not in runs_of(teacher)
+    assert runs_of(student) == {str(cast.b.id)} and len(student) == len(b_rows)
+    # A run picked by id is shown whatever its role; the choice rides on the drill-down links.
+    assert len(_csv(client.get(url, {"csv": "critiques", "run": cast.b.id}))) == len(b_rows)
+    page = client.get(reverse("dashboards:error_types"), {"role": "all"}).content.decode()
+    assert 'name="role"' in page and "role=all" in page
