@@ -45,11 +45,11 @@ services:
 browser-deps:
 	./scripts/browser_deps.sh
 
-# The whole suite against real Postgres, Redis, Celery workers and chromium, in
+# The type check, then the whole suite against real Postgres, Redis, Celery workers and chromium, in
 # PYTEST_WORKERS xdist processes (each its own test database, Redis db and var folder;
 # the fault suite's kills stay in one process: --dist loadgroup).
 PYTEST_WORKERS ?= 2
-test: setup services browser-deps
+test: setup typecheck services browser-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The base install alone (no ml extra, no torch) must serve the main pages.

@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Any
 
 from django.db import IntegrityError, connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 from ..models import Dataset, ErrorType, Problem, Solution, Step
 from ..taxonomy import ERROR_TYPES
@@ -134,9 +134,16 @@ class Writer:
         return list(seen.values())
 
 
+def _column(model: type[Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or not field.column:  # a reverse relation has no column
+        raise ValueError(f"{model.__name__}.{name} is not a column")
+    return field.column
+
+
 def _columns(model: type[Model], names: list[str]) -> str:
     quote = connection.ops.quote_name
-    return ", ".join(quote(model._meta.get_field(n).column) for n in names)
+    return ", ".join(quote(_column(model, n)) for n in names)
 
 
 class PostgresWriter(Writer):
