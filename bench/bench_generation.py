@@ -149,7 +149,8 @@ def main() -> None:
 def build_model(args, tmp: Path) -> Path:
     from inference.core.tiny_model import build_tiny_model
 
-    path = build_tiny_model(tmp / "tiny")
+    # Under MODELS_DIR (RPRM_VAR_DIR/models): local model paths outside it are refused.
+    path = build_tiny_model(tmp / "var" / "models" / "tiny")
     if not args.hidden:
         return path
     import torch
