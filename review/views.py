@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, TypeAlias, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, cast
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -24,7 +24,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
-from django_stubs_ext import WithAnnotations
+
+if TYPE_CHECKING:  # django-stubs' helper is a dev dependency: the base install lacks it
+    from django_stubs_ext import WithAnnotations
 
 from annotations.models import Dataset, ErrorType
 from inference.core.verdict import SECTION_KEYS
